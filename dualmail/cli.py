@@ -1,0 +1,168 @@
+"""The ``dualmail`` command: users, tokens and imports, safe while the server runs.
+
+LMDB is multi-process: every command here is an ordinary store transaction, and the
+running server notices it at once (``notify.ExternalCommitWatcher``).  Errors are one line
+on stderr naming the problem, with a non-zero exit and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any, Iterator, Sequence
+
+from .model.errors import DomainError
+
+EXIT_USAGE = 2
+EXIT_FAIL = 1
+
+
+class CliError(Exception):
+    pass
+
+
+def _data_dir(args: argparse.Namespace) -> str:
+    return args.data or os.environ.get("DUALMAIL_DATA") or "./dualmail-data"
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from .store.store import open_store
+
+    return open_store(_data_dir(args))
+
+
+def _read_password(confirm: bool = True) -> str:
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        pw = line.rstrip("\r\n")
+    else:
+        pw = getpass.getpass("Password: ")
+        if confirm and getpass.getpass("Repeat password: ") != pw:
+            raise CliError("the passwords do not match")
+    if not pw:
+        raise CliError("the password is empty")
+    return pw
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        if args.action == "add":
+            if store.account_id(args.address) is not None:
+                raise CliError(f"user {args.address.lower()} already exists")
+            store.create_account(args.address, _read_password())
+            print(f"added {args.address.lower()}")
+        elif args.action == "passwd":
+            store.require_account(args.address)
+            store.set_password(args.address, _read_password())
+            print(f"password changed for {args.address.lower()}")
+        elif args.action == "list":
+            for _a, address in store.list_accounts():
+                print(address)
+        elif args.action == "delete":
+            if not args.yes:
+                raise CliError("deleting a user removes all their mail: add --yes to confirm")
+            store.delete_account(args.address)
+            print(f"deleted {args.address.lower()}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        if args.action == "create":
+            print(store.create_token(args.address, note=args.note or ""))
+        elif args.action == "revoke":
+            n = store.revoke_tokens(args.address, args.token)
+            if args.token and not n:
+                raise CliError("no such token for that user")
+            print(f"revoked {n} token(s)")
+    finally:
+        store.close()
+    return 0
+
+
+def _progress(total: int | None, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="msg", file=sys.stderr, dynamic_ncols=True)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer_run import run_import
+
+    store = _open(args)
+    try:
+        a = store.require_account(args.address)
+        bar = _progress(None, sys.stderr.isatty() and not args.quiet)
+        try:
+            result = run_import(store, a, args.path, mailbox=args.mailbox,
+                                progress=(bar.update if bar is not None else None),
+                                workers=args.workers)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        store.close()
+    print(result.summary_line())
+    return 0 if not result.failed else EXIT_FAIL
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dualmail", description="Manage a dualmail store.")
+    p.add_argument("--data", help="data directory (default: $DUALMAIL_DATA or ./dualmail-data)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    u = sub.add_parser("user", help="manage users")
+    usub = u.add_subparsers(dest="action", required=True)
+    for name in ("add", "passwd"):
+        x = usub.add_parser(name, help=f"{name} a user (password from stdin or prompt)")
+        x.add_argument("address")
+    usub.add_parser("list", help="list users")
+    d = usub.add_parser("delete", help="delete a user and all their mail")
+    d.add_argument("address")
+    d.add_argument("--yes", action="store_true", help="confirm")
+    u.set_defaults(func=cmd_user)
+
+    t = sub.add_parser("token", help="bearer tokens for JMAP apps")
+    tsub = t.add_subparsers(dest="action", required=True)
+    tc = tsub.add_parser("create", help="print a new token")
+    tc.add_argument("address")
+    tc.add_argument("--note", default="")
+    tr = tsub.add_parser("revoke", help="revoke one token, or all of a user's")
+    tr.add_argument("address")
+    tr.add_argument("token", nargs="?")
+    t.set_defaults(func=cmd_token)
+
+    i = sub.add_parser("import", help="import an mbox file or a Maildir")
+    i.add_argument("address")
+    i.add_argument("path")
+    i.add_argument("--mailbox", help="target mailbox (default INBOX; Maildir subfolders keep their names below it)")
+    i.add_argument("--workers", type=int, default=None, help="parsing processes (default: CPU count)")
+    i.add_argument("--quiet", action="store_true", help="no progress bar")
+    i.set_defaults(func=cmd_import)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (CliError, DomainError) as e:
+        msg = e.message if isinstance(e, DomainError) else str(e)
+        print(f"dualmail: {msg}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("dualmail: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""First start: create a demo account with a random password and say how to log in.
+
+Only when the store has no account at all.  The credentials go to the log once and to
+``first-login.txt`` (mode 0600) in the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from .store.store import Store
+
+DEMO_ADDRESS = "demo@localhost"
+CREDENTIALS_FILE = "first-login.txt"
+
+
+def ensure_demo_account(store: Store, data_dir: str, hints: list[str]) -> str | None:
+    """Create the demo account on an empty store; returns the message written, or None."""
+    if store.list_accounts():
+        return None
+    password = secrets.token_urlsafe(12)
+    store.create_account(DEMO_ADDRESS, password)
+    lines = [
+        "dualmail first start: created the account",
+        f"  user:     {DEMO_ADDRESS}",
+        f"  password: {password}",
+        *hints,
+        "Add users with: dualmail --data " + data_dir + " user add ADDRESS",
+    ]
+    text = "\n".join(lines) + "\n"
+    path = os.path.join(data_dir, CREDENTIALS_FILE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return text

@@ -1,0 +1,149 @@
+"""``dualmail import``: mbox / Maildir into an account, parsed in parallel, written in batches.
+
+Each batch is one store transaction (one modseq).  Parsing runs in worker processes so the
+writer only writes.  Re-running an import skips messages already imported into the same
+mailbox: the key is ``importer.sources.dedup_key`` (Message-ID + internal date + size, or
+the SHA-256 of the bytes when there is no Message-ID), kept in the store's ``dedup`` table.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from .mail.ops import Prepared, prepare
+from .mime.parse import summarize
+from .model import errors
+from .store.store import Store
+from .store.txn import MailTxn
+
+BATCH_MESSAGES = 500
+BATCH_BYTES = 32 << 20
+MAX_MESSAGE = 64 << 20
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        line = f"imported {self.imported}, skipped {self.skipped} (already present), failed {len(self.failed)}"
+        if self.failed:
+            reasons: dict[str, int] = {}
+            for _origin, why in self.failed:
+                reasons[why] = reasons.get(why, 0) + 1
+            line += ": " + "; ".join(f"{why} ({n})" for why, n in sorted(reasons.items()))
+        return line
+
+
+def _summarize(raw: bytes) -> dict[str, Any]:
+    return summarize(raw)
+
+
+def _parsed(messages: Iterable[Any], workers: int) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+    """(source message, summary) pairs in source order; summaries from worker processes."""
+    if workers <= 1:
+        for msg in messages:
+            yield msg, (summarize(msg.raw) if len(msg.raw) <= MAX_MESSAGE else None)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        pending: list[Any] = []
+        window: list[tuple[Any, Any]] = []
+        for msg in messages:
+            if len(msg.raw) > MAX_MESSAGE:
+                window.append((msg, None))
+            else:
+                window.append((msg, pool.apply_async(_summarize, (msg.raw,))))
+            if len(window) >= 256:
+                for m, fut in window:
+                    yield m, (fut.get() if fut is not None else None)
+                window = []
+        for m, fut in window:
+            yield m, (fut.get() if fut is not None else None)
+        del pending
+
+
+def _resolve_mailbox(tx: MailTxn, path: list[str]) -> int:
+    parent = 0
+    m = 0
+    for name in path:
+        found = tx.child(parent, name)
+        if found is None:
+            found = tx.create_mailbox(name, parent)
+        m = parent = found
+    return m
+
+
+def run_import(store: Store, account: int, path: str, *, mailbox: str | None = None,
+               progress: Callable[[int], Any] | None = None, workers: int | None = None,
+               on_commit: Callable[[list[bytes]], Any] | None = None) -> ImportResult:
+    from .importer.sources import ImportSourceError, dedup_key, detect, iter_maildir, iter_mbox
+
+    try:
+        kind = detect(path)
+    except ImportSourceError as e:
+        raise errors.InvalidSourceError(str(e)) from None
+    base = [p for p in (mailbox or "INBOX").split("/") if p]
+    source = iter_mbox(path) if kind == "mbox" else iter_maildir(path)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4)
+    result = ImportResult()
+    batch: list[tuple[Any, Prepared, bytes]] = []
+    size = 0
+
+    def target(msg: Any) -> list[str]:
+        sub = list(msg.mailbox)
+        if not sub:
+            return base
+        return base + sub if mailbox else sub
+
+    def flush() -> None:
+        nonlocal batch, size
+        if not batch:
+            return
+        items = batch
+        batch, size = [], 0
+
+        def write(tx: MailTxn) -> tuple[int, int, list[bytes]]:
+            imported = skipped = 0
+            keys: list[bytes] = []
+            for msg, prep, key in items:
+                m = _resolve_mailbox(tx, target(msg))
+                if tx.imported(m, key) is not None:
+                    skipped += 1
+                    continue
+                e, _uids = tx.create_email(prep.raw, prep.summary, [m], prep.keywords,
+                                           prep.received, deleted=prep.deleted)
+                tx.mark_imported(m, key, e)
+                imported += 1
+                keys.append(key)
+            return imported, skipped, keys
+
+        imported, skipped, keys = store.transact(account, write)
+        result.imported += imported
+        result.skipped += skipped
+        if on_commit is not None:
+            on_commit(keys)
+        if progress is not None:
+            progress(len(items))
+
+    for msg, summary in _parsed(source, workers):
+        if summary is None:
+            result.failed.append((msg.origin, "message larger than 64 MiB"))
+            continue
+        try:
+            p = prepare(msg.raw, msg.flags, msg.internal_date, summary=summary)
+        except Exception as e:  # an unusable flag set must not stop the import
+            result.failed.append((msg.origin, f"unusable: {e}"))
+            continue
+        batch.append((msg, p, dedup_key(msg)))
+        size += len(msg.raw)
+        if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
+            flush()
+    flush()
+    return result

@@ -1,0 +1,589 @@
+"""The JMAP HTTP endpoints (RFC 8620 §2, §3.1, §6.1, §6.2, §7.3) as a Klein
+app: authentication, CORS, request-level limits and errors, and the bridges
+to the ``Authenticator`` and ``Backend`` protocols below.
+
+Routes::
+
+    GET  /.well-known/jmap   the Session object, served directly (no
+                             redirect: clients then need no extra round trip
+                             and never drop Authorization on a redirect)
+    GET  /jmap/session       the Session object
+    POST /jmap/api           a JMAP Request (application/json)
+    POST /jmap/upload/{accountId}/                        -> Backend.upload
+    GET  /jmap/download/{accountId}/{blobId}/{name}?accept={type}
+                             -> Backend.download, with single-range Range
+                                support (206/416)
+    GET  /jmap/eventsource/?types=&closeafter=&ping=       -> Backend.subscribe
+    OPTIONS anything         CORS preflight (no authentication)
+
+Every error before methods run is a ``RequestError`` written by one handler
+as ``application/problem+json`` (RFC 7807). Status codes: notJSON,
+notRequest, unknownCapability and the maxCallsInRequest limit 400;
+maxSizeRequest/maxSizeUpload 413; maxConcurrentRequests/maxConcurrentUpload
+429; missing or wrong credentials 401 with ``WWW-Authenticate: Basic`` and
+``Bearer`` challenges, the wrong-credentials answer delayed by
+``failed_login_delay`` seconds on the injected clock.
+
+This is the only module of the package that imports ``twisted.internet`` or
+``klein``. It must not import the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import IO, Any, Protocol, Union
+from urllib.parse import quote
+
+from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException
+
+from .dispatch import Dispatcher, Method, core_methods
+from .errors import RequestError
+from .request import parse_request
+from .session import CoreLimits, SessionInfo, build_session, server_capabilities
+
+Principal = Any
+MaybeDeferred = Union[Any, Deferred]
+
+REALM = "dualmail"
+
+
+# -- what the lead implements ------------------------------------------------
+
+
+class Authenticator(Protocol):
+    """Checks credentials. Each method returns the principal (any object the
+    Backend understands) or None, directly or as a Deferred/coroutine."""
+
+    def verify_basic(self, username: str, password: str) -> MaybeDeferred: ...
+
+    def verify_bearer(self, token: str) -> MaybeDeferred: ...
+
+
+class Blob(Protocol):
+    """Random access to an immutable blob (for Range requests)."""
+
+    size: int
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+class Backend(Protocol):
+    """What the HTTP layer needs from the rest of dualmail."""
+
+    def capabilities(self) -> Mapping[str, Mapping[str, Any]]:
+        """Capabilities besides core (the app adds core from its limits),
+        e.g. ``{"urn:ietf:params:jmap:mail": {}}``."""
+        ...
+
+    def session_info(self, principal: Principal) -> SessionInfo:
+        """Username, accounts and primary accounts of an authenticated
+        principal (synchronous)."""
+        ...
+
+    def upload(self, principal: Principal, account_id: str, content_type: str, body: IO[bytes]) -> MaybeDeferred:
+        """Store an upload (RFC 8620 §6.1); ``body`` is a file positioned at
+        0 and within maxSizeUpload. Return ``{"accountId", "blobId", "type",
+        "size"}`` (or a Deferred of it); raise ``RequestError`` to refuse."""
+        ...
+
+    def download(self, principal: Principal, account_id: str, blob_id: str) -> MaybeDeferred:
+        """A ``Blob`` or ``bytes`` the principal may read, or None (404)."""
+        ...
+
+    def subscribe(
+        self,
+        principal: Principal,
+        types: frozenset[str] | None,
+        callback: Callable[[Mapping[str, Any]], None],
+    ) -> Callable[[], None]:
+        """Call ``callback(StateChange)`` (RFC 8620 §7.1 object) after each
+        commit affecting the principal's accounts until the returned
+        function is called. ``types`` None means all. May call ``callback``
+        at once with the current states (to catch up a reconnecting
+        client)."""
+        ...
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _limit(name: str, status: int, detail: str) -> RequestError:
+    return RequestError("limit", status, detail, limit=name)
+
+
+class BytesBlob:
+    """``Blob`` over bytes in memory."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.size = len(data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset : offset + length]
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?\Z")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+    """One ``bytes=`` range (RFC 9110 §14.1.2) -> (first, last) inclusive;
+    None: serve the whole blob (no/ignored header); ``"unsatisfiable"``."""
+    if header is None:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or match.group(0) == "bytes=-":
+        return None  # syntax we do not handle (e.g. multiple ranges): ignore
+    first, last = match.groups()
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    if last != "" and int(last) < start:
+        return None  # invalid: ignore (RFC 9110 §14.1.1)
+    if start >= size:
+        return "unsatisfiable"
+    return start, size - 1 if last == "" else min(int(last), size - 1)
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback and RFC 6266/8187 ``filename*``."""
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+class BoundedRequest(server.Request):
+    """A ``twisted.web`` request that stops buffering its body past
+    ``max_body`` octets and sets ``body_too_large`` (so maxSizeRequest and
+    maxSizeUpload are enforced while reading). Use via ``make_site``."""
+
+    max_body = 2**31
+    body_too_large = False
+    _received = 0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > self.max_body:
+            self.body_too_large = True
+            return
+        super().handleContentChunk(data)
+
+
+def make_site(jmap: JMAPApp) -> server.Site:
+    """A ``Site`` serving ``jmap`` whose requests are ``BoundedRequest``s."""
+    limit = max(jmap.limits.max_size_request, jmap.limits.max_size_upload)
+    request_class = type("JMAPRequest", (BoundedRequest,), {"max_body": limit})
+    site = server.Site(jmap.app.resource())
+    site.requestFactory = request_class
+    return site
+
+
+class EventStream:
+    """One EventSource response (RFC 8620 §7.3): ``state`` events carrying
+    StateChange objects filtered to ``types``, ``ping`` events every
+    ``ping`` seconds since the previous event (0: none), and the end after
+    the first state event when ``close_after_state``."""
+
+    def __init__(
+        self,
+        write: Callable[[bytes], None],
+        clock: IReactorTime,
+        ping: int,
+        close_after_state: bool,
+        types: frozenset[str] | None,
+        accounts: frozenset[str],
+    ):
+        self.write = write
+        self.clock = clock
+        self.ping = ping
+        self.close_after_state = close_after_state
+        self.types = types
+        self.accounts = accounts
+        self.done: Deferred[bytes] = Deferred(lambda _: self.stop())
+        self._timer: IDelayedCall | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._stopped = False
+
+    def start(self, subscribe: Callable[[Callable[[Mapping[str, Any]], None]], Callable[[], None]]) -> Deferred[bytes]:
+        """Begin streaming; the Deferred fires (b"") when the stream ends
+        by itself and is cancelled when the client goes away."""
+        self.write(b": jmap event stream\n\n")
+        self._schedule_ping()
+        unsubscribe = subscribe(self.on_state_change)
+        if self._stopped:
+            unsubscribe()
+        else:
+            self._unsubscribe = unsubscribe
+        return self.done
+
+    def on_state_change(self, change: Mapping[str, Any]) -> None:
+        if self._stopped:
+            return
+        changed: dict[str, dict[str, str]] = {}
+        for account_id, states in dict(change.get("changed", {})).items():
+            if account_id not in self.accounts:
+                continue
+            kept = {t: s for t, s in states.items() if self.types is None or t in self.types}
+            if kept:
+                changed[account_id] = kept
+        if not changed:
+            return
+        self._event("state", {"@type": "StateChange", "changed": changed})
+        if self.close_after_state:
+            self.stop()
+            self.done.callback(b"")
+
+    def _event(self, name: str, data: Any) -> None:
+        self.write(b"event: " + name.encode() + b"\ndata: " + _json(data) + b"\n\n")
+        self._schedule_ping()
+
+    def _schedule_ping(self) -> None:
+        if self.ping <= 0 or self._stopped:
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(self.ping)
+        else:
+            self._timer = self.clock.callLater(self.ping, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self._timer = None
+        self._event("ping", {"interval": self.ping})
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._unsubscribe is not None:
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+            unsubscribe()
+
+
+async def _maybe(value: Any) -> Any:
+    if isinstance(value, Deferred):
+        return await value
+    if hasattr(value, "__await__"):
+        return await value
+    return value
+
+
+# -- the app -------------------------------------------------------------------
+
+
+class JMAPApp:
+    """The JMAP endpoints; ``JMAPApp(...).app.resource()`` is the resource.
+
+    ``methods`` is the registry (default: Core/echo only); add data types
+    with ``{**core_methods(), **standard_methods(MailboxType(store))}``.
+    ``base_url`` (no trailing slash) is used in the Session URLs; None: taken
+    from each request's scheme and Host header.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    CORS_HEADERS = {
+        b"access-control-allow-origin": b"*",
+        b"access-control-allow-methods": b"GET, POST, OPTIONS",
+        b"access-control-allow-headers": b"Authorization, Content-Type, Accept, Last-Event-ID, Range",
+        b"access-control-expose-headers": (
+            b"WWW-Authenticate, Content-Disposition, Content-Range, Content-Length, Accept-Ranges"
+        ),
+    }
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        backend: Backend,
+        *,
+        methods: Mapping[str, Method] | None = None,
+        limits: CoreLimits | None = None,
+        clock: IReactorTime | None = None,
+        failed_login_delay: float = 1.0,
+        base_url: str | None = None,
+    ):
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        self.authenticator = authenticator
+        self.backend = backend
+        self.limits = limits or CoreLimits()
+        self.clock = clock
+        self.failed_login_delay = failed_login_delay
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.dispatcher = Dispatcher(methods if methods is not None else core_methods(), self.limits)
+        self._requests: Counter[str] = Counter()
+        self._uploads: Counter[str] = Counter()
+
+    # -- plumbing --
+
+    def _cors(self, request: IRequest) -> None:
+        for name, value in self.CORS_HEADERS.items():
+            request.setHeader(name, value)
+
+    def _base_url(self, request: IRequest) -> str:
+        if self.base_url:
+            return self.base_url
+        host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
+        return ("https://" if request.isSecure() else "http://") + host
+
+    def _capabilities(self) -> dict[str, Any]:
+        return server_capabilities(self.limits, self.backend.capabilities())
+
+    async def _authenticate(self, request: IRequest) -> Principal:
+        header = request.getHeader(b"authorization")
+        scheme, _, credentials = (header or b"").decode("latin-1").strip().partition(" ")
+        scheme = scheme.lower()
+        principal = None
+        bearer = False
+        if scheme == "basic":
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = None
+            if decoded is not None and ":" in decoded:
+                username, _, password = decoded.partition(":")
+                principal = await _maybe(self.authenticator.verify_basic(username, password))
+        elif scheme == "bearer" and credentials.strip():
+            bearer = True
+            principal = await _maybe(self.authenticator.verify_bearer(credentials.strip()))
+        else:
+            raise RequestError("about:blank", 401, "authentication required")
+        if principal is None:
+            if self.failed_login_delay > 0:
+                await deferLater(self.clock, self.failed_login_delay, lambda: None)
+            error = RequestError("about:blank", 401, "authentication failed")
+            error.bearer_error = bearer  # type: ignore[attr-defined]
+            raise error
+        return principal
+
+    def _read_body(self, request: IRequest, limit: int, name: str) -> bytes:
+        length = request.getHeader(b"content-length")
+        too_large = _limit(name, 413, f"the request body is larger than {limit} octets")
+        if getattr(request, "body_too_large", False):
+            raise too_large
+        if length is not None:
+            try:
+                if int(length) > limit:
+                    raise too_large
+            except ValueError:
+                pass
+        request.content.seek(0)
+        body = request.content.read(limit + 1)
+        if len(body) > limit:
+            raise too_large
+        return body
+
+    def _account(self, info: SessionInfo, account_id: str, write: bool = False) -> None:
+        account = info.accounts.get(account_id)
+        if account is None:
+            raise RequestError("about:blank", 404, f"no account {account_id!r}")
+        if write and account.is_read_only:
+            raise RequestError("about:blank", 403, f"account {account_id!r} is read-only")
+
+    # -- routes --
+
+    @app.route("/", branch=True, methods=["OPTIONS"])
+    def preflight(self, request: IRequest) -> bytes:
+        self._cors(request)
+        request.setHeader(b"access-control-max-age", b"86400")
+        request.setResponseCode(204)
+        return b""
+
+    @app.route("/.well-known/jmap", methods=["GET"])
+    @app.route("/jmap/session", methods=["GET"])
+    async def session(self, request: IRequest) -> bytes:
+        self._cors(request)
+        principal = await self._authenticate(request)
+        info = self.backend.session_info(principal)
+        session = build_session(capabilities=self._capabilities(), info=info, base_url=self._base_url(request))
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-cache, no-store, must-revalidate")
+        return _json(session)
+
+    @app.route("/jmap/api", methods=["POST"])
+    async def api(self, request: IRequest) -> bytes:
+        self._cors(request)
+        principal = await self._authenticate(request)
+        info = self.backend.session_info(principal)
+        content_type = (request.getHeader(b"content-type") or b"").decode("latin-1")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise RequestError("notJSON", 400, "the request content type must be application/json")
+        body = self._read_body(request, self.limits.max_size_request, "maxSizeRequest")
+        key = info.username
+        if self._requests[key] >= self.limits.max_concurrent_requests:
+            raise _limit("maxConcurrentRequests", 429, "too many concurrent requests")
+        self._requests[key] += 1
+        try:
+            capabilities = self._capabilities()
+            jmap_request = parse_request(
+                body,
+                capabilities=capabilities.keys(),
+                max_size_request=self.limits.max_size_request,
+                max_calls_in_request=self.limits.max_calls_in_request,
+            )
+            state = build_session(capabilities=capabilities, info=info, base_url=self._base_url(request))["state"]
+            response = await self.dispatcher.run(
+                jmap_request, principal=principal, accounts=info.accounts, session_state=state
+            )
+        finally:
+            self._requests[key] -= 1
+            if not self._requests[key]:
+                del self._requests[key]
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-cache, no-store, must-revalidate")
+        return _json(response)
+
+    @app.route("/jmap/upload/<accountId>/", methods=["POST"])
+    async def upload(self, request: IRequest, accountId: str) -> bytes:
+        self._cors(request)
+        principal = await self._authenticate(request)
+        info = self.backend.session_info(principal)
+        self._account(info, accountId, write=True)
+        self._read_body(request, self.limits.max_size_upload, "maxSizeUpload")
+        key = info.username
+        if self._uploads[key] >= self.limits.max_concurrent_upload:
+            raise _limit("maxConcurrentUpload", 429, "too many concurrent uploads")
+        self._uploads[key] += 1
+        try:
+            content_type = (request.getHeader(b"content-type") or b"application/octet-stream").decode("latin-1")
+            request.content.seek(0)
+            result = await _maybe(self.backend.upload(principal, accountId, content_type, request.content))
+        finally:
+            self._uploads[key] -= 1
+            if not self._uploads[key]:
+                del self._uploads[key]
+        request.setResponseCode(201)
+        request.setHeader(b"content-type", b"application/json")
+        return _json(result)
+
+    @app.route("/jmap/download/<accountId>/<blobId>/<name>", methods=["GET"])
+    async def download(self, request: IRequest, accountId: str, blobId: str, name: str) -> bytes:
+        self._cors(request)
+        principal = await self._authenticate(request)
+        info = self.backend.session_info(principal)
+        self._account(info, accountId)
+        accept = request.args.get(b"accept", [b"application/octet-stream"])[0].decode("utf-8", "replace")
+        if not _MEDIA_TYPE.match(accept):
+            raise RequestError("about:blank", 400, "'accept' is not a media type")
+        blob = await _maybe(self.backend.download(principal, accountId, blobId))
+        if blob is None:
+            raise RequestError("about:blank", 404, f"no blob {blobId!r}")
+        if isinstance(blob, bytes):
+            blob = BytesBlob(blob)
+        size = blob.size
+        request.setHeader(b"content-type", accept.encode("ascii"))
+        request.setHeader(b"content-disposition", content_disposition(name).encode("ascii"))
+        request.setHeader(b"cache-control", b"private, immutable, max-age=31536000")
+        request.setHeader(b"accept-ranges", b"bytes")
+        byte_range = parse_range((request.getHeader(b"range") or b"").decode("latin-1") or None, size)
+        if byte_range == "unsatisfiable":
+            request.setResponseCode(416)
+            request.setHeader(b"content-range", f"bytes */{size}".encode())
+            request.setHeader(b"content-type", b"application/problem+json")
+            request.responseHeaders.removeHeader(b"content-disposition")
+            return _json({"type": "about:blank", "status": 416, "detail": "range not satisfiable"})
+        if byte_range is None:
+            return blob.read(0, size)
+        assert isinstance(byte_range, tuple)
+        first, last = byte_range
+        request.setResponseCode(206)
+        request.setHeader(b"content-range", f"bytes {first}-{last}/{size}".encode())
+        return blob.read(first, last - first + 1)
+
+    @app.route("/jmap/eventsource/", methods=["GET"])
+    async def eventsource(self, request: IRequest) -> bytes:
+        self._cors(request)
+        principal = await self._authenticate(request)
+        info = self.backend.session_info(principal)
+
+        def arg(name: str, default: str) -> str:
+            return request.args.get(name.encode(), [default.encode()])[0].decode("utf-8", "replace")
+
+        types_arg, close_after, ping_arg = arg("types", "*"), arg("closeafter", "no"), arg("ping", "0")
+        if close_after not in ("state", "no"):
+            raise RequestError("about:blank", 400, "'closeafter' must be 'state' or 'no'")
+        if not re.fullmatch(r"[0-9]{1,9}", ping_arg):
+            raise RequestError("about:blank", 400, "'ping' must be a non-negative integer")
+        ping = int(ping_arg)
+        if ping:
+            ping = min(max(ping, self.limits.ping_min), self.limits.ping_max)
+        types = None if types_arg == "*" else frozenset(t for t in types_arg.split(",") if t)
+        request.setHeader(b"content-type", b"text/event-stream")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-accel-buffering", b"no")
+        stream = EventStream(request.write, self.clock, ping, close_after == "state", types, frozenset(info.accounts))
+        return await stream.start(lambda callback: self.backend.subscribe(principal, types, callback))
+
+    # -- errors --
+
+    @app.handle_errors(RequestError)
+    def request_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        self._cors(request)
+        request.setResponseCode(error.status)
+        if error.status == 401:
+            bearer = 'Bearer realm="dualmail"'
+            if getattr(error, "bearer_error", False):
+                bearer += ', error="invalid_token"'
+            request.responseHeaders.setRawHeaders(
+                b"www-authenticate", [f'Basic realm="{REALM}", charset="UTF-8"'.encode(), bearer.encode()]
+            )
+        request.setHeader(b"content-type", b"application/problem+json")
+        return _json(error.to_problem())
+
+    @app.handle_errors(HTTPException)
+    def http_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        code = error.code
+        allowed = set(getattr(error, "valid_methods", None) or ())
+        if code == 405 and allowed <= {"OPTIONS"}:
+            code = 404  # only the catch-all CORS preflight route matched
+        elif code == 405:
+            request.setHeader(b"allow", ", ".join(sorted(allowed)).encode())
+        self._cors(request)
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"application/problem+json")
+        detail = "not found" if code == 404 else error.name
+        return _json({"type": "about:blank", "status": code, "detail": detail})
+
+    @app.handle_errors(Exception)
+    def unexpected_error(self, request: IRequest, failure: Failure) -> bytes:
+        self.log.failure("JMAP request failed", failure)
+        self._cors(request)
+        request.setResponseCode(500)
+        request.setHeader(b"content-type", b"application/problem+json")
+        return _json({"type": "about:blank", "status": 500, "detail": "internal server error"})
+
+
+__all__ = [
+    "Authenticator",
+    "Backend",
+    "Blob",
+    "BoundedRequest",
+    "BytesBlob",
+    "EventStream",
+    "JMAPApp",
+    "core_methods",
+    "make_site",
+]

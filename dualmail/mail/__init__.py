@@ -1,0 +1,1 @@
+"""Mail operations shared by IMAP, JMAP, LMTP and the CLI, on top of the store."""

@@ -1,0 +1,66 @@
+"""Object ids shared by JMAP and IMAP OBJECTID (CONTRACT §1, RFC 8474, RFC 8620 §1.2).
+
+Internally every object is numbered by a per-account counter; on the wire an id is a
+one-letter kind prefix followed by the number in lowercase base 32 (digits and a-v), so
+ids use only ``[A-Za-z0-9]``, never start with a digit or dash, and are never reused.
+
+Imports nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuv"
+_VALUES = {c: i for i, c in enumerate(_DIGITS)}
+
+MAILBOX = "M"
+EMAIL = "E"
+THREAD = "T"
+ACCOUNT = "A"
+IDENTITY = "I"
+SUBMISSION = "S"
+
+
+def _b32(n: int) -> str:
+    if n == 0:
+        return "0"
+    out = []
+    while n:
+        n, r = divmod(n, 32)
+        out.append(_DIGITS[r])
+    return "".join(reversed(out))
+
+
+def format_id(kind: str, n: int) -> str:
+    """The wire id of object number ``n`` of ``kind`` (one of the constants above)."""
+    if n < 0:
+        raise ValueError("negative id number")
+    return kind + _b32(n)
+
+
+def parse_id(kind: str, text: object) -> int | None:
+    """The number inside a wire id of ``kind``, or None if ``text`` is not such an id."""
+    if not isinstance(text, str) or len(text) < 2 or len(text) > 14 or text[0] != kind:
+        return None
+    n = 0
+    for c in text[1:]:
+        v = _VALUES.get(c)
+        if v is None:
+            return None
+        n = n * 32 + v
+    if format_id(kind, n) != text:  # reject leading zeros: one number, one spelling
+        return None
+    return n
+
+
+def blob_id(sha256_hex: str) -> str:
+    """The JMAP blobId of stored content with this SHA-256 (hex)."""
+    return "G" + sha256_hex
+
+
+def parse_blob_id(text: object) -> str | None:
+    if not isinstance(text, str) or len(text) != 65 or text[0] != "G":
+        return None
+    h = text[1:]
+    if any(c not in "0123456789abcdef" for c in h):
+        return None
+    return h

@@ -1,0 +1,93 @@
+"""DualmailService: opens the store, starts the notifier and the listeners; closes cleanly.
+
+Built by ``tap.makeService``; everything is constructed here and passed down (no module
+singletons).  SIGTERM stops twistd, which stops this service, which closes the store after
+the listeners have stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from .firstrun import ensure_demo_account
+from .model.errors import DomainError
+from .notify import ExternalCommitWatcher
+from .store.store import Store, open_store
+
+
+class DualmailService(MultiService):
+    log = Logger()
+
+    def __init__(self, options: Any, reactor: Any) -> None:
+        super().__init__()
+        self.options = options
+        self.reactor = reactor
+        self.data_dir = options["data"]
+        self.store: Store | None = None
+        self.listeners: dict[str, list[Any]] = {"imap": [], "imaps": [], "jmap": [], "lmtp": []}
+
+    def _open(self) -> Store:
+        try:
+            return open_store(self.data_dir)
+        except DomainError as e:
+            raise SystemExit(f"dualmail: {e.message}") from None
+
+    def privilegedStartService(self) -> None:
+        self.store = self._open()
+        self._build_listeners(self.store)
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        if self.store is None:
+            self.store = self._open()
+            self._build_listeners(self.store)
+        self.log.info("dualmail store open at {path}", path=self.data_dir)
+        if not self.options.get("no-first-account"):
+            hints = [f"  IMAP: {ep}" for ep in self.options["imap"]] + \
+                    [f"  JMAP: {ep} (session at /.well-known/jmap)" for ep in self.options["jmap"]]
+            text = ensure_demo_account(self.store, self.data_dir, hints)
+            if text:
+                self.log.info("{text}", text=text)
+        super().startService()
+
+    def _build_listeners(self, store: Store) -> None:
+        if self.namedServices.get("watcher") is not None:
+            return
+        watcher = ExternalCommitWatcher(store, self.reactor)
+        watcher.setName("watcher")
+        watcher.setServiceParent(self)
+        for kind, factory in self._factories(store):
+            for desc in self.options[kind]:
+                svc = strports.service(desc, factory, reactor=self.reactor)
+                svc.setServiceParent(self)
+                self.listeners[kind].append(svc)
+
+    def _factories(self, store: Store) -> list[tuple[str, Any]]:
+        """(option name, protocol factory) for every listener kind that exists."""
+        out: list[tuple[str, Any]] = []
+        try:
+            from .imap.protocol import make_factories
+        except ImportError:
+            make_factories = None
+        if make_factories is not None:
+            out.extend(make_factories(store, self.options, self.reactor))
+        try:
+            from .jmap.service import make_site
+        except ImportError:
+            make_site = None
+        if make_site is not None:
+            out.append(("jmap", make_site(store, self.options, self.reactor)))
+        return out
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        yield super().stopService()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+            self.log.info("dualmail store closed")

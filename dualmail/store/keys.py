@@ -1,0 +1,155 @@
+"""THE key schema: every table and the byte layout of every key, in one place.
+
+Integers in keys are big-endian so byte order is numeric order.  ``A`` = account number
+(u32), ``M`` = mailbox number (u32), ``E`` = email number (u64), ``T`` = thread number
+(u64), ``S`` = modseq (u64), ``U`` = IMAP UID (u32), ``R`` = receivedAt (u64, epoch
+seconds), ``G`` = global commit number (u64), ``H(x)`` = 16-byte BLAKE2b of x.
+
+Values are JSON documents (``codec``) unless noted.
+
+=============  =====================================  ===========================================
+table          key                                    value
+=============  =====================================  ===========================================
+meta           b"format"                              format version (ascii int)
+meta           b"gseq"                                last global commit number (u64)
+meta           b"next_account"                        last account number (u64)
+account        A                                      {address, pw, modseq, next: {M,E,T,I}, ...}
+login          address (lowercase utf-8)              A
+token          H(token)                               {account, kind, created, expires, note}
+mailbox        A M                                    mailbox record (name, parent, role, counters...)
+mbxname        A M(parent, 0=top) name(utf-8)         M     (sibling name uniqueness)
+email          A E                                    email record (blob, size, received, keywords,
+                                                      memberships {M: [uid, deleted, modseq]}, thread)
+summary        A E                                    parsed MIME summary (dualmail.mime), write-once
+text           A E                                    zlib(header text + NUL + body text): decoded
+                                                      text for search, so no query re-parses MIME
+uid            A M U                                  E (u64)  -- (mailbox, UID) -> email
+mbxmod         A M S U                                b""   -- CHANGEDSINCE index: membership modseqs
+expunged       A M S U                                b""   -- expunge tombstones (VANISHED)
+recv           A M R E                                b""   -- (mailbox, receivedAt) order, JMAP-visible
+recvall        A R E                                  b""   -- account-wide receivedAt order, JMAP-visible
+thread         A T                                    {emails: [E...] ordered by (receivedAt, E)}
+mbxthread      A M T                                  [count, unread] of JMAP-visible emails
+msgref         A H(message-id) E                      T(u64) H(base subject)[:8] -- every Message-ID,
+                                                      In-Reply-To and References id of E
+blob           A sha256(32)                           raw bytes (byte-exact message or upload)
+blobref        A sha256(32)                           {refs, uploaded, type} reference count
+changelog      A kind(1) S id(u64)                    {op, c: created-at modseq}
+chlast         A kind(1) id(u64)                      S  -- where the object's one log entry is
+state          A kind(1)                              S  -- JMAP state of the type
+dedup          A M H(import key)                      E  -- re-import guard (``dualmail import``)
+commits        G                                      {a: A, s: S, k: kinds, m: [M...]} for other processes
+=============  =====================================  ===========================================
+
+The change log keeps one entry per object, at the modseq of its last change: the op is
+``c`` (created, ``c`` field = its creation modseq), ``u`` (updated), ``k`` (only counts
+changed, Mailbox), ``d`` (destroyed).  "Changes since S" is a range scan from S+1: its
+cost is the number of objects changed since S.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+TABLES = (
+    "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid",
+    "mbxmod", "expunged", "recv", "recvall", "thread", "mbxthread", "msgref", "blob",
+    "blobref", "changelog", "chlast", "state", "commits", "dedup",
+)
+
+FORMAT_VERSION = 1
+
+# Change-log kinds (one byte each).
+KIND_MAILBOX = b"M"
+KIND_EMAIL = b"E"
+KIND_THREAD = b"T"
+KIND_IDENTITY = b"I"
+KIND_SUBMISSION = b"S"
+KIND_VACATION = b"V"
+
+_u32 = struct.Struct(">I")
+_u64 = struct.Struct(">Q")
+
+u32 = _u32.pack
+u64 = _u64.pack
+
+
+def un32(b: bytes, off: int = 0) -> int:
+    return _u32.unpack_from(b, off)[0]
+
+
+def un64(b: bytes, off: int = 0) -> int:
+    return _u64.unpack_from(b, off)[0]
+
+
+def h16(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+
+
+def acct(a: int) -> bytes:
+    return _u32.pack(a)
+
+
+def mailbox(a: int, m: int) -> bytes:
+    return _u32.pack(a) + _u32.pack(m)
+
+
+def mbxname(a: int, parent: int, name: str) -> bytes:
+    """Sibling names are unique exactly (IMAP names are case-sensitive); INBOX is special-cased."""
+    return _u32.pack(a) + _u32.pack(parent) + name.encode("utf-8", "surrogateescape")
+
+
+def email(a: int, e: int) -> bytes:
+    return _u32.pack(a) + _u64.pack(e)
+
+
+def uid(a: int, m: int, u: int) -> bytes:
+    return _u32.pack(a) + _u32.pack(m) + _u32.pack(u)
+
+
+def mbx_seq(a: int, m: int, s: int, u: int) -> bytes:
+    """Key of ``mbxmod`` and ``expunged``: account, mailbox, modseq, uid."""
+    return _u32.pack(a) + _u32.pack(m) + _u64.pack(s) + _u32.pack(u)
+
+
+def recv(a: int, m: int, r: int, e: int) -> bytes:
+    return _u32.pack(a) + _u32.pack(m) + _u64.pack(max(r, 0)) + _u64.pack(e)
+
+
+def recvall(a: int, r: int, e: int) -> bytes:
+    return _u32.pack(a) + _u64.pack(max(r, 0)) + _u64.pack(e)
+
+
+def thread(a: int, t: int) -> bytes:
+    return _u32.pack(a) + _u64.pack(t)
+
+
+def mbxthread(a: int, m: int, t: int) -> bytes:
+    return _u32.pack(a) + _u32.pack(m) + _u64.pack(t)
+
+
+def msgref(a: int, message_id: str, e: int | None = None) -> bytes:
+    k = _u32.pack(a) + h16(message_id)
+    return k if e is None else k + _u64.pack(e)
+
+
+def dedup(a: int, m: int, key: bytes) -> bytes:
+    return _u32.pack(a) + _u32.pack(m) + hashlib.blake2b(key, digest_size=16).digest()
+
+
+def blob(a: int, sha: bytes) -> bytes:
+    return _u32.pack(a) + sha
+
+
+def changelog(a: int, kind: bytes, s: int, obj: int | None = None) -> bytes:
+    k = _u32.pack(a) + kind + _u64.pack(s)
+    return k if obj is None else k + _u64.pack(obj)
+
+
+def chlast(a: int, kind: bytes, obj: int) -> bytes:
+    return _u32.pack(a) + kind + _u64.pack(obj)
+
+
+def state(a: int, kind: bytes) -> bytes:
+    return _u32.pack(a) + kind

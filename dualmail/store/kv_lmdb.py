@@ -1,0 +1,182 @@
+"""LMDB implementation of the ``kv`` interface: the only module that imports lmdb.
+
+One environment per data directory, one named sub-database per table.  Commits are
+synced (``sync=True``: a commit survives kill -9 and power loss).  The map grows by
+itself: before each write the used fraction is checked and the map doubled when more
+than half is used, a ``MapFullError`` inside a ``run_write`` grows the map and re-runs
+the function, and a map grown by another process (``MapResizedError``) is adopted.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
+
+import lmdb
+
+from ..model.errors import StoreLockedError
+
+T = TypeVar("T")
+
+_INITIAL_MAP = 256 << 20
+_MIN_HEADROOM = 256 << 20
+
+
+class _Txn:
+    __slots__ = ("_txn", "_dbs")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, object]) -> None:
+        self._txn = txn
+        self._dbs = dbs
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        v = self._txn.get(key, db=self._dbs[table])
+        return None if v is None else bytes(v)
+
+    def range(
+        self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        cur = self._txn.cursor(db=self._dbs[table])
+        if not reverse:
+            if not cur.set_range(start):
+                return
+            for k, v in cur:
+                if stop is not None and k >= stop:
+                    return
+                yield k, v
+        else:
+            if stop is None:
+                ok = cur.last()
+            else:
+                ok = cur.set_range(stop)
+                ok = cur.prev() if ok else cur.last()
+            if not ok:
+                return
+            while True:
+                k = cur.key()
+                if k < start:
+                    return
+                yield k, cur.value()
+                if not cur.prev():
+                    return
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        self._txn.put(key, value, db=self._dbs[table])
+
+    def delete(self, table: str, key: bytes) -> bool:
+        return bool(self._txn.delete(key, db=self._dbs[table]))
+
+
+class LmdbKV:
+    """An LMDB environment holding ``tables`` as named sub-databases."""
+
+    def __init__(self, path: str, tables: tuple[str, ...], *, sync: bool = True, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            os.makedirs(path, exist_ok=True)
+            self._env = lmdb.open(
+                path,
+                map_size=_INITIAL_MAP,
+                max_dbs=len(tables) + 2,
+                sync=sync,
+                metasync=sync,
+                readahead=False,
+                max_readers=512,
+                readonly=readonly,
+            )
+        except lmdb.Error as e:
+            raise StoreLockedError(f"cannot open store at {path}: {e}") from e
+        except OSError as e:
+            raise StoreLockedError(f"cannot open store at {path}: {e.strerror}") from e
+        self._adopt_map_size()
+        self._dbs: dict[str, object] = {}
+        try:
+            if readonly:
+                for t in tables:
+                    self._dbs[t] = self._env.open_db(t.encode(), create=False)
+            else:
+                with self._env.begin(write=True) as txn:
+                    for t in tables:
+                        self._dbs[t] = self._env.open_db(t.encode(), txn=txn)
+        except lmdb.Error as e:
+            raise StoreLockedError(f"cannot open store at {path}: {e}") from e
+
+    # -- map size management -------------------------------------------------
+
+    def _adopt_map_size(self) -> None:
+        # Another process may have grown the map: adopt its size (0 = take the file's).
+        try:
+            self._env.set_mapsize(0)
+        except lmdb.Error:
+            pass
+
+    def _ensure_headroom(self) -> None:
+        info = self._env.info()
+        psize = self._env.stat()["psize"]
+        used = (info["last_pgno"] + 1) * psize
+        size = info["map_size"]
+        if size - used < max(_MIN_HEADROOM, size // 2):
+            self._grow(max(size * 2, used + 2 * _MIN_HEADROOM))
+
+    def _grow(self, new_size: int | None = None) -> None:
+        size = self._env.info()["map_size"]
+        self._env.set_mapsize(new_size or size * 2)
+
+    def _begin(self, write: bool) -> lmdb.Transaction:
+        try:
+            return self._env.begin(write=write)
+        except lmdb.MapResizedError:
+            self._adopt_map_size()
+            return self._env.begin(write=write)
+
+    # -- the interface ---------------------------------------------------------
+
+    @contextmanager
+    def read(self) -> Iterator[_Txn]:
+        txn = self._begin(False)
+        try:
+            yield _Txn(txn, self._dbs)
+        finally:
+            txn.abort()
+
+    @contextmanager
+    def write(self) -> Iterator[_Txn]:
+        self._ensure_headroom()
+        txn = self._begin(True)
+        try:
+            yield _Txn(txn, self._dbs)
+        except BaseException:
+            txn.abort()
+            raise
+        txn.commit()
+
+    def run_write(self, fn: Callable[[_Txn], T]) -> T:
+        for _attempt in range(8):
+            self._ensure_headroom()
+            txn = self._begin(True)
+            try:
+                result = fn(_Txn(txn, self._dbs))
+            except lmdb.MapFullError:
+                txn.abort()
+                self._grow()
+                continue
+            except BaseException:
+                txn.abort()
+                raise
+            try:
+                txn.commit()
+            except lmdb.MapFullError:
+                self._grow()
+                continue
+            return result
+        raise StoreLockedError("the store could not grow to hold this write")
+
+    def changed_path(self) -> str | None:
+        return os.path.join(self.path, "data.mdb")
+
+    def disk_size(self) -> int:
+        return os.path.getsize(os.path.join(self.path, "data.mdb"))
+
+    def close(self) -> None:
+        self._env.close()

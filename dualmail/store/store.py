@@ -1,0 +1,314 @@
+"""Store(path): the data directory, accounts, and the door to read views and write transactions.
+
+``with store.write(account) as tx`` is the one way to change mail: on a normal exit the
+transaction's changes are finished (log, counters) and committed durably, and only then is
+the ``Commit`` published to subscribers (IMAP sessions, JMAP push).  Commits made by other
+processes (the CLI) are found by ``poll_external()``, which the service calls when the
+data file changes (inotify); a global commit counter makes that exact and cheap.
+
+Imports no twisted and no lmdb (the engine is ``kv_lmdb``, chosen in ``open_store``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
+
+from ..model import errors
+from . import codec, keys as K
+from .kv import KV, KVWrite, prefix_end
+from .passwords import hash_password, needs_rehash, verify_password
+from .txn import DEFAULT_MAILBOXES, Commit, MailTxn, ReadView
+
+T = TypeVar("T")
+Subscriber = Callable[[Commit], None]
+
+# How many global commit records to keep for other processes to catch up on.
+COMMIT_HISTORY = 100_000
+
+
+def normalize_address(address: str) -> str:
+    return address.strip().lower()
+
+
+def valid_address(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and domain) and len(address) <= 254 and not any(
+        c.isspace() or ord(c) < 0x21 for c in address
+    )
+
+
+class Store:
+    """The mail store of one data directory."""
+
+    def __init__(self, kv: KV) -> None:
+        self.kv = kv
+        self._subscribers: list[Subscriber] = []
+        self._gseq_seen = 0
+        self._check_format()
+        with self.kv.read() as r:
+            raw = r.get("meta", b"gseq")
+            self._gseq_seen = K.un64(raw) if raw else 0
+
+    # -- format ---------------------------------------------------------------------
+
+    def _check_format(self) -> None:
+        with self.kv.read() as r:
+            raw = r.get("meta", b"format")
+        if raw is None:
+            with self.kv.write() as w:
+                if w.get("meta", b"format") is None:
+                    w.put("meta", b"format", str(K.FORMAT_VERSION).encode())
+            return
+        try:
+            version = int(raw)
+        except ValueError:
+            raise errors.StoreFormatError("the store's format record is unreadable") from None
+        if version > K.FORMAT_VERSION:
+            raise errors.StoreFormatError(
+                f"the store was written by a newer dualmail (format {version}; this version reads "
+                f"up to {K.FORMAT_VERSION}): upgrade dualmail")
+
+    def close(self) -> None:
+        self.kv.close()
+
+    # -- subscribers --------------------------------------------------------------------
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def _publish(self, commit: Commit) -> None:
+        for fn in list(self._subscribers):
+            try:
+                fn(commit)
+            except Exception:  # a broken subscriber must not break the writer
+                import logging
+
+                logging.getLogger("dualmail.store").exception("subscriber failed")
+
+    def poll_external(self) -> list[Commit]:
+        """Publish commits other processes made since we last looked; O(new commits)."""
+        with self.kv.read() as r:
+            raw = r.get("meta", b"gseq")
+            top = K.un64(raw) if raw else 0
+            if top <= self._gseq_seen:
+                return []
+            found = [(K.un64(k), codec.loads(v)) for k, v in
+                     r.range("commits", K.u64(self._gseq_seen + 1), K.u64(top + 1))]
+        self._gseq_seen = top
+        out = []
+        for _g, c in found:
+            commit = Commit(c["a"], c["s"], frozenset(c["k"]), frozenset(c["m"]))
+            out.append(commit)
+            self._publish(commit)
+        return out
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def read(self, account: int) -> Any:
+        """A context manager giving a ``ReadView`` of one account; keep it short."""
+        return self._read(account)
+
+    @contextmanager
+    def _read(self, account: int) -> Iterator[ReadView]:
+        with self.kv.read() as r:
+            yield ReadView(r, account)
+
+    @contextmanager
+    def write(self, account: int) -> Iterator[MailTxn]:
+        """The one write transaction: commits on normal exit, then publishes."""
+        with self.kv.write() as w:
+            tx = MailTxn(w, account)
+            yield tx
+            commit = self._finish(w, tx)
+        self._after_commit(commit)
+
+    def transact(self, account: int, fn: Callable[[MailTxn], T]) -> T:
+        """Run ``fn(tx)`` in one write transaction (re-run if the map had to grow)."""
+        box: list[Commit | None] = [None]
+
+        def run(w: KVWrite) -> T:
+            tx = MailTxn(w, account)
+            result = fn(tx)
+            box[0] = self._finish(w, tx)
+            return result
+
+        result = self.kv.run_write(run)
+        self._after_commit(box[0])
+        return result
+
+    def _finish(self, w: KVWrite, tx: MailTxn) -> Commit | None:
+        commit = tx.finish()
+        if commit is None:
+            return None
+        raw = w.get("meta", b"gseq")
+        g = (K.un64(raw) if raw else 0) + 1
+        w.put("meta", b"gseq", K.u64(g))
+        w.put("commits", K.u64(g), codec.dumps(
+            {"a": commit.account, "s": commit.modseq, "k": sorted(commit.kinds),
+             "m": sorted(commit.mailboxes)}))
+        if g > COMMIT_HISTORY and g % 1000 == 0:
+            for k, _v in list(w.range("commits", K.u64(0), K.u64(g - COMMIT_HISTORY))):
+                w.delete("commits", k)
+        object.__setattr__(tx, "_gseq", g)
+        return commit
+
+    def _after_commit(self, commit: Commit | None) -> None:
+        if commit is None:
+            return
+        # Catch up on other processes' commits first, so subscribers see modseq order.
+        self.poll_external()
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    def create_account(self, address: str, password: str) -> int:
+        """A new account with INBOX, Drafts, Sent, Trash, Junk and Archive (CONTRACT §3)."""
+        address = normalize_address(address)
+        if not valid_address(address):
+            raise errors.InvalidNameError(f"not a valid address: {address!r}")
+        pw = hash_password(password)
+        with self.kv.write() as w:
+            if w.get("login", address.encode()) is not None:
+                raise errors.AlreadyExistsError(f"user {address} already exists")
+            raw = w.get("meta", b"next_account")
+            a = (K.un64(raw) if raw else 0) + 1
+            w.put("meta", b"next_account", K.u64(a))
+            w.put("login", address.encode(), K.u32(a))
+            rec = {"address": address, "pw": pw, "modseq": 0, "created": 1, "next": {},
+                   "ctime": int(time.time())}
+            w.put("account", K.acct(a), codec.dumps(rec))
+            tx = MailTxn(w, a)
+            for name, role, order in DEFAULT_MAILBOXES:
+                tx.create_mailbox(name, 0, role=role, sort_order=order)
+            commit = self._finish(w, tx)
+        self._after_commit(commit)
+        return a
+
+    def account_id(self, address: str) -> int | None:
+        with self.kv.read() as r:
+            raw = r.get("login", normalize_address(address).encode())
+        return None if raw is None else K.un32(raw)
+
+    def require_account(self, address: str) -> int:
+        a = self.account_id(address)
+        if a is None:
+            raise errors.NotFoundError(f"no such user: {normalize_address(address)}")
+        return a
+
+    def account_record(self, a: int) -> dict[str, Any] | None:
+        with self.kv.read() as r:
+            raw = r.get("account", K.acct(a))
+        return None if raw is None else codec.loads(raw)
+
+    def list_accounts(self) -> list[tuple[int, str]]:
+        with self.kv.read() as r:
+            return sorted((K.un32(v), k.decode()) for k, v in r.range("login", b"", None))
+
+    def set_password(self, address: str, password: str) -> None:
+        a = self.require_account(address)
+        pw = hash_password(password)
+        with self.kv.write() as w:
+            rec = codec.loads(w.get("account", K.acct(a)))
+            rec["pw"] = pw
+            w.put("account", K.acct(a), codec.dumps(rec))
+
+    def delete_account(self, address: str) -> None:
+        """Remove the account and every record under it, in one transaction."""
+        a = self.require_account(address)
+        p = K.acct(a)
+        end = prefix_end(p)
+
+        def run(w: KVWrite) -> None:
+            for table in K.TABLES:
+                if table in ("meta", "login", "token", "commits"):
+                    continue
+                for k, _v in list(w.range(table, p, end)):
+                    w.delete(table, k)
+            w.delete("login", normalize_address(address).encode())
+            for k, v in list(w.range("token", b"", None)):
+                if codec.loads(v).get("account") == a:
+                    w.delete("token", k)
+
+        self.kv.run_write(run)
+
+    def authenticate(self, address: str, password: str) -> int | None:
+        """The account number if the password is right, else None.  Blocking (argon2):
+        protocol code runs it in a thread.  Unknown users cost the same as known ones."""
+        a = self.account_id(address)
+        rec = self.account_record(a) if a is not None else None
+        stored = rec["pw"] if rec else None
+        ok = verify_password(stored, password)
+        if not ok or a is None or rec is None:
+            return None
+        if needs_rehash(stored):
+            try:
+                self.set_password(address, password)
+            except errors.DomainError:
+                pass
+        return a
+
+    # -- bearer tokens (JMAP apps) -----------------------------------------------------------
+
+    def create_token(self, address: str, *, kind: str = "app", ttl: int | None = None,
+                     note: str = "") -> str:
+        a = self.require_account(address)
+        token = secrets.token_urlsafe(32)
+        now = int(time.time())
+        rec = {"account": a, "kind": kind, "created": now,
+               "expires": now + ttl if ttl else None, "note": note}
+        with self.kv.write() as w:
+            w.put("token", K.h16(token), codec.dumps(rec))
+        return token
+
+    def verify_token(self, token: str, *, kind: str | None = None) -> int | None:
+        with self.kv.read() as r:
+            raw = r.get("token", K.h16(token))
+        if raw is None:
+            return None
+        rec = codec.loads(raw)
+        if rec.get("expires") and rec["expires"] < time.time():
+            return None
+        if kind is not None and rec.get("kind") != kind:
+            return None
+        return int(rec["account"])
+
+    def revoke_tokens(self, address: str, token: str | None = None) -> int:
+        a = self.require_account(address)
+        n = 0
+        with self.kv.write() as w:
+            for k, v in list(w.range("token", b"", None)):
+                rec = codec.loads(v)
+                if rec.get("account") != a:
+                    continue
+                if token is not None and k != K.h16(token):
+                    continue
+                w.delete("token", k)
+                n += 1
+        return n
+
+    def list_tokens(self, address: str) -> list[dict[str, Any]]:
+        a = self.require_account(address)
+        with self.kv.read() as r:
+            return [codec.loads(v) for _k, v in r.range("token", b"", None)
+                    if codec.loads(v).get("account") == a]
+
+
+def open_store(path: str, *, sync: bool = True) -> Store:
+    """Open (or create) the store in directory ``path`` on LMDB."""
+    from .keys import TABLES
+    from .kv_lmdb import LmdbKV
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise errors.StoreLockedError(f"{path} is not a directory")
+    if os.path.isdir(path) and not os.access(path, os.W_OK):
+        raise errors.StoreLockedError(f"the data directory {path} is not writable")
+    return Store(LmdbKV(path, TABLES, sync=sync))

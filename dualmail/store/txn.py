@@ -1,0 +1,1016 @@
+"""The mail model on the key-value interface: a read view and the one write transaction.
+
+``ReadView`` answers every read the protocols need; ``MailTxn`` (a ``ReadView`` that
+writes) carries every mutation.  A ``MailTxn`` takes the account's next modseq lazily, at
+its first change, exactly once (CONTRACT §4); every record it touches is stamped with that
+modseq, and counters, indexes, the change log and the expunge log change in the same
+transaction.  Nothing here scans a whole mailbox except operations whose result is the
+whole mailbox (IMAP SELECT's UID list, mailbox delete, RENAME INBOX).
+
+Speaks only to ``kv.KVRead``/``kv.KVWrite``; imports no lmdb and no twisted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from ..model import errors, keywords as kwmod
+from . import codec, keys as K
+from .kv import KVRead, KVWrite, prefix_end
+
+ROLES = frozenset(
+    {"inbox", "drafts", "sent", "trash", "junk", "archive", "all", "flagged", "important",
+     "scheduled", "snoozed", "memos"}
+)
+DEFAULT_MAILBOXES = (
+    ("INBOX", "inbox", 1),
+    ("Drafts", "drafts", 2),
+    ("Sent", "sent", 3),
+    ("Trash", "trash", 4),
+    ("Junk", "junk", 5),
+    ("Archive", "archive", 6),
+)
+MAX_NAME = 255
+SEPARATOR = "/"
+
+KINDS = {
+    "Mailbox": K.KIND_MAILBOX,
+    "Email": K.KIND_EMAIL,
+    "Thread": K.KIND_THREAD,
+    "Identity": K.KIND_IDENTITY,
+    "EmailSubmission": K.KIND_SUBMISSION,
+    "VacationResponse": K.KIND_VACATION,
+}
+KIND_NAMES = {v: k for k, v in KINDS.items()}
+
+_ZERO_COUNTS = {"msgs": 0, "unseen": 0, "deleted": 0, "size": 0,
+                "total": 0, "unread": 0, "threads": 0, "unreadThreads": 0}
+# The JMAP-visible counters: a change to one of them is a Mailbox change (CONTRACT §4).
+JMAP_COUNTS = ("total", "unread", "threads", "unreadThreads")
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The answer to "what changed since state S" for one kind."""
+
+    created: list[int]
+    updated: list[int]
+    destroyed: list[int]
+    new_state: str
+    has_more: bool
+    only_counts: bool  # every update was a counts-only Mailbox change
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What one committed write changed, published to IMAP sessions and JMAP push."""
+
+    account: int
+    modseq: int
+    kinds: frozenset[str]
+    mailboxes: frozenset[int]
+
+
+class CannotCalculateChangesError(errors.DomainError):
+    """The state is unknown, in the future, or older than the compacted log."""
+
+
+def parse_state(text: object) -> tuple[int, int] | None:
+    """A state string -> (modseq, after-object); "4512" -> (4512, -1). None if malformed."""
+    if not isinstance(text, str) or not text or len(text) > 40:
+        return None
+    head, _, tail = text.partition(".")
+    if not head.isdigit() or (tail and not tail.isdigit()):
+        return None
+    return int(head), (int(tail) if tail else -1)
+
+
+def _contrib(rec: dict[str, Any], mkey: str) -> tuple[int, int, int, int, bool, bool]:
+    """(msgs, unseen, deleted, size, jmap-visible, unread) of one membership."""
+    uid, deleted, _ms = rec["mbx"][mkey]
+    kw = rec["kw"]
+    return (1, 0 if "$seen" in kw else 1, 1 if deleted else 0, rec["size"], not deleted,
+            kwmod.unread(kw))
+
+
+def visible(rec: dict[str, Any]) -> bool:
+    """CONTRACT §2: an Email is JMAP-visible while one of its memberships is not \\Deleted."""
+    return any(not v[1] for v in rec["mbx"].values())
+
+
+def jmap_mailbox_ids(rec: dict[str, Any]) -> list[int]:
+    return sorted(int(m) for m, v in rec["mbx"].items() if not v[1])
+
+
+class ReadView:
+    """Reads of one account at one consistent point in time."""
+
+    def __init__(self, kv: KVRead, account: int) -> None:
+        self.kv = kv
+        self.a = account
+
+    # -- account ---------------------------------------------------------------
+
+    def account(self) -> dict[str, Any]:
+        raw = self.kv.get("account", K.acct(self.a))
+        if raw is None:
+            raise errors.NotFoundError("no such account")
+        rec: dict[str, Any] = codec.loads(raw)
+        return rec
+
+    @property
+    def highest_modseq(self) -> int:
+        return int(self.account()["modseq"])
+
+    def state(self, kind: str) -> int:
+        """The JMAP state (a modseq) of ``kind``: the last transaction that changed one."""
+        raw = self.kv.get("state", K.state(self.a, KINDS[kind]))
+        if raw is None:
+            return int(self.account()["created"])
+        return K.un64(raw)
+
+    # -- mailboxes ---------------------------------------------------------------
+
+    def mailbox(self, m: int) -> dict[str, Any] | None:
+        raw = self.kv.get("mailbox", K.mailbox(self.a, m))
+        return None if raw is None else codec.loads(raw)
+
+    def require_mailbox(self, m: int) -> dict[str, Any]:
+        rec = self.mailbox(m)
+        if rec is None:
+            raise errors.NotFoundError("no such mailbox", mailbox=m)
+        return rec
+
+    def mailboxes(self) -> list[dict[str, Any]]:
+        p = K.acct(self.a)
+        return [codec.loads(v) for _k, v in self.kv.range("mailbox", p, prefix_end(p))]
+
+    def child(self, parent: int, name: str) -> int | None:
+        if parent == 0 and name.upper() == "INBOX":
+            name = "INBOX"
+        raw = self.kv.get("mbxname", K.mbxname(self.a, parent, name))
+        return None if raw is None else K.un32(raw)
+
+    def children(self, parent: int) -> list[int]:
+        p = K.acct(self.a) + K.u32(parent)
+        return [K.un32(v) for _k, v in self.kv.range("mbxname", p, prefix_end(p))]
+
+    def mailbox_path(self, m: int) -> list[str]:
+        """The names from the top down to ``m`` (IMAP hierarchy, separator ``/``)."""
+        out: list[str] = []
+        seen = 0
+        while m and seen < 1000:
+            rec = self.require_mailbox(m)
+            out.append(rec["name"])
+            m = rec["parent"]
+            seen += 1
+        return list(reversed(out))
+
+    def mailbox_by_path(self, path: list[str]) -> int | None:
+        m = 0
+        for name in path:
+            found = self.child(m, name)
+            if found is None:
+                return None
+            m = found
+        return m or None
+
+    def role_mailbox(self, role: str) -> int | None:
+        for rec in self.mailboxes():
+            if rec.get("role") == role:
+                return int(rec["id"])
+        return None
+
+    # -- emails ------------------------------------------------------------------
+
+    def email(self, e: int) -> dict[str, Any] | None:
+        raw = self.kv.get("email", K.email(self.a, e))
+        return None if raw is None else codec.loads(raw)
+
+    def summary(self, e: int) -> dict[str, Any] | None:
+        raw = self.kv.get("summary", K.email(self.a, e))
+        return None if raw is None else codec.loads(raw)
+
+    def blob(self, sha_hex: str) -> bytes | None:
+        try:
+            sha = bytes.fromhex(sha_hex)
+        except ValueError:
+            return None
+        return self.kv.get("blob", K.blob(self.a, sha))
+
+    def blob_info(self, sha_hex: str) -> dict[str, Any] | None:
+        try:
+            sha = bytes.fromhex(sha_hex)
+        except ValueError:
+            return None
+        raw = self.kv.get("blobref", K.blob(self.a, sha))
+        return None if raw is None else codec.loads(raw)
+
+    def text(self, e: int) -> tuple[str, str]:
+        """(header text, body text) decoded at ingest, for search without re-parsing."""
+        raw = self.kv.get("text", K.email(self.a, e))
+        if raw is None:
+            return "", ""
+        h, _, b = zlib.decompress(raw).decode("utf-8", "replace").partition("\x00")
+        return h, b
+
+    def raw_message(self, e: int) -> bytes | None:
+        rec = self.email(e)
+        return None if rec is None else self.blob(rec["blob"])
+
+    def thread(self, t: int) -> dict[str, Any] | None:
+        raw = self.kv.get("thread", K.thread(self.a, t))
+        return None if raw is None else codec.loads(raw)
+
+    # -- IMAP views ----------------------------------------------------------------
+
+    def uids(self, m: int) -> array:
+        """Every UID in mailbox ``m``, ascending (IMAP SELECT builds its seq<->UID map)."""
+        p = K.mailbox(self.a, m)
+        out = array("I")
+        for k, _v in self.kv.range("uid", p, prefix_end(p)):
+            out.append(K.un32(k, 8))
+        return out
+
+    def uid_items(self, m: int, lo: int = 1, hi: int = 0xFFFFFFFF) -> Iterator[tuple[int, int]]:
+        """(uid, email) pairs with lo <= uid <= hi, ascending."""
+        start = K.uid(self.a, m, lo)
+        stop = K.uid(self.a, m, hi) + b"\x00"
+        for k, v in self.kv.range("uid", start, stop):
+            yield K.un32(k, 8), K.un64(v)
+
+    def email_at(self, m: int, u: int) -> int | None:
+        raw = self.kv.get("uid", K.uid(self.a, m, u))
+        return None if raw is None else K.un64(raw)
+
+    def changed_since(self, m: int, modseq: int) -> list[tuple[int, int]]:
+        """(uid, modseq) of memberships of ``m`` changed after ``modseq``; O(changes)."""
+        start = K.mbx_seq(self.a, m, modseq + 1, 0)
+        p = K.mailbox(self.a, m)
+        out = [(K.un32(k, 16), K.un64(k, 8)) for k, _v in self.kv.range("mbxmod", start, prefix_end(p))]
+        out.sort()
+        return out
+
+    def expunged_since(self, m: int, modseq: int) -> list[int]:
+        """UIDs expunged from ``m`` after ``modseq`` (VANISHED), ascending; O(expunges)."""
+        start = K.mbx_seq(self.a, m, modseq + 1, 0)
+        p = K.mailbox(self.a, m)
+        return sorted(K.un32(k, 16) for k, _v in self.kv.range("expunged", start, prefix_end(p)))
+
+    def expunge_floor(self, m: int) -> int:
+        """Expunges at or below this modseq may have been compacted away."""
+        rec = self.mailbox(m)
+        return int(rec.get("expfloor", 0)) if rec else 0
+
+    # -- JMAP views ----------------------------------------------------------------
+
+    def received_order(self, m: int | None, *, reverse: bool = True) -> Iterator[int]:
+        """JMAP-visible emails (of mailbox ``m``, or the account) by receivedAt."""
+        if m is None:
+            p = K.acct(self.a)
+            table = "recvall"
+        else:
+            p = K.mailbox(self.a, m)
+            table = "recv"
+        for k, _v in self.kv.range(table, p, prefix_end(p), reverse=reverse):
+            yield K.un64(k, len(k) - 8)
+
+    def changes(self, kind: str, since: str, limit: int | None = None) -> Changes:
+        """Objects of ``kind`` changed since state ``since`` (RFC 8620 §5.2); O(changes)."""
+        parsed = parse_state(since)
+        if parsed is None:
+            raise CannotCalculateChangesError("malformed state")
+        since_ms, after = parsed
+        kb = KINDS[kind]
+        current = self.state(kind)
+        acct_rec = self.account()
+        floor = int(acct_rec.get("floor", {}).get(kind, 0))
+        if since_ms > current:
+            raise CannotCalculateChangesError("state is newer than the server's")
+        if since_ms < floor:
+            raise CannotCalculateChangesError("the change log no longer reaches that state")
+        if after >= 0:
+            start = K.changelog(self.a, kb, since_ms, after + 1)
+        else:
+            start = K.changelog(self.a, kb, since_ms + 1)
+        stop = prefix_end(K.acct(self.a) + kb)
+        created: list[int] = []
+        updated: list[int] = []
+        destroyed: list[int] = []
+        only_counts = True
+        n = 0
+        last: tuple[int, int] | None = None
+        has_more = False
+        for k, v in self.kv.range("changelog", start, stop):
+            s = K.un64(k, 5)
+            obj = K.un64(k, 13)
+            if limit is not None and n >= limit:
+                has_more = True
+                break
+            ent = codec.loads(v)
+            op = ent["op"]
+            c = ent.get("c")
+            last = (s, obj)
+
+            def unseen(at: int | None) -> bool:
+                # Did the change at modseq ``at`` happen after the client's state?  Inside
+                # a paged transaction ("S.obj") objects after ``obj`` are still unseen.
+                if at is None:
+                    return False
+                return at > since_ms or (after >= 0 and at == since_ms and obj > after)
+
+            if op == "d":
+                if unseen(ent.get("c0", c)):
+                    continue  # created and destroyed since: the client never saw it
+                destroyed.append(obj)
+            elif unseen(c):
+                created.append(obj)
+            else:
+                updated.append(obj)
+                if unseen(int(ent.get("p", 0))):
+                    only_counts = False
+            n += 1
+        if has_more and last is not None:
+            new_state = f"{last[0]}.{last[1]}"
+        else:
+            new_state = str(current)
+        return Changes(created, updated, destroyed, new_state, has_more,
+                       only_counts and bool(updated))
+
+
+@dataclass(slots=True)
+class _Pending:
+    kinds: set[str] = field(default_factory=set)
+    mailboxes: set[int] = field(default_factory=set)
+    log: dict[tuple[bytes, int], str] = field(default_factory=dict)
+    counts_touched: set[int] = field(default_factory=set)
+
+
+class MailTxn(ReadView):
+    """The one write transaction of an account (CONTRACT §4)."""
+
+    def __init__(self, kv: KVWrite, account: int) -> None:
+        super().__init__(kv, account)
+        self.w: KVWrite = kv
+        self._acct = self.account()
+        self._modseq: int | None = None
+        self._p = _Pending()
+        self._mbx_cache: dict[int, dict[str, Any]] = {}
+        self._mbx_orig: dict[int, bytes] = {}
+
+    # -- the modseq ------------------------------------------------------------------
+
+    @property
+    def modseq(self) -> int:
+        """This transaction's modseq, taken at first use: exactly the next value."""
+        if self._modseq is None:
+            self._modseq = int(self._acct["modseq"]) + 1
+            if self._modseq >= 2**53:
+                raise errors.LimitError("modseq space exhausted")
+        return self._modseq
+
+    @property
+    def changed(self) -> bool:
+        return self._modseq is not None
+
+    def _next(self, kind: str) -> int:
+        nxt = self._acct.setdefault("next", {})
+        n = int(nxt.get(kind, 0)) + 1
+        nxt[kind] = n
+        return n
+
+    def account(self) -> dict[str, Any]:
+        a = getattr(self, "_acct", None)
+        return a if a is not None else ReadView.account(self)
+
+    def _log(self, kind: str, obj: int, op: str) -> None:
+        """Record one object change; several changes of one object in a transaction merge.
+
+        Ops: c created, u updated, k counts-only update, d destroyed; x = created and
+        destroyed within this transaction (nobody can have seen it).
+        """
+        self.modseq
+        self._p.kinds.add(kind)
+        key = (KINDS[kind], obj)
+        prev = self._p.log.get(key)
+        if prev is None:
+            new = op
+        elif op == "d":
+            new = "x" if prev in ("c", "x") else "d"
+        elif op == "c":
+            new = "u" if prev == "d" else "c"
+        elif op == "u":
+            new = prev if prev in ("c", "x", "d") else "u"
+        else:  # "k"
+            new = prev
+        self._p.log[key] = new
+
+    def _flush_log(self) -> None:
+        """One log entry per object, at its last change: {op, c: created-at, c0: first
+        created-at if different, p: last property change}; the object's older entry is
+        removed (keys.py)."""
+        s = self.modseq
+        for (kb, obj), op in self._p.log.items():
+            lk = K.chlast(self.a, kb, obj)
+            old = self.w.get("chlast", lk)
+            prev: dict[str, Any] = {}
+            if old is not None:
+                ok = K.changelog(self.a, kb, K.un64(old), obj)
+                raw = self.w.get("changelog", ok)
+                if raw is not None:
+                    prev = codec.loads(raw)
+                    self.w.delete("changelog", ok)
+            prev_op = prev.get("op")
+            ent: dict[str, Any] = {}
+            if op == "x":
+                if prev_op is None:  # created and destroyed here: nobody saw it
+                    self.w.delete("chlast", lk)
+                    continue
+                op = "d"
+            # c: the latest (re)creation; c0: the first one (an Email or Thread that
+            # becomes invisible and visible again is destroyed and re-created for JMAP).
+            first = prev.get("c0", prev.get("c", 0)) if prev else None
+            if op == "c":
+                ent = {"op": "c", "c": s, "p": s}
+            elif op == "u":
+                ent = {"op": "c" if prev_op == "c" else "u", "p": s}
+            elif op == "k":
+                ent = {"op": prev_op if prev_op in ("c", "u") else "k"}
+                if "p" in prev:
+                    ent["p"] = prev["p"]
+            else:
+                ent = {"op": "d"}
+            if op != "c" and "c" in prev:
+                ent["c"] = prev["c"]
+            if first is not None and first != ent.get("c"):
+                ent["c0"] = first
+            self.w.put("changelog", K.changelog(self.a, kb, s, obj), codec.dumps(ent))
+            self.w.put("chlast", lk, K.u64(s))
+        for kind in self._p.kinds:
+            self.w.put("state", K.state(self.a, KINDS[kind]), K.u64(s))
+
+    def finish(self) -> Commit | None:
+        """Write the account record, log and caches; the caller commits the KV transaction."""
+        for m, rec in self._mbx_cache.items():
+            data = codec.dumps(rec)
+            if data != self._mbx_orig.get(m):
+                self.w.put("mailbox", K.mailbox(self.a, m), data)
+        if self._modseq is None:
+            return None
+        for m in self._p.counts_touched:
+            self._log("Mailbox", m, "k")
+        self._flush_log()
+        self._acct["modseq"] = self._modseq
+        self.w.put("account", K.acct(self.a), codec.dumps(self._acct))
+        return Commit(self.a, self._modseq, frozenset(self._p.kinds), frozenset(self._p.mailboxes))
+
+    # -- mailbox records (cached for the transaction) ------------------------------------
+
+    def mailbox(self, m: int) -> dict[str, Any] | None:
+        rec = self._mbx_cache.get(m)
+        if rec is None:
+            raw = self.kv.get("mailbox", K.mailbox(self.a, m))
+            if raw is not None:
+                rec = codec.loads(raw)
+                self._mbx_cache[m] = rec
+                self._mbx_orig[m] = bytes(raw)
+        return rec
+
+    def mailboxes(self) -> list[dict[str, Any]]:
+        out = []
+        for rec in ReadView.mailboxes(self):
+            out.append(self._mbx_cache.get(int(rec["id"]), rec))
+        return out
+
+    def _touch_mailbox(self, m: int) -> dict[str, Any]:
+        """Something visible in ``m`` changed: its HIGHESTMODSEQ moves to this modseq."""
+        rec = self.require_mailbox(m)
+        rec["hms"] = self.modseq
+        self._p.mailboxes.add(m)
+        return rec
+
+    # -- mailboxes -------------------------------------------------------------------
+
+    def _check_name(self, name: object) -> str:
+        if not isinstance(name, str) or not name or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME:
+            raise errors.InvalidNameError("mailbox name must be 1-255 octets")
+        if SEPARATOR in name or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+            raise errors.InvalidNameError("mailbox name contains the separator or a control character")
+        return name
+
+    def _check_role(self, role: str | None, m: int | None) -> None:
+        if role is None:
+            return
+        if role not in ROLES:
+            raise errors.RoleError(f"unknown role {role!r}")
+        other = self.role_mailbox(role)
+        if other is not None and other != m:
+            raise errors.RoleError(f"role {role!r} is already used by another mailbox")
+
+    def create_mailbox(self, name: str, parent: int = 0, *, role: str | None = None,
+                       subscribed: bool = True, sort_order: int = 0) -> int:
+        name = self._check_name(name)
+        if parent:
+            self.require_mailbox(parent)
+        if self.child(parent, name) is not None:
+            raise errors.AlreadyExistsError("a mailbox of that name exists", name=name)
+        if parent == 0 and name.upper() == "INBOX":
+            name = "INBOX"
+            role = role or "inbox"
+        self._check_role(role, None)
+        m = self._next("M")
+        s = self.modseq
+        rec = {
+            "id": m, "name": name, "parent": parent, "role": role, "sub": bool(subscribed),
+            "sort": int(sort_order), "uidvalidity": (s % 0xFFFFFFFF) or 1, "uidnext": 1,
+            "hms": s, "created": s, "counts": dict(_ZERO_COUNTS),
+        }
+        self._mbx_cache[m] = rec
+        self.w.put("mbxname", K.mbxname(self.a, parent, name), K.u32(m))
+        self._log("Mailbox", m, "c")
+        self._p.mailboxes.add(m)
+        return m
+
+    def update_mailbox(self, m: int, *, name: str | None = None, parent: int | None = None,
+                       role: Any = ..., subscribed: bool | None = None,
+                       sort_order: int | None = None) -> None:
+        """Rename / move / change role, subscription or order.  The id and UIDVALIDITY stay."""
+        rec = self.require_mailbox(m)
+        changed = False
+        new_name = rec["name"] if name is None else self._check_name(name)
+        new_parent = rec["parent"] if parent is None else parent
+        if (new_name, new_parent) != (rec["name"], rec["parent"]):
+            if rec.get("role") == "inbox" and rec["parent"] == 0:
+                raise errors.CannotError("INBOX cannot be renamed this way")
+            if new_parent:
+                self.require_mailbox(new_parent)
+                anc = new_parent
+                depth = 0
+                while anc and depth < 1000:
+                    if anc == m:
+                        raise errors.CycleError("a mailbox cannot be moved under itself")
+                    anc = self.require_mailbox(anc)["parent"]
+                    depth += 1
+            if new_parent == 0 and new_name.upper() == "INBOX":
+                raise errors.AlreadyExistsError("INBOX exists")
+            other = self.child(new_parent, new_name)
+            if other is not None and other != m:
+                raise errors.AlreadyExistsError("a mailbox of that name exists", name=new_name)
+            self.w.delete("mbxname", K.mbxname(self.a, rec["parent"], rec["name"]))
+            self.w.put("mbxname", K.mbxname(self.a, new_parent, new_name), K.u32(m))
+            rec["name"], rec["parent"] = new_name, new_parent
+            changed = True
+        if role is not ... and role != rec.get("role"):
+            if rec.get("role") == "inbox":
+                raise errors.RoleError("the inbox role cannot be changed")
+            self._check_role(role, m)
+            rec["role"] = role
+            changed = True
+        if subscribed is not None and bool(subscribed) != rec["sub"]:
+            rec["sub"] = bool(subscribed)
+            changed = True
+        if sort_order is not None and int(sort_order) != rec["sort"]:
+            rec["sort"] = int(sort_order)
+            changed = True
+        if changed:
+            self._log("Mailbox", m, "u")
+            self._p.mailboxes.add(m)
+
+    def delete_mailbox(self, m: int, *, remove_emails: bool) -> None:
+        """Delete ``m``; its memberships are expunged (emails left in no mailbox are destroyed)."""
+        rec = self.require_mailbox(m)
+        if rec.get("role") == "inbox" and rec["parent"] == 0:
+            raise errors.CannotError("INBOX cannot be deleted")
+        if self.children(m):
+            raise errors.HasChildrenError("the mailbox has child mailboxes")
+        if rec["counts"]["msgs"] and not remove_emails:
+            raise errors.HasEmailError("the mailbox holds emails")
+        for u, e in list(self.uid_items(m)):
+            self.remove_membership(e, m, tombstone=False)
+        p = K.mailbox(self.a, m)
+        for table in ("expunged", "mbxmod", "dedup"):
+            for k, _v in list(self.w.range(table, p, prefix_end(p))):
+                self.w.delete(table, k)
+        self.w.delete("mbxname", K.mbxname(self.a, rec["parent"], rec["name"]))
+        self.w.delete("mailbox", p)
+        self._mbx_cache.pop(m, None)
+        self._mbx_orig.pop(m, None)
+        self._p.counts_touched.discard(m)
+        self._log("Mailbox", m, "d")
+        self._p.mailboxes.add(m)
+
+    # -- blobs -------------------------------------------------------------------------
+
+    def put_blob(self, data: bytes, *, content_type: str | None = None, uploaded: int | None = None) -> str:
+        """Store ``data`` content-addressed; one more reference (or an upload mark)."""
+        sha = hashlib.sha256(data).digest()
+        bk = K.blob(self.a, sha)
+        raw = self.w.get("blobref", bk)
+        info = codec.loads(raw) if raw is not None else {"refs": 0, "size": len(data)}
+        if raw is None:
+            self.w.put("blob", bk, data)
+        if uploaded is not None:
+            info["uploaded"] = uploaded
+            if content_type:
+                info["type"] = content_type
+        else:
+            info["refs"] = int(info["refs"]) + 1
+        self.w.put("blobref", bk, codec.dumps(info))
+        return sha.hex()
+
+    def ref_blob(self, sha_hex: str) -> None:
+        bk = K.blob(self.a, bytes.fromhex(sha_hex))
+        raw = self.w.get("blobref", bk)
+        if raw is None:
+            raise errors.NotFoundError("no such blob")
+        info = codec.loads(raw)
+        info["refs"] = int(info["refs"]) + 1
+        self.w.put("blobref", bk, codec.dumps(info))
+
+    def unref_blob(self, sha_hex: str) -> None:
+        bk = K.blob(self.a, bytes.fromhex(sha_hex))
+        raw = self.w.get("blobref", bk)
+        if raw is None:
+            return
+        info = codec.loads(raw)
+        info["refs"] = max(0, int(info["refs"]) - 1)
+        if info["refs"] == 0 and not info.get("uploaded"):
+            self.w.delete("blobref", bk)
+            self.w.delete("blob", bk)
+        else:
+            self.w.put("blobref", bk, codec.dumps(info))
+
+    def drop_upload(self, sha_hex: str) -> bool:
+        """Forget an upload mark; the blob goes when no Email references it."""
+        bk = K.blob(self.a, bytes.fromhex(sha_hex))
+        raw = self.w.get("blobref", bk)
+        if raw is None:
+            return False
+        info = codec.loads(raw)
+        info.pop("uploaded", None)
+        info.pop("type", None)
+        if int(info["refs"]) == 0:
+            self.w.delete("blobref", bk)
+            self.w.delete("blob", bk)
+        else:
+            self.w.put("blobref", bk, codec.dumps(info))
+        return True
+
+    # -- counters ----------------------------------------------------------------------
+
+    def _apply(self, m: int, thread: int, before: tuple | None, after: tuple | None) -> None:
+        """Move mailbox ``m``'s counters from one membership contribution to another."""
+        if before == after:
+            return
+        rec = self.require_mailbox(m)
+        c = rec["counts"]
+        jmap_before = (c["total"], c["unread"], c["threads"], c["unreadThreads"])
+        for sign, con in ((-1, before), (1, after)):
+            if con is None:
+                continue
+            msgs, unseen, deleted, size, vis, unread = con
+            c["msgs"] += sign * msgs
+            c["unseen"] += sign * unseen
+            c["deleted"] += sign * deleted
+            c["size"] += sign * size
+            if vis:
+                c["total"] += sign
+                c["unread"] += sign * (1 if unread else 0)
+        # per (mailbox, thread) counts drive totalThreads / unreadThreads
+        tb = (1 if before and before[4] else 0, 1 if before and before[4] and before[5] else 0)
+        ta = (1 if after and after[4] else 0, 1 if after and after[4] and after[5] else 0)
+        if tb != ta:
+            tk = K.mbxthread(self.a, m, thread)
+            raw = self.w.get("mbxthread", tk)
+            cnt, unr = codec.loads(raw) if raw is not None else (0, 0)
+            ncnt, nunr = cnt - tb[0] + ta[0], unr - tb[1] + ta[1]
+            c["threads"] += (ncnt > 0) - (cnt > 0)
+            c["unreadThreads"] += (nunr > 0) - (unr > 0)
+            if ncnt <= 0:
+                self.w.delete("mbxthread", tk)
+            else:
+                self.w.put("mbxthread", tk, codec.dumps([ncnt, nunr]))
+        if (c["total"], c["unread"], c["threads"], c["unreadThreads"]) != jmap_before:
+            self._p.counts_touched.add(m)
+
+    def _set_recv_index(self, e: int, rec: dict[str, Any], before: list[int], after: list[int]) -> None:
+        r = int(rec["recv"])
+        for m in set(before) - set(after):
+            self.w.delete("recv", K.recv(self.a, m, r, e))
+        for m in set(after) - set(before):
+            self.w.put("recv", K.recv(self.a, m, r, e), b"")
+        if before and not after:
+            self.w.delete("recvall", K.recvall(self.a, r, e))
+        elif after and not before:
+            self.w.put("recvall", K.recvall(self.a, r, e), b"")
+
+    def _visibility_changed(self, e: int, rec: dict[str, Any], was: list[int], now: list[int]) -> None:
+        """Log the Email and its Thread after a change of JMAP-visible mailboxIds."""
+        self._set_recv_index(e, rec, was, now)
+        if was and not now:
+            self._log("Email", e, "d")
+        elif now and not was:
+            self._log("Email", e, "c")
+        elif was != now:
+            self._log("Email", e, "u")
+        if bool(was) != bool(now):
+            self._thread_visibility(int(rec["thread"]), e, bool(now))
+
+    # -- emails ------------------------------------------------------------------------
+
+    def _put_email(self, e: int, rec: dict[str, Any]) -> None:
+        rec["modseq"] = self.modseq
+        self.w.put("email", K.email(self.a, e), codec.dumps(rec))
+
+    def _set_membership_modseq(self, m: int, u: int, old: int | None) -> int:
+        s = self.modseq
+        if old is not None and old != s:
+            self.w.delete("mbxmod", K.mbx_seq(self.a, m, old, u))
+        self.w.put("mbxmod", K.mbx_seq(self.a, m, s, u), b"")
+        return s
+
+    def _allocate_uid(self, m: int) -> int:
+        rec = self._touch_mailbox(m)
+        u = int(rec["uidnext"])
+        if u >= 0xFFFFFFFF:
+            raise errors.LimitError("UID space of the mailbox exhausted")
+        rec["uidnext"] = u + 1
+        return u
+
+    def create_email(self, raw: bytes, summary: dict[str, Any], mailboxes: Iterable[int],
+                     keywords: Iterable[str] = (), received: int = 0,
+                     deleted: bool = False, blob_sha: str | None = None) -> tuple[int, dict[int, int]]:
+        """A new Email (APPEND, import, delivery, Email/set create): (email, {mailbox: uid})."""
+        mbxs = sorted(set(mailboxes))
+        if not mbxs:
+            raise errors.CannotError("an email must be in at least one mailbox")
+        for m in mbxs:
+            self.require_mailbox(m)
+        kws = sorted({k.lower() for k in keywords})
+        for k in kws:
+            if not kwmod.is_valid_keyword(k):
+                raise errors.InvalidKeywordError(f"invalid keyword {k!r}")
+        e = self._next("E")
+        if blob_sha is None:
+            blob_sha = self.put_blob(raw)
+        else:
+            self.ref_blob(blob_sha)
+        t = self._assign_thread(e, summary, int(received))
+        rec: dict[str, Any] = {
+            "blob": blob_sha, "size": len(raw), "recv": int(received), "kw": kws,
+            "mbx": {}, "thread": t, "created": self.modseq,
+        }
+        uids: dict[int, int] = {}
+        for m in mbxs:
+            u = self._allocate_uid(m)
+            uids[m] = u
+            rec["mbx"][str(m)] = [u, 1 if deleted else 0, self.modseq]
+            self.w.put("uid", K.uid(self.a, m, u), K.u64(e))
+            self._set_membership_modseq(m, u, None)
+            self._apply(m, t, None, _contrib(rec, str(m)))
+        stored = {k: v for k, v in summary.items() if k not in ("header_text", "body_text")}
+        self.w.put("summary", K.email(self.a, e), codec.dumps(stored))
+        text = (str(summary.get("header_text") or "") + "\x00" + str(summary.get("body_text") or ""))
+        self.w.put("text", K.email(self.a, e), zlib.compress(text.encode("utf-8", "replace"), 1))
+        self._put_email(e, rec)
+        self._visibility_changed(e, rec, [], jmap_mailbox_ids(rec))
+        return e, uids
+
+    def require_email(self, e: int) -> dict[str, Any]:
+        rec = self.email(e)
+        if rec is None:
+            raise errors.NotFoundError("no such email", email=e)
+        return rec
+
+    def set_keywords(self, e: int, keywords: Iterable[str]) -> bool:
+        """Replace an Email's keywords (shared by all its memberships).  True if changed."""
+        rec = self.require_email(e)
+        kws = sorted({k.lower() for k in keywords})
+        for k in kws:
+            if not kwmod.is_valid_keyword(k):
+                raise errors.InvalidKeywordError(f"invalid keyword {k!r}")
+        if kws == rec["kw"]:
+            return False
+        before = {m: _contrib(rec, m) for m in rec["mbx"]}
+        rec["kw"] = kws
+        t = int(rec["thread"])
+        for mk, ms in rec["mbx"].items():
+            m = int(mk)
+            self._touch_mailbox(m)
+            ms[2] = self._set_membership_modseq(m, ms[0], ms[2])
+            self._apply(m, t, before[mk], _contrib(rec, mk))
+        self._put_email(e, rec)
+        if visible(rec):
+            self._log("Email", e, "u")
+        return True
+
+    def set_deleted(self, e: int, m: int, flag: bool) -> bool:
+        """Set or clear the per-membership ``\\Deleted`` flag (CONTRACT §2)."""
+        rec = self.require_email(e)
+        mk = str(m)
+        ms = rec["mbx"].get(mk)
+        if ms is None:
+            raise errors.NotFoundError("the email is not in that mailbox")
+        if bool(ms[1]) == bool(flag):
+            return False
+        was = jmap_mailbox_ids(rec)
+        before = _contrib(rec, mk)
+        ms[1] = 1 if flag else 0
+        self._touch_mailbox(m)
+        ms[2] = self._set_membership_modseq(m, ms[0], ms[2])
+        self._apply(m, int(rec["thread"]), before, _contrib(rec, mk))
+        self._put_email(e, rec)
+        self._visibility_changed(e, rec, was, jmap_mailbox_ids(rec))
+        return True
+
+    def add_membership(self, e: int, m: int) -> int:
+        """Put Email ``e`` into mailbox ``m`` with a new UID (IMAP COPY/MOVE, JMAP mailboxIds)."""
+        rec = self.require_email(e)
+        self.require_mailbox(m)
+        mk = str(m)
+        if mk in rec["mbx"]:
+            raise errors.AlreadyExistsError("the email is already in that mailbox")
+        was = jmap_mailbox_ids(rec)
+        u = self._allocate_uid(m)
+        rec["mbx"][mk] = [u, 0, self.modseq]
+        self.w.put("uid", K.uid(self.a, m, u), K.u64(e))
+        self._set_membership_modseq(m, u, None)
+        self._apply(m, int(rec["thread"]), None, _contrib(rec, mk))
+        self._put_email(e, rec)
+        self._visibility_changed(e, rec, was, jmap_mailbox_ids(rec))
+        return u
+
+    def remove_membership(self, e: int, m: int, *, tombstone: bool = True) -> int:
+        """Expunge Email ``e`` from mailbox ``m``; destroys the Email if none is left."""
+        rec = self.require_email(e)
+        mk = str(m)
+        ms = rec["mbx"].get(mk)
+        if ms is None:
+            raise errors.NotFoundError("the email is not in that mailbox")
+        was = jmap_mailbox_ids(rec)
+        u = int(ms[0])
+        self._apply(m, int(rec["thread"]), _contrib(rec, mk), None)
+        self._touch_mailbox(m)
+        self.w.delete("uid", K.uid(self.a, m, u))
+        self.w.delete("mbxmod", K.mbx_seq(self.a, m, ms[2], u))
+        if tombstone:
+            self.w.put("expunged", K.mbx_seq(self.a, m, self.modseq, u), b"")
+        del rec["mbx"][mk]
+        if not rec["mbx"]:
+            self._visibility_changed(e, rec, was, [])
+            self._destroy_record(e, rec)
+        else:
+            self._put_email(e, rec)
+            self._visibility_changed(e, rec, was, jmap_mailbox_ids(rec))
+        return u
+
+    def duplicate_email(self, e: int, m: int) -> tuple[int, int]:
+        """A new Email with the same bytes and keywords in ``m`` (COPY onto itself, CONTRACT §2)."""
+        rec = self.require_email(e)
+        summary = self.summary(e) or {}
+        raw = self.blob(rec["blob"]) or b""
+        e2, uids = self.create_email(raw, summary, [m], rec["kw"], int(rec["recv"]), blob_sha=rec["blob"])
+        return e2, uids[m]
+
+    def destroy_email(self, e: int) -> None:
+        """Remove every membership (each mailbox sees an expunge) and the Email itself."""
+        rec = self.require_email(e)
+        for mk in list(rec["mbx"]):
+            self.remove_membership(e, int(mk))
+
+    def _destroy_record(self, e: int, rec: dict[str, Any]) -> None:
+        self.w.delete("email", K.email(self.a, e))
+        summary = self.summary(e) or {}
+        self.w.delete("summary", K.email(self.a, e))
+        self.w.delete("text", K.email(self.a, e))
+        for mid in _ref_ids(summary):
+            self.w.delete("msgref", K.msgref(self.a, mid, e))
+        self.unref_blob(rec["blob"])
+        t = int(rec["thread"])
+        th = self.thread(t)
+        if th is not None:
+            th["emails"] = [x for x in th["emails"] if x[1] != e]
+            if th["emails"]:
+                self.w.put("thread", K.thread(self.a, t), codec.dumps(th))
+            else:
+                self.w.delete("thread", K.thread(self.a, t))
+
+    def expunge(self, m: int, uids: Iterable[int] | None = None) -> list[int]:
+        """Remove the ``\\Deleted`` memberships of ``m`` (only among ``uids`` if given)."""
+        rec = self.require_mailbox(m)
+        if not rec["counts"]["deleted"]:
+            return []
+        wanted = None if uids is None else set(uids)
+        out: list[int] = []
+        for u, e in list(self.uid_items(m)):
+            if wanted is not None and u not in wanted:
+                continue
+            erec = self.email(e)
+            if erec is None:
+                continue
+            ms = erec["mbx"].get(str(m))
+            if ms and ms[1]:
+                self.remove_membership(e, m)
+                out.append(u)
+        return out
+
+    # -- threads (RFC 8621 §3) ----------------------------------------------------------
+
+    def _assign_thread(self, e: int, summary: dict[str, Any], received: int) -> int:
+        """Join the thread of a message this one references or that references it (either
+        direction) when the base subjects (RFC 5256 §2.1) match; else start a thread."""
+        base = _subject_hash(summary)
+        refs = _ref_ids(summary)
+        chosen: int | None = None
+        for mid in refs:
+            p = K.msgref(self.a, mid)
+            for _k, v in self.w.range("msgref", p, prefix_end(p)):
+                if v[8:16] == base:
+                    t = K.un64(v)
+                    if chosen is None or t < chosen:
+                        chosen = t
+                    break
+        if chosen is None or self.thread(chosen) is None:
+            chosen = self._next("T")
+            th: dict[str, Any] = {"emails": []}
+        else:
+            th = self.thread(chosen) or {"emails": []}
+        th["emails"].append([received, e, 0])
+        th["emails"].sort()
+        self.w.put("thread", K.thread(self.a, chosen), codec.dumps(th))
+        val = K.u64(chosen) + base
+        for mid in refs:
+            self.w.put("msgref", K.msgref(self.a, mid, e), val)
+        return chosen
+
+    def _thread_visibility(self, t: int, e: int, vis: bool) -> None:
+        th = self.thread(t)
+        if th is None:
+            return
+        was = any(x[2] for x in th["emails"])
+        for x in th["emails"]:
+            if x[1] == e:
+                x[2] = 1 if vis else 0
+        now = any(x[2] for x in th["emails"])
+        self.w.put("thread", K.thread(self.a, t), codec.dumps(th))
+        if was and not now:
+            self._log("Thread", t, "d")
+        elif now and not was:
+            self._log("Thread", t, "c")
+        else:
+            self._log("Thread", t, "u")
+
+    # -- IMAP \\Recent (RFC 3501 §2.3.2) ---------------------------------------------------
+
+    def claim_recent(self, m: int) -> int:
+        """The first UID that is \\Recent for the session claiming it; later sessions
+        see none of those.  Session metadata: no modseq, no JMAP change."""
+        rec = self.require_mailbox(m)
+        first = int(rec.get("recent", 1))
+        rec["recent"] = int(rec["uidnext"])
+        return first
+
+    # -- import de-duplication ---------------------------------------------------------
+
+    def imported(self, m: int, key: bytes) -> int | None:
+        """The Email a previous import stored under ``key`` in ``m``, if still there."""
+        raw = self.w.get("dedup", K.dedup(self.a, m, key))
+        if raw is None:
+            return None
+        e = K.un64(raw)
+        rec = self.email(e)
+        if rec is None or str(m) not in rec["mbx"]:
+            return None
+        return e
+
+    def mark_imported(self, m: int, key: bytes, e: int) -> None:
+        self.w.put("dedup", K.dedup(self.a, m, key), K.u64(e))
+
+    # -- other JMAP objects ---------------------------------------------------------------
+
+    def log_change(self, kind: str, obj: int, op: str) -> None:
+        """For data types kept outside this module (Identity, VacationResponse...)."""
+        self._log(kind, obj, op)
+
+
+def _ref_ids(summary: dict[str, Any]) -> list[str]:
+    ids: list[str] = []
+    for key in ("message_id", "in_reply_to", "references"):
+        v = summary.get(key) or []
+        if isinstance(v, str):
+            v = [v]
+        for x in v[-100:]:
+            if isinstance(x, str) and x and x not in ids:
+                ids.append(x)
+    return ids
+
+
+def _subject_hash(summary: dict[str, Any]) -> bytes:
+    base = summary.get("base_subject")
+    if not isinstance(base, str):
+        base = summary.get("subject") or ""
+    return K.h16(base.casefold())[:8]

@@ -1,0 +1,30 @@
+"""Shared fixtures: a fresh store in a temporary directory."""
+
+from __future__ import annotations
+
+import pytest
+
+from dualmail.store.store import Store, open_store
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    s = open_store(str(tmp_path / "data"), sync=False)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def account(store: Store) -> int:
+    return store.create_account("alice@example.org", "secret")
+
+
+def summary(message_id: str = "", subject: str = "s", in_reply_to=(), references=()) -> dict:
+    """A minimal parsed-message summary for store tests that do not need MIME."""
+    return {
+        "message_id": [message_id] if message_id else [],
+        "in_reply_to": list(in_reply_to),
+        "references": list(references),
+        "subject": subject,
+        "base_subject": subject,
+    }

@@ -1,0 +1,332 @@
+"""Unit tests of the store's operations (CONTRACT §1–4)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dualmail.model import errors
+from dualmail.store.txn import CannotCalculateChangesError
+from tests.conftest import summary
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INBOX, DRAFTS, SENT, TRASH, JUNK, ARCHIVE = 1, 2, 3, 4, 5, 6
+
+
+def add(store, a, mailboxes=(INBOX,), kw=(), received=1000, mid="", subject="s", **kw2):
+    with store.write(a) as tx:
+        return tx.create_email(b"Subject: x\r\n\r\nbody\r\n", summary(mid, subject, **kw2), mailboxes, kw, received)
+
+
+def test_new_account_has_default_mailboxes_with_roles(store, account):
+    with store.read(account) as r:
+        boxes = {m["name"]: m for m in r.mailboxes()}
+        assert set(boxes) == {"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"}
+        assert {m["role"] for m in boxes.values()} == {"inbox", "drafts", "sent", "trash", "junk", "archive"}
+        # CONTRACT §4: never 0; an untouched mailbox reports the modseq that created it
+        assert all(m["hms"] == 1 for m in boxes.values())
+        assert r.highest_modseq == 1
+
+
+def test_each_write_takes_exactly_one_modseq(store, account):
+    with store.read(account) as r:
+        before = r.highest_modseq
+    e, uids = add(store, account, (INBOX, ARCHIVE))
+    with store.read(account) as r:
+        assert r.highest_modseq == before + 1
+        rec = r.email(e)
+        assert rec["modseq"] == before + 1
+        assert r.mailbox(INBOX)["hms"] == before + 1
+        assert r.state("Email") == r.state("Mailbox") == r.state("Thread") == before + 1
+    # a transaction that changes nothing takes no modseq
+    with store.write(account) as tx:
+        assert tx.set_keywords(e, []) is False
+    with store.read(account) as r:
+        assert r.highest_modseq == before + 1
+
+
+def test_uids_ascend_and_are_never_reused(store, account):
+    e1, u1 = add(store, account)
+    e2, u2 = add(store, account)
+    assert u2[INBOX] == u1[INBOX] + 1
+    with store.write(account) as tx:
+        tx.destroy_email(e2)
+    e3, u3 = add(store, account)
+    assert u3[INBOX] == u2[INBOX] + 1
+
+
+def test_keywords_shared_by_memberships_and_counters(store, account):
+    e, uids = add(store, account, (INBOX, ARCHIVE))
+    with store.read(account) as r:
+        c = r.mailbox(INBOX)["counts"]
+        assert (c["msgs"], c["unseen"], c["total"], c["unread"], c["threads"], c["unreadThreads"]) == (1, 1, 1, 1, 1, 1)
+    with store.write(account) as tx:
+        tx.set_keywords(e, ["$seen"])
+        ms = tx.modseq
+    with store.read(account) as r:
+        for m in (INBOX, ARCHIVE):
+            c = r.mailbox(m)["counts"]
+            assert (c["unseen"], c["unread"], c["unreadThreads"]) == (0, 0, 0)
+            assert r.mailbox(m)["hms"] == ms
+        # IMAP MODSEQ of both memberships moved (CONTRACT §4)
+        assert r.changed_since(INBOX, ms - 1) == [(uids[INBOX], ms)]
+        assert r.changed_since(ARCHIVE, ms - 1) == [(uids[ARCHIVE], ms)]
+        # a counts change is a Mailbox change with updatedProperties = counts
+        ch = r.changes("Mailbox", str(ms - 1))
+        assert sorted(ch.updated) == [INBOX, ARCHIVE] and ch.only_counts
+
+
+def test_draft_is_not_unread_for_jmap_but_unseen_for_imap(store, account):
+    add(store, account, (DRAFTS,), kw=("$draft",))
+    with store.read(account) as r:
+        c = r.mailbox(DRAFTS)["counts"]
+        assert c["unseen"] == 1 and c["unread"] == 0  # RFC 8621 §2 unreadEmails
+
+
+def test_deleted_membership_is_invisible_to_jmap(store, account):
+    """CONTRACT §2 / RFC 8621 §4.1.1: \\Deleted messages are not visible via JMAP."""
+    e, uids = add(store, account, (INBOX, ARCHIVE))
+    with store.read(account) as r:
+        s0 = r.state("Email")
+    with store.write(account) as tx:
+        tx.set_deleted(e, INBOX, True)
+    with store.read(account) as r:
+        c = r.mailbox(INBOX)["counts"]
+        assert (c["msgs"], c["deleted"], c["total"], c["threads"]) == (1, 1, 0, 0)
+        assert list(r.received_order(INBOX)) == []
+        assert list(r.received_order(ARCHIVE)) == [e]
+        assert r.changes("Email", str(s0)).updated == [e]
+    with store.write(account) as tx:
+        tx.set_deleted(e, ARCHIVE, True)
+    with store.read(account) as r:
+        # every membership \Deleted: the Email is gone for JMAP
+        assert list(r.received_order(None)) == []
+        ch = r.changes("Email", str(s0))
+        assert ch.destroyed == [e] and not ch.updated
+        ch = r.changes("Thread", str(s0))
+        assert ch.destroyed == [r.email(e)["thread"]]
+
+
+def test_expunge_removes_deleted_memberships_and_destroys_orphans(store, account):
+    e, uids = add(store, account, (INBOX,))
+    e2, uids2 = add(store, account, (INBOX, ARCHIVE))
+    with store.write(account) as tx:
+        tx.set_deleted(e, INBOX, True)
+        tx.set_deleted(e2, INBOX, True)
+    with store.read(account) as r:
+        ms = r.highest_modseq
+        blob = r.email(e)["blob"]
+    with store.write(account) as tx:
+        assert tx.expunge(INBOX) == [uids[INBOX], uids2[INBOX]]
+    with store.read(account) as r:
+        assert r.email(e) is None and r.blob(blob) is not None  # e2 shares nothing... same bytes
+        assert r.email(e2) is not None and list(r.email(e2)["mbx"]) == [str(ARCHIVE)]
+        assert r.expunged_since(INBOX, ms) == [uids[INBOX], uids2[INBOX]]
+        assert r.mailbox(INBOX)["counts"]["msgs"] == 0
+
+
+def test_blob_is_freed_when_no_email_uses_it(store, account):
+    e, _ = add(store, account)
+    with store.read(account) as r:
+        blob = r.email(e)["blob"]
+    e2, _ = add(store, account)  # same bytes: same blob, two references
+    with store.write(account) as tx:
+        tx.destroy_email(e)
+    with store.read(account) as r:
+        assert r.blob(blob) is not None
+    with store.write(account) as tx:
+        tx.destroy_email(e2)
+    with store.read(account) as r:
+        assert r.blob(blob) is None and r.blob_info(blob) is None
+
+
+def test_threading(store, account):
+    """RFC 8621 §3: a reply joins its parent's thread when base subjects match."""
+    e1, _ = add(store, account, mid="a@x", subject="hello")
+    e2, _ = add(store, account, mid="b@x", subject="hello", in_reply_to=["a@x"], references=["a@x"])
+    e3, _ = add(store, account, mid="c@x", subject="other", in_reply_to=["a@x"])
+    # either direction: an older message arriving after its reply
+    e4, _ = add(store, account, mid="p@x", subject="late", references=["q@x"])
+    e5, _ = add(store, account, mid="q@x", subject="late")
+    with store.read(account) as r:
+        t = {e: r.email(e)["thread"] for e in (e1, e2, e3, e4, e5)}
+    assert t[e1] == t[e2] != t[e3]
+    assert t[e4] == t[e5]
+
+
+def test_copy_onto_itself_is_a_new_email(store, account):
+    from dualmail.mail.ops import copy_messages
+
+    e, uids = add(store, account, kw=("$flagged",))
+    with store.write(account) as tx:
+        pairs = copy_messages(tx, INBOX, [uids[INBOX]], INBOX)
+    with store.read(account) as r:
+        (src, dst), = pairs
+        e2 = r.email_at(INBOX, dst)
+        assert e2 != e and r.email(e2)["kw"] == ["$flagged"]
+        assert r.email(e2)["blob"] == r.email(e)["blob"]
+
+
+def test_move_is_add_plus_expunge(store, account):
+    from dualmail.mail.ops import copy_messages
+
+    e, uids = add(store, account)
+    with store.write(account) as tx:
+        pairs = copy_messages(tx, INBOX, [uids[INBOX]], ARCHIVE, move=True)
+        ms = tx.modseq
+    with store.read(account) as r:
+        assert r.email_at(ARCHIVE, pairs[0][1]) == e
+        assert r.email_at(INBOX, uids[INBOX]) is None
+        assert r.expunged_since(INBOX, ms - 1) == [uids[INBOX]]
+        ch = r.changes("Email", str(ms - 1))
+        assert ch.updated == [e]
+
+
+def test_mailbox_create_rename_delete(store, account):
+    with store.write(account) as tx:
+        m = tx.create_mailbox("Projects")
+        child = tx.create_mailbox("2024", m)
+    with store.read(account) as r:
+        uv = r.mailbox(m)["uidvalidity"]
+        assert r.mailbox_by_path(["Projects", "2024"]) == child
+    with store.write(account) as tx:
+        tx.update_mailbox(m, name="Work")
+    with store.read(account) as r:
+        assert r.mailbox_path(child) == ["Work", "2024"]
+        assert r.mailbox(m)["uidvalidity"] == uv  # CONTRACT §1: survives RENAME
+    with pytest.raises(errors.AlreadyExistsError):
+        with store.write(account) as tx:
+            tx.create_mailbox("Work")
+    with pytest.raises(errors.CycleError):
+        with store.write(account) as tx:
+            tx.update_mailbox(m, parent=child)
+    with pytest.raises(errors.HasChildrenError):
+        with store.write(account) as tx:
+            tx.delete_mailbox(m, remove_emails=True)
+    with pytest.raises(errors.CannotError):
+        with store.write(account) as tx:
+            tx.delete_mailbox(INBOX, remove_emails=True)
+    with pytest.raises(errors.InvalidNameError):
+        with store.write(account) as tx:
+            tx.create_mailbox("a/b")
+
+
+def test_failed_write_changes_nothing(store, account):
+    with store.read(account) as r:
+        ms = r.highest_modseq
+    with pytest.raises(errors.AlreadyExistsError):
+        with store.write(account) as tx:
+            tx.create_mailbox("New")
+            tx.create_mailbox("New")
+    with store.read(account) as r:
+        assert r.highest_modseq == ms and r.mailbox_by_path(["New"]) is None
+
+
+def test_changes_paging_inside_one_transaction(store, account):
+    """CONTRACT §4: paging is exact even when one transaction changed more than a page."""
+    with store.read(account) as r:
+        s0 = r.state("Email")
+    with store.write(account) as tx:
+        ids = [tx.create_email(b"x", summary(f"{i}@x"), [INBOX])[0] for i in range(7)]
+    seen: list[int] = []
+    state = str(s0)
+    while True:
+        with store.read(account) as r:
+            ch = r.changes("Email", state, limit=3)
+        seen += ch.created
+        assert not ch.updated and not ch.destroyed
+        state = ch.new_state
+        if not ch.has_more:
+            break
+    assert seen == ids and state == str(s0 + 1)
+
+
+def test_changes_from_future_or_junk_state(store, account):
+    with store.read(account) as r:
+        with pytest.raises(CannotCalculateChangesError):
+            r.changes("Email", "999")
+        with pytest.raises(CannotCalculateChangesError):
+            r.changes("Email", "abc")
+
+
+def test_accounts(store):
+    a = store.create_account("Bob@Example.org", "pw1")
+    assert store.authenticate("bob@example.org", "pw1") == a
+    assert store.authenticate("bob@example.org", "nope") is None
+    assert store.authenticate("nobody@example.org", "pw1") is None
+    with pytest.raises(errors.AlreadyExistsError):
+        store.create_account("bob@example.org", "x")
+    store.set_password("bob@example.org", "pw2")
+    assert store.authenticate("bob@example.org", "pw2") == a
+    t = store.create_token("bob@example.org")
+    assert store.verify_token(t) == a
+    store.revoke_tokens("bob@example.org")
+    assert store.verify_token(t) is None
+    store.delete_account("bob@example.org")
+    assert store.account_id("bob@example.org") is None
+
+
+def test_accounts_are_isolated(store):
+    a = store.create_account("a@x", "pw")
+    b = store.create_account("b@x", "pw")
+    with store.write(a) as tx:
+        e, _ = tx.create_email(b"secret", summary("s@x"), [1])
+    with store.read(b) as r:
+        assert r.email(e) is None
+        assert list(r.received_order(None)) == []
+        assert r.mailbox(1)["counts"]["msgs"] == 0
+
+
+def test_newer_format_is_refused(tmp_path):
+    from dualmail.store.store import open_store
+
+    path = str(tmp_path / "d")
+    s = open_store(path)
+    with s.kv.write() as w:
+        w.put("meta", b"format", b"999")
+    s.close()
+    with pytest.raises(errors.StoreFormatError, match="newer dualmail"):
+        open_store(path)
+
+
+def test_external_commits_are_published(tmp_path):
+    """A second Store on the same directory (another process, e.g. the CLI) is noticed."""
+    from dualmail.store.store import open_store
+
+    path = str(tmp_path / "d")
+    s1 = open_store(path, sync=False)
+    seen = []
+    s1.subscribe(seen.append)
+    a = s1.create_account("x@y", "pw")
+    seen.clear()
+    code = (
+        "import sys; from dualmail.store.store import open_store\n"
+        "s = open_store(sys.argv[1])\n"
+        "with s.write(int(sys.argv[2])) as tx: tx.create_mailbox('FromCLI')\n"
+        "s.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", code, path, str(a)], check=True, cwd=ROOT)
+    assert s1.poll_external()[0].modseq == 2
+    assert [c.modseq for c in seen] == [2] and seen[0].kinds == {"Mailbox"}
+    assert s1.poll_external() == []
+    s1.close()
+
+
+def test_map_grows_by_itself(tmp_path):
+    from dualmail.store.store import open_store
+
+    s = open_store(str(tmp_path / "g"), sync=False)
+    a = s.create_account("x@y", "pw")
+    big = b"x" * (1 << 20)
+
+    def fill(tx):
+        for i in range(300):  # 300 MiB in one transaction, over the initial map
+            tx.create_email(big + str(i).encode(), summary(f"{i}@x"), [1])
+
+    s.transact(a, fill)
+    with s.read(a) as r:
+        assert r.mailbox(1)["counts"]["msgs"] == 300
+    s.close()
