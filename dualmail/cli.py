@@ -86,6 +86,27 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .store.check import verify
+
+    store = _open(args)
+    bad = 0
+    try:
+        targets = [(store.require_account(args.address), args.address.lower())] if args.address \
+            else store.list_accounts()
+        for a, address in targets:
+            with store.read(a) as view:
+                problems = verify(view)
+            for p in problems:
+                print(f"{address}: {p}")
+            bad += len(problems)
+            if not problems:
+                print(f"{address}: ok")
+    finally:
+        store.close()
+    return EXIT_FAIL if bad else 0
+
+
 def _progress(total: int | None, enabled: bool) -> Any:
     if not enabled:
         return None
@@ -139,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("address")
     tr.add_argument("token", nargs="?")
     t.set_defaults(func=cmd_token)
+
+    c = sub.add_parser("check", help="verify counters and indexes against a recount")
+    c.add_argument("address", nargs="?")
+    c.set_defaults(func=cmd_check)
 
     i = sub.add_parser("import", help="import an mbox file or a Maildir")
     i.add_argument("address")

@@ -45,6 +45,7 @@ def _summarize(raw: bytes) -> dict[str, Any]:
 
 
 def _parsed(messages: Iterable[Any], workers: int) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+    """(message, summary) in source order; None for messages over the size limit."""
     """(source message, summary) pairs in source order; summaries from worker processes."""
     if workers <= 1:
         for msg in messages:
@@ -132,7 +133,19 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
         if progress is not None:
             progress(len(items))
 
-    for msg, summary in _parsed(source, workers):
+    def fresh(messages: Iterable[Any]) -> Iterator[Any]:
+        """Skip what an earlier run imported before spending any parsing on it."""
+        for msg in messages:
+            with store.read(account) as r:
+                m = r.mailbox_by_path(target(msg))
+                if m is not None and r.imported(m, dedup_key(msg)) is not None:
+                    result.skipped += 1
+                    if progress is not None:
+                        progress(1)
+                    continue
+            yield msg
+
+    for msg, summary in _parsed(fresh(source), workers):
         if summary is None:
             result.failed.append((msg.origin, "message larger than 64 MiB"))
             continue

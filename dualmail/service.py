@@ -47,6 +47,7 @@ class DualmailService(MultiService):
             self.store = self._open()
             self._build_listeners(self.store)
         self.log.info("dualmail store open at {path}", path=self.data_dir)
+        self.reactor.callWhenRunning(self._announce)
         if not self.options.get("no-first-account"):
             hints = [f"  IMAP: {ep}" for ep in self.options["imap"]] + \
                     [f"  JMAP: {ep} (session at /.well-known/jmap)" for ep in self.options["jmap"]]
@@ -83,6 +84,27 @@ class DualmailService(MultiService):
         if make_site is not None:
             out.append(("jmap", make_site(store, self.options, self.reactor)))
         return out
+
+    def bound_ports(self, kind: str) -> defer.Deferred:
+        """The listening ports of one kind, once they are bound (tests, logging)."""
+        waits = [svc._waitingForPort for svc in self.listeners[kind] if svc._waitingForPort is not None]
+        return defer.gatherResults(waits)
+
+    def _announce(self) -> None:
+        for kind, services in self.listeners.items():
+            for svc in services:
+                d = svc._waitingForPort
+                if d is None:
+                    continue
+
+                def bound(port: Any, kind: str = kind) -> Any:
+                    host = port.getHost()
+                    self.log.info("{kind} listening on {host}:{port}", kind=kind.upper(),
+                                  host=getattr(host, "host", host), port=getattr(host, "port", ""))
+                    return port
+
+                d.addCallback(bound)
+        self.log.info("dualmail ready")
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:

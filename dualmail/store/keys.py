@@ -34,6 +34,10 @@ msgref         A H(message-id) E                      T(u64) H(base subject)[:8]
                                                       In-Reply-To and References id of E
 blob           A sha256(32)                           raw bytes (byte-exact message or upload)
 blobref        A sha256(32)                           {refs, uploaded, type} reference count
+upload         A R(upload time) sha256(32)            b""   -- blobs carrying an upload mark, by time:
+                                                      the expiry sweep reads only old uploads
+object         A kind(1) id(u64)                      JSON record of a data type kept outside the
+                                                      mail model (Identity, VacationResponse ...)
 changelog      A kind(1) S id(u64)                    {op, c: created-at modseq}
 chlast         A kind(1) id(u64)                      S  -- where the object's one log entry is
 state          A kind(1)                              S  -- JMAP state of the type
@@ -55,7 +59,7 @@ import struct
 TABLES = (
     "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid",
     "mbxmod", "expunged", "recv", "recvall", "thread", "mbxthread", "msgref", "blob",
-    "blobref", "changelog", "chlast", "state", "commits", "dedup",
+    "blobref", "changelog", "chlast", "state", "commits", "dedup", "upload", "object",
 )
 
 FORMAT_VERSION = 1
@@ -140,6 +144,16 @@ def dedup(a: int, m: int, key: bytes) -> bytes:
 
 def blob(a: int, sha: bytes) -> bytes:
     return _u32.pack(a) + sha
+
+
+def upload(a: int, when: int, sha: bytes | None = None) -> bytes:
+    k = _u32.pack(a) + _u64.pack(max(when, 0))
+    return k if sha is None else k + sha
+
+
+def obj(a: int, kind: bytes, n: int | None = None) -> bytes:
+    k = _u32.pack(a) + kind
+    return k if n is None else k + _u64.pack(n)
 
 
 def changelog(a: int, kind: bytes, s: int, obj: int | None = None) -> bytes:

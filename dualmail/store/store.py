@@ -256,6 +256,24 @@ class Store:
                 pass
         return a
 
+    # -- uploads --------------------------------------------------------------------------
+
+    def expire_uploads(self, cutoff: int, batch: int = 500) -> int:
+        """Drop upload marks older than ``cutoff`` (epoch seconds) in every account; a blob
+        no Email references goes with its mark.  Reads only the ``upload`` index, in
+        batches of short write transactions.  Returns how many marks were dropped."""
+        dropped = 0
+        for a, _address in self.list_accounts():
+            while True:
+                with self.write(a) as tx:
+                    old = tx.uploads_before(cutoff, batch)
+                    for sha in old:
+                        tx.drop_upload(sha)
+                dropped += len(old)
+                if len(old) < batch:
+                    break
+        return dropped
+
     # -- bearer tokens (JMAP apps) -----------------------------------------------------------
 
     def create_token(self, address: str, *, kind: str = "app", ttl: int | None = None,

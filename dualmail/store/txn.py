@@ -60,7 +60,8 @@ class Changes:
     created: list[int]
     updated: list[int]
     destroyed: list[int]
-    new_state: str
+    new_state: int  # modseq reached
+    new_after: int  # 0: all of new_state; else only its objects numbered <= new_after
     has_more: bool
     only_counts: bool  # every update was a counts-only Mailbox change
 
@@ -77,16 +78,6 @@ class Commit:
 
 class CannotCalculateChangesError(errors.DomainError):
     """The state is unknown, in the future, or older than the compacted log."""
-
-
-def parse_state(text: object) -> tuple[int, int] | None:
-    """A state string -> (modseq, after-object); "4512" -> (4512, -1). None if malformed."""
-    if not isinstance(text, str) or not text or len(text) > 40:
-        return None
-    head, _, tail = text.partition(".")
-    if not head.isdigit() or (tail and not tail.isdigit()):
-        return None
-    return int(head), (int(tail) if tail else -1)
 
 
 def _contrib(rec: dict[str, Any], mkey: str) -> tuple[int, int, int, int, bool, bool]:
@@ -218,6 +209,17 @@ class ReadView:
         h, _, b = zlib.decompress(raw).decode("utf-8", "replace").partition("\x00")
         return h, b
 
+    def imported(self, m: int, key: bytes) -> int | None:
+        """The Email a previous import stored under ``key`` in ``m``, if still there."""
+        raw = self.kv.get("dedup", K.dedup(self.a, m, key))
+        if raw is None:
+            return None
+        e = K.un64(raw)
+        rec = self.email(e)
+        if rec is None or str(m) not in rec["mbx"]:
+            return None
+        return e
+
     def raw_message(self, e: int) -> bytes | None:
         rec = self.email(e)
         return None if rec is None else self.blob(rec["blob"])
@@ -279,12 +281,19 @@ class ReadView:
         for k, _v in self.kv.range(table, p, prefix_end(p), reverse=reverse):
             yield K.un64(k, len(k) - 8)
 
-    def changes(self, kind: str, since: str, limit: int | None = None) -> Changes:
-        """Objects of ``kind`` changed since state ``since`` (RFC 8620 §5.2); O(changes)."""
-        parsed = parse_state(since)
-        if parsed is None:
+    def changes(self, kind: str, since: int, limit: int | None = None, *, after: int = 0) -> Changes:
+        """Objects of ``kind`` changed since modseq ``since`` (RFC 8620 §5.2); O(changes).
+
+        A page may end inside one transaction: then ``new_state``/``new_after`` say "all
+        of modseq new_state - 1 plus the objects of new_state numbered up to new_after",
+        and the next page passes them back as ``since``/``after``.  Positions are integers
+        here; ``dualmail.jmap.state`` is the one place that renders them as state strings.
+        """
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0 \
+                or isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise CannotCalculateChangesError("malformed state")
-        since_ms, after = parsed
+        since_ms = since
+        after = after if after > 0 else -1
         kb = KINDS[kind]
         current = self.state(kind)
         acct_rec = self.account()
@@ -335,11 +344,40 @@ class ReadView:
                     only_counts = False
             n += 1
         if has_more and last is not None:
-            new_state = f"{last[0]}.{last[1]}"
+            new_state, new_after = last
         else:
-            new_state = str(current)
-        return Changes(created, updated, destroyed, new_state, has_more,
+            new_state, new_after = current, 0
+        return Changes(created, updated, destroyed, new_state, new_after, has_more,
                        only_counts and bool(updated))
+
+    # -- data types kept outside the mail model (Identity, VacationResponse) ------------
+
+    def objects(self, kind: str) -> list[tuple[int, dict[str, Any]]]:
+        """Every stored object of ``kind`` as (number, record), by number."""
+        p = K.obj(self.a, KINDS[kind])
+        return [(K.un64(k, 5), codec.loads(v)) for k, v in self.kv.range("object", p, prefix_end(p))]
+
+    def get_object(self, kind: str, n: int) -> dict[str, Any] | None:
+        raw = self.kv.get("object", K.obj(self.a, KINDS[kind], n))
+        return None if raw is None else codec.loads(raw)
+
+    def objects_created(self, kind: str) -> int:
+        """How many objects of ``kind`` were ever created (0: none yet)."""
+        return int(self.account().get("next", {}).get(KINDS[kind].decode(), 0))
+
+    # -- uploads ------------------------------------------------------------------
+
+    def uploads_before(self, cutoff: int, limit: int = 1000) -> list[str]:
+        """Blobs (sha hex) whose upload mark is older than ``cutoff`` (epoch seconds);
+        reads only those (the ``upload`` index), never every blob."""
+        start = K.upload(self.a, 0)
+        stop = K.upload(self.a, cutoff)
+        out = []
+        for k, _v in self.kv.range("upload", start, stop):
+            out.append(k[12:].hex())
+            if len(out) >= limit:
+                break
+        return out
 
 
 @dataclass(slots=True)
@@ -614,7 +652,10 @@ class MailTxn(ReadView):
         if raw is None:
             self.w.put("blob", bk, data)
         if uploaded is not None:
-            info["uploaded"] = uploaded
+            if info.get("uploaded") is not None:
+                self.w.delete("upload", K.upload(self.a, int(info["uploaded"]), sha))
+            info["uploaded"] = int(uploaded)
+            self.w.put("upload", K.upload(self.a, int(uploaded), sha), b"")
             if content_type:
                 info["type"] = content_type
         else:
@@ -651,7 +692,9 @@ class MailTxn(ReadView):
         if raw is None:
             return False
         info = codec.loads(raw)
-        info.pop("uploaded", None)
+        when = info.pop("uploaded", None)
+        if when is not None:
+            self.w.delete("upload", K.upload(self.a, int(when), bytes.fromhex(sha_hex)))
         info.pop("type", None)
         if int(info["refs"]) == 0:
             self.w.delete("blobref", bk)
@@ -976,17 +1019,6 @@ class MailTxn(ReadView):
 
     # -- import de-duplication ---------------------------------------------------------
 
-    def imported(self, m: int, key: bytes) -> int | None:
-        """The Email a previous import stored under ``key`` in ``m``, if still there."""
-        raw = self.w.get("dedup", K.dedup(self.a, m, key))
-        if raw is None:
-            return None
-        e = K.un64(raw)
-        rec = self.email(e)
-        if rec is None or str(m) not in rec["mbx"]:
-            return None
-        return e
-
     def mark_imported(self, m: int, key: bytes, e: int) -> None:
         self.w.put("dedup", K.dedup(self.a, m, key), K.u64(e))
 
@@ -995,6 +1027,26 @@ class MailTxn(ReadView):
     def log_change(self, kind: str, obj: int, op: str) -> None:
         """For data types kept outside this module (Identity, VacationResponse...)."""
         self._log(kind, obj, op)
+
+    def create_object(self, kind: str, record: dict[str, Any]) -> int:
+        """Store a new object of ``kind`` under the next number (never reused); logged."""
+        n = self._next(KINDS[kind].decode())
+        self.w.put("object", K.obj(self.a, KINDS[kind], n), codec.dumps(record))
+        self._log(kind, n, "c")
+        return n
+
+    def put_object(self, kind: str, n: int, record: dict[str, Any]) -> None:
+        """Replace (or first store, for a singleton with a fixed number) object ``n``."""
+        key = K.obj(self.a, KINDS[kind], n)
+        existed = self.w.get("object", key) is not None
+        self.w.put("object", key, codec.dumps(record))
+        self._log(kind, n, "u" if existed else "c")
+
+    def delete_object(self, kind: str, n: int) -> bool:
+        if not self.w.delete("object", K.obj(self.a, KINDS[kind], n)):
+            return False
+        self._log(kind, n, "d")
+        return True
 
 
 def _ref_ids(summary: dict[str, Any]) -> list[str]:

@@ -1,0 +1,225 @@
+"""Bytes to text: Content-Transfer-Encoding, charsets, and HTML to plain text.
+
+One job: turn the encoded octets of one MIME body (or one header word) into
+octets or Unicode, best effort, never raising except where a caller must
+report a protocol error (``UnknownCTEError``, RFC 3516 UNKNOWN-CTE).
+
+Must not import: twisted, lmdb, or anything from dualmail outside
+dualmail.mime.  Only the standard library.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import functools
+import re
+from html import unescape
+from html.parser import HTMLParser
+
+__all__ = [
+    "IDENTITY_ENCODINGS",
+    "UnknownCTEError",
+    "codec_for",
+    "decode_cte",
+    "decode_text",
+    "html_to_text",
+    "raw_header_str",
+]
+
+#: Content-Transfer-Encodings that leave the octets unchanged (RFC 2045 §6.2).
+IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
+
+
+class UnknownCTEError(Exception):
+    """The Content-Transfer-Encoding cannot be decoded (RFC 3516 UNKNOWN-CTE)."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(encoding)
+        self.encoding = encoding
+
+
+_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _b64decode(data: bytes) -> tuple[bytes, bool]:
+    """Decode base64 leniently; the flag is True if the input was malformed."""
+    try:
+        return binascii.a2b_base64(data), False
+    except binascii.Error:
+        clean = _B64_JUNK.sub(b"", data)
+        rem = len(clean) % 4
+        if rem == 1:
+            clean = clean[:-1]
+        elif rem:
+            clean += b"=" * (4 - rem)
+        try:
+            return binascii.a2b_base64(clean), True
+        except binascii.Error:  # pragma: no cover - cleaned input always decodes
+            return b"", True
+
+
+def decode_cte(data: bytes, encoding: str | None, *, strict: bool = False) -> tuple[bytes, bool]:
+    """Remove a Content-Transfer-Encoding (RFC 2045 §6).
+
+    Returns ``(octets, problem)``; ``problem`` is True when the encoding is
+    unknown (the octets are then returned unchanged, as RFC 8621 §4.1.4
+    "blobId" asks) or the input was malformed.  With ``strict=True`` an
+    unknown encoding raises ``UnknownCTEError`` instead (RFC 3516).
+    """
+    enc = (encoding or "7bit").strip().lower()
+    if enc in IDENTITY_ENCODINGS:
+        return data, False
+    if enc == "base64":
+        return _b64decode(data)
+    if enc == "quoted-printable":
+        try:
+            return binascii.a2b_qp(data), False
+        except (binascii.Error, ValueError):  # pragma: no cover - a2b_qp is lenient
+            return data, True
+    if strict:
+        raise UnknownCTEError(enc)
+    return data, True
+
+
+# Names Python does not know, or where mail practice (WHATWG Encoding) picks a
+# superset so that mislabelled messages still read well.
+_CHARSET_ALIASES = {
+    "unicode-1-1-utf-7": "utf-7",
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "ascii": "ascii",
+    "us-ascii": "ascii",
+    "ks_c_5601-1987": "cp949",
+    "x-mac-roman": "mac-roman",
+    "x-sjis": "shift_jis",
+    "sjis": "shift_jis",
+}
+# Text codecs that make no sense for mail and are refused.
+_REFUSED = frozenset({"undefined", "unicode_escape", "raw_unicode_escape", "punycode", "idna"})
+
+
+@functools.lru_cache(maxsize=256)
+def codec_for(charset: str | None) -> str | None:
+    """The Python codec name for a MIME charset, or None if unknown."""
+    if not charset:
+        return None
+    name = charset.strip().strip("\"'").strip().lower()
+    if not name or len(name) > 64:
+        return None
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED:
+        return None
+    return info.name
+
+
+def decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
+    """Decode body or header octets labelled ``charset``; never raises.
+
+    Returns ``(text, problem)`` with RFC 8621 §4.1.4 "isEncodingProblem"
+    meaning: malformed octets or an unknown charset.  US-ASCII and an absent
+    charset are read as UTF-8 (a superset), since raw UTF-8 labelled as
+    nothing is common; invalid UTF-8 there falls back to Windows-1252.
+    """
+    codec = codec_for(charset)
+    if codec is None or codec in ("ascii", "utf-8"):
+        try:
+            return data.decode("utf-8"), bool(charset) and codec is None
+        except UnicodeDecodeError:
+            if codec == "utf-8":
+                return data.decode("utf-8", "replace"), True
+            return data.decode("cp1252", "replace"), True
+    try:
+        return data.decode(codec), False
+    except UnicodeDecodeError:
+        return data.decode(codec, "replace"), True
+    except Exception:  # odd codecs (e.g. utf-7 state errors)
+        return data.decode("utf-8", "replace"), True
+
+
+def raw_header_str(value: bytes) -> str:
+    """Header octets as text: UTF-8 (RFC 6532) if valid, else Latin-1 as-is."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+# -- HTML to text ------------------------------------------------------------
+
+_SKIP_TAGS = frozenset({"script", "style", "title", "template", "noscript", "head"})
+_BLOCK_TAGS = frozenset(
+    {
+        "p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",
+        "blockquote", "pre", "table", "hr", "ul", "ol", "dl", "dt", "dd", "section",
+        "article", "header", "footer", "address",
+    }
+)
+_VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base"})
+
+
+class _TextCollector(HTMLParser):
+    def __init__(self, limit: int) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.size = 0
+        self.limit = limit
+        self.skip = 0
+        self.saw_body = False
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag == "body":
+            # Content before <body> was in an unclosed <head>: drop the skip.
+            self.skip = 0
+            self.saw_body = True
+        elif tag in _SKIP_TAGS and tag not in _VOID_TAGS:
+            if tag != "head" or not self.saw_body:
+                self.skip += 1
+        elif tag in _BLOCK_TAGS:
+            self._add("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            if self.skip:
+                self.skip -= 1
+        elif tag in _BLOCK_TAGS:
+            self._add("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self._add(data)
+
+    def _add(self, text: str) -> None:
+        if self.size < self.limit:
+            self.parts.append(text)
+            self.size += len(text)
+
+
+_TAG_RE = re.compile(r"<[^>]*>")
+_SKIP_BLOCK_RE = re.compile(r"<(script|style|title)\b.*?</\1\s*>", re.S | re.I)
+
+
+def html_to_text(html: str, limit: int = 1 << 20) -> str:
+    """Visible text of an HTML document (stdlib html.parser), at most ``limit`` chars.
+
+    Block elements become line breaks; script, style and head content are
+    dropped; character references are decoded.  Never raises: on a parser
+    failure a tag-stripping fallback is used.
+    """
+    try:
+        collector = _TextCollector(limit)
+        collector.feed(html)
+        collector.close()
+        text = "".join(collector.parts)
+    except Exception:
+        text = unescape(_TAG_RE.sub(" ", _SKIP_BLOCK_RE.sub(" ", html)))
+    return text[:limit]

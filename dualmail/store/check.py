@@ -1,0 +1,72 @@
+"""Consistency check of one account: every counter and index against a recount.
+
+Used by the tests (after crashes, after random operation sequences) and by
+``dualmail check``.  Reads the whole account: an admin tool, never on a hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model.keywords import unread
+from . import codec, keys as K
+from .kv import prefix_end
+from .txn import ReadView, jmap_mailbox_ids
+
+
+def all_emails(view: ReadView) -> dict[int, dict[str, Any]]:
+    p = K.acct(view.a)
+    return {K.un64(k, 4): codec.loads(v) for k, v in view.kv.range("email", p, prefix_end(p))}
+
+
+def verify(view: ReadView) -> list[str]:
+    """Problems found (empty when consistent)."""
+    problems: list[str] = []
+    emails = all_emails(view)
+    acct = view.account()
+    top = int(acct["modseq"])
+    boxes = {int(m["id"]): m for m in view.mailboxes()}
+    for e, rec in emails.items():
+        if not rec["mbx"]:
+            problems.append(f"email {e} is in no mailbox")
+        if view.blob(rec["blob"]) is None:
+            problems.append(f"email {e} lost its blob")
+        if int(rec.get("modseq", 0)) > top:
+            problems.append(f"email {e} has a modseq above the account's")
+        for mk, (u, _d, ms) in rec["mbx"].items():
+            m = int(mk)
+            if m not in boxes:
+                problems.append(f"email {e} is in missing mailbox {m}")
+                continue
+            if view.email_at(m, u) != e:
+                problems.append(f"uid index of mailbox {m} uid {u} does not point at email {e}")
+            if u >= int(boxes[m]["uidnext"]):
+                problems.append(f"mailbox {m} uid {u} is not below uidnext")
+            if view.kv.get("mbxmod", K.mbx_seq(view.a, m, ms, u)) is None:
+                problems.append(f"mailbox {m} uid {u} is missing from the modseq index")
+    for m, box in boxes.items():
+        members = [(e, r) for e, r in emails.items() if str(m) in r["mbx"]]
+        vis = [(e, r) for e, r in members if not r["mbx"][str(m)][1]]
+        want = {
+            "msgs": len(members),
+            "unseen": sum(1 for _e, r in members if "$seen" not in r["kw"]),
+            "deleted": len(members) - len(vis),
+            "size": sum(int(r["size"]) for _e, r in members),
+            "total": len(vis),
+            "unread": sum(1 for _e, r in vis if unread(r["kw"])),
+            "threads": len({r["thread"] for _e, r in vis}),
+            "unreadThreads": len({r["thread"] for _e, r in vis if unread(r["kw"])}),
+        }
+        if box["counts"] != want:
+            problems.append(f"mailbox {m} counters {box['counts']} != recount {want}")
+        if len(view.uids(m)) != len(members):
+            problems.append(f"mailbox {m} uid index has {len(view.uids(m))} entries, expected {len(members)}")
+        if int(box["hms"]) > top:
+            problems.append(f"mailbox {m} HIGHESTMODSEQ above the account's modseq")
+        recv = set(view.received_order(m))
+        if recv != {e for e, _r in vis}:
+            problems.append(f"mailbox {m} receivedAt index disagrees with memberships")
+    visible_all = {e for e, r in emails.items() if jmap_mailbox_ids(r)}
+    if set(view.received_order(None)) != visible_all:
+        problems.append("account receivedAt index disagrees with visible emails")
+    return problems

@@ -1,0 +1,270 @@
+"""The ``dualmail`` command and ``twistd dualmail`` as a newcomer uses them (issue: store).
+
+These run real subprocesses: the console script installed next to the test's Python (a
+plain ``pip install .``), falling back to ``python -m dualmail.cli`` in a checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from dualmail.store.check import verify
+from dualmail.store.store import open_store
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import mailgen  # noqa: E402
+
+
+def dualmail_cmd() -> list[str]:
+    script = os.path.join(BIN, "dualmail")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "dualmail.cli"]
+
+
+def run(data, *args, stdin: str | None = None, check: bool = False):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    p = subprocess.run([*dualmail_cmd(), "--data", str(data), *args], input=stdin, capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=300)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_user_add_list_passwd_delete(tmp_path):
+    data = tmp_path / "d"
+    assert run(data, "user", "add", "Alice@Example.org", stdin="pw1\n", check=True).stdout.strip() == "added alice@example.org"
+    assert run(data, "user", "list", check=True).stdout.split() == ["alice@example.org"]
+    dup = run(data, "user", "add", "alice@example.org", stdin="pw\n")
+    assert dup.returncode != 0 and dup.stderr.strip() == "dualmail: user alice@example.org already exists"
+    run(data, "user", "passwd", "alice@example.org", stdin="pw2\n", check=True)
+    s = open_store(str(data))
+    try:
+        assert s.authenticate("alice@example.org", "pw2") is not None
+        assert s.authenticate("alice@example.org", "pw1") is None
+    finally:
+        s.close()
+    no = run(data, "user", "delete", "alice@example.org")
+    assert no.returncode != 0 and "--yes" in no.stderr
+    run(data, "user", "delete", "alice@example.org", "--yes", check=True)
+    assert run(data, "user", "list", check=True).stdout == ""
+
+
+def test_bad_input_is_one_line_and_changes_nothing(tmp_path):
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    unknown = run(data, "import", "nobody@x", str(tmp_path))
+    assert unknown.returncode != 0 and unknown.stderr == "dualmail: no such user: nobody@x\n"
+    (tmp_path / "notmail.txt").write_text("hello\n")
+    bad = run(data, "import", "a@x", str(tmp_path / "notmail.txt"))
+    assert bad.returncode != 0
+    assert bad.stderr.count("\n") == 1 and "not an mbox" in bad.stderr
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    bad2 = run(data, "import", "a@x", str(empty_dir))
+    assert bad2.returncode != 0 and "not a Maildir" in bad2.stderr
+    s = open_store(str(data))
+    try:
+        a = s.require_account("a@x")
+        with s.read(a) as r:
+            assert r.highest_modseq == 1 and [m["name"] for m in r.mailboxes()][0] == "INBOX"
+            assert all(m["counts"]["msgs"] == 0 for m in r.mailboxes())
+    finally:
+        s.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_store(tmp_path):
+    data = tmp_path / "ro"
+    data.mkdir()
+    data.chmod(0o500)
+    p = run(data, "user", "list")
+    assert p.returncode != 0 and "not writable" in p.stderr
+
+
+def test_newer_format_refused(tmp_path):
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    s = open_store(str(data))
+    with s.kv.write() as w:
+        w.put("meta", b"format", b"99")
+    s.close()
+    p = run(data, "user", "list")
+    assert p.returncode != 0 and p.stderr.startswith("dualmail: the store was written by a newer dualmail")
+    assert p.stderr.count("\n") == 1
+
+
+def test_import_mbox_and_maildir_twice(tmp_path):
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    records = list(mailgen.generate_records(300, seed=7))
+    with open(tmp_path / "in.mbox", "wb") as f:
+        mailgen.write_mbox(f, [r for r in records[:150]])
+    mailgen.write_maildir(str(tmp_path / "Maildir"), records[150:])
+    out = run(data, "import", "a@x", str(tmp_path / "in.mbox"), "--mailbox", "Old/2019", check=True).stdout
+    assert out.strip() == "imported 150, skipped 0 (already present), failed 0"
+    out = run(data, "import", "a@x", str(tmp_path / "Maildir"), check=True).stdout
+    assert out.strip() == "imported 150, skipped 0 (already present), failed 0"
+    again = run(data, "import", "a@x", str(tmp_path / "in.mbox"), "--mailbox", "Old/2019", check=True).stdout
+    assert again.strip() == "imported 0, skipped 150 (already present), failed 0"
+    again = run(data, "import", "a@x", str(tmp_path / "Maildir"), check=True).stdout
+    assert again.strip() == "imported 0, skipped 150 (already present), failed 0"
+    s = open_store(str(data))
+    try:
+        a = s.require_account("a@x")
+        with s.read(a) as r:
+            assert verify(r) == []
+            old = r.mailbox_by_path(["Old", "2019"])
+            assert r.mailbox(old)["counts"]["msgs"] == 150
+            total = sum(m["counts"]["msgs"] for m in r.mailboxes())
+            assert total == 300
+    finally:
+        s.close()
+    assert run(data, "check", check=True).stdout.strip() == "a@x: ok"
+
+
+def test_import_preserves_flags_and_dates(tmp_path):
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    (md / "cur" / "1500000000.M1P1.host:2,FS").write_bytes(b"Subject: a\n\nbody\n")
+    (md / "new" / "1600000000.M2P2.host").write_bytes(b"Subject: b\n\nbody\n")
+    (md / ".Sent" / "cur").mkdir(parents=True)
+    (md / ".Sent" / "new").mkdir()
+    (md / ".Sent" / "tmp").mkdir()
+    (md / ".Sent" / "cur" / "1400000000.M3P3.host:2,RST").write_bytes(b"Subject: c\n\nbody\n")
+    run(data, "import", "a@x", str(md), check=True)
+    s = open_store(str(data))
+    try:
+        a = s.require_account("a@x")
+        with s.read(a) as r:
+            got = {}
+            for box in ("INBOX", "Sent"):
+                m = r.mailbox_by_path([box])
+                for u, e in r.uid_items(m):
+                    rec = r.email(e)
+                    got[r.raw_message(e).split(b"\r\n")[0]] = (box, rec["recv"], rec["kw"], rec["mbx"][str(m)][1])
+        assert got[b"Subject: a"] == ("INBOX", 1500000000, ["$flagged", "$seen"], 0)
+        assert got[b"Subject: b"] == ("INBOX", 1600000000, [], 0)
+        assert got[b"Subject: c"] == ("Sent", 1400000000, ["$answered", "$seen"], 1)
+    finally:
+        s.close()
+
+
+def test_import_is_crash_safe(tmp_path):
+    """SIGKILL mid-import: the store passes its invariants and every message the import
+    reported as committed is present (CONTRACT §7)."""
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    with open(tmp_path / "big.mbox", "wb") as f:
+        mailgen.write_mbox(f, list(mailgen.generate_records(3000, seed=3)))
+    code = (
+        "import sys\n"
+        "from dualmail.store.store import open_store\n"
+        "from dualmail.importer_run import run_import\n"
+        "s = open_store(sys.argv[1])\n"
+        "a = s.require_account('a@x')\n"
+        "def committed(keys):\n"
+        "    sys.stdout.write(''.join(k.hex() + '\\n' for k in keys) + 'COMMIT\\n'); sys.stdout.flush()\n"
+        "run_import(s, a, sys.argv[2], workers=1, on_commit=committed)\n"
+        "sys.stdout.write('DONE\\n')\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(data), str(tmp_path / "big.mbox")],
+                         stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    reported: list[bytes] = []
+    pending: list[bytes] = []
+    commits = 0
+    for line in p.stdout:
+        line = line.strip()
+        if line == "COMMIT":
+            reported += pending
+            pending = []
+            commits += 1
+            if commits == 2:
+                p.send_signal(signal.SIGKILL)
+                break
+        elif line == "DONE":
+            break
+        else:
+            pending.append(bytes.fromhex(line))
+    p.wait()
+    assert p.returncode == -signal.SIGKILL, "the import finished before it could be killed"
+    assert len(reported) >= 500
+    s = open_store(str(data))
+    try:
+        a = s.require_account("a@x")
+        with s.read(a) as r:
+            assert verify(r) == []
+            inbox = r.mailbox_by_path(["INBOX"])
+            missing = [k for k in reported if r.imported(inbox, k) is None]
+            assert missing == []
+    finally:
+        s.close()
+
+
+def _twistd() -> list[str]:
+    script = os.path.join(BIN, "twistd")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "twisted"]
+
+
+def test_twistd_first_start_and_sigterm(tmp_path):
+    """The README's run command: first start makes demo@localhost, says how to log in once,
+    in the log and a 0600 file; SIGTERM closes the store cleanly."""
+    data = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"}
+    args = [*_twistd(), "-n", "--pidfile=", "--logfile=-", "dualmail", "--data", str(data),
+            "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1"]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if "dualmail ready" in line:
+            break
+    log = "".join(lines)
+    assert "demo@localhost" in log, log
+    password = log.split("password:")[1].split()[0]
+    cred = data / "first-login.txt"
+    assert stat.S_IMODE(cred.stat().st_mode) == 0o600
+    assert password in cred.read_text()
+    p.send_signal(signal.SIGTERM)
+    rest = p.communicate(timeout=60)[0]
+    # twistd stops the reactor, then exits by re-raising the signal it got
+    assert p.returncode == -signal.SIGTERM, rest
+    assert "dualmail store closed" in rest and "Server Shut Down" in rest
+    # a second start does not make another account or print a password
+    p2 = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+    out2 = []
+    for line in p2.stdout:
+        out2.append(line)
+        if "dualmail ready" in line:
+            break
+    p2.send_signal(signal.SIGTERM)
+    out2.append(p2.communicate(timeout=60)[0])
+    assert "password:" not in "".join(out2)
+    s = open_store(str(data))
+    try:
+        assert [a for _n, a in s.list_accounts()] == ["demo@localhost"]
+        assert s.authenticate("demo@localhost", password) is not None
+    finally:
+        s.close()
+
+
+def test_plugin_found_after_plain_install(tmp_path):
+    """twisted/plugins packaging trap: after a non-editable ``pip install .`` the plugin must
+    be found from anywhere (not only from a checkout)."""
+    twistd = os.path.join(BIN, "twistd")
+    probe = subprocess.run([sys.executable, "-c", "import dualmail, sys; print(dualmail.__file__)"],
+                           capture_output=True, text=True, cwd=str(tmp_path), env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    if probe.returncode != 0 or not os.path.exists(twistd):
+        pytest.skip("dualmail is not installed in this environment (run the README's test command)")
+    out = subprocess.run([twistd, "--help"], capture_output=True, text=True, cwd=str(tmp_path),
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert "dualmail" in out.stdout
