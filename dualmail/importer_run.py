@@ -40,33 +40,44 @@ class ImportResult:
         return line
 
 
-def _summarize(raw: bytes) -> dict[str, Any]:
-    return summarize(raw)
+def _summarize(raw: bytes) -> dict[str, Any] | None:
+    return summarize(raw) if len(raw) <= MAX_MESSAGE else None
+
+
+WINDOW = 512
 
 
 def _parsed(messages: Iterable[Any], workers: int) -> Iterator[tuple[Any, dict[str, Any] | None]]:
-    """(message, summary) in source order; None for messages over the size limit."""
-    """(source message, summary) pairs in source order; summaries from worker processes."""
+    """(message, summary) in source order; None for messages over the size limit.
+
+    With workers, windows of messages are parsed in worker processes while the previous
+    window is written, so reading, parsing and writing overlap; memory stays bounded by
+    two windows.
+    """
     if workers <= 1:
         for msg in messages:
-            yield msg, (summarize(msg.raw) if len(msg.raw) <= MAX_MESSAGE else None)
+            yield msg, _summarize(msg.raw)
         return
     ctx = multiprocessing.get_context("spawn")
+    it = iter(messages)
+
+    def window() -> list[Any]:
+        out = []
+        for msg in it:
+            out.append(msg)
+            if len(out) >= WINDOW:
+                break
+        return out
+
     with ctx.Pool(workers) as pool:
-        pending: list[Any] = []
-        window: list[tuple[Any, Any]] = []
-        for msg in messages:
-            if len(msg.raw) > MAX_MESSAGE:
-                window.append((msg, None))
-            else:
-                window.append((msg, pool.apply_async(_summarize, (msg.raw,))))
-            if len(window) >= 256:
-                for m, fut in window:
-                    yield m, (fut.get() if fut is not None else None)
-                window = []
-        for m, fut in window:
-            yield m, (fut.get() if fut is not None else None)
-        del pending
+        cur = window()
+        pending = pool.map_async(_summarize, [m.raw for m in cur], chunksize=16) if cur else None
+        while cur:
+            nxt = window()
+            nxt_pending = pool.map_async(_summarize, [m.raw for m in nxt], chunksize=16) if nxt else None
+            assert pending is not None
+            yield from zip(cur, pending.get())
+            cur, pending = nxt, nxt_pending
 
 
 def _resolve_mailbox(tx: MailTxn, path: list[str]) -> int:

@@ -14,6 +14,9 @@ Routes::
                              -> Backend.download, with single-range Range
                                 support (206/416)
     GET  /jmap/eventsource/?types=&closeafter=&ping=       -> Backend.subscribe
+                             (also ``&access_token=`` with a push token)
+    POST /jmap/pushtoken     a push-only token for the EventSource URL
+                             -> Backend.push_token (optional)
     OPTIONS anything         CORS preflight (no authentication)
 
 Every error before methods run is a ``RequestError`` written by one handler
@@ -65,7 +68,10 @@ REALM = "dualmail"
 
 class Authenticator(Protocol):
     """Checks credentials. Each method returns the principal (any object the
-    Backend understands) or None, directly or as a Deferred/coroutine."""
+    Backend understands) or None, directly or as a Deferred/coroutine.
+
+    Optional: ``verify_push_token(token)``, checking a push-only token given
+    as ``?access_token=`` on the EventSource URL (and nowhere else)."""
 
     def verify_basic(self, username: str, password: str) -> MaybeDeferred: ...
 
@@ -188,11 +194,12 @@ class BoundedRequest(server.Request):
         super().handleContentChunk(data)
 
 
-def make_site(jmap: JMAPApp) -> server.Site:
-    """A ``Site`` serving ``jmap`` whose requests are ``BoundedRequest``s."""
+def make_site(jmap: JMAPApp, site_class: type[server.Site] = server.Site, **kwargs: Any) -> server.Site:
+    """A ``Site`` (``site_class(resource, **kwargs)``) serving ``jmap`` whose
+    requests are ``BoundedRequest``s."""
     limit = max(jmap.limits.max_size_request, jmap.limits.max_size_upload)
     request_class = type("JMAPRequest", (BoundedRequest,), {"max_body": limit})
-    site = server.Site(jmap.app.resource())
+    site = site_class(jmap.app.resource(), **kwargs)
     site.requestFactory = request_class
     return site
 
@@ -280,6 +287,12 @@ class EventStream:
             unsubscribe()
 
 
+def _peer(request: IRequest) -> str:
+    address = request.getClientAddress()
+    host = getattr(address, "host", None)
+    return str(host) if host is not None else str(address)
+
+
 async def _maybe(value: Any) -> Any:
     if isinstance(value, Deferred):
         return await value
@@ -350,13 +363,22 @@ class JMAPApp:
     def _capabilities(self) -> dict[str, Any]:
         return server_capabilities(self.limits, self.backend.capabilities())
 
-    async def _authenticate(self, request: IRequest) -> Principal:
+    async def _authenticate(self, request: IRequest, *, push: bool = False) -> Principal:
+        """The principal of ``request``; ``push``: the URL may carry a push-only
+        ``access_token`` instead of an Authorization header (EventSource)."""
         header = request.getHeader(b"authorization")
         scheme, _, credentials = (header or b"").decode("latin-1").strip().partition(" ")
         scheme = scheme.lower()
         principal = None
         bearer = False
-        if scheme == "basic":
+        username = ""
+        query_token = request.args.get(b"access_token", [b""])[0].decode("latin-1") if push else ""
+        verify_push = getattr(self.authenticator, "verify_push_token", None)
+        if header is None and query_token and verify_push is not None:
+            bearer = True
+            username = "(push token)"
+            principal = await _maybe(verify_push(query_token))
+        elif scheme == "basic":
             try:
                 decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
@@ -364,12 +386,19 @@ class JMAPApp:
             if decoded is not None and ":" in decoded:
                 username, _, password = decoded.partition(":")
                 principal = await _maybe(self.authenticator.verify_basic(username, password))
+            else:
+                username = "(malformed Basic credentials)"
         elif scheme == "bearer" and credentials.strip():
             bearer = True
+            username = "(bearer token)"
             principal = await _maybe(self.authenticator.verify_bearer(credentials.strip()))
         else:
             raise RequestError("about:blank", 401, "authentication required")
         if principal is None:
+            self.log.info(
+                "JMAP authentication failed for {address} from {peer}",
+                address=username, peer=_peer(request), failed_login=True,
+            )
             if self.failed_login_delay > 0:
                 await deferLater(self.clock, self.failed_login_delay, lambda: None)
             error = RequestError("about:blank", 401, "authentication failed")
@@ -511,10 +540,30 @@ class JMAPApp:
         request.setHeader(b"content-range", f"bytes {first}-{last}/{size}".encode())
         return blob.read(first, last - first + 1)
 
+    @app.route("/jmap/pushtoken", methods=["POST"])
+    async def push_token(self, request: IRequest) -> bytes:
+        """A short-lived token valid only as ``access_token`` on the
+        EventSource URL, for browsers (EventSource cannot send an
+        Authorization header). Backend hook ``push_token(principal)`` ->
+        ``(token, seconds valid)``; without it, 404."""
+        self._cors(request)
+        principal = await self._authenticate(request)
+        make = getattr(self.backend, "push_token", None)
+        if make is None:
+            raise RequestError("about:blank", 404, "push tokens are not supported")
+        token, ttl = await _maybe(make(principal))
+        url = self._base_url(request) + "/jmap/eventsource/?types=*&closeafter=no&ping=0&access_token=" + quote(
+            token, safe=""
+        )
+        request.setResponseCode(201)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return _json({"token": token, "expiresIn": ttl, "eventSourceUrl": url})
+
     @app.route("/jmap/eventsource/", methods=["GET"])
     async def eventsource(self, request: IRequest) -> bytes:
         self._cors(request)
-        principal = await self._authenticate(request)
+        principal = await self._authenticate(request, push=True)
         info = self.backend.session_info(principal)
 
         def arg(name: str, default: str) -> str:

@@ -4,8 +4,12 @@ A state string is the decimal modseq of the last transaction that changed an
 object of the type, e.g. ``"4512"``. When /changes has to page *inside* one
 transaction (it changed more objects than ``maxChanges``), the intermediate
 ``newState`` carries a position inside that transaction: ``"4512.37"`` means
-"everything up to modseq 4511, plus the first 37 changes of modseq 4512".
-States from /get, /set and push are always plain decimal.
+"everything up to modseq 4511, plus the changes of modseq 4512 up to and
+including object number 37" (the store orders the changes of one transaction
+by object number; ``ReadView.changes(kind, since, limit, after=)`` takes and
+returns exactly this pair as integers). States from /get, /set and push are
+always plain decimal. This module is the only place state strings are made
+or parsed; the store speaks integers.
 
 Must not import twisted, klein or the store.
 """
@@ -25,8 +29,8 @@ _STATE = re.compile(r"(0|[1-9][0-9]{0,15})(?:\.([1-9][0-9]{0,15}))?\Z")
 @dataclass(frozen=True, slots=True, order=True)
 class StatePosition:
     """A point in an account's change history: all of ``modseq - 1`` plus the
-    first ``offset`` changes of ``modseq`` (``offset == 0``: all of
-    ``modseq``)."""
+    changes of ``modseq`` to objects numbered up to ``offset`` (``offset ==
+    0``: all of ``modseq``)."""
 
     modseq: int
     offset: int = 0

@@ -42,6 +42,13 @@ changelog      A kind(1) S id(u64)                    {op, c: created-at modseq}
 chlast         A kind(1) id(u64)                      S  -- where the object's one log entry is
 state          A kind(1)                              S  -- JMAP state of the type
 dedup          A M H(import key)                      E  -- re-import guard (``dualmail import``)
+srch           A E                                    search record (``txn.search_record``): decoded
+                                                      From/To/Cc/Bcc/Subject, first addresses, base
+                                                      subject, sentAt, ids -- dualmail.search
+fts            A token(utf-8) 0x00 E(first)           postings chunk: little-endian u64 email numbers,
+                                                      ascending (full-text index, dualmail.search.fts)
+ftsmeta        A                                      E(u64): full-text watermark, every email <= E
+                                                      is indexed (or destroyed)
 commits        G                                      {a: A, s: S, k: kinds, m: [M...]} for other processes
 =============  =====================================  ===========================================
 
@@ -60,6 +67,7 @@ TABLES = (
     "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid",
     "mbxmod", "expunged", "recv", "recvall", "thread", "mbxthread", "msgref", "blob",
     "blobref", "changelog", "chlast", "state", "commits", "dedup", "upload", "object",
+    "srch", "fts", "ftsmeta",
 )
 
 FORMAT_VERSION = 1
@@ -167,3 +175,9 @@ def chlast(a: int, kind: bytes, obj: int) -> bytes:
 
 def state(a: int, kind: bytes) -> bytes:
     return _u32.pack(a) + kind
+
+
+def fts(a: int, token: bytes, first: int | None = None) -> bytes:
+    """Key of ``fts``: account, token, NUL, first email number of the postings chunk."""
+    k = _u32.pack(a) + token + b"\x00"
+    return k if first is None else k + _u64.pack(first)

@@ -313,6 +313,18 @@ class Store:
                 n += 1
         return n
 
+    def expire_tokens(self, now: float | None = None) -> int:
+        """Delete tokens past their expiry (push tokens are short-lived); returns how many."""
+        now = time.time() if now is None else now
+        n = 0
+        with self.kv.write() as w:
+            for k, v in list(w.range("token", b"", None)):
+                expires = codec.loads(v).get("expires")
+                if expires and expires < now:
+                    w.delete("token", k)
+                    n += 1
+        return n
+
     def list_tokens(self, address: str) -> list[dict[str, Any]]:
         a = self.require_account(address)
         with self.kv.read() as r:

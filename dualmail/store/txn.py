@@ -228,6 +228,18 @@ class ReadView:
         raw = self.kv.get("thread", K.thread(self.a, t))
         return None if raw is None else codec.loads(raw)
 
+    def threads(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """Up to ``limit`` JMAP-visible threads (number, record), by number."""
+        p = K.acct(self.a)
+        out = []
+        for k, v in self.kv.range("thread", p, prefix_end(p)):
+            rec = codec.loads(v)
+            if any(x[2] for x in rec["emails"]):
+                out.append((K.un64(k, 4), rec))
+                if len(out) >= limit:
+                    break
+        return out
+
     # -- IMAP views ----------------------------------------------------------------
 
     def uids(self, m: int) -> array:
@@ -414,6 +426,11 @@ class MailTxn(ReadView):
     @property
     def changed(self) -> bool:
         return self._modseq is not None
+
+    @property
+    def changed_kinds(self) -> frozenset[str]:
+        """The JMAP types this transaction changed (complete after commit)."""
+        return frozenset(self._p.kinds)
 
     def _next(self, kind: str) -> int:
         nxt = self._acct.setdefault("next", {})
@@ -819,6 +836,7 @@ class MailTxn(ReadView):
         self.w.put("summary", K.email(self.a, e), codec.dumps(stored))
         text = (str(summary.get("header_text") or "") + "\x00" + str(summary.get("body_text") or ""))
         self.w.put("text", K.email(self.a, e), zlib.compress(text.encode("utf-8", "replace"), 1))
+        self._put_search_record(e, summary)  # dualmail.search (keys.py "srch")
         self._put_email(e, rec)
         self._visibility_changed(e, rec, [], jmap_mailbox_ids(rec))
         return e, uids
@@ -917,6 +935,7 @@ class MailTxn(ReadView):
         summary = self.summary(e) or {}
         raw = self.blob(rec["blob"]) or b""
         e2, uids = self.create_email(raw, summary, [m], rec["kw"], int(rec["recv"]), blob_sha=rec["blob"])
+        self._copy_search_data(e, e2)  # the stored summary has no text: copy it (search)
         return e2, uids[m]
 
     def destroy_email(self, e: int) -> None:
@@ -930,6 +949,7 @@ class MailTxn(ReadView):
         summary = self.summary(e) or {}
         self.w.delete("summary", K.email(self.a, e))
         self.w.delete("text", K.email(self.a, e))
+        self.w.delete("srch", K.email(self.a, e))  # dualmail.search record
         for mid in _ref_ids(summary):
             self.w.delete("msgref", K.msgref(self.a, mid, e))
         self.unref_blob(rec["blob"])
@@ -960,6 +980,19 @@ class MailTxn(ReadView):
                 self.remove_membership(e, m)
                 out.append(u)
         return out
+
+    # -- search records (dualmail.search) ---------------------------------------------
+
+    def _put_search_record(self, e: int, summary: dict[str, Any]) -> None:
+        """The compact per-email record search and sort read instead of the summary."""
+        self.w.put("srch", K.email(self.a, e), codec.dumps(search_record(summary)))
+
+    def _copy_search_data(self, src: int, dst: int) -> None:
+        """Give a duplicated Email (COPY onto itself) the source's text and search record."""
+        for table in ("text", "srch"):
+            raw = self.w.get(table, K.email(self.a, src))
+            if raw is not None:
+                self.w.put(table, K.email(self.a, dst), raw)
 
     # -- threads (RFC 8621 §3) ----------------------------------------------------------
 
@@ -1066,3 +1099,48 @@ def _subject_hash(summary: dict[str, Any]) -> bytes:
     if not isinstance(base, str):
         base = summary.get("subject") or ""
     return K.h16(base.casefold())[:8]
+
+
+# -- the search record (table "srch"; read by dualmail.search) ---------------------------
+
+_SEARCH_FIELDS = ("from", "to", "cc", "bcc", "subject")
+
+
+def _first_address(summary: dict[str, Any], key: str) -> list[str]:
+    v = summary.get(key) or []
+    if not isinstance(v, list) or not v or not isinstance(v[0], dict):
+        return ["", ""]
+    return [str(v[0].get("name") or ""), str(v[0].get("email") or "")]
+
+
+def search_record(summary: dict[str, Any]) -> dict[str, Any]:
+    """What search and sort need of one Email, from its parsed summary (dualmail.mime).
+
+    ``h``: decoded text of the From/To/Cc/Bcc/Subject fields (instances joined by a
+    newline), taken from the summary's ``header_text``; ``a``: [name, email] of the first
+    From/To/Cc address; ``s``/``subj``: base and decoded subject; ``d``/``o``: sent_at
+    and its zone offset (minutes); ``att``: hasAttachment; ``mid``/``irt``/``refs``:
+    Message-ID, first In-Reply-To id and References ids (THREAD=REFERENCES).  The
+    semantics live in ``dualmail.search``; this only gathers the fields.
+    """
+    fields: dict[str, list[str]] = {}
+    for line in str(summary.get("header_text") or "").split("\n"):
+        name, sep, value = line.partition(":")
+        key = name.strip().lower()
+        if sep and key in _SEARCH_FIELDS:
+            fields.setdefault(key, []).append(value.strip(" "))
+    mid = summary.get("message_id") or []
+    irt = summary.get("in_reply_to") or []
+    refs = summary.get("references") or []
+    return {
+        "h": {k: "\n".join(v) for k, v in fields.items()},
+        "a": {k: _first_address(summary, k) for k in ("from", "to", "cc")},
+        "s": str(summary.get("base_subject") or ""),
+        "subj": str(summary.get("subject") or ""),
+        "d": summary.get("sent_at"),
+        "o": summary.get("sent_at_offset"),
+        "att": 1 if summary.get("has_attachment") else 0,
+        "mid": str(mid[0]) if isinstance(mid, list) and mid else "",
+        "irt": str(irt[0]) if isinstance(irt, list) and irt else "",
+        "refs": [str(x) for x in refs[-100:]] if isinstance(refs, list) else [],
+    }

@@ -229,21 +229,21 @@ class StoreMachine(RuleBasedStateMachine):
         for states, old_e, old_m in self.snapshots[-6:] + self.snapshots[:2]:
             for kind, old, cur, st_ in (("Email", old_e, cur_e, states[0]), ("Mailbox", old_m, cur_m, states[1])):
                 view = dict(old)
-                state = str(st_)
+                state, after = st_, 0
                 for _page in range(1000):
                     with self.store.read(self.a) as r:
-                        ch = r.changes(kind, state, limit=3)
+                        ch = r.changes(kind, state, limit=3, after=after)
                     for x in ch.destroyed:
                         view.pop(x, None)
                     for x in ch.created + ch.updated:
                         if x in cur:
                             view[x] = cur[x]
-                    state = ch.new_state
+                    state, after = ch.new_state, ch.new_after
                     if not ch.has_more:
                         break
                 assert view == cur, kind
                 with self.store.read(self.a) as r:
-                    assert state == str(r.state(kind))
+                    assert (state, after) == (r.state(kind), 0)
 
 
 StoreMachine.TestCase.settings = settings(

@@ -75,7 +75,7 @@ def test_keywords_shared_by_memberships_and_counters(store, account):
         assert r.changed_since(INBOX, ms - 1) == [(uids[INBOX], ms)]
         assert r.changed_since(ARCHIVE, ms - 1) == [(uids[ARCHIVE], ms)]
         # a counts change is a Mailbox change with updatedProperties = counts
-        ch = r.changes("Mailbox", str(ms - 1))
+        ch = r.changes("Mailbox", ms - 1)
         assert sorted(ch.updated) == [INBOX, ARCHIVE] and ch.only_counts
 
 
@@ -98,15 +98,15 @@ def test_deleted_membership_is_invisible_to_jmap(store, account):
         assert (c["msgs"], c["deleted"], c["total"], c["threads"]) == (1, 1, 0, 0)
         assert list(r.received_order(INBOX)) == []
         assert list(r.received_order(ARCHIVE)) == [e]
-        assert r.changes("Email", str(s0)).updated == [e]
+        assert r.changes("Email", s0).updated == [e]
     with store.write(account) as tx:
         tx.set_deleted(e, ARCHIVE, True)
     with store.read(account) as r:
         # every membership \Deleted: the Email is gone for JMAP
         assert list(r.received_order(None)) == []
-        ch = r.changes("Email", str(s0))
+        ch = r.changes("Email", s0)
         assert ch.destroyed == [e] and not ch.updated
-        ch = r.changes("Thread", str(s0))
+        ch = r.changes("Thread", s0)
         assert ch.destroyed == [r.email(e)["thread"]]
 
 
@@ -181,7 +181,7 @@ def test_move_is_add_plus_expunge(store, account):
         assert r.email_at(ARCHIVE, pairs[0][1]) == e
         assert r.email_at(INBOX, uids[INBOX]) is None
         assert r.expunged_since(INBOX, ms - 1) == [uids[INBOX]]
-        ch = r.changes("Email", str(ms - 1))
+        ch = r.changes("Email", ms - 1)
         assert ch.updated == [e]
 
 
@@ -232,24 +232,25 @@ def test_changes_paging_inside_one_transaction(store, account):
     with store.write(account) as tx:
         ids = [tx.create_email(b"x", summary(f"{i}@x"), [INBOX])[0] for i in range(7)]
     seen: list[int] = []
-    state = str(s0)
+    state, after = s0, 0
     while True:
         with store.read(account) as r:
-            ch = r.changes("Email", state, limit=3)
+            ch = r.changes("Email", state, limit=3, after=after)
         seen += ch.created
         assert not ch.updated and not ch.destroyed
-        state = ch.new_state
+        state, after = ch.new_state, ch.new_after
         if not ch.has_more:
             break
-    assert seen == ids and state == str(s0 + 1)
+        assert state == s0 + 1 and after > 0  # a position inside the one transaction
+    assert seen == ids and (state, after) == (s0 + 1, 0)
 
 
 def test_changes_from_future_or_junk_state(store, account):
     with store.read(account) as r:
         with pytest.raises(CannotCalculateChangesError):
-            r.changes("Email", "999")
+            r.changes("Email", 999)
         with pytest.raises(CannotCalculateChangesError):
-            r.changes("Email", "abc")
+            r.changes("Email", -1)
 
 
 def test_accounts(store):

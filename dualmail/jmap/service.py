@@ -1,0 +1,274 @@
+"""The JMAP listener of ``twistd dualmail``: ``make_site(store, options,
+reactor)`` joins the HTTP layer (``app.JMAPApp``) to the store.
+
+- ``StoreAuthenticator``: HTTP Basic against the account store (argon2 runs
+  in a thread), Bearer tokens made by ``dualmail token create`` (kind
+  ``app``), and push-only tokens (kind ``push``) accepted only as
+  ``?access_token=`` on the EventSource URL.
+- ``StoreBackend``: one account per user (accountId ``A<n>``), uploads and
+  downloads of that account's blobs, push from the store's commit stream
+  (one store subscription fanned out per account), push tokens.
+- ``UploadJanitor``: hourly, removes upload marks older than a day (a blob
+  nothing references goes with its mark) and expired tokens.
+
+Like ``imap/protocol.py`` this is glue and may import ``twisted.internet``;
+the methods themselves live in ``dualmail.jmap.types``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.web import server
+
+from ..model import ids
+from ..store.store import Store
+from ..store.txn import Commit
+from .app import JMAPApp, make_site as make_app_site
+from .dispatch import core_methods
+from .errors import RequestError
+from .session import Account, CoreLimits, SessionInfo
+from .state import to_state
+from .types import MAIL, SUBMISSION, VACATION, store_methods
+
+# Seconds a wrong password or token waits before its 401 (the IMAP login
+# delay is the same figure).
+FAILED_LOGIN_DELAY = 1.0
+PUSH_TOKEN_TTL = 300  # seconds
+UPLOAD_TTL = 24 * 3600  # an upload nothing references is removed after this
+JANITOR_INTERVAL = 3600.0
+MAX_SIZE_MAILBOX_NAME = 255
+
+
+class StoreAuthenticator:
+    """``app.Authenticator`` over the store. Principals are account numbers."""
+
+    log = Logger()
+
+    def __init__(self, store: Store, run_blocking: Callable[..., Deferred[Any]]):
+        self.store = store
+        self.run_blocking = run_blocking
+
+    def verify_basic(self, username: str, password: str) -> Deferred[int | None]:
+        # argon2 takes ~30 ms: never on the reactor thread
+        return self.run_blocking(self.store.authenticate, username, password)
+
+    def verify_bearer(self, token: str) -> int | None:
+        return self.store.verify_token(token, kind="app")
+
+    def verify_push_token(self, token: str) -> int | None:
+        return self.store.verify_token(token, kind="push")
+
+
+class StoreBackend:
+    """``app.Backend`` over the store."""
+
+    log = Logger()
+
+    def __init__(self, store: Store, now: Callable[[], float], limits: CoreLimits):
+        self.store = store
+        self.now = now
+        self.limits = limits
+        self._listeners: dict[int, list[Callable[[Mapping[str, Any]], None]]] = {}
+        self._unsubscribe_store: Callable[[], None] | None = None
+
+    def capabilities(self) -> Mapping[str, Mapping[str, Any]]:
+        return {MAIL: {}, SUBMISSION: {}, VACATION: {}}
+
+    def _account_capabilities(self) -> dict[str, dict[str, Any]]:
+        return {
+            MAIL: {
+                "maxMailboxesPerEmail": None,
+                "maxMailboxDepth": None,
+                "maxSizeMailboxName": MAX_SIZE_MAILBOX_NAME,
+                "maxSizeAttachmentsPerEmail": self.limits.max_size_upload,
+                "emailQuerySortOptions": [],  # Email/query is not implemented yet
+                "mayCreateTopLevelMailbox": True,
+            },
+            SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}},
+            VACATION: {},
+        }
+
+    def _address(self, principal: int) -> str:
+        record = self.store.account_record(principal)
+        if record is None:  # deleted while a token or connection was still around
+            raise RequestError("about:blank", 401, "the account no longer exists")
+        return str(record["address"])
+
+    def session_info(self, principal: int) -> SessionInfo:
+        address = self._address(principal)
+        account_id = ids.format_id(ids.ACCOUNT, principal)
+        account = Account(name=address, capabilities=self._account_capabilities())
+        return SessionInfo(
+            username=address,
+            accounts={account_id: account},
+            primary_accounts={uri: account_id for uri in (MAIL, SUBMISSION, VACATION)},
+        )
+
+    def _own(self, principal: int, account_id: str) -> bool:
+        return ids.parse_id(ids.ACCOUNT, account_id) == principal
+
+    # -- blobs --
+
+    def upload(self, principal: int, account_id: str, content_type: str, body: IO[bytes]) -> dict[str, Any]:
+        if not self._own(principal, account_id):
+            raise RequestError("about:blank", 404, f"no account {account_id!r}")
+        data = body.read()
+        with self.store.write(principal) as tx:
+            sha = tx.put_blob(data, content_type=content_type, uploaded=int(self.now()))
+        return {"accountId": account_id, "blobId": ids.blob_id(sha), "type": content_type, "size": len(data)}
+
+    def download(self, principal: int, account_id: str, blob_id: str) -> bytes | None:
+        sha = ids.parse_blob_id(blob_id)
+        if sha is None or not self._own(principal, account_id):
+            return None
+        with self.store.read(principal) as r:
+            data: bytes | None = r.blob(sha)
+        return data
+
+    # -- push --
+
+    def subscribe(
+        self,
+        principal: int,
+        types: frozenset[str] | None,
+        callback: Callable[[Mapping[str, Any]], None],
+    ) -> Callable[[], None]:
+        if self._unsubscribe_store is None:
+            self._unsubscribe_store = self.store.subscribe(self._on_commit)
+        self._listeners.setdefault(principal, []).append(callback)
+
+        def unsubscribe() -> None:
+            callbacks = self._listeners.get(principal, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                self._listeners.pop(principal, None)
+            if not self._listeners and self._unsubscribe_store is not None:
+                self._unsubscribe_store()
+                self._unsubscribe_store = None
+
+        return unsubscribe
+
+    def _on_commit(self, commit: Commit) -> None:
+        """Every commit, from any process or protocol (CONTRACT §5): the
+        types it changed now have the commit's modseq as their state."""
+        callbacks = self._listeners.get(commit.account)
+        if not callbacks or not commit.kinds:
+            return
+        state = to_state(commit.modseq)
+        change = {
+            "@type": "StateChange",
+            "changed": {ids.format_id(ids.ACCOUNT, commit.account): {kind: state for kind in sorted(commit.kinds)}},
+        }
+        for callback in list(callbacks):
+            try:
+                callback(change)
+            except Exception:
+                self.log.failure("JMAP push to account {account} failed", account=commit.account)
+
+    def push_token(self, principal: int) -> tuple[str, int]:
+        token = self.store.create_token(self._address(principal), kind="push", ttl=PUSH_TOKEN_TTL,
+                                        note="JMAP EventSource")
+        return token, PUSH_TOKEN_TTL
+
+
+class UploadJanitor:
+    """Removes stale uploads and expired tokens every ``interval`` seconds."""
+
+    log = Logger()
+
+    def __init__(self, store: Store, clock: Any, ttl: int = UPLOAD_TTL, interval: float = JANITOR_INTERVAL):
+        self.store = store
+        self.clock = clock
+        self.ttl = ttl
+        self.interval = interval
+        self._loop: task.LoopingCall | None = None
+
+    def sweep(self) -> None:
+        now = self.clock.seconds()
+        try:
+            uploads = self.store.expire_uploads(int(now - self.ttl))
+            tokens = self.store.expire_tokens(now)
+        except Exception:
+            self.log.failure("JMAP upload cleanup failed")
+            return
+        if uploads or tokens:
+            self.log.info("removed {uploads} stale uploads and {tokens} expired tokens", uploads=uploads,
+                          tokens=tokens)
+
+    def start(self) -> None:
+        if self._loop is None:
+            self._loop = task.LoopingCall(self.sweep)
+            self._loop.clock = self.clock
+            self._loop.start(self.interval, now=False)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            if self._loop.running:
+                self._loop.stop()
+            self._loop = None
+
+
+class JMAPSite(server.Site):
+    """The Site of the JMAP endpoints; runs the janitor while it listens
+    (``startFactory``/``stopFactory`` follow the first and last port)."""
+
+    def __init__(self, resource: Any, janitor: UploadJanitor, **kwargs: Any):
+        super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
+        self.janitor = janitor
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.janitor.start()
+
+    def stopFactory(self) -> None:
+        self.janitor.stop()
+        super().stopFactory()
+
+
+def build_app(
+    store: Store,
+    reactor: Any,
+    *,
+    base_url: str | None = None,
+    limits: CoreLimits | None = None,
+    run_blocking: Callable[..., Deferred[Any]] | None = None,
+    failed_login_delay: float = FAILED_LOGIN_DELAY,
+) -> JMAPApp:
+    """The JMAP app over ``store``; ``reactor`` is the clock (and thread pool
+    for password checks unless ``run_blocking`` is given)."""
+    limits = limits or CoreLimits()
+    if run_blocking is None:
+        def run_blocking(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+            return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    backend = StoreBackend(store, reactor.seconds, limits)
+    return JMAPApp(
+        StoreAuthenticator(store, run_blocking),
+        backend,
+        methods={**core_methods(), **store_methods(store, reactor.seconds)},
+        limits=limits,
+        clock=reactor,
+        failed_login_delay=failed_login_delay,
+        base_url=base_url,
+    )
+
+
+def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.Site:
+    """The factory ``DualmailService`` puts on every ``--jmap`` endpoint.
+
+    TLS comes from the endpoint string (``ssl:8443:privateKey=key.pem:
+    certKey=cert.pem``); ``--base-url`` sets the public URL in the Session
+    object (behind a reverse proxy)."""
+    jmap = build_app(store, reactor, base_url=options.get("base-url") or None)
+    janitor = UploadJanitor(store, reactor)
+    return make_app_site(jmap, JMAPSite, janitor=janitor)
+
+
+__all__ = ["JMAPSite", "StoreAuthenticator", "StoreBackend", "UploadJanitor", "build_app", "make_site"]

@@ -1,0 +1,33 @@
+"""The JMAP data types of dualmail, one module each, thin over
+``dualmail.jmap.standard``; ``store_methods(store, now)`` is the registry.
+
+Implemented: Mailbox, Thread (RFC 8621 §2, §3), Identity (§6),
+VacationResponse (§8), Blob/copy (RFC 8620 §6.3). Email, SearchSnippet and
+EmailSubmission are added here by their own modules.
+
+Must not import twisted.internet or klein.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...store.store import Store
+from ..dispatch import Method
+from ..standard import standard_methods
+from .blob import blob_methods
+from .identity import SUBMISSION, IdentityType
+from .mailbox import MAIL, MailboxType
+from .thread import ThreadType
+from .vacation import VACATION, VacationResponseType
+
+__all__ = ["MAIL", "SUBMISSION", "VACATION", "store_methods"]
+
+
+def store_methods(store: Store, now: Callable[[], float]) -> dict[str, Method]:
+    """Every store-backed method: ``{"Mailbox/get": Method(...), ...}``."""
+    methods: dict[str, Method] = {}
+    for datatype in (MailboxType(store), ThreadType(store), IdentityType(store), VacationResponseType(store)):
+        methods.update(standard_methods(datatype))
+    methods.update(blob_methods(store, now))
+    return methods
