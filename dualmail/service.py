@@ -20,6 +20,17 @@ from .notify import ExternalCommitWatcher
 from .store.store import Store, open_store
 
 
+def _escape(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def with_shared_tls(desc: str, cert: str | None, key: str | None) -> str:
+    """An ``ssl:`` endpoint without its own certificate gets ``--tls-cert/--tls-key``."""
+    if cert and key and desc.startswith("ssl:") and "certKey=" not in desc and "privateKey=" not in desc:
+        return f"{desc}:certKey={_escape(cert)}:privateKey={_escape(key)}"
+    return desc
+
+
 class DualmailService(MultiService):
     log = Logger()
 
@@ -64,6 +75,7 @@ class DualmailService(MultiService):
         watcher.setServiceParent(self)
         for kind, factory in self._factories(store):
             for desc in self.options[kind]:
+                desc = with_shared_tls(desc, self.options.get("tls-cert"), self.options.get("tls-key"))
                 svc = strports.service(desc, factory, reactor=self.reactor)
                 svc.setServiceParent(self)
                 self.listeners[kind].append(svc)
