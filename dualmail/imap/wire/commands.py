@@ -181,6 +181,13 @@ class Namespace(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class GetJmapAccess(Command):
+    """RFC 9698 GETJMAPACCESS: ask for the JMAP session URL."""
+
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
 class Check(Command):
     tag: str
 

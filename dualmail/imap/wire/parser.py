@@ -1287,6 +1287,7 @@ _SIMPLE: dict[str, Callable[[str], c.Command]] = {
     "UNSELECT": c.Unselect,
     "IDLE": c.Idle,
     "EXPUNGE": c.Expunge,
+    "GETJMAPACCESS": c.GetJmapAccess,
 }
 
 _COMMANDS: dict[str, Callable[[_Reader, str], c.Command]] = {

@@ -1,0 +1,27 @@
+"""Every IMAP limit and policy knob, as one frozen value passed to each session.
+
+CAPABILITY (APPENDLIMIT=) and the parser read their numbers from here.  Imports nothing
+from twisted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ImapConfig:
+    appendlimit: int = 50 * 1024 * 1024  # RFC 7889: largest message APPEND accepts
+    max_line: int = 64 * 1024  # non-literal text of one command
+    max_literal_unauthenticated: int = 8 * 1024  # literals before login (LOGIN, AUTHENTICATE)
+    max_search_depth: int = 100
+    autologout: float = 30 * 60  # RFC 9051 §5.4: at least 30 minutes once authenticated
+    unauthenticated_timeout: float = 60.0
+    failed_login_delay: float = 1.0
+    max_buffered_input: int = 1024 * 1024  # pipelined input held while output is blocked
+    fetch_batch: int = 200  # messages rendered per read view while streaming FETCH
+    allow_plaintext: bool = False  # LOGIN/PLAIN without TLS off loopback
+    tls_available: bool = False  # STARTTLS offered
+    jmap_url: str | None = None  # RFC 9698 JMAPACCESS session URL
+    server_name: str = "dualmail"
+    server_version: str = "0"

@@ -1,0 +1,39 @@
+"""EXPUNGE and UID EXPUNGE (RFC 9051 §6.4.3, §6.4.9; RFC 4315).
+
+The write removes the \\Deleted memberships; the EXPUNGE responses come from
+``SelectedMailbox`` like everyone else's, so sequence numbers stay right.
+Imports no twisted.internet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+from dualmail.imap.errors import ImapNo
+from dualmail.imap.ops.fetch import resolve
+from dualmail.imap.wire import commands as c
+from dualmail.imap.wire import responses as r
+
+if TYPE_CHECKING:
+    from dualmail.imap.session import Session
+
+Gen = Generator[Any, None, "r.Tagged | None"]
+
+
+def expunge(s: Session, cmd: c.Expunge) -> Gen:
+    sel = s.selected
+    assert sel is not None and s.account is not None
+    if sel.readonly:
+        raise ImapNo("Mailbox is read-only", "CANNOT")
+    uids = None
+    if cmd.uid:
+        assert cmd.sequence_set is not None
+        uids = [u for _s, u in resolve(s, cmd.sequence_set, True)]
+    with s.store.write(s.account) as tx:
+        before = int(tx.require_mailbox(sel.mailbox)["hms"])
+        gone = tx.expunge(sel.mailbox, uids)
+        modseq = tx.modseq if tx.changed else None
+    sel.expunged(gone)
+    sel.own_write(before, modseq)
+    return r.Tagged(cmd.tag, "OK", "EXPUNGE completed")
+    yield  # pragma: no cover

@@ -1,0 +1,160 @@
+"""SEARCH, SORT and THREAD and their UID forms (RFC 9051 §6.4.4, RFC 4731 ESEARCH,
+RFC 5182 SEARCHRES, RFC 5256 SORT/THREAD, RFC 5032 WITHIN).
+
+The wire key tree is compiled by ``dualmail.search.imap_keys`` (the one engine shared with
+JMAP Email/query); this module supplies what only the session knows -- sequence numbers,
+``$``, \\Recent, the clock -- and shapes the answer: ``* SEARCH`` for IMAP4rev1 clients,
+``* ESEARCH`` for IMAP4rev2 (RFC 9051 §7.3.4) or when RETURN is given.  Results are limited
+to messages the client has been told about (not yet announced arrivals are left out).
+Imports no twisted.internet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+from dualmail.imap.errors import ImapBad, ImapNo
+from dualmail.imap.wire import commands as c
+from dualmail.imap.wire import responses as r
+from dualmail.imap.wire.sequence import ResolvedSet, SequenceSet
+from dualmail.mail.ops import membership_modseq
+from dualmail.search import engine
+from dualmail.search.thread import ALGORITHMS, thread as thread_messages
+from dualmail.search.imap_keys import BadCharsetError, from_imap_keys, uses_modseq
+from dualmail.search.query import Context, UnsupportedSortError, from_imap_sort
+
+if TYPE_CHECKING:
+    from dualmail.imap.selected import SelectedMailbox
+    from dualmail.imap.session import Session
+
+Gen = Generator[Any, None, "r.Tagged | None"]
+CHARSETS = ("UTF-8", "US-ASCII")
+
+
+def _matches(s: Session, view: Any, keys: c.SearchKey, charset: str | None) -> tuple[list[tuple[int, int]], Any]:
+    """(uid, email) pairs matching ``keys`` among the messages the client knows."""
+    sel = s.selected
+    assert sel is not None
+
+    def uid_set(seqset: SequenceSet) -> list[tuple[int, int]]:
+        top = sel.uids[-1] if sel.uids else 0
+        if not top:
+            return []
+        return list(seqset.resolve(top, s.saved, clip=True).ranges)
+
+    def seq_set(seqset: SequenceSet) -> list[tuple[int, int]]:
+        n = sel.exists
+        if not n:
+            return []
+        saved = None
+        if s.saved is not None:
+            saved = ResolvedSet.from_ints(x for x in (sel.seq_of(u) for u in s.saved) if x)
+        seqs = seqset.resolve(n, saved, clip=True)
+        return [(sel.uids[q - 1], sel.uids[q - 1]) for q in seqs]
+
+    try:
+        cond = from_imap_keys(keys, uid_set=uid_set, seq_set=seq_set, now=int(s.now()),
+                              charset=charset)
+    except BadCharsetError:
+        raise ImapNo("Unsupported charset", r.code_badcharset(CHARSETS)) from None
+    except ValueError as e:
+        raise ImapBad(str(e)) from None
+    context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent else None
+    found = engine.search(view, engine.MailboxScope(sel.mailbox), cond, context=context)
+    known = [(u, e) for u, e in found if u not in sel.gone and sel.seq_of(u) is not None]
+    return known, cond
+
+
+def _recent(sel: SelectedMailbox) -> frozenset[int]:
+    return frozenset(u for u in sel.uids if sel.is_recent(u))
+
+
+def _highest_modseq(view: Any, sel: SelectedMailbox, items: list[tuple[int, int]]) -> int | None:
+    best = 0
+    for _u, e in items:
+        rec = view.email(e)
+        if rec is not None:
+            best = max(best, membership_modseq(rec, sel.mailbox))
+    return best or None
+
+
+def search(s: Session, cmd: c.Search) -> Gen:
+    sel = s.selected
+    assert sel is not None and s.account is not None
+    opts = cmd.return_opts
+    try:
+        with s.store.read(s.account) as view:
+            found, cond = _matches(s, view, cmd.keys, cmd.charset)
+            modseq = _highest_modseq(view, sel, found) if uses_modseq(cond) else None
+    except (ImapNo, ImapBad):
+        if opts and "SAVE" in opts:
+            s.saved = ResolvedSet()  # RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) empties $
+        raise
+    uids = [u for u, _e in found]
+    numbers = uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids]
+    if opts is None and not s.rev2:
+        yield r.search(numbers, modseq)
+        return r.Tagged(cmd.tag, "OK", "SEARCH completed")
+    want = set(opts or ()) or {"ALL"}
+    if want == {"SAVE"}:
+        s.saved = ResolvedSet.from_ints(uids)
+        return r.Tagged(cmd.tag, "OK", "SEARCH completed, result saved")
+    if "SAVE" in want:
+        want.discard("SAVE")
+        if want <= {"MIN", "MAX"} and uids:
+            keep = set()
+            if "MIN" in want:
+                keep.add(uids[0])
+            if "MAX" in want:
+                keep.add(uids[-1])
+            s.saved = ResolvedSet.from_ints(keep)
+        else:
+            s.saved = ResolvedSet.from_ints(uids)
+        if not want:
+            want = {"ALL"}
+    yield r.esearch(
+        cmd.tag, cmd.uid,
+        min=min(numbers) if "MIN" in want and numbers else None,
+        max=max(numbers) if "MAX" in want and numbers else None,
+        all=ResolvedSet.from_ints(numbers) if "ALL" in want else None,
+        count=len(numbers) if "COUNT" in want else None,
+        modseq=modseq,
+    )
+    return r.Tagged(cmd.tag, "OK", "SEARCH completed")
+
+
+def sort(s: Session, cmd: c.Sort) -> Gen:
+    sel = s.selected
+    assert sel is not None and s.account is not None
+    if cmd.return_opts is not None:
+        raise ImapBad("ESORT is not supported")
+    try:
+        keys = from_imap_sort(cmd.criteria)
+    except UnsupportedSortError as e:
+        raise ImapBad(str(e)) from None
+    with s.store.read(s.account) as view:
+        found, cond = _matches(s, view, cmd.keys, cmd.charset)
+        context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent else None
+        ordered = engine.sort(view, engine.MailboxScope(sel.mailbox), found, keys, context=context)
+        modseq = _highest_modseq(view, sel, found) if uses_modseq(cond) else None
+    numbers = [u if cmd.uid else (sel.seq_of(u) or 0) for u, _e in ordered]
+    yield r.sort(numbers, modseq)
+    return r.Tagged(cmd.tag, "OK", "SORT completed")
+
+
+def thread(s: Session, cmd: c.Thread) -> Gen:
+    sel = s.selected
+    assert sel is not None and s.account is not None
+    algorithm = cmd.algorithm.upper()
+    if algorithm not in ALGORITHMS:
+        raise ImapBad(f"Unknown threading algorithm {cmd.algorithm}")
+    with s.store.read(s.account) as view:
+        found, _cond = _matches(s, view, cmd.keys, cmd.charset)
+        roots = thread_messages(view, engine.MailboxScope(sel.mailbox), found, algorithm)
+
+    def node(n: Any) -> Any:
+        num = None if n.msg is None else (n.msg if cmd.uid else sel.seq_of(n.msg))
+        return (num, [node(ch) for ch in n.children])
+
+    yield r.thread([node(n) for n in roots])
+    return r.Tagged(cmd.tag, "OK", "THREAD completed")

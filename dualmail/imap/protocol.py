@@ -1,0 +1,333 @@
+"""The thin Twisted adapter: bytes -> Session -> transport, plus TLS, timers and flow.
+
+One job: carry out what the sans-I/O ``Session`` asks for.  It feeds received bytes,
+pulls responses lazily (a big FETCH is written batch by batch, pausing while the
+transport's buffer is full: this protocol is the transport's push producer), runs
+password checks off the reactor thread (argon2) and delays failed ones, starts TLS
+(STARTTLS, RFC 9051 §6.2.1; implicit TLS, RFC 8314), enforces the autologout timers
+(RFC 9051 §5.4) with the injected reactor clock, and pushes updates to sessions in IDLE
+as soon as a commit touches their mailbox (RFC 2177).  Unexpected exceptions are logged
+and answered by the session with NO [SERVERBUG]; the connection survives.
+
+``make_factories(store, options, reactor)`` is what ``DualmailService`` calls.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+from twisted.internet import defer, interfaces, task, threads
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from zope.interface import implementer  # type: ignore[import-untyped]
+
+from dualmail import __version__
+from dualmail.imap.config import ImapConfig
+from dualmail.imap.session import CheckPassword, Disconnect, Session, StartTLS
+from dualmail.imap.states import State
+
+Authenticator = Callable[[str, str], "defer.Deferred[int | None]"]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost",)
+
+
+@implementer(interfaces.IPushProducer)
+class IMAPServerProtocol(Protocol):
+    log = Logger()
+    transport: Any
+
+    def __init__(self, factory: IMAPFactory) -> None:
+        self.factory = factory
+        self.session: Session | None = None
+        self._current: Iterator[Any] | None = None
+        self._paused = False
+        self._waiting = False  # a password check is under way
+        self._closing = False
+        self._timer: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._push_scheduled = False
+        self._reading_paused = False
+        self.peer = ""
+
+    # -- connection ---------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        f = self.factory
+        peer = self.transport.getPeer()
+        host = getattr(peer, "host", "")
+        self.peer = f"{host}:{getattr(peer, 'port', '')}"
+        secure = interfaces.ISSLTransport.providedBy(self.transport) or f.implicit_tls
+        self.session = Session(f.store, f.config, secure=secure, loopback=_is_loopback(host),
+                               now=f.reactor.seconds, peer=self.peer)
+        self.transport.registerProducer(self, True)
+        self._unsubscribe = f.store.subscribe(self._on_commit)
+        f.connections.add(self)
+        self.log.info("IMAP connection from {peer}", peer=self.peer)
+        self.transport.write(self.session.greeting())
+        self._reset_timer()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._closing = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.factory.connections.discard(self)
+        self._current = None
+        self.log.info("IMAP connection from {peer} closed", peer=self.peer)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing or self.session is None:
+            return
+        self.session.feed(data)
+        self._reset_timer()
+        self._pump()
+        blocked = self._paused or self._waiting or self._current is not None
+        if blocked and not self._reading_paused and \
+                self.session.parser.buffered > self.factory.config.max_buffered_input:
+            # a client pipelining faster than we answer: stop reading until we catch up
+            self._reading_paused = True
+            self.transport.pauseProducing()
+
+    # -- producing output -------------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        self._closing = True
+        self._current = None
+
+    def _pump(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        while not (self._paused or self._waiting or self._closing):
+            if self._current is None:
+                try:
+                    self._current = session.step()
+                except Exception:
+                    self.log.failure("IMAP session step failed for {peer}", peer=self.peer)
+                    self._abort()
+                    return
+                if self._current is None:
+                    if self._reading_paused and not self._closing:
+                        self._reading_paused = False
+                        self.transport.resumeProducing()
+                    return
+            try:
+                item = next(self._current)
+            except StopIteration:
+                self._current = None
+                continue
+            except Exception:
+                self.log.failure("IMAP output failed for {peer}", peer=self.peer)
+                self._current = None
+                self._abort()
+                return
+            self._carry_out(item)
+
+    def _carry_out(self, item: Any) -> None:
+        if isinstance(item, bytes):
+            self.transport.write(item)
+        elif isinstance(item, CheckPassword):
+            self._check_password(item)
+        elif isinstance(item, StartTLS):
+            self._start_tls()
+        elif isinstance(item, Disconnect):
+            self._closing = True
+            self._current = None
+            self.transport.loseConnection()
+
+    def _abort(self) -> None:
+        self._closing = True
+        self.transport.loseConnection()
+
+    # -- effects ------------------------------------------------------------------
+
+    def _check_password(self, check: CheckPassword) -> None:
+        self._waiting = True
+        d = self.factory.authenticate(check.user, check.password)
+
+        def checked(account: int | None) -> Any:
+            if account is None:
+                self.log.warn("IMAP authentication failed for {user} from {peer}",
+                              user=check.user, peer=self.peer)
+                delay = self.factory.config.failed_login_delay
+                if delay > 0:
+                    return task.deferLater(self.factory.reactor, delay, lambda: None)
+            else:
+                self.log.info("IMAP login {user} from {peer}", user=check.user, peer=self.peer)
+            return account
+
+        def done(account: int | None) -> None:
+            self._waiting = False
+            if self._closing or self.session is None:
+                return
+            for item in self.session.login_result(check, account):
+                self._carry_out(item)
+            self._reset_timer()
+            self._pump()
+
+        def failed(failure: Any) -> None:
+            self.log.failure("IMAP password check failed", failure=failure)
+            done(None)
+
+        d.addCallback(lambda a: defer.maybeDeferred(checked, a).addCallback(lambda _r: a))
+        d.addCallbacks(done, failed)
+
+    def _start_tls(self) -> None:
+        ctx = self.factory.tls_context
+        if ctx is None:
+            self._abort()
+            return
+        self.transport.startTLS(ctx)
+        assert self.session is not None
+        self.session.tls_started()
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _reset_timer(self) -> None:
+        if self.session is None or self._closing:
+            return
+        cfg = self.factory.config
+        timeout = (cfg.unauthenticated_timeout if self.session.state is State.NOT_AUTHENTICATED
+                   else cfg.autologout)
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(timeout)
+        else:
+            self._timer = self.factory.reactor.callLater(timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self.session is None or self._closing:
+            return
+        self.log.info("IMAP autologout of {peer}", peer=self.peer)
+        self._current = None
+        for item in self.session.timed_out():
+            self._carry_out(item)
+
+    # -- notifications -----------------------------------------------------------------
+
+    def _on_commit(self, commit: Any) -> None:
+        s = self.session
+        if s is None or self._closing or not s.wants_commit(commit.account, commit.mailboxes):
+            return
+        if not self._push_scheduled:
+            self._push_scheduled = True
+            self.factory.reactor.callLater(0, self._push)
+
+    def _push(self) -> None:
+        self._push_scheduled = False
+        s = self.session
+        if s is None or self._closing or not s.idling or self._current is not None:
+            return
+        try:
+            for item in s.pending_updates():
+                self._carry_out(item)
+        except Exception:
+            self.log.failure("IMAP IDLE update failed for {peer}", peer=self.peer)
+
+
+class IMAPFactory(Factory):
+    protocol = IMAPServerProtocol
+
+    def __init__(self, store: Any, config: ImapConfig, reactor: Any, *,
+                 tls_context: Any = None, implicit_tls: bool = False,
+                 authenticate: Authenticator | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.reactor = reactor
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.connections: set[IMAPServerProtocol] = set()
+        self.authenticate = authenticate or self._authenticate_in_thread
+
+    def _authenticate_in_thread(self, user: str, password: str) -> defer.Deferred[int | None]:
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                         self.store.authenticate, user, password)
+
+    def buildProtocol(self, addr: Any) -> IMAPServerProtocol:
+        p = IMAPServerProtocol(self)
+        return p
+
+
+# -- building the listeners ---------------------------------------------------------------
+
+
+def jmap_session_url(options: Any) -> str | None:
+    """RFC 9698: ``{base}/.well-known/jmap``, base from --base-url or the first --jmap."""
+    base = options.get("base-url") if hasattr(options, "get") else None
+    if not base:
+        endpoints = list(options.get("jmap") or []) if hasattr(options, "get") else []
+        if not endpoints:
+            return None
+        parts = endpoints[0].split(":")
+        kind = parts[0]
+        if kind not in ("tcp", "ssl") or len(parts) < 2:
+            return None
+        port = parts[1]
+        host = "127.0.0.1"
+        for p in parts[2:]:
+            if p.startswith("interface="):
+                host = p.split("=", 1)[1] or host
+        if host in ("0.0.0.0", "::", ""):
+            host = "localhost"
+        if ":" in host:
+            host = f"[{host}]"
+        base = f"{'https' if kind == 'ssl' else 'http'}://{host}:{port}"
+    if not urlsplit(base).scheme:
+        return None
+    return base.rstrip("/") + "/.well-known/jmap"
+
+
+def tls_context_factory(cert_file: str, key_file: str) -> Any:
+    from OpenSSL.crypto import FILETYPE_PEM
+    from twisted.internet import ssl
+
+    with open(cert_file, "rb") as f:
+        cert_pem = f.read()
+    with open(key_file, "rb") as f:
+        key_pem = f.read()
+    certs = ssl.Certificate.loadPEM(cert_pem)
+    key = ssl.KeyPair.load(key_pem, FILETYPE_PEM)
+    chain = []
+    marker = b"-----END CERTIFICATE-----"
+    blocks = [b + marker for b in cert_pem.split(marker)[:-1]]
+    for block in blocks[1:]:
+        chain.append(ssl.Certificate.loadPEM(block.strip()).original)
+    return ssl.CertificateOptions(privateKey=key.original, certificate=certs.original,
+                                  extraCertChain=chain or None)
+
+
+def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, Any]]:
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    get = options.get if hasattr(options, "get") else (lambda k, d=None: d)
+    ctx = None
+    if get("tls-cert") and get("tls-key"):
+        ctx = tls_context_factory(get("tls-cert"), get("tls-key"))
+    config = ImapConfig(
+        allow_plaintext=bool(get("allow-plaintext")),
+        tls_available=ctx is not None,
+        jmap_url=jmap_session_url(options),
+        server_version=__version__,
+    )
+    out: list[tuple[str, Any]] = [("imap", IMAPFactory(store, config, reactor, tls_context=ctx))]
+    if ctx is not None:
+        inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True)
+        out.append(("imaps", TLSMemoryBIOFactory(ctx, False, inner)))  # type: ignore[arg-type]
+    return out

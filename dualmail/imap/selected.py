@@ -1,0 +1,191 @@
+"""SelectedMailbox: one session's view of its selected mailbox (RFC 9051 §2.3.1, §7).
+
+One job: keep the session's message-sequence-number <-> UID map and turn changes made by
+anyone (this session, other sessions, JMAP, other processes) into the untagged responses
+the client may be sent, when it may be sent them:
+
+* changes are *absorbed* (read from the store's O(changes) indexes: ``changed_since``,
+  ``expunged_since`` and ``uid_items`` above the last known UID; the mailbox is never
+  rescanned) into pending sets, and *emitted* later;
+* EXISTS and FETCH (FLAGS) may be emitted at any time; EXPUNGE only when the command
+  allows it (not during FETCH, STORE or SEARCH, RFC 9051 §7.5.1; their UID forms allow
+  it).  Until then an expunged message stays in the map as a "ghost" (RFC 2180 §4.1):
+  its sequence number stays valid, it is skipped by FETCH and STORE;
+* sequence numbers change only by emitted EXPUNGE/EXISTS, so they stay consistent with
+  what the client was told.
+
+``seen`` is the mailbox modseq up to which changes were absorbed; CONDSTORE/QRESYNC build
+on it (the highest modseq reported to this session).  Imports no twisted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from typing import Any
+
+from dualmail.imap.wire import responses as r
+from dualmail.imap.wire.sequence import ResolvedSet, SequenceSet
+from dualmail.mail.ops import imap_flags, membership_modseq
+
+
+class MailboxGoneError(Exception):
+    """The selected mailbox was deleted (by another session or protocol)."""
+
+
+class SelectedMailbox:
+    def __init__(self, mailbox: int, name: str, readonly: bool, uidvalidity: int,
+                 uids: array[int], seen: int, recent_from: int | None = None) -> None:
+        self.mailbox = mailbox
+        self.name = name
+        self.readonly = readonly
+        self.uidvalidity = uidvalidity
+        self.uids = uids  # array("I"), ascending: seq n is uids[n-1]
+        self.seen = seen
+        self.gone: set[int] = set()  # expunged in the store, not yet told (ghosts)
+        self.pending_new: list[int] = []  # UIDs arrived, EXISTS not yet sent
+        self.pending_flags: set[int] = set()  # UIDs whose flags changed, FETCH not yet sent
+        # \Recent (IMAP4rev1): UID ranges this session claimed, [lo, hi)
+        self.recent: list[tuple[int, int]] = []
+        if recent_from is not None and uids:
+            self.recent.append((recent_from, uids[-1] + 1))
+        self.condstore = False
+
+    # -- the map ----------------------------------------------------------------
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    @property
+    def last_uid(self) -> int:
+        if self.pending_new:
+            return self.pending_new[-1]
+        return self.uids[-1] if self.uids else 0
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        return None
+
+    def is_recent(self, uid: int) -> bool:
+        return any(lo <= uid < hi for lo, hi in self.recent)
+
+    def recent_count(self) -> int:
+        return sum(1 for u in self.uids if self.is_recent(u)) if self.recent else 0
+
+    def resolve(self, seqset: SequenceSet, uid: bool, saved: ResolvedSet | None) -> list[tuple[int, int]]:
+        """(seq, uid) pairs named by ``seqset``, ascending.  Raises ValueError for a
+        message sequence number beyond EXISTS (BAD, RFC 9051 §9); UID sets are clipped."""
+        n = len(self.uids)
+        if uid:
+            if n == 0:
+                return []
+            if saved is not None:
+                saved = ResolvedSet.from_ints(u for u in saved if self.seq_of(u) is not None)
+            want = seqset.resolve(self.uids[-1], saved, clip=True)
+            out: list[tuple[int, int]] = []
+            for lo, hi in want.ranges:
+                i = bisect.bisect_left(self.uids, lo)
+                while i < n and self.uids[i] <= hi:
+                    out.append((i + 1, self.uids[i]))
+                    i += 1
+            return out
+        if saved is not None:
+            saved = ResolvedSet.from_ints(s for s in (self.seq_of(u) for u in saved) if s is not None)
+        if n == 0:
+            if seqset.uses_saved and all(item == "$" for item in seqset.items):
+                return []
+            raise ValueError("No messages")
+        want = seqset.resolve(n, saved, clip=False)
+        if want.max is not None and want.max > n:
+            raise ValueError("Invalid message sequence number")
+        return [(s, self.uids[s - 1]) for s in want]
+
+    # -- absorbing changes ------------------------------------------------------------
+
+    def absorb(self, view: Any) -> None:
+        """Read what changed in the store since ``seen`` into the pending sets."""
+        rec = view.mailbox(self.mailbox)
+        if rec is None:
+            raise MailboxGoneError(self.name)
+        hms = int(rec["hms"])
+        known_top = self.last_uid
+        if hms > self.seen:
+            for u in view.expunged_since(self.mailbox, self.seen):
+                if self.seq_of(u) is not None:
+                    self.gone.add(u)
+                elif u in self.pending_new:
+                    self.pending_new.remove(u)
+            for u, _ms in view.changed_since(self.mailbox, self.seen):
+                if u <= known_top and u not in self.gone:
+                    self.pending_flags.add(u)
+            self.seen = hms
+        if int(rec["uidnext"]) > known_top + 1:
+            for u, _e in view.uid_items(self.mailbox, known_top + 1):
+                self.pending_new.append(u)
+
+    def own_write(self, hms_before: int, modseq: int | None) -> None:
+        """This session committed ``modseq`` on top of ``hms_before``; if nothing else
+        happened in between, its effects need no re-reporting."""
+        if modseq is not None and hms_before == self.seen:
+            self.seen = modseq
+
+    def expunged(self, uids: list[int]) -> None:
+        """This session removed ``uids`` (EXPUNGE, MOVE): report them as ghosts."""
+        for u in uids:
+            if self.seq_of(u) is not None:
+                self.gone.add(u)
+            self.pending_flags.discard(u)
+
+    # -- emitting ---------------------------------------------------------------------
+
+    def has_pending(self) -> bool:
+        return bool(self.gone or self.pending_new or self.pending_flags)
+
+    def emit(self, view: Any, *, allow_expunge: bool, rev2: bool,
+             recent_first: int | None = None) -> list[r.Response]:
+        """The untagged responses for what was absorbed, updating the map as sent."""
+        out: list[r.Response] = []
+        if allow_expunge and self.gone:
+            seqs = sorted((s for s in (self.seq_of(u) for u in self.gone) if s is not None),
+                          reverse=True)
+            for n in seqs:
+                out.append(r.expunge(n))
+            gone = self.gone
+            self.uids = array("I", (u for u in self.uids if u not in gone))
+            self.pending_flags -= gone
+            self.gone = set()
+        if self.pending_new:
+            self.uids.extend(self.pending_new)
+            if not rev2 and recent_first is not None and self.pending_new[-1] >= recent_first:
+                self.recent.append((recent_first, self.pending_new[-1] + 1))
+            self.pending_new = []
+            out.append(r.exists(len(self.uids)))
+            if not rev2:
+                out.append(r.recent(self.recent_count()))
+        if self.pending_flags:
+            for u in sorted(self.pending_flags):
+                seq = self.seq_of(u)
+                if seq is None or u in self.gone:
+                    continue
+                e = view.email_at(self.mailbox, u)
+                rec = view.email(e) if e is not None else None
+                if rec is None:
+                    continue
+                out.append(r.fetch(seq, self.flag_items(rec, u, rev2)))
+            self.pending_flags = set()
+        return out
+
+    def flags_of(self, rec: dict[str, Any], uid: int, rev2: bool) -> list[str]:
+        flags = imap_flags(rec, self.mailbox)
+        if not rev2 and self.is_recent(uid):
+            flags.append("\\Recent")
+        return flags
+
+    def flag_items(self, rec: dict[str, Any], uid: int, rev2: bool) -> list[tuple[str, bytes]]:
+        items = [("UID", r.number(uid)), ("FLAGS", r.flag_list(self.flags_of(rec, uid, rev2)))]
+        if self.condstore:
+            items.append(("MODSEQ", b"(" + r.number(membership_modseq(rec, self.mailbox)) + b")"))
+        return items

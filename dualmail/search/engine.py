@@ -1,0 +1,545 @@
+"""The one query engine: search, sort and collapse for IMAP and JMAP alike.
+
+``search(view, scope, cond)`` answers a condition tree (``query``) over a scope:
+
+* ``MailboxScope(m)`` -- IMAP: every membership of mailbox ``m``, ``\\Deleted`` ones
+  included; results are ``(uid, email)`` pairs by ascending UID;
+* ``JMAP`` (``AccountScope()``) -- the account's JMAP-visible Emails (CONTRACT §2);
+  results are email numbers, ascending.
+
+Plan: the planner (``_plan``) derives a superset of the matching Emails from the
+cheapest indexes -- an Email or Thread id, the receivedAt indexes (``recv``/``recvall``:
+JMAP-visible memberships, so also used for ``InMailbox``), the full-text index
+(``fts``) for text conditions -- and a UID range restriction from ``UidIn`` in IMAP
+scope.  Every candidate is then checked by the compiled predicate, cheapest tests first:
+the Email record (keywords, memberships, size, dates), then the compact search record
+(``srch``: decoded From/To/Cc/Bcc/Subject, first addresses, base subject, sentAt), then
+the thread, and last the stored decoded text (``text``: one zlib block per Email).
+No MIME is parsed at query time.  Text matching is exact: ``fold(value)`` is a
+substring of the folded text (``collate``), whatever the index says.
+
+``sort(view, scope, items, keys)`` orders search results (RFC 5256 SORT keys and RFC
+8621 §4.4.2 sorts, ``query.SortKey``); ties fall back to ascending UID (IMAP: "sequence
+number", RFC 5256 §3) or ascending Email number (JMAP: a stable order).
+``collapse_threads`` keeps the first Email of each Thread (RFC 8621 §4.4.3).
+
+Imports no twisted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Union
+
+from ..store import codec, keys as K
+from ..store.kv import prefix_end
+from ..store.txn import search_record, visible
+from . import fts
+from .collate import fold, sort_key
+from .query import (
+    And, Contains, Cond, Context, Deleted, EmailId, HasAttachment, Header, InMailbox,
+    InMailboxOtherThan, Keyword, ModSeq, Not, Or, Received, Recent, SentDay, Size, SortKey,
+    ThreadId, ThreadKeyword, UidIn,
+)
+
+__all__ = ["JMAP", "AccountScope", "MailboxScope", "Scope", "collapse_threads", "query", "search", "sort"]
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxScope:
+    """IMAP: all memberships of one mailbox, ``\\Deleted`` included."""
+
+    mailbox: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountScope:
+    """JMAP: the account's JMAP-visible Emails."""
+
+
+JMAP = AccountScope()
+Scope = Union[MailboxScope, AccountScope]
+_NO_CONTEXT = Context()
+# Stop narrowing an AND by further indexes once this few candidates remain.
+_NARROW_ENOUGH = 500
+
+
+class _Doc:
+    """One candidate: its record and, on demand, its search record and folded text."""
+
+    __slots__ = ("e", "uid", "rec", "srch", "text", "folded", "lines")
+
+    def __init__(self, e: int, uid: int, rec: dict[str, Any]) -> None:
+        self.e = e
+        self.uid = uid
+        self.rec = rec
+        self.srch: dict[str, Any] | None = None
+        self.text: tuple[str, str] | None = None
+        self.folded: dict[str, str] = {}
+        self.lines: list[tuple[str, str]] | None = None
+
+
+Pred = Callable[[_Doc], bool]
+
+
+class _Engine:
+    def __init__(self, view: Any, scope: Scope, context: Context | None) -> None:
+        self.v = view
+        self.a = view.a
+        self.scope = scope
+        self.m = scope.mailbox if isinstance(scope, MailboxScope) else None
+        self.mk = str(self.m) if self.m is not None else None
+        self.ctx = context or _NO_CONTEXT
+        self._thread_kw: dict[int, list[list[str]]] = {}
+
+    # -- lazily loaded data --------------------------------------------------------
+
+    def srch(self, d: _Doc) -> dict[str, Any]:
+        if d.srch is None:
+            raw = self.v.kv.get("srch", K.email(self.a, d.e))
+            if raw is not None:
+                d.srch = codec.loads(raw)
+            else:  # an Email stored before search records existed
+                summary = dict(self.v.summary(d.e) or {})
+                summary["header_text"] = self.text(d)[0]
+                d.srch = search_record(summary)
+        return d.srch
+
+    def text(self, d: _Doc) -> tuple[str, str]:
+        if d.text is None:
+            d.text = self.v.text(d.e)
+        return d.text
+
+    def folded(self, d: _Doc, part: str) -> str:
+        """Folded "header"/"body" text or folded field ("from", "subject", ...)."""
+        f = d.folded.get(part)
+        if f is None:
+            if part == "header":
+                f = fold(self.text(d)[0])
+            elif part == "body":
+                f = fold(self.text(d)[1])
+            else:
+                f = fold(self.srch(d)["h"].get(part, ""))
+            d.folded[part] = f
+        return f
+
+    def header_lines(self, d: _Doc) -> list[tuple[str, str]]:
+        if d.lines is None:
+            out = []
+            for line in self.text(d)[0].split("\n"):
+                name, sep, value = line.partition(":")
+                if sep:
+                    out.append((name.strip().lower(), value.strip(" ")))
+            d.lines = out
+        return d.lines
+
+    def thread_keywords(self, t: int) -> list[list[str]]:
+        kws = self._thread_kw.get(t)
+        if kws is None:
+            kws = []
+            th = self.v.thread(t) or {"emails": []}
+            for _r, e, vis in th["emails"]:
+                if vis:
+                    rec = self.v.email(e)
+                    if rec is not None:
+                        kws.append(rec["kw"])
+            self._thread_kw[t] = kws
+        return kws
+
+    # -- predicates ------------------------------------------------------------------
+
+    def compile(self, c: Cond) -> Pred:
+        if isinstance(c, And):
+            parts = [self.compile(x) for x in sorted(c.conds, key=_cost)]
+            if not parts:
+                return lambda d: True
+            if len(parts) == 1:
+                return parts[0]
+            return lambda d: all(p(d) for p in parts)
+        if isinstance(c, Or):
+            parts = [self.compile(x) for x in sorted(c.conds, key=_cost)]
+            if not parts:
+                return lambda d: False
+            return lambda d: any(p(d) for p in parts)
+        if isinstance(c, Not):
+            inner = self.compile(c.cond)
+            return lambda d: not inner(d)
+        return self._leaf(c)
+
+    def _leaf(self, c: Cond) -> Pred:  # noqa: C901 - one branch per leaf type
+        mk = self.mk
+        if isinstance(c, Keyword):
+            k = c.keyword.lower()
+            return lambda d: k in d.rec["kw"]
+        if isinstance(c, Deleted):
+            if mk is None:
+                return lambda d: False
+            return lambda d: bool(d.rec["mbx"][mk][1])
+        if isinstance(c, Recent):
+            if mk is None:
+                return lambda d: False
+            recent = self.ctx.recent
+            return lambda d: d.uid in recent
+        if isinstance(c, Received):
+            lo, hi = _bounds(c.lo, c.hi)
+            return lambda d: lo <= int(d.rec["recv"]) < hi
+        if isinstance(c, Size):
+            lo, hi = _bounds(c.lo, c.hi)
+            return lambda d: lo <= int(d.rec["size"]) < hi
+        if isinstance(c, SentDay):
+            lo, hi = _bounds(c.lo, c.hi)
+
+            def sent_day(d: _Doc) -> bool:
+                day = _sent_day(self.srch(d))
+                return day is not None and lo <= day < hi
+            return sent_day
+        if isinstance(c, UidIn):
+            if mk is None:
+                return lambda d: False
+            ranges = c.ranges
+            return lambda d: _in_ranges(ranges, d.uid)
+        if isinstance(c, InMailbox):
+            key = str(c.mailbox)
+            return lambda d: key in d.rec["mbx"] and not d.rec["mbx"][key][1]
+        if isinstance(c, InMailboxOtherThan):
+            others = frozenset(str(m) for m in c.mailboxes)
+            return lambda d: any(m not in others and not v[1] for m, v in d.rec["mbx"].items())
+        if isinstance(c, ModSeq):
+            n = c.modseq
+            if mk is None:
+                return lambda d: int(d.rec.get("modseq", 0)) >= n
+            return lambda d: int(d.rec["mbx"][mk][2]) >= n
+        if isinstance(c, EmailId):
+            e = c.email
+            return lambda d: d.e == e
+        if isinstance(c, ThreadId):
+            t = c.thread
+            return lambda d: int(d.rec["thread"]) == t
+        if isinstance(c, HasAttachment):
+            want = bool(c.value)
+            return lambda d: bool(self.srch(d).get("att")) == want
+        if isinstance(c, ThreadKeyword):
+            k, mode = c.keyword.lower(), c.mode
+
+            def thread_kw(d: _Doc) -> bool:
+                kws = self.thread_keywords(int(d.rec["thread"]))
+                if mode == "all":
+                    return all(k in x for x in kws)
+                if mode == "some":
+                    return any(k in x for x in kws)
+                return not any(k in x for x in kws)
+            return thread_kw
+        if isinstance(c, Contains):
+            return self._contains(c.field, fold(c.value))
+        if isinstance(c, Header):
+            name, q = c.name.strip().lower(), fold(c.value)
+
+            def header(d: _Doc) -> bool:
+                for n, v in self.header_lines(d):
+                    if n == name and (not q or q in fold(v)):
+                        return True
+                return False
+            return header
+        raise TypeError(f"not a search condition: {c!r}")
+
+    def _contains(self, field: str, q: str) -> Pred:
+        if not q:
+            return lambda d: True
+        if field in ("from", "to", "cc", "bcc", "subject", "body"):
+            return lambda d: q in self.folded(d, field)
+        if field == "text":
+            return lambda d: q in self.folded(d, "header") or q in self.folded(d, "body")
+        if field == "jmaptext":
+            fields = ("subject", "from", "to", "cc", "bcc", "body")
+            return lambda d: any(q in self.folded(d, f) for f in fields)
+        raise ValueError(f"unknown text field {field!r}")
+
+    # -- planning ----------------------------------------------------------------------
+
+    def plan(self, c: Cond) -> set[int] | None:
+        """A superset of the Emails that can match ``c``; None: no index helps."""
+        if isinstance(c, And):
+            found: set[int] | None = None
+            for x in sorted(c.conds, key=_plan_cost):
+                if found is not None and len(found) <= _NARROW_ENOUGH:
+                    break
+                got = self.plan(x)
+                if got is not None:
+                    found = got if found is None else found & got
+            return found
+        if isinstance(c, Or):
+            out: set[int] = set()
+            for x in c.conds:
+                got = self.plan(x)
+                if got is None:
+                    return None
+                out |= got
+            return out
+        if isinstance(c, EmailId):
+            return {c.email}
+        if isinstance(c, ThreadId):
+            th = self.v.thread(c.thread)
+            return {int(x[1]) for x in th["emails"]} if th else set()
+        if isinstance(c, InMailbox):
+            if not 0 < c.mailbox < 2**32:
+                return set()
+            return set(self.v.received_order(c.mailbox, reverse=False))
+        if isinstance(c, Received) and self.m is None:
+            lo, hi = _bounds(c.lo, c.hi)
+            p = K.acct(self.a)
+            start = K.recvall(self.a, max(lo, 0), 0)
+            stop = K.recvall(self.a, min(hi, 2**63), 0) if hi < 2**63 else prefix_end(p)
+            return {K.un64(k, 12) for k, _v in self.v.kv.range("recvall", start, stop)}
+        if isinstance(c, Contains):
+            q = fold(c.value)
+            cheap = c.field in ("from", "to", "cc", "bcc", "subject")
+            return fts.candidates(self.v.kv, self.a, q, scan_terms=3 if cheap else 1) if q else None
+        if isinstance(c, Header) and c.value:
+            return fts.candidates(self.v.kv, self.a, fold(c.value))
+        return None
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, c: Cond) -> list[Any]:
+        pred = self.compile(c)
+        cands = self.plan(c)
+        if self.m is None:
+            return self._run_account(pred, cands)
+        return self._run_mailbox(pred, cands, _uid_ranges(c))
+
+    def _run_account(self, pred: Pred, cands: set[int] | None) -> list[Any]:
+        source: Iterable[int] = sorted(cands) if cands is not None else sorted(
+            self.v.received_order(None, reverse=False))
+        out = []
+        for e in source:
+            rec = self.v.email(e)
+            if rec is None or not visible(rec):
+                continue
+            if pred(_Doc(e, 0, rec)):
+                out.append(e)
+        return out
+
+    def _run_mailbox(self, pred: Pred, cands: set[int] | None,
+                     ranges: tuple[tuple[int, int], ...] | None) -> list[Any]:
+        m, mk = self.m, self.mk
+        assert m is not None and mk is not None
+        box = self.v.require_mailbox(m)
+        out = []
+        if cands is not None and len(cands) < int(box["counts"]["msgs"]):
+            for e in sorted(cands):
+                rec = self.v.email(e)
+                ms = rec["mbx"].get(mk) if rec is not None else None
+                if ms is None or (ranges is not None and not _in_ranges(ranges, int(ms[0]))):
+                    continue
+                if pred(_Doc(e, int(ms[0]), rec)):
+                    out.append((int(ms[0]), e))
+            out.sort()
+            return out
+        for u, e in self._uid_items(m, ranges):
+            if cands is not None and e not in cands:
+                continue
+            rec = self.v.email(e)
+            if rec is None or mk not in rec["mbx"]:
+                continue
+            if pred(_Doc(e, u, rec)):
+                out.append((u, e))
+        return out
+
+    def _uid_items(self, m: int, ranges: tuple[tuple[int, int], ...] | None) -> Iterator[tuple[int, int]]:
+        if ranges is None:
+            yield from self.v.uid_items(m)
+            return
+        for lo, hi in ranges:
+            yield from self.v.uid_items(m, lo, min(hi, 0xFFFFFFFF))
+
+    # -- sorting -------------------------------------------------------------------------
+
+    def doc(self, item: Any) -> _Doc | None:
+        if self.m is None:
+            e, u = int(item), 0
+        else:
+            u, e = int(item[0]), int(item[1])
+        rec = self.v.email(e)
+        return None if rec is None else _Doc(e, u, rec)
+
+    def sort_value(self, key: SortKey) -> Callable[[_Doc], Any]:
+        name = key.name
+        if name == "received":
+            return lambda d: int(d.rec["recv"])
+        if name == "size":
+            return lambda d: int(d.rec["size"])
+        if name == "date":
+            return lambda d: _sent_date(self.srch(d), d.rec)
+        if name == "subject":
+            return lambda d: sort_key(self.srch(d)["s"])
+        if name in ("from", "to", "cc"):
+            return lambda d: sort_key(_mailbox_part(self.srch(d)["a"].get(name, ["", ""])[1]))
+        if name in ("displayfrom", "displayto"):
+            which = name[len("display"):]
+            return lambda d: sort_key(_display(self.srch(d)["a"].get(which, ["", ""])))
+        k = (key.keyword or "").lower()
+        if name == "hasKeyword":
+            return lambda d: k in d.rec["kw"]
+        if name == "allInThreadHaveKeyword":
+            return lambda d: all(k in x for x in self.thread_keywords(int(d.rec["thread"])))
+        if name == "someInThreadHaveKeyword":
+            return lambda d: any(k in x for x in self.thread_keywords(int(d.rec["thread"])))
+        raise ValueError(f"unknown sort key {name!r}")
+
+
+def _bounds(lo: int | None, hi: int | None) -> tuple[int, int]:
+    return (-(2**63) if lo is None else lo), (2**63 if hi is None else hi)
+
+
+def _in_ranges(ranges: tuple[tuple[int, int], ...], n: int) -> bool:
+    i = bisect.bisect_right(ranges, (n, 2**63))
+    return i > 0 and ranges[i - 1][0] <= n <= ranges[i - 1][1]
+
+
+def _uid_ranges(c: Cond) -> tuple[tuple[int, int], ...] | None:
+    """UID ranges every match lies in (a top-level ``UidIn``), for IMAP scope."""
+    if isinstance(c, UidIn):
+        return c.ranges
+    if isinstance(c, And):
+        best = None
+        for x in c.conds:
+            if isinstance(x, UidIn) and (best is None or len(x.ranges) < len(best)):
+                best = x.ranges
+        return best
+    return None
+
+
+def _sent_day(s: dict[str, Any]) -> int | None:
+    """The calendar day (days since 1970-01-01) of the Date field in its own zone."""
+    d = s.get("d")
+    if d is None:
+        return None
+    return (int(d) + int(s.get("o") or 0) * 60) // 86400
+
+
+def _sent_date(s: dict[str, Any], rec: dict[str, Any]) -> int:
+    """RFC 5256 §2.2 sent date: the Date field in UTC, else the internal date."""
+    d = s.get("d")
+    return int(rec["recv"]) if d is None else int(d)
+
+
+def _mailbox_part(address: str) -> str:
+    """RFC 5256 addr-mailbox: the local part of the address."""
+    local, at, _domain = address.rpartition("@")
+    return local if at else address
+
+
+def _display(addr: list[str]) -> str:
+    """RFC 5957 display name, else the address (also JMAP from/to, RFC 8621 §4.4.2)."""
+    name = (addr[0] or "").strip()
+    return name if name else (addr[1] or "")
+
+
+_CHEAP = (Keyword, Deleted, Recent, Received, Size, UidIn, InMailbox, InMailboxOtherThan, ModSeq,
+          EmailId, ThreadId)
+
+
+def _cost(c: Cond) -> int:
+    """Rough evaluation cost, to test cheap conditions first."""
+    if isinstance(c, (And, Or)):
+        return max((_cost(x) for x in c.conds), default=0)
+    if isinstance(c, Not):
+        return _cost(c.cond)
+    if isinstance(c, _CHEAP):
+        return 1
+    if isinstance(c, (SentDay, HasAttachment)):
+        return 2
+    if isinstance(c, Contains) and c.field in ("from", "to", "cc", "bcc", "subject"):
+        return 3
+    if isinstance(c, ThreadKeyword):
+        return 4
+    return 5
+
+
+def _plan_cost(c: Cond) -> int:
+    """Which index to consult first inside an AND: the most selective, cheapest one."""
+    if isinstance(c, (EmailId, ThreadId)):
+        return 0
+    if isinstance(c, (Contains, Header)):
+        return 1
+    if isinstance(c, (And, Or)):
+        return 2
+    return 3
+
+
+# -- public API -------------------------------------------------------------------------
+
+
+def search(view: Any, scope: Scope, cond: Cond, *, context: Context | None = None) -> list[Any]:
+    """Matches of ``cond`` in ``scope``: ``(uid, email)`` pairs by UID (MailboxScope) or
+    email numbers, ascending (JMAP).  ``view`` is a ``ReadView`` (``store.read(a)``)."""
+    return _Engine(view, scope, context).run(cond)
+
+
+def sort(view: Any, scope: Scope, items: Iterable[Any], keys: Iterable[SortKey], *,
+         context: Context | None = None) -> list[Any]:
+    """``items`` (search results of ``scope``) ordered by ``keys``, each ascending
+    unless ``reverse``; ties by ascending UID (IMAP) or Email number (JMAP)."""
+    eng = _Engine(view, scope, context)
+    docs = [d for d in (eng.doc(i) for i in items) if d is not None]
+    if eng.m is None:
+        docs.sort(key=lambda d: d.e)
+    else:
+        docs.sort(key=lambda d: d.uid)
+    for key in reversed(list(keys)):
+        docs.sort(key=eng.sort_value(key), reverse=key.reverse)
+    if eng.m is None:
+        return [d.e for d in docs]
+    return [(d.uid, d.e) for d in docs]
+
+
+def collapse_threads(view: Any, items: Iterable[Any], *, limit: int | None = None) -> list[Any]:
+    """Keep the first item of each Thread, in order (RFC 8621 §4.4.3); items are email
+    numbers or (uid, email) pairs.  ``limit``: stop after that many."""
+    seen: set[int] = set()
+    out = []
+    for item in items:
+        e = item[1] if isinstance(item, tuple) else item
+        rec = view.email(int(e))
+        if rec is None:
+            continue
+        t = int(rec["thread"])
+        if t in seen:
+            continue
+        seen.add(t)
+        out.append(item)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def query(view: Any, scope: Scope, cond: Cond, keys: Iterable[SortKey] = (), *,
+          collapse: bool = False, context: Context | None = None) -> list[Any]:
+    """search + sort (+ collapse_threads): the whole of Email/query or IMAP SORT.
+
+    A bare ``InMailbox(m)`` (or ``ALL``) sorted by receivedAt alone in JMAP scope is read
+    straight from the receivedAt index, without loading any Email record."""
+    keys = list(keys)
+    if isinstance(scope, AccountScope) and len(keys) == 1 and keys[0].name == "received" and (
+            isinstance(cond, InMailbox) or cond == And(())):
+        items = _received(view, cond.mailbox if isinstance(cond, InMailbox) else None, keys[0].reverse)
+    else:
+        items = sort(view, scope, search(view, scope, cond, context=context), keys, context=context)
+    return collapse_threads(view, items) if collapse else items
+
+
+def _received(view: Any, m: int | None, reverse: bool) -> list[int]:
+    """JMAP-visible Emails of ``m`` (None: the account) by receivedAt, ties by id."""
+    if m is None:
+        p, table = K.acct(view.a), "recvall"
+    elif not 0 < m < 2**32:
+        return []
+    else:
+        p, table = K.mailbox(view.a, m), "recv"
+    n = len(p)
+    pairs = [(K.un64(k, n), K.un64(k, n + 8)) for k, _v in view.kv.range(table, p, prefix_end(p))]
+    # index order is (receivedAt, id) ascending; reversing receivedAt keeps ids ascending
+    if reverse:
+        pairs.sort(key=lambda x: x[0], reverse=True)
+    return [e for _r, e in pairs]

@@ -1,0 +1,51 @@
+"""Start the real service (``tap.makeService``) on loopback ports chosen by the OS."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from dualmail.store.store import Store, open_store
+from dualmail.tap import Options, makeService
+
+USER = "alice@example.org"
+PASSWORD = "secret"
+
+
+@dataclass
+class Running:
+    service: Any
+    store: Store
+    account: int
+    imap_port: int
+    imaps_port: int | None
+    data: str
+
+
+@asynccontextmanager
+async def running(tmp_path: Any, *extra: str, imaps: bool = False) -> AsyncIterator[Running]:
+    from twisted.internet import reactor
+
+    data = str(tmp_path / "data")
+    setup = open_store(data, sync=False)
+    setup.create_account(USER, PASSWORD)
+    setup.close()
+    args = ["--data", data, "--imap", "tcp:0:interface=127.0.0.1",
+            "--jmap", "tcp:0:interface=127.0.0.1", "--no-first-account", *extra]
+    if imaps:
+        args += ["--imaps", "tcp:0:interface=127.0.0.1"]
+    options = Options()
+    options.parseOptions(args)
+    service = makeService(options, reactor)
+    service.startService()
+    try:
+        [port] = await service.bound_ports("imap")
+        imaps_port = None
+        if imaps:
+            [p2] = await service.bound_ports("imaps")
+            imaps_port = p2.getHost().port
+        store = service.store
+        yield Running(service, store, store.account_id(USER), port.getHost().port, imaps_port, data)
+    finally:
+        await service.stopService()
