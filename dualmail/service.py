@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from .firstrun import ensure_demo_account
 from .model.errors import DomainError
+from .indexing import SearchIndexer
 from .notify import ExternalCommitWatcher
 from .store.store import Store, open_store
 
@@ -73,6 +74,9 @@ class DualmailService(MultiService):
         watcher = ExternalCommitWatcher(store, self.reactor)
         watcher.setName("watcher")
         watcher.setServiceParent(self)
+        indexer = SearchIndexer(store, self.reactor)
+        indexer.setName("indexer")
+        indexer.setServiceParent(self)
         for kind, factory in self._factories(store):
             for desc in self.options[kind]:
                 desc = with_shared_tls(desc, self.options.get("tls-cert"), self.options.get("tls-key"))
