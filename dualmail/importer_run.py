@@ -13,11 +13,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from .mail.ops import Prepared, prepare
+from .mail.ops import Prepared, prepare, store_prepared
 from .mime.parse import summarize
 from .model import errors
 from .store.store import Store
-from .store.txn import MailTxn
+from .store.txn import THREADING_FIELDS, EncodedSummary, MailTxn, encode_summary
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 32 << 20
@@ -40,21 +40,28 @@ class ImportResult:
         return line
 
 
-def _summarize(raw: bytes) -> dict[str, Any] | None:
-    return summarize(raw) if len(raw) <= MAX_MESSAGE else None
+Parsed = tuple[dict[str, Any], EncodedSummary]
+
+
+def _summarize(raw: bytes) -> Parsed | None:
+    """Parse and encode in the worker; only the threading fields travel back as a dict."""
+    if len(raw) > MAX_MESSAGE:
+        return None
+    summary = summarize(raw)
+    return {k: summary.get(k) for k in THREADING_FIELDS}, encode_summary(summary)
 
 
 WINDOW = 512
 
 
-def _parsed(messages: Iterable[Any], workers: int) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+def _parsed(messages: Iterable[Any], workers: int) -> Iterator[tuple[Any, Parsed | None]]:
     """(message, summary) in source order; None for messages over the size limit.
 
     With workers, windows of messages are parsed in worker processes while the previous
     window is written, so reading, parsing and writing overlap; memory stays bounded by
     two windows.
     """
-    if workers <= 1:
+    if workers <= 0:
         for msg in messages:
             yield msg, _summarize(msg.raw)
         return
@@ -103,7 +110,8 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
     base = [p for p in (mailbox or "INBOX").split("/") if p]
     source = iter_mbox(path) if kind == "mbox" else iter_maildir(path)
     if workers is None:
-        workers = min(os.cpu_count() or 1, 4)
+        # the writing process is busy too: leave it a core
+        workers = max(1, min((os.cpu_count() or 1) - 1, 4))
     result = ImportResult()
     batch: list[tuple[Any, Prepared, bytes]] = []
     size = 0
@@ -129,8 +137,7 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
                 if tx.imported(m, key) is not None:
                     skipped += 1
                     continue
-                e, _uids = tx.create_email(prep.raw, prep.summary, [m], prep.keywords,
-                                           prep.received, deleted=prep.deleted)
+                e, _uids = store_prepared(tx, prep, [m])
                 tx.mark_imported(m, key, e)
                 imported += 1
                 keys.append(key)
@@ -156,12 +163,12 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
                     continue
             yield msg
 
-    for msg, summary in _parsed(fresh(source), workers):
-        if summary is None:
+    for msg, parsed in _parsed(fresh(source), workers):
+        if parsed is None:
             result.failed.append((msg.origin, "message larger than 64 MiB"))
             continue
         try:
-            p = prepare(msg.raw, msg.flags, msg.internal_date, summary=summary)
+            p = prepare(msg.raw, msg.flags, msg.internal_date, summary=parsed[0], encoded=parsed[1])
         except Exception as e:  # an unusable flag set must not stop the import
             result.failed.append((msg.origin, f"unusable: {e}"))
             continue

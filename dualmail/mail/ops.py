@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 from ..mime.parse import summarize
 from ..model import keywords as kwmod
 from ..store.store import Store
-from ..store.txn import MailTxn
+from ..store.txn import EncodedSummary, MailTxn
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class Prepared:
     keywords: frozenset[str]
     received: int
     deleted: bool = False
+    encoded: EncodedSummary | None = None  # stored forms, when made ahead (importer)
 
 
 def flags_to_keywords(flags: Iterable[str]) -> tuple[frozenset[str], bool]:
@@ -43,15 +44,16 @@ def flags_to_keywords(flags: Iterable[str]) -> tuple[frozenset[str], bool]:
 
 
 def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
-            summary: dict[str, Any] | None = None) -> Prepared:
+            summary: dict[str, Any] | None = None, encoded: EncodedSummary | None = None) -> Prepared:
     """Parse once (outside any transaction); IMAP flags or JMAP keywords both accepted."""
     kws, deleted = flags_to_keywords(flags)
     return Prepared(raw, summarize(raw) if summary is None else summary, kws,
-                    int(time.time()) if received is None else int(received), deleted)
+                    int(time.time()) if received is None else int(received), deleted, encoded)
 
 
 def store_prepared(tx: MailTxn, p: Prepared, mailboxes: Sequence[int]) -> tuple[int, dict[int, int]]:
-    return tx.create_email(p.raw, p.summary, mailboxes, p.keywords, p.received, deleted=p.deleted)
+    return tx.create_email(p.raw, p.summary, mailboxes, p.keywords, p.received, deleted=p.deleted,
+                           encoded=p.encoded)
 
 
 def deliver(store: Store, account: int, raw: bytes, mailbox: int, flags: Iterable[str] = (),

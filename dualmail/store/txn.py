@@ -803,8 +803,13 @@ class MailTxn(ReadView):
 
     def create_email(self, raw: bytes, summary: dict[str, Any], mailboxes: Iterable[int],
                      keywords: Iterable[str] = (), received: int = 0,
-                     deleted: bool = False, blob_sha: str | None = None) -> tuple[int, dict[int, int]]:
-        """A new Email (APPEND, import, delivery, Email/set create): (email, {mailbox: uid})."""
+                     deleted: bool = False, blob_sha: str | None = None,
+                     encoded: "EncodedSummary | None" = None) -> tuple[int, dict[int, int]]:
+        """A new Email (APPEND, import, delivery, Email/set create): (email, {mailbox: uid}).
+
+        ``encoded`` is ``encode_summary(summary)`` made ahead of time (the importer makes it
+        in its parsing processes); then ``summary`` needs only the threading fields.
+        """
         mbxs = sorted(set(mailboxes))
         if not mbxs:
             raise errors.CannotError("an email must be in at least one mailbox")
@@ -832,11 +837,10 @@ class MailTxn(ReadView):
             self.w.put("uid", K.uid(self.a, m, u), K.u64(e))
             self._set_membership_modseq(m, u, None)
             self._apply(m, t, None, _contrib(rec, str(m)))
-        stored = {k: v for k, v in summary.items() if k not in ("header_text", "body_text")}
-        self.w.put("summary", K.email(self.a, e), codec.dumps(stored))
-        text = (str(summary.get("header_text") or "") + "\x00" + str(summary.get("body_text") or ""))
-        self.w.put("text", K.email(self.a, e), zlib.compress(text.encode("utf-8", "replace"), 1))
-        self._put_search_record(e, summary)  # dualmail.search (keys.py "srch")
+        enc = encoded if encoded is not None else encode_summary(summary)
+        self.w.put("summary", K.email(self.a, e), enc.summary)
+        self.w.put("text", K.email(self.a, e), enc.text)
+        self.w.put("srch", K.email(self.a, e), enc.search)  # dualmail.search (keys.py "srch")
         self._put_email(e, rec)
         self._visibility_changed(e, rec, [], jmap_mailbox_ids(rec))
         return e, uids
@@ -983,10 +987,6 @@ class MailTxn(ReadView):
 
     # -- search records (dualmail.search) ---------------------------------------------
 
-    def _put_search_record(self, e: int, summary: dict[str, Any]) -> None:
-        """The compact per-email record search and sort read instead of the summary."""
-        self.w.put("srch", K.email(self.a, e), codec.dumps(search_record(summary)))
-
     def _copy_search_data(self, src: int, dst: int) -> None:
         """Give a duplicated Email (COPY onto itself) the source's text and search record."""
         for table in ("text", "srch"):
@@ -1111,6 +1111,26 @@ def _first_address(summary: dict[str, Any], key: str) -> list[str]:
     if not isinstance(v, list) or not v or not isinstance(v[0], dict):
         return ["", ""]
     return [str(v[0].get("name") or ""), str(v[0].get("email") or "")]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedSummary:
+    """The stored forms of a parsed message: made once, possibly in another process."""
+
+    summary: bytes  # JSON summary without the search text
+    text: bytes  # zlib(header text NUL body text)
+    search: bytes  # JSON search record (search_record)
+
+
+THREADING_FIELDS = ("message_id", "in_reply_to", "references", "base_subject", "subject")
+
+
+def encode_summary(summary: dict[str, Any]) -> EncodedSummary:
+    """Pure: no store access, so the importer runs it in its parsing processes."""
+    stored = {k: v for k, v in summary.items() if k not in ("header_text", "body_text")}
+    text = str(summary.get("header_text") or "") + "\x00" + str(summary.get("body_text") or "")
+    return EncodedSummary(codec.dumps(stored), zlib.compress(text.encode("utf-8", "replace"), 1),
+                          codec.dumps(search_record(summary)))
 
 
 def search_record(summary: dict[str, Any]) -> dict[str, Any]:
