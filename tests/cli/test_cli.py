@@ -79,13 +79,24 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path):
         s.close()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere (CI covers the file case below)")
 def test_unwritable_store(tmp_path):
     data = tmp_path / "ro"
     data.mkdir()
-    data.chmod(0o500)
+    data.chmod(0o555)
     p = run(data, "user", "list")
-    assert p.returncode != 0 and "not writable" in p.stderr
+    assert p.returncode != 0
+    assert p.stderr == f"dualmail: the data directory {data} is not writable\n"
+    assert os.listdir(data) == []
+
+
+def test_store_path_that_is_a_file(tmp_path):
+    data = tmp_path / "file"
+    data.write_bytes(b"not a store")
+    p = run(data, "user", "add", "a@x", stdin="pw\n")
+    assert p.returncode != 0
+    assert p.stderr == f"dualmail: {data} is not a directory\n"
+    assert data.read_bytes() == b"not a store"
 
 
 def test_newer_format_refused(tmp_path):

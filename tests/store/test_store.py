@@ -331,3 +331,48 @@ def test_map_grows_by_itself(tmp_path):
     with s.read(a) as r:
         assert r.mailbox(1)["counts"]["msgs"] == 300
     s.close()
+
+
+MALFORMED = [
+    b"",
+    b"no header at all, no blank line",
+    b"Subject: =?utf-8?B?broken base64?=\r\nFrom: \xff\xfe<@>\r\n\r\nbody",
+    b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nunterminated",
+    b"Subject: " + b"x" * 200_000 + b"\r\n\r\nhuge header",
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"--b\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" * 300,
+    "Subject: Grüße =?iso-8859-1?q?caf=E9?=\r\nFrom: \"Zoë\" <zoe@example.org>\r\n\r\nnaïve".encode("utf-8"),
+    b"\x00\x01\x02 binary junk \r\n\r\n\xff",
+]
+
+
+@pytest.mark.parametrize("raw", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_mime_is_stored_byte_exact(store, account, raw):
+    """CONTRACT §7: malformed MIME is stored byte-exact and parsed best-effort, never raising."""
+    from dualmail.mail.ops import prepare, store_prepared
+
+    p = prepare(raw, ["\\Seen"], 1_700_000_000)
+    with store.write(account) as tx:
+        e, uids = store_prepared(tx, p, [INBOX])
+    with store.read(account) as r:
+        assert r.raw_message(e) == raw
+        assert r.email(e)["size"] == len(raw)
+        s = r.summary(e)
+        assert isinstance(s["structure"], dict) and isinstance(s["envelope"], dict)
+        from dualmail.store.check import verify
+
+        assert verify(r) == []
+
+
+def test_rfc2047_and_utf8_headers_are_decoded_once(store, account):
+    from dualmail.mail.ops import prepare, store_prepared
+
+    raw = ("From: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\r\nSubject: =?iso-8859-1?q?R=E9union?= "
+           "=?utf-8?b?8J+OiQ==?=\r\nTo: Zoë <z@example.org>\r\n\r\nhello\r\n").encode("utf-8")
+    with store.write(account) as tx:
+        e, _ = store_prepared(tx, prepare(raw), [INBOX])
+    with store.read(account) as r:
+        s = r.summary(e)
+        assert s["subject"] == "Réunion🎉"
+        assert s["from"] == [{"name": "Jürgen", "email": "j@example.org"}]
+        assert s["to"] == [{"name": "Zoë", "email": "z@example.org"}]
+        assert "Jürgen" in r.text(e)[0]
