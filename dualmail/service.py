@@ -42,6 +42,7 @@ class DualmailService(MultiService):
         self.data_dir = options["data"]
         self.store: Store | None = None
         self.listeners: dict[str, list[Any]] = {"imap": [], "imaps": [], "jmap": [], "lmtp": []}
+        self._jmap_url_users: list[Any] = []
 
     def _open(self) -> Store:
         try:
@@ -67,6 +68,7 @@ class DualmailService(MultiService):
             if text:
                 self.log.info("{text}", text=text)
         super().startService()
+        self._tell_jmap_port()
 
     def _build_listeners(self, store: Store) -> None:
         if self.namedServices.get("watcher") is not None:
@@ -77,12 +79,31 @@ class DualmailService(MultiService):
         indexer = SearchIndexer(store, self.reactor)
         indexer.setName("indexer")
         indexer.setServiceParent(self)
-        for kind, factory in self._factories(store):
+        factories = self._factories(store)
+        for kind, factory in factories:
             for desc in self.options[kind]:
                 desc = with_shared_tls(desc, self.options.get("tls-cert"), self.options.get("tls-key"))
                 svc = strports.service(desc, factory, reactor=self.reactor)
                 svc.setServiceParent(self)
                 self.listeners[kind].append(svc)
+        imap = [getattr(f, "wrappedFactory", f) for kind, f in factories if kind in ("imap", "imaps")]
+        self._jmap_url_users = [f for f in imap if hasattr(f, "jmap_bound")]
+
+    def _tell_jmap_port(self) -> None:
+        """IMAP's JMAPACCESS URL (RFC 9698) names the first JMAP listener; once it is
+        bound, the IMAP factories learn its real port (it matters for ``tcp:0``)."""
+        if not self.listeners["jmap"] or self.listeners["jmap"][0]._waitingForPort is None:
+            return
+        targets = self._jmap_url_users
+
+        def bound(port: Any) -> Any:
+            number = getattr(port.getHost(), "port", None)
+            if number:
+                for f in targets:
+                    f.jmap_bound(self.options, number)
+            return port
+
+        self.listeners["jmap"][0]._waitingForPort.addCallback(bound)
 
     def _factories(self, store: Store) -> list[tuple[str, Any]]:
         """(option name, protocol factory) for every listener kind that exists."""

@@ -15,6 +15,7 @@ and answered by the session with NO [SERVERBUG]; the connection survives.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -264,12 +265,20 @@ class IMAPFactory(Factory):
         p = IMAPServerProtocol(self)
         return p
 
+    def jmap_bound(self, options: Any, port: int) -> None:
+        """The first JMAP listener is bound to ``port``: use it in the JMAPACCESS URL when
+        the endpoint asked for any port (``tcp:0``).  Later sessions see the new URL."""
+        url = jmap_session_url(options, bound_port=port)
+        if url != self.config.jmap_url:
+            self.config = replace(self.config, jmap_url=url)
+
 
 # -- building the listeners ---------------------------------------------------------------
 
 
-def jmap_session_url(options: Any) -> str | None:
-    """RFC 9698: ``{base}/.well-known/jmap``, base from --base-url or the first --jmap."""
+def jmap_session_url(options: Any, bound_port: int | None = None) -> str | None:
+    """RFC 9698: ``{base}/.well-known/jmap``, base from --base-url or the first --jmap;
+    ``bound_port`` (the port that listener actually got) replaces a port of 0."""
     base = options.get("base-url") if hasattr(options, "get") else None
     if not base:
         endpoints = list(options.get("jmap") or []) if hasattr(options, "get") else []
@@ -280,6 +289,8 @@ def jmap_session_url(options: Any) -> str | None:
         if kind not in ("tcp", "ssl") or len(parts) < 2:
             return None
         port = parts[1]
+        if port == "0" and bound_port:
+            port = str(bound_port)
         host = "127.0.0.1"
         for p in parts[2:]:
             if p.startswith("interface="):

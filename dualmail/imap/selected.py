@@ -14,8 +14,13 @@ the client may be sent, when it may be sent them:
 * sequence numbers change only by emitted EXPUNGE/EXISTS, so they stay consistent with
   what the client was told.
 
-``seen`` is the mailbox modseq up to which changes were absorbed; CONDSTORE/QRESYNC build
-on it (the highest modseq reported to this session).  Imports no twisted.
+CONDSTORE / QRESYNC (RFC 7162): ``seen`` is the mailbox modseq up to which changes were
+absorbed; ``reported`` the HIGHESTMODSEQ the client may hold, i.e. everything at or below
+it has been told.  While expunges are held back (ghosts) ``reported`` stays below their
+modseq (RFC 7162 §3.2).  Once CONDSTORE is enabled every untagged FETCH carries UID and
+MODSEQ (§3.2.4); once QRESYNC is enabled expunges go out as ``* VANISHED uid-set``
+(§3.2.10.2) and a changed HIGHESTMODSEQ follows them as ``* OK [HIGHESTMODSEQ n]``.
+Imports no twisted.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from typing import Any
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.sequence import ResolvedSet, SequenceSet
 from dualmail.mail.ops import imap_flags, membership_modseq
+
+
+SYSTEM_FLAGS = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
 
 
 class MailboxGoneError(Exception):
@@ -49,7 +57,15 @@ class SelectedMailbox:
         self.recent: list[tuple[int, int]] = []
         if recent_from is not None and uids:
             self.recent.append((recent_from, uids[-1] + 1))
-        self.condstore = False
+        self.condstore = False  # untagged FETCH carries MODSEQ (RFC 7162 §3.1)
+        self.qresync = False  # VANISHED instead of EXPUNGE (RFC 7162 §3.2.10.2)
+        self.reported = seen  # the HIGHESTMODSEQ the client may hold
+        self.hms_told = seen  # the last HIGHESTMODSEQ sent
+        self.held_from: int | None = None  # ``seen`` before the first held-back expunge
+        # keywords this session has been told of in a FLAGS response; a FETCH showing a
+        # new one is preceded by an updated ``* FLAGS`` (RFC 9051 §7.3.5)
+        self.keywords: set[str] = set()
+        self._new_keywords = False
 
     # -- the map ----------------------------------------------------------------
 
@@ -115,6 +131,8 @@ class SelectedMailbox:
         if hms > self.seen:
             for u in view.expunged_since(self.mailbox, self.seen):
                 if self.seq_of(u) is not None:
+                    if self.held_from is None:
+                        self.held_from = self.seen
                     self.gone.add(u)
                 elif u in self.pending_new:
                     self.pending_new.remove(u)
@@ -133,9 +151,12 @@ class SelectedMailbox:
             self.seen = modseq
 
     def expunged(self, uids: list[int]) -> None:
-        """This session removed ``uids`` (EXPUNGE, MOVE): report them as ghosts."""
+        """This session removed ``uids`` (EXPUNGE, MOVE): report them as ghosts.
+        Call before ``own_write``."""
         for u in uids:
             if self.seq_of(u) is not None:
+                if self.held_from is None:
+                    self.held_from = self.seen
                 self.gone.add(u)
             self.pending_flags.discard(u)
 
@@ -144,16 +165,29 @@ class SelectedMailbox:
     def has_pending(self) -> bool:
         return bool(self.gone or self.pending_new or self.pending_flags)
 
+    def settle(self) -> None:
+        """Move ``reported`` up to what the client has now been told."""
+        if self.gone:
+            if self.held_from is not None:
+                self.reported = max(self.reported, self.held_from)
+        else:
+            self.held_from = None
+            self.reported = max(self.reported, self.seen)
+
     def emit(self, view: Any, *, allow_expunge: bool, rev2: bool,
-             recent_first: int | None = None) -> list[r.Response]:
-        """The untagged responses for what was absorbed, updating the map as sent."""
+             recent_first: int | None = None, announce_hms: bool = True) -> list[r.Response]:
+        """The untagged responses for what was absorbed, updating the map as sent.
+        ``announce_hms=False``: the tagged response will carry the HIGHESTMODSEQ."""
         out: list[r.Response] = []
         if allow_expunge and self.gone:
-            seqs = sorted((s for s in (self.seq_of(u) for u in self.gone) if s is not None),
-                          reverse=True)
-            for n in seqs:
-                out.append(r.expunge(n))
             gone = self.gone
+            if self.qresync:
+                out.append(r.vanished(ResolvedSet.from_ints(gone)))
+            else:
+                seqs = sorted((s for s in (self.seq_of(u) for u in gone) if s is not None),
+                              reverse=True)
+                for n in seqs:
+                    out.append(r.expunge(n))
             self.uids = array("I", (u for u in self.uids if u not in gone))
             self.pending_flags -= gone
             self.gone = set()
@@ -174,12 +208,33 @@ class SelectedMailbox:
                 rec = view.email(e) if e is not None else None
                 if rec is None:
                     continue
-                out.append(r.fetch(seq, self.flag_items(rec, u, rev2)))
+                out.extend(self.fetch(seq, self.flag_items(rec, u, rev2)))
             self.pending_flags = set()
+        self.settle()
+        if out and announce_hms and self.qresync and self.reported != self.hms_told:
+            out.append(self.highestmodseq_response())
+        return out
+
+    def highestmodseq_response(self) -> r.UntaggedStatus:
+        """``* OK [HIGHESTMODSEQ n]`` with the value the client may hold now."""
+        self.hms_told = self.reported
+        return r.UntaggedStatus("OK", "Highest", r.code_highestmodseq(self.reported))
+
+    def fetch(self, seq: int, items: list[tuple[str, bytes]]) -> list[r.Response]:
+        """``* seq FETCH (items)``, after a ``* FLAGS`` update if it shows a new keyword."""
+        out: list[r.Response] = []
+        if self._new_keywords:
+            self._new_keywords = False
+            out.append(r.flags(SYSTEM_FLAGS + sorted(self.keywords)))
+        out.append(r.fetch(seq, items))
         return out
 
     def flags_of(self, rec: dict[str, Any], uid: int, rev2: bool) -> list[str]:
         flags = imap_flags(rec, self.mailbox)
+        for f in flags:
+            if not f.startswith("\\") and f not in self.keywords:
+                self.keywords.add(f)
+                self._new_keywords = True
         if not rev2 and self.is_recent(uid):
             flags.append("\\Recent")
         return flags

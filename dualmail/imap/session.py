@@ -90,7 +90,9 @@ class Session:
         self.selected: SelectedMailbox | None = None
         self.rev2 = False
         self.utf8 = False
-        self.condstore = False
+        self.condstore = False  # RFC 7162 §3.1: a CONDSTORE enabling command was seen
+        self.qresync = False  # RFC 7162 §3.2.3: ENABLE QRESYNC
+        self.hms_on_tagged = False  # EXPUNGE with QRESYNC: tagged OK [HIGHESTMODSEQ n]
         self.idle_tag: str | None = None
         self.sasl_tag: str | None = None
         self.saved: ResolvedSet | None = None  # SEARCHRES result, as UIDs (RFC 5182)
@@ -119,11 +121,28 @@ class Session:
             "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "STATUS=SIZE", "BINARY",
             "UTF8=ACCEPT", f"APPENDLIMIT={self.config.appendlimit}", "PREVIEW",
             "ESEARCH", "SEARCHRES", "WITHIN", "SORT", "THREAD=REFERENCES",
-            "THREAD=ORDEREDSUBJECT",
+            "THREAD=ORDEREDSUBJECT", "CONDSTORE", "QRESYNC", "OBJECTID",
         ]
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
         return caps
+
+    def enable_condstore(self) -> list[r.Response]:
+        """A CONDSTORE enabling command (RFC 7162 §3.1): from now on untagged FETCH carries
+        MODSEQ.  The first one with a mailbox selected reports its HIGHESTMODSEQ."""
+        if self.condstore:
+            return []
+        self.condstore = True
+        if self.selected is None:
+            return []
+        self.selected.condstore = True
+        return [self.selected.highestmodseq_response()]
+
+    def enable_qresync(self) -> None:
+        self.qresync = True
+        self.condstore = True
+        if self.selected is not None:
+            self.selected.condstore = self.selected.qresync = True
 
     # -- the byte stream ---------------------------------------------------------------
 
@@ -244,6 +263,14 @@ class Session:
             except MailboxGoneError:
                 yield from self._mailbox_gone()
                 return
+        if self.hms_on_tagged:
+            # RFC 7162 §3.2.7, §3.2.9: EXPUNGE with QRESYNC ends OK [HIGHESTMODSEQ n]
+            self.hms_on_tagged = False
+            sel = self.selected
+            if sel is not None and tagged.status == "OK" and not sel.gone:
+                sel.hms_told = sel.reported
+                tagged = r.Tagged(tagged.tag, tagged.status, tagged.text,
+                                  r.code_highestmodseq(sel.reported))
         yield self.encode(tagged)
 
     # -- selected-mailbox updates --------------------------------------------------------
@@ -266,10 +293,12 @@ class Session:
         with self.store.read(self.account) as view:
             sel.absorb(view)
         if not sel.has_pending():
+            sel.settle()
             return
         first = self._claim_recent() if sel.pending_new and not self.rev2 else None
         with self.store.read(self.account) as view:
-            out = sel.emit(view, allow_expunge=allow_expunge, rev2=self.rev2, recent_first=first)
+            out = sel.emit(view, allow_expunge=allow_expunge, rev2=self.rev2, recent_first=first,
+                           announce_hms=not self.hms_on_tagged)
         for resp in out:
             yield self.encode(resp)
 

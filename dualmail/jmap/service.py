@@ -34,7 +34,8 @@ from .dispatch import core_methods
 from .errors import RequestError
 from .session import Account, CoreLimits, SessionInfo
 from .state import to_state
-from .types import MAIL, SUBMISSION, VACATION, store_methods
+from .types import MAIL, SORT_OPTIONS, SUBMISSION, VACATION, store_methods
+from .types.email_blobs import resolve_blob
 
 # Seconds a wrong password or token waits before its 401 (the IMAP login
 # delay is the same figure).
@@ -87,7 +88,7 @@ class StoreBackend:
                 "maxMailboxDepth": None,
                 "maxSizeMailboxName": MAX_SIZE_MAILBOX_NAME,
                 "maxSizeAttachmentsPerEmail": self.limits.max_size_upload,
-                "emailQuerySortOptions": [],  # Email/query is not implemented yet
+                "emailQuerySortOptions": list(SORT_OPTIONS),
                 "mayCreateTopLevelMailbox": True,
             },
             SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}},
@@ -124,11 +125,11 @@ class StoreBackend:
         return {"accountId": account_id, "blobId": ids.blob_id(sha), "type": content_type, "size": len(data)}
 
     def download(self, principal: int, account_id: str, blob_id: str) -> bytes | None:
-        sha = ids.parse_blob_id(blob_id)
-        if sha is None or not self._own(principal, account_id):
+        """A stored blob, or a body part of one, decoded (``types.email_blobs``)."""
+        if not self._own(principal, account_id):
             return None
         with self.store.read(principal) as r:
-            data: bytes | None = r.blob(sha)
+            data: bytes | None = resolve_blob(r, blob_id)
         return data
 
     # -- push --

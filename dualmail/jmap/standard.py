@@ -205,10 +205,10 @@ def parse_sort(sort: Any, datatype: Any, collations: Sequence[str]) -> tuple[Com
         collation = item.get("collation")
         if collation is not None and not isinstance(collation, str):
             raise MethodError("invalidArguments", "argument 'sort': 'collation' must be a String")
-        extra = {k: v for k, v in item.items() if k not in ("property", "isAscending", "collation")}
-        unknown = set(extra) - allowed_extra
-        if unknown:
-            raise MethodError("invalidArguments", f"argument 'sort': unknown Comparator key {min(unknown)!r}")
+        # Keys the type does not define are ignored, not refused: RFC 8620 §5.5 lets
+        # a Comparator carry more properties, and real clients send some (jmapc puts
+        # anchorOffset/position/calculateTotal into every Comparator).
+        extra = {k: v for k, v in item.items() if k in allowed_extra}
         if item["property"] not in datatype.sort_properties:
             raise MethodError("unsupportedSort", f"cannot sort on {item['property']!r}")
         if collation is not None and collation not in collations:

@@ -64,3 +64,31 @@ def parse_blob_id(text: object) -> str | None:
     if any(c not in "0123456789abcdef" for c in h):
         return None
     return h
+
+
+def part_blob_id(container: str, part_id: str) -> str:
+    """The blobId of body part ``part_id`` ("2.1") of the message whose blobId is
+    ``container``: ``container + "_" + part_id`` with dots as dashes, e.g.
+    ``G<sha>_2-1``.  A part of an attached message, parsed with Email/parse, nests:
+    ``G<sha>_2_1``.  Only ``[A-Za-z0-9_-]`` (RFC 8620 §1.2)."""
+    return container + "_" + part_id.replace(".", "-")
+
+
+def parse_part_blob_id(text: object) -> tuple[str, list[str]] | None:
+    """``(sha256 hex, [partId, ...])`` of a blobId (``[]`` for a whole stored blob),
+    or None if ``text`` is not one of ours."""
+    if not isinstance(text, str) or len(text) > 255:
+        return None
+    head, _sep, rest = text.partition("_")
+    sha = parse_blob_id(head)
+    if sha is None:
+        return None
+    if not _sep:
+        return sha, []
+    path = []
+    for segment in rest.split("_"):
+        numbers = segment.split("-")
+        if not all(n.isascii() and n.isdigit() and n == str(int(n)) and n != "0" for n in numbers):
+            return None
+        path.append(".".join(numbers))
+    return sha, path

@@ -985,6 +985,24 @@ class MailTxn(ReadView):
                 out.append(u)
         return out
 
+    def compact_expunges(self, m: int, upto: int) -> int:
+        """Forget the expunge tombstones of ``m`` at or below modseq ``upto`` and raise its
+        ``expunge_floor`` to it; how many were dropped.  Maintenance (an admin or cron path):
+        takes no modseq, nothing visible changes.  A QRESYNC client whose modseq is below the
+        floor then gets the RFC 7162 §3.2.5.2 fallback (every missing UID it knows of)."""
+        rec = self.require_mailbox(m)
+        upto = min(int(upto), int(rec["hms"]))
+        if upto <= int(rec.get("expfloor", 0)):
+            return 0
+        start = K.mailbox(self.a, m)
+        stop = K.mbx_seq(self.a, m, upto + 1, 0)
+        dropped = 0
+        for k, _v in list(self.w.range("expunged", start, stop)):
+            self.w.delete("expunged", k)
+            dropped += 1
+        rec["expfloor"] = upto
+        return dropped
+
     # -- search records (dualmail.search) ---------------------------------------------
 
     def _copy_search_data(self, src: int, dst: int) -> None:

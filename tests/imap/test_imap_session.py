@@ -53,9 +53,10 @@ def test_greeting_and_capability(store, account) -> None:
     for cap in ("UIDPLUS", "MOVE", "IDLE", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
                 "SORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "WITHIN", "PREVIEW",
                 "BINARY", "UTF8=ACCEPT", "APPENDLIMIT=", "CREATE-SPECIAL-USE", "NAMESPACE",
-                "CHILDREN", "UNSELECT", "STATUS=SIZE", "ID", "ENABLE", "LITERAL+"):
+                "CHILDREN", "UNSELECT", "STATUS=SIZE", "ID", "ENABLE", "LITERAL+",
+                "CONDSTORE", "QRESYNC", "OBJECTID"):
         assert cap in out, cap
-    assert "CONDSTORE" not in out  # advertise exactly what is implemented
+    assert "NOTIFY" not in out and "ESORT" not in out  # advertise exactly what is implemented
 
 
 def test_commands_need_login(store, account, unchanged) -> None:
@@ -263,7 +264,8 @@ def test_select_rev1_and_rev2(client: Client, store, account) -> None:
 
 
 def test_enable(client: Client) -> None:
-    assert lines(client.ok("a ENABLE IMAP4rev2 CONDSTORE X-UNKNOWN"))[0] == "* ENABLED IMAP4rev2"
+    assert lines(client.ok("a ENABLE IMAP4rev2 CONDSTORE X-UNKNOWN"))[0] == \
+        "* ENABLED IMAP4rev2 CONDSTORE"
     assert lines(client.ok("b ENABLE IMAP4rev2"))[0] == "* ENABLED"
     client.ok("c SELECT INBOX")
     assert tagged(client.cmd("d ENABLE UTF8=ACCEPT"), "d").startswith("BAD")
@@ -322,7 +324,9 @@ def test_fetch_bad_input(client: Client, store, account, unchanged) -> None:
     unchanged()
     assert tagged(client.cmd("b FETCH 2 FLAGS"), "b") == "BAD Invalid message sequence number"
     assert tagged(client.cmd("c FETCH 1 (BODY[1.MIME.TEXT])"), "c").startswith("BAD")
-    assert tagged(client.cmd("d FETCH 1:* (FLAGS) (CHANGEDSINCE 1)"), "d").startswith("BAD")
+    # RFC 7162 §3.2.6: VANISHED needs ENABLE QRESYNC (CHANGEDSINCE alone enables CONDSTORE)
+    assert tagged(client.cmd("d UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)"), "d") == \
+        "BAD VANISHED needs ENABLE QRESYNC"
     assert client.ok("e UID FETCH 5:9 FLAGS") == "e OK FETCH completed\r\n"
     assert tagged(client.cmd("f STORE 3 +FLAGS (\\Seen)"), "f").startswith("BAD")
 

@@ -97,9 +97,17 @@ def test_create_with_reference_to_parent(client, alice, store):
         assert r.mailbox(n)["hms"] == int(result["newState"])
 
 
+def test_duplicate_name_names_the_existing_mailbox(client, alice, store):
+    """RFC 8621 §2.1 sibling names are unique; alreadyExists (RFC 8620 §5.4) carries existingId."""
+    with store.read(alice) as r:
+        sent = r.mailbox_by_path(["Sent"])
+    result = set_(client, alice, create={"k": {"name": "Sent"}})
+    assert result["notCreated"]["k"]["existingId"] == f"M{sent}"
+
+
 @pytest.mark.parametrize("obj, error, props", [
-    ({"name": "Sent"}, "invalidProperties", ["name"]),  # duplicate sibling name
-    ({"name": "inbox"}, "invalidProperties", ["name"]),  # INBOX is case-insensitive
+    ({"name": "Sent"}, "alreadyExists", ["name"]),  # duplicate sibling name
+    ({"name": "inbox"}, "alreadyExists", ["name"]),  # INBOX is case-insensitive
     ({"name": "a/b"}, "invalidProperties", ["name"]),  # the IMAP separator
     ({"name": ""}, "invalidProperties", ["name"]),
     ({"name": "x" * 256}, "invalidProperties", ["name"]),
@@ -114,7 +122,7 @@ def test_create_with_reference_to_parent(client, alice, store):
     ({"name": "New", "totalEmails": 3}, "invalidProperties", ["totalEmails"]),  # server-set
     ({"name": "New", "myRights": {}}, "invalidProperties", ["myRights"]),
     ({"name": "New", "colour": "red"}, "invalidProperties", ["colour"]),
-    ({"name": "Sent", "role": "bogus", "sortOrder": -1}, "invalidProperties", ["name", "role", "sortOrder"]),
+    ({"name": "Sent", "role": "bogus", "sortOrder": -1}, "invalidProperties", ["role", "sortOrder"]),
 ])
 def test_create_errors_change_nothing(client, alice, store, obj, error, props):
     before_state = state(client, alice)
@@ -165,7 +173,7 @@ def test_subscription_role_and_order_updates(client, alice, store):
 
 
 @pytest.mark.parametrize("target, patch, error, props", [
-    (TRASH, {"name": "Sent"}, "invalidProperties", ["name"]),
+    (TRASH, {"name": "Sent"}, "alreadyExists", ["name"]),
     (TRASH, {"name": "x/y"}, "invalidProperties", ["name"]),
     (TRASH, {"parentId": "M999"}, "invalidProperties", ["parentId"]),
     (TRASH, {"role": "sent"}, "invalidProperties", ["role"]),

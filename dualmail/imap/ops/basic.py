@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 Gen = Generator[Any, None, "r.Tagged | None"]
 
 # What ENABLE can switch on (RFC 5161 §3.1): anything else is ignored silently.
-ENABLEABLE = ("IMAP4REV2", "UTF8=ACCEPT")
+ENABLEABLE = ("IMAP4REV2", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC")
 
 
 def capability(s: Session, cmd: c.Capability) -> Gen:
@@ -46,6 +46,9 @@ def id_(s: Session, cmd: c.Id) -> Gen:
 
 
 def enable(s: Session, cmd: c.Enable) -> Gen:
+    """RFC 5161; QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).  ENABLED lists what this
+    command switched on, in the order asked."""
+    before = {"CONDSTORE": s.condstore, "QRESYNC": s.qresync}
     done: list[str] = []
     for cap in cmd.capabilities:
         name = cap.upper()
@@ -55,6 +58,14 @@ def enable(s: Session, cmd: c.Enable) -> Gen:
         elif name == "UTF8=ACCEPT" and not s.utf8:
             s.utf8 = True
             done.append("UTF8=ACCEPT")
+        elif name == "QRESYNC":
+            s.enable_qresync()
+        elif name == "CONDSTORE":
+            s.enable_condstore()  # ENABLE runs unselected: no HIGHESTMODSEQ to report
+    for name in ("CONDSTORE", "QRESYNC"):
+        if not before[name] and any(cap.upper() == name for cap in cmd.capabilities):
+            done.append(name)
+    done.sort(key=lambda n: [cap.upper() for cap in cmd.capabilities].index(n.upper()))
     yield r.enabled(done)
     return r.Tagged(cmd.tag, "OK", "ENABLE completed")
 

@@ -1,8 +1,9 @@
 """EXPUNGE and UID EXPUNGE (RFC 9051 §6.4.3, §6.4.9; RFC 4315).
 
 The write removes the \\Deleted memberships; the EXPUNGE responses come from
-``SelectedMailbox`` like everyone else's, so sequence numbers stay right.
-Imports no twisted.internet.
+``SelectedMailbox`` like everyone else's, so sequence numbers stay right.  With QRESYNC
+they are ``VANISHED`` and the tagged OK carries the new ``[HIGHESTMODSEQ]`` (RFC 7162
+§3.2.7, §3.2.9).  Imports no twisted.internet.
 """
 
 from __future__ import annotations
@@ -35,5 +36,7 @@ def expunge(s: Session, cmd: c.Expunge) -> Gen:
         modseq = tx.modseq if tx.changed else None
     sel.expunged(gone)
     sel.own_write(before, modseq)
+    if gone and s.qresync:
+        s.hms_on_tagged = True
     return r.Tagged(cmd.tag, "OK", "EXPUNGE completed")
     yield  # pragma: no cover

@@ -5,7 +5,13 @@ view, and yielded as they are made, so the protocol can stream a big FETCH under
 backpressure without holding a read transaction or the whole answer.  Reading a body
 section without .PEEK sets \\Seen first, in one write (RFC 9051 §6.4.5).  Ghosts (messages
 expunged elsewhere, not yet reported) are skipped and the command ends NO [EXPUNGEISSUED]
-(RFC 2180 §4.1.2).  Imports no twisted.internet.
+(RFC 2180 §4.1.2).
+
+CONDSTORE (RFC 7162 §3.1.4): MODSEQ and CHANGEDSINCE enable CONDSTORE; CHANGEDSINCE reads
+the mailbox's modseq index (O(changes), the requested set is never expanded) and adds
+MODSEQ.  ``UID FETCH ... (CHANGEDSINCE m VANISHED)`` (§3.2.6, QRESYNC only) first sends
+``VANISHED (EARLIER)`` from the expunge log.  FLAGS set implicitly by a body fetch carry UID
+and MODSEQ once CONDSTORE is on (§3.2.4).  Imports no twisted.internet.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generator
 from dualmail.imap.errors import ImapBad, ImapNo
 from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
+from dualmail.imap.wire.sequence import ResolvedSet
 from dualmail.mail.ops import membership_modseq
 from dualmail.mime import imap_body
 from dualmail.model import ids
@@ -51,15 +58,59 @@ def resolve(s: Session, seqset: Any, uid: bool) -> list[tuple[int, int]]:
         raise ImapBad(str(e)) from None
 
 
+def changed(s: Session, seqset: Any, uid: bool, since: int) -> tuple[list[tuple[int, int]], int]:
+    """(seq, uid) of the messages in ``seqset`` whose MODSEQ is above ``since``, ascending,
+    and the mailbox's UIDNEXT - 1; read from the modseq index, O(changes)."""
+    sel = s.selected
+    assert sel is not None and s.account is not None
+    n = sel.exists
+    if uid:
+        want = seqset.resolve(sel.uids[-1] if n else 0, s.saved if s.saved is not None else None)
+    else:
+        saved = None
+        if s.saved is not None:
+            saved = ResolvedSet.from_ints(q for q in (sel.seq_of(u) for u in s.saved) if q)
+        if n == 0 and not (seqset.uses_saved and all(i == "$" for i in seqset.items)):
+            raise ImapBad("No messages")
+        want = seqset.resolve(n, saved, clip=False)
+        if want.max is not None and want.max > n:
+            raise ImapBad("Invalid message sequence number")
+    out: list[tuple[int, int]] = []
+    with s.store.read(s.account) as view:
+        top = int(view.require_mailbox(sel.mailbox)["uidnext"]) - 1
+        for u, _ms in view.changed_since(sel.mailbox, since):
+            seq = sel.seq_of(u)
+            if seq is not None and (u if uid else seq) in want:
+                out.append((seq, u))
+    return out, top
+
+
 def fetch(s: Session, cmd: c.Fetch) -> Gen:
     sel = s.selected
     assert sel is not None and s.account is not None
-    if cmd.modifiers.changed_since is not None or cmd.modifiers.vanished:
-        raise ImapBad("CHANGEDSINCE and VANISHED need CONDSTORE/QRESYNC")
+    mods = cmd.modifiers
+    if mods.vanished and not s.qresync:
+        raise ImapBad("VANISHED needs ENABLE QRESYNC")  # RFC 7162 §3.2.6
     atts = list(cmd.attributes)
+    if mods.changed_since is not None:
+        msgs, top = changed(s, cmd.sequence_set, cmd.uid, mods.changed_since)
+    else:
+        msgs = resolve(s, cmd.sequence_set, cmd.uid)
+    if mods.changed_since is not None or any(a.name == "MODSEQ" for a in atts):
+        yield from s.enable_condstore()
+        if mods.changed_since is not None and not any(a.name == "MODSEQ" for a in atts):
+            atts.append(c.FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1
     if cmd.uid and not any(a.name == "UID" for a in atts):
         atts.insert(0, c.FetchAtt("UID"))
-    msgs = resolve(s, cmd.sequence_set, cmd.uid)
+    if mods.changed_since is not None:
+        if mods.vanished:
+            from dualmail.imap.ops.select import vanished_since
+
+            want = cmd.sequence_set.resolve(max(top, sel.last_uid), s.saved)
+            with s.store.read(s.account) as view:
+                gone = vanished_since(view, sel, mods.changed_since, want, top)
+            if gone:
+                yield r.vanished(gone, earlier=True)
     flagged_now: set[int] = set()
     if not sel.readonly and any(sets_seen(a) for a in atts):
         flagged_now = _mark_seen(s, sel, [u for _s, u in msgs])
@@ -67,7 +118,7 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
     missing = False
     batch = max(1, s.config.fetch_batch)
     for i in range(0, len(msgs), batch):
-        out: list[r.Data] = []
+        out: list[r.Response] = []
         with s.store.read(s.account) as view:
             for seq, uid in msgs[i:i + batch]:
                 if uid in sel.gone:
@@ -79,10 +130,19 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
                     missing = True
                     continue
                 items = _render(s, sel, view, e, rec, uid, atts)
-                if uid in flagged_now and not want_flags:
-                    items.append(("FLAGS", r.flag_list(sel.flags_of(rec, uid, s.rev2))))
-                sel.pending_flags.discard(uid)
-                out.append(r.fetch(seq, items))
+                if uid in flagged_now:
+                    names = {n for n, _v in items}
+                    if not want_flags:
+                        items.append(("FLAGS", r.flag_list(sel.flags_of(rec, uid, s.rev2))))
+                    if s.condstore:  # RFC 7162 §3.2.4: UID and MODSEQ with implicit \Seen
+                        if "UID" not in names:
+                            items.insert(0, ("UID", r.number(uid)))
+                        if "MODSEQ" not in names:
+                            items.append(("MODSEQ", _modseq(rec, sel.mailbox)))
+                if (want_flags or uid in flagged_now) and (
+                        not s.condstore or any(n == "MODSEQ" for n, _v in items)):
+                    sel.pending_flags.discard(uid)  # the client has just been told
+                out.extend(sel.fetch(seq, items))
         yield from out
     if missing:
         return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
@@ -107,6 +167,10 @@ def _mark_seen(s: Session, sel: SelectedMailbox, uids: list[int]) -> set[int]:
         modseq = tx.modseq if tx.changed else None
     sel.own_write(before, modseq)
     return changed
+
+
+def _modseq(rec: dict[str, Any], mailbox: int) -> bytes:
+    return b"(" + r.number(membership_modseq(rec, mailbox)) + b")"
 
 
 def _section_spec(section: c.Section) -> list[Any]:
@@ -199,7 +263,7 @@ def _render(s: Session, sel: SelectedMailbox, view: Any, e: int, rec: dict[str, 
             preview = get_summary().get("preview")
             items.append(("PREVIEW", r.nstring(preview or None, utf8=s.utf8) if preview else b"NIL"))
         elif name == "MODSEQ":
-            items.append(("MODSEQ", b"(" + r.number(membership_modseq(rec, sel.mailbox)) + b")"))
+            items.append(("MODSEQ", _modseq(rec, sel.mailbox)))
         elif name == "EMAILID":
             items.append(("EMAILID", b"(" + ids.format_id(ids.EMAIL, e).encode() + b")"))
         elif name == "THREADID":

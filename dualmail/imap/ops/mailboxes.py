@@ -3,7 +3,9 @@ UNSUBSCRIBE, LIST (RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIA
 RFC 3348 CHILDREN), LSUB (IMAP4rev1 only) and STATUS (RFC 8438 SIZE).
 
 Each change is one store write; counts come from the mailbox record, never a scan.
-Imports no twisted.internet.
+OBJECTID (RFC 8474): CREATE answers ``OK [MAILBOXID (id)]``; STATUS and LIST RETURN
+(STATUS ...) know MAILBOXID.  STATUS HIGHESTMODSEQ is a CONDSTORE enabling command (RFC 7162
+§3.1).  Imports no twisted.internet.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ def create(s: Session, cmd: c.Create) -> Gen:
         parent = _ensure_parents(tx, comps)
         if tx.child(parent, comps[-1]) is not None:
             raise ImapNo("Mailbox already exists", "ALREADYEXISTS")
-        tx.create_mailbox(comps[-1], parent, role=role)
-    return r.Tagged(cmd.tag, "OK", "CREATE completed")
+        m = tx.create_mailbox(comps[-1], parent, role=role)
+    return r.Tagged(cmd.tag, "OK", "CREATE completed",
+                    r.code_mailboxid(ids.format_id(ids.MAILBOX, m)))
     yield  # pragma: no cover
 
 
@@ -130,6 +133,7 @@ def list_(s: Session, cmd: c.List) -> Gen:
     status_items = cmd.status_items
     if status_items:
         _check_status_items(s, status_items)
+        yield from _enabling(s, status_items)
     with s.store.read(s.account) as view:
         tree = names.tree(view)
         has_kids = {int(rec["parent"]) for _p, rec in tree.values()}
@@ -204,6 +208,10 @@ def _check_status_items(s: Session, items: tuple[str, ...]) -> None:
         raise ImapBad("RECENT is not a STATUS item in IMAP4rev2")
 
 
+def _enabling(s: Session, items: tuple[str, ...] | None) -> list[r.Response]:
+    return s.enable_condstore() if items and "HIGHESTMODSEQ" in items else []
+
+
 def status_values(s: Session, view: Any, m: int, items: tuple[str, ...]) -> list[tuple[str, int | str]]:
     rec = view.require_mailbox(m)
     counts = rec["counts"]
@@ -241,5 +249,6 @@ def status(s: Session, cmd: c.Status) -> Gen:
         m = names.require(view, name)
         values = status_values(s, view, m, cmd.items)
         path = names.tree(view)[m][0]
+    yield from _enabling(s, cmd.items)
     yield r.status(path, values, utf8=s.utf8)
     return r.Tagged(cmd.tag, "OK", "STATUS completed")

@@ -6,7 +6,12 @@ JMAP Email/query); this module supplies what only the session knows -- sequence 
 ``$``, \\Recent, the clock -- and shapes the answer: ``* SEARCH`` for IMAP4rev1 clients,
 ``* ESEARCH`` for IMAP4rev2 (RFC 9051 §7.3.4) or when RETURN is given.  Results are limited
 to messages the client has been told about (not yet announced arrivals are left out).
-Imports no twisted.internet.
+
+MODSEQ (RFC 7162 §3.1.5) enables CONDSTORE; a non-empty result then ends ``(MODSEQ n)``
+(SEARCH, SORT) or carries ``MODSEQ n`` (ESEARCH): the highest modseq of what is returned --
+of the MIN and/or MAX message alone when only those were asked (RFC 4731 §3.2).  The entry
+name and type are ignored: there is one modseq per message.  EMAILID / THREADID (RFC 8474
+§6) match the JMAP ids.  Imports no twisted.internet.
 """
 
 from __future__ import annotations
@@ -78,24 +83,43 @@ def _highest_modseq(view: Any, sel: SelectedMailbox, items: list[tuple[int, int]
     return best or None
 
 
+def _esearch_modseq(view: Any, sel: SelectedMailbox, found: list[tuple[int, int]],
+                    want: set[str]) -> int | None:
+    """RFC 4731 §3.2: MIN/MAX alone -> the modseq of those messages; else of all."""
+    if not found:
+        return None
+    if want and want <= {"MIN", "MAX"}:
+        ends = ([found[0]] if "MIN" in want else []) + ([found[-1]] if "MAX" in want else [])
+        return _highest_modseq(view, sel, ends)
+    return _highest_modseq(view, sel, found)
+
+
 def search(s: Session, cmd: c.Search) -> Gen:
     sel = s.selected
     assert sel is not None and s.account is not None
     opts = cmd.return_opts
+    want = set(opts or ()) or {"ALL"}
     try:
         with s.store.read(s.account) as view:
             found, cond = _matches(s, view, cmd.keys, cmd.charset)
-            modseq = _highest_modseq(view, sel, found) if uses_modseq(cond) else None
+            with_modseq = uses_modseq(cond)
+            if with_modseq:
+                esearch = opts is not None or s.rev2
+                modseq = (_esearch_modseq(view, sel, found, want - {"SAVE"}) if esearch
+                          else _highest_modseq(view, sel, found))
+            else:
+                modseq = None
     except (ImapNo, ImapBad):
         if opts and "SAVE" in opts:
             s.saved = ResolvedSet()  # RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) empties $
         raise
+    if with_modseq:
+        yield from s.enable_condstore()
     uids = [u for u, _e in found]
     numbers = uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids]
     if opts is None and not s.rev2:
         yield r.search(numbers, modseq)
         return r.Tagged(cmd.tag, "OK", "SEARCH completed")
-    want = set(opts or ()) or {"ALL"}
     if want == {"SAVE"}:
         s.saved = ResolvedSet.from_ints(uids)
         return r.Tagged(cmd.tag, "OK", "SEARCH completed, result saved")
@@ -136,7 +160,10 @@ def sort(s: Session, cmd: c.Sort) -> Gen:
         found, cond = _matches(s, view, cmd.keys, cmd.charset)
         context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent else None
         ordered = engine.sort(view, engine.MailboxScope(sel.mailbox), found, keys, context=context)
-        modseq = _highest_modseq(view, sel, found) if uses_modseq(cond) else None
+        with_modseq = uses_modseq(cond)
+        modseq = _highest_modseq(view, sel, found) if with_modseq else None
+    if with_modseq:
+        yield from s.enable_condstore()
     numbers = [u if cmd.uid else (sel.seq_of(u) or 0) for u, _e in ordered]
     yield r.sort(numbers, modseq)
     return r.Tagged(cmd.tag, "OK", "SORT completed")

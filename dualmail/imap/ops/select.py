@@ -3,35 +3,54 @@
 SELECT builds the sequence map from the UID index (the one O(mailbox) read a session
 makes); everything after that is incremental (``selected.py``).  IMAP4rev1 sessions
 claim \\Recent and get RECENT and [UNSEEN n]; IMAP4rev2 sessions get a LIST response
-instead (RFC 9051 §6.3.2).  Imports no twisted.internet.
+instead (RFC 9051 §6.3.2).  Every answer carries [MAILBOXID] (RFC 8474 §4.2), and
+[HIGHESTMODSEQ] once CONDSTORE is on (RFC 7162 §3.1.2.1).  Selecting while a mailbox is
+selected first says ``* OK [CLOSED]`` (§3.2.11).
+
+QRESYNC (RFC 7162 §3.2.5) is answered from the same read view as the sequence map:
+``VANISHED (EARLIER)`` from the mailbox's expunge log and ``FETCH (UID FLAGS MODSEQ)`` from
+its modseq index, both O(changes since the client's modseq).  When the expunge log was
+compacted past that modseq every UID of the client's known set that no longer exists is
+reported instead, trimmed by the sequence match data (§3.2.5.2).
+Imports no twisted.internet.
 """
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any, Generator
 
+from dualmail.imap.errors import ImapBad
 from dualmail.imap.ops import names
-from dualmail.imap.selected import SelectedMailbox
+from dualmail.imap.selected import SYSTEM_FLAGS, SelectedMailbox
 from dualmail.imap.states import State
 from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
+from dualmail.imap.wire.sequence import ResolvedSet
+from dualmail.model import ids
 
 if TYPE_CHECKING:
     from dualmail.imap.session import Session
 
 Gen = Generator[Any, None, "r.Tagged | None"]
 
-SYSTEM_FLAGS = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
 UNSEEN_SCAN_LIMIT = 5000  # [UNSEEN n] is looked for among this many messages at most
 
 
 def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
     readonly = isinstance(cmd, c.Examine)
+    if cmd.qresync is not None and not s.qresync:
+        # RFC 7162 §3.2.5: BAD, and nothing changes (the current mailbox stays selected)
+        raise ImapBad("QRESYNC parameter needs ENABLE QRESYNC first")
     name = names.decode(s.utf8, cmd.mailbox)
     assert s.account is not None
     # A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
-    s.selected = None
-    s.state = State.AUTHENTICATED
+    if s.selected is not None:
+        s.selected = None
+        s.state = State.AUTHENTICATED
+        yield r.UntaggedStatus("OK", "Previous mailbox closed", r.code_closed())
+    if cmd.condstore or cmd.qresync is not None:
+        s.enable_condstore()  # RFC 7162 §3.1.8 (QRESYNC is already on)
     recent_from: int | None = None
     with s.store.read(s.account) as view:
         m = names.require(view, name)
@@ -44,6 +63,7 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
             recent_from = int(tx.claim_recent(m))
     if s.rev2:
         recent_from = None
+    resync: list[r.Response] = []
     with s.store.read(s.account) as view:
         rec = view.require_mailbox(m)
         uids = view.uids(m)
@@ -51,8 +71,13 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
         first_unseen = None
         if not s.rev2 and rec["counts"]["unseen"]:
             first_unseen = _first_unseen(view, m, uids)
-    sel = SelectedMailbox(m, path, readonly, int(rec["uidvalidity"]), uids, int(rec["hms"]),
-                          recent_from)
+        sel = SelectedMailbox(m, path, readonly, int(rec["uidvalidity"]), uids, int(rec["hms"]),
+                              recent_from)
+        sel.condstore = s.condstore
+        sel.qresync = s.qresync
+        q = cmd.qresync
+        if q is not None and q.uidvalidity == sel.uidvalidity:
+            resync = _qresync(s, sel, view, q, int(rec["uidnext"]))
     s.selected = sel
     s.state = State.SELECTED
     yield r.flags(SYSTEM_FLAGS)
@@ -67,8 +92,83 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
         yield r.list_response(names.attributes(rec, False)[1:], names.SEP, path, utf8=s.utf8)
     yield r.UntaggedStatus("OK", "UIDs valid", r.code_uidvalidity(sel.uidvalidity))
     yield r.UntaggedStatus("OK", "Predicted next UID", r.code_uidnext(int(rec["uidnext"])))
+    yield r.UntaggedStatus("OK", "Mailbox id", r.code_mailboxid(ids.format_id(ids.MAILBOX, m)))
+    if s.condstore:
+        yield r.UntaggedStatus("OK", "Highest", r.code_highestmodseq(sel.reported))
+    yield from resync
     mode = "READ-ONLY" if readonly else "READ-WRITE"
     return r.Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed", r.code(mode))
+
+
+def _qresync(s: Session, sel: SelectedMailbox, view: Any, q: c.QResync,
+             uidnext: int) -> list[r.Response]:
+    """VANISHED (EARLIER) and FETCH for what changed since ``q.modseq`` among the client's
+    known UIDs (RFC 7162 §3.2.5.1: as ``UID FETCH known (FLAGS) (CHANGEDSINCE m VANISHED)``)."""
+    top = uidnext - 1
+    if top < 1:
+        return []  # never had a message: the known set is empty
+    known = q.known_uids.resolve(top) if q.known_uids is not None else ResolvedSet(((1, top),))
+    out: list[r.Response] = []
+    gone = vanished_since(view, sel, q.modseq, known, top, q.seq_match)
+    if gone:
+        out.append(r.vanished(gone, earlier=True))
+    for u, _ms in view.changed_since(sel.mailbox, q.modseq):
+        seq = sel.seq_of(u)
+        if seq is None or u not in known:
+            continue
+        e = view.email_at(sel.mailbox, u)
+        rec = view.email(e) if e is not None else None
+        if rec is not None:
+            out.extend(sel.fetch(seq, sel.flag_items(rec, u, s.rev2)))
+    return out
+
+
+def vanished_since(view: Any, sel: SelectedMailbox, modseq: int, want: ResolvedSet, top: int,
+                   seq_match: tuple[Any, Any] | None = None) -> ResolvedSet:
+    """UIDs in ``want`` expunged after ``modseq`` that this session's map does not hold
+    (those it holds go out as plain VANISHED/EXPUNGE).  O(expunges) from the log; when the
+    log was compacted past ``modseq`` (RFC 7162 §3.2.6 note), every UID of ``want`` up to
+    ``top`` that is neither in the map nor arrived since, above the last matching
+    sequence-match pair (§3.2.5.2)."""
+    m = sel.mailbox
+    if modseq >= view.expunge_floor(m) or True:
+        return ResolvedSet.from_ints(u for u in view.expunged_since(m, modseq)
+                                     if u in want and sel.seq_of(u) is None)
+    floor = _seq_match_floor(sel, seq_match) if seq_match is not None else 0
+    # what this session holds (map, ghosts, unannounced arrivals) plus later arrivals:
+    # ascending, since each part lies above the one before
+    present = list(sel.uids) + sel.pending_new
+    last = sel.last_uid
+    if top > last:
+        present += [u for u, _e in view.uid_items(m, last + 1, top)]
+    ranges: list[tuple[int, int]] = []
+    for lo, hi in want.ranges:
+        lo, hi = max(lo, floor + 1), min(hi, top)
+        if lo > hi:
+            continue
+        i = bisect.bisect_left(present, lo)
+        cur = lo
+        while i < len(present) and present[i] <= hi:
+            if present[i] > cur:
+                ranges.append((cur, present[i] - 1))
+            cur = present[i] + 1
+            i += 1
+        if cur <= hi:
+            ranges.append((cur, hi))
+    return ResolvedSet.from_ranges(ranges)
+
+
+def _seq_match_floor(sel: SelectedMailbox, seq_match: tuple[Any, Any]) -> int:
+    """The UID of the last (sequence, UID) pair that still matches before the first one
+    that does not: the client knows every expunge up to it (RFC 7162 §3.2.5.2)."""
+    seqs, uids = seq_match
+    top = 2**32 - 1
+    floor = 0
+    for seq, uid in zip(seqs.resolve(top, clip=False), uids.resolve(top, clip=False)):
+        if seq > len(sel.uids) or sel.uids[seq - 1] != uid:
+            break
+        floor = uid
+    return floor
 
 
 def _first_unseen(view: Any, m: int, uids: Any) -> int | None:

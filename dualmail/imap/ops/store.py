@@ -1,9 +1,18 @@
 """STORE and UID STORE (RFC 9051 §6.4.6): +FLAGS, -FLAGS, FLAGS and their .SILENT forms.
 
 One write for the whole set; the FETCH responses carry the flags after the change (and
-the UID, so UID STORE answers are unambiguous).  Keywords are shared by every membership
-of an Email, ``\\Deleted`` is per membership (CONTRACT §2).  UNCHANGEDSINCE (RFC 7162
-§3.1.3) fails the messages whose MODSEQ is higher, reported as [MODIFIED set].
+the UID, so UID STORE answers are unambiguous).  Messages expunged elsewhere but not yet
+reported are skipped and the STORE still succeeds (RFC 2180 §4.2.1).  Keywords are shared by every membership
+of an Email, ``\\Deleted`` is per membership (CONTRACT §2).
+
+CONDSTORE (RFC 7162 §3.1.3): UNCHANGEDSINCE enables CONDSTORE and fails the messages whose
+MODSEQ is above it (always, for 0): they are left alone and listed in ``[MODIFIED set]``
+(sequence numbers for STORE, UIDs for UID STORE) on an OK, or on the NO when some of the
+messages were also expunged (Example 11).  Each failed message gets an unsolicited FETCH of
+its current FLAGS and MODSEQ (the RECOMMENDED behaviour of Examples 10); each passing one a
+FETCH with MODSEQ even with .SILENT -- also when the store changed nothing, and then with
+its unchanged MODSEQ (§3.1.11: setting a set flag does not move the modseq).  Once
+CONDSTORE is on, a .SILENT STORE still reports UID and MODSEQ of what it changed.
 Imports no twisted.internet.
 """
 
@@ -30,13 +39,17 @@ def store(s: Session, cmd: c.Store) -> Gen:
     if sel.readonly:
         raise ImapNo("Mailbox is read-only", "CANNOT")
     msgs = resolve(s, cmd.sequence_set, cmd.uid)
+    conditional = cmd.unchanged_since is not None
+    if conditional:
+        yield from s.enable_condstore()
     mode = _MODES[cmd.action]
-    out: list[r.Data] = []
+    out: list[r.Response] = []
     modified: list[int] = []
     missing = False
     with s.store.write(s.account) as tx:
         before = int(tx.require_mailbox(sel.mailbox)["hms"])
-        done: list[tuple[int, int, int]] = []
+        done: list[tuple[int, int, int, bool]] = []
+        failed: list[tuple[int, int, int]] = []
         for seq, uid in msgs:
             if uid in sel.gone:
                 missing = True
@@ -49,22 +62,37 @@ def store(s: Session, cmd: c.Store) -> Gen:
                 rec = tx.require_email(e)
                 if membership_modseq(rec, sel.mailbox) > cmd.unchanged_since:
                     modified.append(uid if cmd.uid else seq)
+                    failed.append((seq, uid, e))
                     continue
-            apply_flags(tx, sel.mailbox, e, mode, cmd.flags)
-            done.append((seq, uid, e))
-        if not cmd.silent:
-            for seq, uid, e in done:
-                rec = tx.require_email(e)
-                items = sel.flag_items(rec, uid, s.rev2)
-                out.append(r.fetch(seq, items))
+            changed = apply_flags(tx, sel.mailbox, e, mode, cmd.flags)
+            done.append((seq, uid, e, changed))
+        for seq, uid, e, changed in done:
+            rec = tx.require_email(e)
+            if not cmd.silent:
+                out.extend(sel.fetch(seq, sel.flag_items(rec, uid, s.rev2)))
+            elif conditional or (s.condstore and changed):
+                out.append(r.fetch(seq, [("UID", r.number(uid)),
+                                         ("MODSEQ", _modseq(rec, sel.mailbox))]))
+            else:
+                continue
+            if not cmd.silent:
                 sel.pending_flags.discard(uid)
+        for seq, uid, e in failed:
+            out.extend(sel.fetch(seq, sel.flag_items(tx.require_email(e), uid, s.rev2)))
+            sel.pending_flags.discard(uid)
         modseq = tx.modseq if tx.changed else None
     sel.own_write(before, modseq)
     yield from out
+    if modified and missing:
+        return r.Tagged(cmd.tag, "NO", "Some of the messages no longer exist; "
+                        "conditional STORE failed for others", r.code_modified(modified))
     if modified:
         return r.Tagged(cmd.tag, "OK", "Conditional STORE failed for some messages",
                         r.code_modified(modified))
-    if missing:
-        return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
-                        r.code("EXPUNGEISSUED"))
+    # RFC 2180 §4.2.1: a STORE on messages expunged elsewhere (not yet reported) is
+    # ignored for them and succeeds for the rest
     return r.Tagged(cmd.tag, "OK", "STORE completed")
+
+
+def _modseq(rec: dict[str, Any], mailbox: int) -> bytes:
+    return b"(" + r.number(membership_modseq(rec, mailbox)) + b")"

@@ -256,7 +256,9 @@ class CommandParser:
                 continue
             line = self._take_line()
             if line is None:
-                if len(self._buf) - self._pos + self._line_total > self.max_line:
+                # a final CR may be the start of the CRLF, not line text
+                held = len(self._buf) - self._pos - self._buf.endswith(b"\r")
+                if held + self._line_total > self.max_line:
                     self._start_long()
                     continue
                 self._compact()

@@ -1,9 +1,10 @@
 """The JMAP data types of dualmail, one module each, thin over
 ``dualmail.jmap.standard``; ``store_methods(store, now)`` is the registry.
 
-Implemented: Mailbox, Thread (RFC 8621 §2, §3), Identity (§6),
-VacationResponse (§8), Blob/copy (RFC 8620 §6.3). Email, SearchSnippet and
-EmailSubmission are added here by their own modules.
+Implemented: Mailbox, Thread, Email (RFC 8621 §2-§4: the standard methods
+plus Email/import and Email/parse), SearchSnippet (§5), Identity (§6),
+VacationResponse (§8), Blob/copy (RFC 8620 §6.3). EmailSubmission is added
+here by its own module.
 
 Must not import twisted.internet or klein.
 """
@@ -16,18 +17,24 @@ from ...store.store import Store
 from ..dispatch import Method
 from ..standard import standard_methods
 from .blob import blob_methods
+from .email import SORT_OPTIONS, EmailType
+from .email_import import email_methods
 from .identity import SUBMISSION, IdentityType
 from .mailbox import MAIL, MailboxType
+from .searchsnippet import snippet_methods
 from .thread import ThreadType
 from .vacation import VACATION, VacationResponseType
 
-__all__ = ["MAIL", "SUBMISSION", "VACATION", "store_methods"]
+__all__ = ["MAIL", "SORT_OPTIONS", "SUBMISSION", "VACATION", "store_methods"]
 
 
 def store_methods(store: Store, now: Callable[[], float]) -> dict[str, Method]:
     """Every store-backed method: ``{"Mailbox/get": Method(...), ...}``."""
     methods: dict[str, Method] = {}
-    for datatype in (MailboxType(store), ThreadType(store), IdentityType(store), VacationResponseType(store)):
+    for datatype in (MailboxType(store), ThreadType(store), EmailType(store, now), IdentityType(store),
+                     VacationResponseType(store)):
         methods.update(standard_methods(datatype))
+    methods.update(email_methods(store, now))
+    methods.update(snippet_methods(store))
     methods.update(blob_methods(store, now))
     return methods

@@ -154,13 +154,20 @@ class MailboxType(ChangesFromLog, StoreType):
         subscribed = obj.get("isSubscribed", True if n is None else None)
         if not isinstance(subscribed, bool):
             bad["isSubscribed"] = "isSubscribed must be a Boolean"
+        duplicate = None
         if "name" not in bad and "parentId" not in bad:
             sibling = tx.child(parent, name)  # type: ignore[arg-type]
             if sibling is not None and sibling != n:
-                bad["name"] = f"a sibling Mailbox is already named {name!r}"
+                duplicate = sibling
         if bad:
             names = sorted(bad)
             raise SetError("invalidProperties", "; ".join(bad[k] for k in names), properties=names)
+        if duplicate is not None:
+            # Sibling names are unique (RFC 8621 §2.1).  alreadyExists (RFC 8620 §5.4, a
+            # "Common" error) with existingId tells the client which Mailbox is in the way,
+            # as Cyrus and Fastmail answer and the JMAP test suite expects.
+            raise SetError("alreadyExists", f"a sibling Mailbox is already named {name!r}",
+                           properties=["name"], existingId=self.wire(duplicate))
         return name, parent, role, sort_order, subscribed  # type: ignore[return-value]
 
     def _is_ancestor_or_self(self, tx: ReadView, n: int, m: int) -> bool:

@@ -1,0 +1,183 @@
+"""Email/import (RFC 8621 §4.8) and Email/parse (§4.9).
+
+Import: each EmailImport names a blob (an upload, a stored message, or a body
+part such as an attached message/rfc822, see ``email_blobs``), its
+``mailboxIds``, ``keywords`` and ``receivedAt`` (default: the date of the
+newest Received field, else now). Blobs are read and parsed before the one
+write transaction that stores every import; each import succeeds or fails
+on its own (SetError ``invalidProperties`` -- also for a blobId that does
+not exist, as §4.8 says -- or ``invalidEmail``). Duplicates are allowed: an import always makes a new
+Email (like IMAP APPEND, CONTRACT §2).
+
+A blob is taken as a message when it starts with a header block (at least
+one header field); otherwise import answers ``invalidEmail`` and parse lists
+it in ``notParsable``.
+
+Must not import twisted.internet or klein.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ...mime.headers import parse_date, split_header_block, unfold
+from ...mime.parse import summarize
+from ...model import errors
+from ...store.store import Store
+from ..args import ArgReader, is_id
+from ..dispatch import CallContext, Method, Responses
+from ..errors import MethodError, SetError
+from ..state import to_state
+from .base import account_number, set_error
+from .email import check_keywords, check_mailboxes, created_props, parse_utc_date
+from .email_blobs import resolve_blob, stored_sha
+from .email_props import BODY_ARGUMENTS, DEFAULT_PARSE, PROPERTIES, body_options, check_properties, render
+from .mailbox import MAIL
+
+
+def is_message(summary: dict[str, Any]) -> bool:
+    return bool(summary.get("header_names"))
+
+
+def received_date(raw: bytes) -> int | None:
+    """The date of the topmost (newest) Received field (RFC 5321 §4.4), if any."""
+    block = split_header_block(raw, 0, len(raw))
+    for f in block.fields:
+        if f.name.lower() == "received":
+            text = unfold(f.value)
+            if ";" in text:
+                parsed = parse_date(text.rsplit(";", 1)[1].strip())
+                return parsed[0] if parsed else None
+            return None
+    return None
+
+
+def email_import(store: Store, now: Callable[[], float], ctx: CallContext, args: dict[str, Any]) -> Responses:
+    r = ArgReader(args)
+    account_id = ctx.account(r.id("accountId"), write=True)
+    if_in_state = r.string("ifInState", None, nullable=True)
+    emails = r.object("emails")
+    r.finish()
+    for cid in emails:
+        if not is_id(cid):
+            raise MethodError("invalidArguments", f"argument 'emails': {cid!r} is not a valid creation id")
+    if len(emails) > ctx.limits.max_objects_in_set:
+        raise MethodError("requestTooLarge", f"maxObjectsInSet is {ctx.limits.max_objects_in_set}")
+    a = account_number(account_id)
+    not_created: dict[str, Any] = {}
+    ready: dict[str, tuple[dict[str, Any], bytes, dict[str, Any], str | None]] = {}
+    # read and parse outside the write transaction
+    with store.read(a) as view:
+        for cid, obj in emails.items():
+            try:
+                if not isinstance(obj, dict):
+                    raise SetError("invalidProperties", "an EmailImport must be an object")
+                unknown = sorted(set(obj) - {"blobId", "mailboxIds", "keywords", "receivedAt"})
+                if unknown:
+                    raise SetError("invalidProperties", "unknown properties", properties=unknown)
+                blob_id = obj.get("blobId")
+                if not isinstance(blob_id, str):
+                    raise SetError("invalidProperties", "blobId is required", properties=["blobId"])
+                raw = resolve_blob(view, blob_id)
+                if raw is None:  # §4.8: an unknown blobId is invalidProperties here
+                    raise SetError("invalidProperties", f"no blob {blob_id!r}", properties=["blobId"])
+                ready[cid] = (obj, raw, {}, stored_sha(blob_id))
+            except SetError as err:
+                not_created[cid] = err.to_json()
+    for cid, (obj, raw, _s, sha) in list(ready.items()):
+        summary = summarize(raw)
+        if not is_message(summary):
+            not_created[cid] = SetError("invalidEmail", "the blob is not a message").to_json()
+            del ready[cid]
+        else:
+            ready[cid] = (obj, raw, summary, sha)
+    created: dict[str, Any] = {}
+    changed = False
+    with store.write(a) as tx:
+        old_state = tx.state("Email")
+        if if_in_state is not None and if_in_state != to_state(old_state):
+            raise MethodError("stateMismatch", f"state is {to_state(old_state)}, not {if_in_state}")
+        for cid, (obj, raw, summary, sha) in ready.items():
+            try:
+                if "mailboxIds" not in obj:
+                    raise SetError("invalidProperties", "mailboxIds is required", properties=["mailboxIds"])
+                mailboxes = check_mailboxes(tx, obj["mailboxIds"])
+                keywords = check_keywords(obj.get("keywords") or {})
+                received = received_date(raw) or int(now())
+                if obj.get("receivedAt") is not None:
+                    parsed = parse_utc_date(obj["receivedAt"])
+                    if parsed is None:
+                        raise SetError("invalidProperties", "receivedAt must be a UTCDate",
+                                       properties=["receivedAt"])
+                    received = parsed
+                try:
+                    email, _uids = tx.create_email(raw, summary, mailboxes, keywords, received, blob_sha=sha)
+                except errors.DomainError as domain_error:
+                    raise set_error(domain_error) from None
+                created[cid] = created_props(tx, email)
+                changed = True
+            except SetError as err:
+                not_created[cid] = err.to_json()
+        new_state = tx.modseq if changed else old_state
+    ctx.created_ids.update({cid: props["id"] for cid, props in created.items()})
+    return [("Email/import", {
+        "accountId": account_id,
+        "oldState": to_state(old_state),
+        "newState": to_state(new_state),
+        "created": created or None,
+        "notCreated": not_created or None,
+    })]
+
+
+def email_parse(store: Store, ctx: CallContext, args: dict[str, Any]) -> Responses:
+    r = ArgReader(args)
+    account_id = ctx.account(r.id("accountId"))
+    blob_ids = r.id_list("blobIds")
+    properties = r.string_list("properties", None, nullable=True)
+    extra = {name: r.any(name, default, nullable=True) for name, default in BODY_ARGUMENTS.items()}
+    r.finish()
+    opts = body_options(extra)
+    if properties is None:
+        props = sorted(DEFAULT_PARSE)
+    else:
+        unknown = [p for p in properties if p not in PROPERTIES and not p.startswith("header:")]
+        if unknown:
+            raise MethodError("invalidArguments", f"argument 'properties': unknown property {unknown[0]!r}")
+        check_properties(properties)
+        props = list(dict.fromkeys(properties))
+    if len(blob_ids) > ctx.limits.max_objects_in_get:
+        raise MethodError("requestTooLarge", f"maxObjectsInGet is {ctx.limits.max_objects_in_get}")
+    parsed: dict[str, Any] = {}
+    not_parsable: list[str] = []
+    not_found: list[str] = []
+    with store.read(account_number(account_id)) as view:
+        blobs = {b: resolve_blob(view, b) for b in dict.fromkeys(blob_ids)}
+    for blob_id, raw in blobs.items():
+        if raw is None:
+            not_found.append(blob_id)
+            continue
+        summary = summarize(raw)
+        if not is_message(summary):
+            not_parsable.append(blob_id)
+            continue
+        meta = {"blobId": blob_id, "size": len(raw)}
+        parsed[blob_id] = render(props, meta=meta, summary=summary, raw=_constant(raw), blob_id=blob_id,
+                                 opts=opts)
+    return [("Email/parse", {
+        "accountId": account_id,
+        "parsed": parsed or None,
+        "notParsable": not_parsable or None,
+        "notFound": not_found or None,
+    })]
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
+def email_methods(store: Store, now: Callable[[], float]) -> dict[str, Method]:
+    return {
+        "Email/import": Method(MAIL, lambda ctx, args: email_import(store, now, ctx, args)),
+        "Email/parse": Method(MAIL, lambda ctx, args: email_parse(store, ctx, args)),
+    }
