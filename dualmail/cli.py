@@ -11,6 +11,7 @@ import argparse
 import getpass
 import os
 import sys
+from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from .model.errors import DomainError
@@ -27,10 +28,16 @@ def _data_dir(args: argparse.Namespace) -> str:
     return args.data or os.environ.get("DUALMAIL_DATA") or "./dualmail-data"
 
 
-def _open(args: argparse.Namespace) -> Any:
+@contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[Any]:
+    """The store of ``--data``, closed however the command ends."""
     from .store.store import open_store
 
-    return open_store(_data_dir(args))
+    store = open_store(_data_dir(args))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -47,8 +54,7 @@ def _read_password(confirm: bool = True) -> str:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    store = _open(args)
-    try:
+    with _opened(args) as store:
         if args.action == "add":
             if store.account_id(args.address) is not None:
                 raise CliError(f"user {args.address.lower()} already exists")
@@ -66,14 +72,11 @@ def cmd_user(args: argparse.Namespace) -> int:
                 raise CliError("deleting a user removes all their mail: add --yes to confirm")
             store.delete_account(args.address)
             print(f"deleted {args.address.lower()}")
-    finally:
-        store.close()
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    store = _open(args)
-    try:
+    with _opened(args) as store:
         if args.action == "create":
             print(store.create_token(args.address, note=args.note or ""))
         elif args.action == "revoke":
@@ -81,17 +84,14 @@ def cmd_token(args: argparse.Namespace) -> int:
             if args.token and not n:
                 raise CliError("no such token for that user")
             print(f"revoked {n} token(s)")
-    finally:
-        store.close()
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .store.check import verify
 
-    store = _open(args)
     bad = 0
-    try:
+    with _opened(args) as store:
         targets = [(store.require_account(args.address), args.address.lower())] if args.address \
             else store.list_accounts()
         for a, address in targets:
@@ -102,8 +102,6 @@ def cmd_check(args: argparse.Namespace) -> int:
             bad += len(problems)
             if not problems:
                 print(f"{address}: ok")
-    finally:
-        store.close()
     return EXIT_FAIL if bad else 0
 
 
@@ -118,8 +116,7 @@ def _progress(total: int | None, enabled: bool) -> Any:
 def cmd_import(args: argparse.Namespace) -> int:
     from .importer_run import run_import
 
-    store = _open(args)
-    try:
+    with _opened(args) as store:
         a = store.require_account(args.address)
         bar = _progress(None, sys.stderr.isatty() and not args.quiet)
         try:
@@ -129,8 +126,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-    finally:
-        store.close()
     print(result.summary_line())
     return 0 if not result.failed else EXIT_FAIL
 
