@@ -465,3 +465,14 @@ def test_objectid_emailid_threadid(store, account) -> None:
     c.ok("h SELECT foo")
     # MOVE and COPY keep the Email, so its EMAILID (RFC 8474 §5.1)
     assert fetches(c.ok("i FETCH 1 (EMAILID THREADID)")) == {1: f"EMAILID ({eid[1]}) THREADID ({tid[1]})"}
+
+
+def test_move_onto_the_selected_mailbox(five: Client, store, account) -> None:
+    """RFC 6851: MOVE into the mailbox itself expunges the message and gives it a new UID
+    (imaptest ``move``); with QRESYNC the expunge is a VANISHED."""
+    five.ok("q ENABLE QRESYNC")
+    five.ok("a SELECT INBOX")
+    uv = inbox(store, account)["uidvalidity"]
+    out = five.ok("b MOVE 1 INBOX")
+    assert lines(out)[:3] == [f"* OK [COPYUID {uv} 1 6] Moved", "* VANISHED 1", "* 5 EXISTS"]
+    assert sorted(u for u in range(1, 8) if fetches(five.ok(f"c UID FETCH {u} UID"))) == [2, 3, 4, 5, 6]

@@ -2,7 +2,8 @@
 
 COPY adds a membership of the same Email (CONTRACT §2); MOVE also removes the source
 one, answered with an untagged OK [COPYUID] and then the EXPUNGEs (RFC 6851 §4.3).
-A missing target is NO [TRYCREATE].  Imports no twisted.internet.
+A missing target is NO [TRYCREATE]; MOVE into the selected mailbox itself gives each
+message a new UID there.  Imports no twisted.internet.
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ def copy(s: Session, cmd: c.Copy | c.Move) -> Gen:
         if dst is None:
             raise ImapNo("No such mailbox", "TRYCREATE")
         before = int(tx.require_mailbox(sel.mailbox)["hms"])
-        pairs = copy_messages(tx, sel.mailbox, live, dst, move=move)
+        if move and dst == sel.mailbox:
+            # MOVE onto itself (RFC 6851 §3.3): a new message (a new Email, CONTRACT §2)
+            # takes the next UID and the original is expunged
+            pairs = copy_messages(tx, sel.mailbox, live, dst)
+            for src, _new in pairs:
+                e = tx.email_at(sel.mailbox, src)
+                if e is not None:
+                    tx.remove_membership(e, sel.mailbox)
+        else:
+            pairs = copy_messages(tx, sel.mailbox, live, dst, move=move)
         uidvalidity = int(tx.require_mailbox(dst)["uidvalidity"])
         modseq = tx.modseq if tx.changed else None
     if move:

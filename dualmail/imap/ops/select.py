@@ -131,7 +131,7 @@ def vanished_since(view: Any, sel: SelectedMailbox, modseq: int, want: ResolvedS
     ``top`` that is neither in the map nor arrived since, above the last matching
     sequence-match pair (§3.2.5.2)."""
     m = sel.mailbox
-    if modseq >= view.expunge_floor(m) or True:
+    if modseq >= view.expunge_floor(m):
         return ResolvedSet.from_ints(u for u in view.expunged_since(m, modseq)
                                      if u in want and sel.seq_of(u) is None)
     floor = _seq_match_floor(sel, seq_match) if seq_match is not None else 0
