@@ -11,9 +11,11 @@ else" (5 keyword changes, 5 expunges, one transaction each).  Timed, median of
 
 * ``QRESYNC SELECT``: ``SELECT INBOX (QRESYNC (uidvalidity modseq))`` from that modseq,
   the whole command through the session layer;
-* of which ``seq map``: building the sequence-number map (``ReadView.uids``, O(n): SELECT
-  must know every UID to number the messages) and ``plain SELECT``, the same command
-  without QRESYNC;
+* of which ``seq map``: the sequence-number map from ``Store.uid_maps`` (kept in memory
+  and brought up to date from the O(changes) indexes; a copy of the UID array), and
+  ``cold seq map``: the same read from the store's UID index (``ReadView.uids``, O(n)),
+  what the first SELECT of a mailbox after a restart pays; ``plain SELECT``, the same
+  command without QRESYNC;
 * ``change report``: the QRESYNC part alone (VANISHED (EARLIER) + FETCH of the changed
   messages, ``ops.select._qresync``), which should be O(changes);
 * ``UID FETCH CHANGEDSINCE``: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` in the selected
@@ -150,6 +152,10 @@ def bench(n: int, repeat: int) -> dict[str, float]:
 
         def seq_map() -> None:
             with store.read(account) as view:
+                store.uid_maps.uids(view, inbox)
+
+        def cold_map() -> None:
+            with store.read(account) as view:
                 view.uids(inbox)
 
         return {
@@ -159,6 +165,7 @@ def bench(n: int, repeat: int) -> dict[str, float]:
                 f"g SELECT INBOX (QRESYNC ({uidvalidity} {since}))"), repeat),
             "plain_select": timed(lambda: client.cmd("h SELECT INBOX"), repeat),
             "seq_map": timed(seq_map, repeat),
+            "cold_map": timed(cold_map, repeat),
             "change_report": timed(report, repeat),
             "fetch_changedsince": timed(lambda: client.cmd(
                 f"i UID FETCH 1:* (FLAGS) (CHANGEDSINCE {since})"), repeat),
@@ -173,6 +180,7 @@ COLUMNS = [
     ("qresync_select", "QRESYNC SELECT"),
     ("plain_select", "plain SELECT"),
     ("seq_map", "seq map"),
+    ("cold_map", "cold seq map"),
     ("change_report", "change report"),
     ("fetch_changedsince", "UID FETCH CHANGEDSINCE"),
     ("fetch_vanished", "... + VANISHED"),

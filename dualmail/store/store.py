@@ -22,6 +22,7 @@ from . import codec, keys as K
 from .kv import KV, KVWrite, prefix_end
 from .passwords import hash_password, needs_rehash, verify_password
 from .txn import DEFAULT_MAILBOXES, Commit, MailTxn, ReadView
+from .uidmap import UidMaps
 
 T = TypeVar("T")
 Subscriber = Callable[[Commit], None]
@@ -48,6 +49,7 @@ class Store:
         self.kv = kv
         self._subscribers: list[Subscriber] = []
         self._gseq_seen = 0
+        self.uid_maps = UidMaps()
         self._check_format()
         with self.kv.read() as r:
             raw = r.get("meta", b"gseq")
@@ -239,6 +241,7 @@ class Store:
                     w.delete("token", k)
 
         self.kv.run_write(run)
+        self.uid_maps.forget(a)
 
     def authenticate(self, address: str, password: str) -> int | None:
         """The account number if the password is right, else None.  Blocking (argon2):

@@ -66,7 +66,7 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
     resync: list[r.Response] = []
     with s.store.read(s.account) as view:
         rec = view.require_mailbox(m)
-        uids = view.uids(m)
+        uids = s.store.uid_maps.uids(view, m, rec)
         path = names.tree(view)[m][0]
         first_unseen = None
         if not s.rev2 and rec["counts"]["unseen"]:
