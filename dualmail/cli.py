@@ -105,6 +105,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FAIL if bad else 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    """Drop IMAP expunge tombstones older than the last ``--keep`` modseqs of each account."""
+    with _opened(args) as store:
+        targets = [(store.require_account(args.address), args.address.lower())] if args.address \
+            else store.list_accounts()
+        for a, address in targets:
+            def run(tx: Any) -> int:
+                upto = tx.highest_modseq - args.keep
+                return sum(tx.compact_expunges(int(m["id"]), upto) for m in tx.mailboxes()) if upto > 0 else 0
+
+            print(f"{address}: dropped {store.transact(a, run)} expunge tombstones")
+    return 0
+
+
 def _progress(total: int | None, enabled: bool) -> Any:
     if not enabled:
         return None
@@ -159,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="verify counters and indexes against a recount")
     c.add_argument("address", nargs="?")
     c.set_defaults(func=cmd_check)
+
+    k = sub.add_parser("compact", help="drop old IMAP expunge tombstones (QRESYNC falls back below them)")
+    k.add_argument("address", nargs="?")
+    k.add_argument("--keep", type=int, default=100_000,
+                   help="keep the tombstones of the last N modseqs (default 100000)")
+    k.set_defaults(func=cmd_compact)
 
     i = sub.add_parser("import", help="import an mbox file or a Maildir")
     i.add_argument("address")

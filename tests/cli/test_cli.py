@@ -279,3 +279,30 @@ def test_plugin_found_after_plain_install(tmp_path):
     out = subprocess.run([twistd, "--help"], capture_output=True, text=True, cwd=str(tmp_path),
                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert "dualmail" in out.stdout
+
+
+def test_compact_drops_old_tombstones(tmp_path):
+    """``dualmail compact``: tombstones below the kept window go and the floor rises, so
+    QRESYNC clients older than it get the RFC 7162 §3.2.5.2 fallback."""
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    s = open_store(str(data))
+    try:
+        a = s.require_account("a@x")
+        with s.write(a) as tx:
+            es = [tx.create_email(b"Subject: x\r\n\r\n", {"message_id": [f"{i}@x"]}, [1])[0] for i in range(3)]
+        for e in es[:2]:
+            with s.write(a) as tx:
+                tx.destroy_email(e)
+        with s.read(a) as r:
+            assert len(r.expunged_since(1, 0)) == 2
+    finally:
+        s.close()
+    assert run(data, "compact", "--keep", "1", check=True).stdout.strip() == "a@x: dropped 1 expunge tombstones"
+    s = open_store(str(data))
+    try:
+        with s.read(a) as r:
+            assert len(r.expunged_since(1, 0)) == 1 and r.expunge_floor(1) == r.highest_modseq - 1
+            assert verify(r) == []
+    finally:
+        s.close()
