@@ -9,6 +9,8 @@ the SHA-256 of the bytes when there is no Message-ID), kept in the store's ``ded
 from __future__ import annotations
 
 import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -51,7 +53,8 @@ def _summarize(raw: bytes) -> Parsed | None:
     return {k: summary.get(k) for k in THREADING_FIELDS}, encode_summary(summary)
 
 
-WINDOW = 512
+WINDOW = 256
+DEPTH = 4
 
 
 def _parsed(messages: Iterable[Any], workers: int) -> Iterator[tuple[Any, Parsed | None]]:
@@ -77,14 +80,19 @@ def _parsed(messages: Iterable[Any], workers: int) -> Iterator[tuple[Any, Parsed
         return out
 
     with ctx.Pool(workers) as pool:
-        cur = window()
-        pending = pool.map_async(_summarize, [m.raw for m in cur], chunksize=16) if cur else None
-        while cur:
-            nxt = window()
-            nxt_pending = pool.map_async(_summarize, [m.raw for m in nxt], chunksize=16) if nxt else None
-            assert pending is not None
+        # Several windows in flight, so the parsers keep working while the writer
+        # waits on a commit's fsync.
+        inflight: deque[tuple[list[Any], Any]] = deque()
+        while True:
+            while len(inflight) < DEPTH:
+                nxt = window()
+                if not nxt:
+                    break
+                inflight.append((nxt, pool.map_async(_summarize, [m.raw for m in nxt], chunksize=16)))
+            if not inflight:
+                return
+            cur, pending = inflight.popleft()
             yield from zip(cur, pending.get())
-            cur, pending = nxt, nxt_pending
 
 
 def _resolve_mailbox(tx: MailTxn, path: list[str]) -> int:
@@ -113,6 +121,8 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
         # the writing process is busy too: leave it a core
         workers = max(1, min((os.cpu_count() or 1) - 1, 4))
     result = ImportResult()
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dualmail-import-writer")
+    writing: list[tuple[Any, Callable[[Any], None]]] = []
     batch: list[tuple[Any, Prepared, bytes]] = []
     size = 0
 
@@ -143,13 +153,24 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
                 keys.append(key)
             return imported, skipped, keys
 
-        imported, skipped, keys = store.transact(account, write)
-        result.imported += imported
-        result.skipped += skipped
-        if on_commit is not None:
-            on_commit(keys)
-        if progress is not None:
-            progress(len(items))
+        def done(out: tuple[int, int, list[bytes]]) -> None:
+            imported, skipped, keys = out
+            result.imported += imported
+            result.skipped += skipped
+            if on_commit is not None:
+                on_commit(keys)
+            if progress is not None:
+                progress(len(items))
+
+        # One write in flight on the writer thread (LMDB drops the GIL while it syncs),
+        # so reading and feeding the parsers go on during a commit.
+        drain()
+        writing.append((writer.submit(store.transact, account, write), done))
+
+    def drain() -> None:
+        while writing:
+            fut, done = writing.pop(0)
+            done(fut.result())
 
     def fresh(messages: Iterable[Any]) -> Iterator[Any]:
         """Skip what an earlier run imported before spending any parsing on it."""
@@ -163,18 +184,22 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
                     continue
             yield msg
 
-    for msg, parsed in _parsed(fresh(source), workers):
-        if parsed is None:
-            result.failed.append((msg.origin, "message larger than 64 MiB"))
-            continue
-        try:
-            p = prepare(msg.raw, msg.flags, msg.internal_date, summary=parsed[0], encoded=parsed[1])
-        except Exception as e:  # an unusable flag set must not stop the import
-            result.failed.append((msg.origin, f"unusable: {e}"))
-            continue
-        batch.append((msg, p, dedup_key(msg)))
-        size += len(msg.raw)
-        if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
-            flush()
-    flush()
+    try:
+        for msg, parsed in _parsed(fresh(source), workers):
+            if parsed is None:
+                result.failed.append((msg.origin, "message larger than 64 MiB"))
+                continue
+            try:
+                p = prepare(msg.raw, msg.flags, msg.internal_date, summary=parsed[0], encoded=parsed[1])
+            except Exception as e:  # an unusable flag set must not stop the import
+                result.failed.append((msg.origin, f"unusable: {e}"))
+                continue
+            batch.append((msg, p, dedup_key(msg)))
+            size += len(msg.raw)
+            if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
+                flush()
+        flush()
+        drain()
+    finally:
+        writer.shutdown(wait=True)
     return result
