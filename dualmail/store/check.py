@@ -63,6 +63,8 @@ def verify(view: ReadView) -> list[str]:
             problems.append(f"mailbox {m} uid index has {len(view.uids(m))} entries, expected {len(members)}")
         if int(box["hms"]) > top:
             problems.append(f"mailbox {m} HIGHESTMODSEQ above the account's modseq")
+        if view.deleted_uids(m) != sorted(r["mbx"][str(m)][0] for _e, r in members if r["mbx"][str(m)][1]):
+            problems.append(f"mailbox {m} \\Deleted index disagrees with memberships")
         recv = set(view.received_order(m))
         if recv != {e for e, _r in vis}:
             problems.append(f"mailbox {m} receivedAt index disagrees with memberships")

@@ -24,6 +24,7 @@ summary        A E                                    parsed MIME summary (dualm
 text           A E                                    zlib(header text + NUL + body text): decoded
                                                       text for search, so no query re-parses MIME
 uid            A M U                                  E (u64)  -- (mailbox, UID) -> email
+deleted        A M U                                  E (u64)  -- the \\Deleted memberships (EXPUNGE)
 mbxmod         A M S U                                b""   -- CHANGEDSINCE index: membership modseqs
 expunged       A M S U                                b""   -- expunge tombstones (VANISHED)
 recv           A M R E                                b""   -- (mailbox, receivedAt) order, JMAP-visible
@@ -64,7 +65,7 @@ import hashlib
 import struct
 
 TABLES = (
-    "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid",
+    "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid", "deleted",
     "mbxmod", "expunged", "recv", "recvall", "thread", "mbxthread", "msgref", "blob",
     "blobref", "changelog", "chlast", "state", "commits", "dedup", "upload", "object",
     "srch", "fts", "ftsmeta",

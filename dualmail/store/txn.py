@@ -242,6 +242,11 @@ class ReadView:
 
     # -- IMAP views ----------------------------------------------------------------
 
+    def deleted_uids(self, m: int) -> list[int]:
+        """UIDs of ``m`` whose membership is ``\\Deleted``, ascending; O(those)."""
+        p = K.mailbox(self.a, m)
+        return [K.un32(k, 8) for k, _v in self.kv.range("deleted", p, prefix_end(p))]
+
     def uids(self, m: int) -> array:
         """Every UID in mailbox ``m``, ascending (IMAP SELECT builds its seq<->UID map)."""
         p = K.mailbox(self.a, m)
@@ -835,6 +840,8 @@ class MailTxn(ReadView):
             uids[m] = u
             rec["mbx"][str(m)] = [u, 1 if deleted else 0, self.modseq]
             self.w.put("uid", K.uid(self.a, m, u), K.u64(e))
+            if deleted:
+                self.w.put("deleted", K.uid(self.a, m, u), K.u64(e))
             self._set_membership_modseq(m, u, None)
             self._apply(m, t, None, _contrib(rec, str(m)))
         enc = encoded if encoded is not None else encode_summary(summary)
@@ -885,6 +892,10 @@ class MailTxn(ReadView):
         was = jmap_mailbox_ids(rec)
         before = _contrib(rec, mk)
         ms[1] = 1 if flag else 0
+        if flag:
+            self.w.put("deleted", K.uid(self.a, m, ms[0]), K.u64(e))
+        else:
+            self.w.delete("deleted", K.uid(self.a, m, ms[0]))
         self._touch_mailbox(m)
         ms[2] = self._set_membership_modseq(m, ms[0], ms[2])
         self._apply(m, int(rec["thread"]), before, _contrib(rec, mk))
@@ -921,6 +932,8 @@ class MailTxn(ReadView):
         self._apply(m, int(rec["thread"]), _contrib(rec, mk), None)
         self._touch_mailbox(m)
         self.w.delete("uid", K.uid(self.a, m, u))
+        if ms[1]:
+            self.w.delete("deleted", K.uid(self.a, m, u))
         self.w.delete("mbxmod", K.mbx_seq(self.a, m, ms[2], u))
         if tombstone:
             self.w.put("expunged", K.mbx_seq(self.a, m, self.modseq, u), b"")
@@ -973,16 +986,14 @@ class MailTxn(ReadView):
             return []
         wanted = None if uids is None else set(uids)
         out: list[int] = []
-        for u, e in list(self.uid_items(m)):
+        p = K.mailbox(self.a, m)
+        # the \Deleted index: O(deleted messages), not O(mailbox)
+        for k, v in list(self.w.range("deleted", p, prefix_end(p))):
+            u = K.un32(k, 8)
             if wanted is not None and u not in wanted:
                 continue
-            erec = self.email(e)
-            if erec is None:
-                continue
-            ms = erec["mbx"].get(str(m))
-            if ms and ms[1]:
-                self.remove_membership(e, m)
-                out.append(u)
+            self.remove_membership(K.un64(v), m)
+            out.append(u)
         return out
 
     def compact_expunges(self, m: int, upto: int) -> int:

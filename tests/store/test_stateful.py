@@ -216,6 +216,13 @@ class StoreMachine(RuleBasedStateMachine):
                 assert c["unreadThreads"] == len({threads[e] for e, v in vis if unread(v["kw"])})
 
     @invariant()
+    def every_index_agrees(self):
+        from dualmail.store.check import verify
+
+        with self.store.read(self.a) as r:
+            assert verify(r) == []
+
+    @invariant()
     def jmap_view_hides_deleted(self):
         with self.store.read(self.a) as r:
             for e, want in self.emails.items():
