@@ -12,7 +12,8 @@ Routes::
     POST /jmap/upload/{accountId}/                        -> Backend.upload
     GET  /jmap/download/{accountId}/{blobId}/{name}?accept={type}
                              -> Backend.download, with single-range Range
-                                support (206/416)
+                                support (206/416), streamed in chunks by a
+                                push producer (``BlobProducer``)
     GET  /jmap/eventsource/?types=&closeafter=&ping=       -> Backend.subscribe
                              (also ``&access_token=`` with a push token)
     POST /jmap/pushtoken     a push-only token for the EventSource URL
@@ -44,13 +45,14 @@ from urllib.parse import quote
 
 from klein import Klein
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
+from zope.interface import implementer
 
 from .dispatch import Dispatcher, Method, core_methods
 from .errors import RequestError
@@ -287,6 +289,103 @@ class EventStream:
             unsubscribe()
 
 
+DOWNLOAD_CHUNK = 64 * 1024  # octets per write of a download
+
+
+@implementer(IPushProducer)
+class BlobProducer:
+    """Writes ``length`` octets of ``blob`` from ``offset`` to ``request``,
+    one ``chunk`` per reactor turn (``clock.callLater(0)``), as a push
+    producer registered on the request (the first chunk at once, the others
+    on later turns): when the transport's buffer is full
+    (the client is not reading) the channel pauses it and nothing more is
+    read from the blob until it resumes, so at most about one chunk sits in
+    the server's buffers per download, whatever the blob's size.
+
+    ``start()`` returns a Deferred that fires (b"") once everything is
+    written and the producer is unregistered; cancelling it (Klein does when
+    the client goes away) or ``stopProducing`` stops it."""
+
+    log = Logger()
+
+    def __init__(self, request: IRequest, blob: Blob, offset: int, length: int, clock: IReactorTime,
+                 chunk: int = DOWNLOAD_CHUNK):
+        self.request = request
+        self.blob = blob
+        self.position = offset
+        self.end = offset + length
+        self.clock = clock
+        self.chunk = chunk
+        self.writes = 0
+        self.done: Deferred[bytes] = Deferred(lambda _: self.stopProducing())
+        self._call: IDelayedCall | None = None
+        self._paused = False
+        self._stopped = False
+
+    def start(self) -> Deferred[bytes]:
+        """Register, write the first chunk now (a small blob is done at
+        once) and the others on later turns."""
+        self.request.registerProducer(self, True)
+        self._step()
+        return self.done
+
+    def _schedule(self) -> None:
+        if self._call is None and not self._paused and not self._stopped:
+            self._call = self.clock.callLater(0, self._step)
+
+    def _cancel_call(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _step(self) -> None:
+        self._call = None
+        if self._paused or self._stopped:
+            return
+        size = min(self.chunk, self.end - self.position)
+        try:
+            data = self.blob.read(self.position, size)
+            if len(data) != size:
+                raise ValueError(f"blob read at {self.position} gave {len(data)} octets, not {size}")
+        except Exception:
+            # the headers (with Content-Length) are out: the only honest
+            # answer left is to cut the connection (Klein then cancels us)
+            self.log.failure("JMAP download failed at octet {position}", position=self.position)
+            self._stopped = True
+            self.request.unregisterProducer()
+            transport = getattr(getattr(self.request, "channel", None), "transport", None)
+            if transport is not None and hasattr(transport, "abortConnection"):
+                transport.abortConnection()
+            elif transport is not None:
+                transport.loseConnection()
+            return
+        self.position += size
+        self.writes += 1
+        self.request.write(bytes(data))
+        if self._stopped:  # the write found the connection gone
+            return
+        if self.position >= self.end:
+            self._stopped = True
+            self.request.unregisterProducer()
+            self.done.callback(b"")
+        else:
+            self._schedule()
+
+    # IPushProducer
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self._cancel_call()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        self._cancel_call()
+
+
 def _peer(request: IRequest) -> str:
     address = request.getClientAddress()
     host = getattr(address, "host", None)
@@ -315,6 +414,7 @@ class JMAPApp:
 
     app = Klein()
     log = Logger()
+    download_chunk = DOWNLOAD_CHUNK  # octets per write of a download (BlobProducer)
 
     CORS_HEADERS = {
         b"access-control-allow-origin": b"*",
@@ -533,12 +633,18 @@ class JMAPApp:
             request.responseHeaders.removeHeader(b"content-disposition")
             return _json({"type": "about:blank", "status": 416, "detail": "range not satisfiable"})
         if byte_range is None:
-            return blob.read(0, size)
-        assert isinstance(byte_range, tuple)
-        first, last = byte_range
-        request.setResponseCode(206)
-        request.setHeader(b"content-range", f"bytes {first}-{last}/{size}".encode())
-        return blob.read(first, last - first + 1)
+            first, length = 0, size
+        else:
+            assert isinstance(byte_range, tuple)
+            first, last = byte_range
+            length = last - first + 1
+            request.setResponseCode(206)
+            request.setHeader(b"content-range", f"bytes {first}-{last}/{size}".encode())
+        # an explicit length: no chunked encoding, and the client knows the size
+        request.setHeader(b"content-length", str(length).encode())
+        if length == 0:
+            return b""
+        return await BlobProducer(request, blob, first, length, self.clock, self.download_chunk).start()
 
     @app.route("/jmap/pushtoken", methods=["POST"])
     async def push_token(self, request: IRequest) -> bytes:
@@ -629,6 +735,7 @@ __all__ = [
     "Authenticator",
     "Backend",
     "Blob",
+    "BlobProducer",
     "BoundedRequest",
     "BytesBlob",
     "EventStream",
