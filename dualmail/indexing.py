@@ -18,7 +18,9 @@ from .search.fts import index_pending
 from .store.store import Store
 from .store.txn import Commit
 
-SLICE = 64  # emails per slice: a few tens of milliseconds
+SLICE = 16  # emails per slice: ~10 ms of work plus one commit
+QUIET = 1.0  # seconds after the last commit before new mail is indexed (a burst: one pass)
+GAP = 0.005  # between slices of a catch-up, so requests are served in between
 
 
 class SearchIndexer(Service):
@@ -28,6 +30,7 @@ class SearchIndexer(Service):
         self.store = store
         self.reactor = reactor
         self._dirty: set[int] = set()
+        self._done: dict[int, int] = {}  # account -> emails indexed in the current catch-up
         self._call: Any = None
         self._unsubscribe: Any = None
 
@@ -35,7 +38,7 @@ class SearchIndexer(Service):
         super().startService()
         self._unsubscribe = self.store.subscribe(self._committed)
         self._dirty.update(a for a, _address in self.store.list_accounts())
-        self._schedule()
+        self._schedule(0)
 
     def stopService(self) -> Any:
         if self._unsubscribe is not None:
@@ -49,11 +52,15 @@ class SearchIndexer(Service):
     def _committed(self, commit: Commit) -> None:
         if "Email" in commit.kinds:
             self._dirty.add(commit.account)
-            self._schedule()
+            # wait for the account to be quiet: a burst of deliveries is indexed in one pass
+            if self._call is not None and self._call.active():
+                self._call.reset(QUIET)
+            else:
+                self._schedule(QUIET)
 
-    def _schedule(self) -> None:
+    def _schedule(self, delay: float = GAP) -> None:
         if self.running and self._dirty and (self._call is None or not self._call.active()):
-            self._call = self.reactor.callLater(0, self._run)
+            self._call = self.reactor.callLater(delay, self._run)
 
     def _run(self) -> None:
         self._call = None
@@ -65,6 +72,12 @@ class SearchIndexer(Service):
         except Exception:
             self.log.failure("search indexing failed for account {account}", account=account)
             done = 0
-        if not done:
+        if done:
+            self._done[account] = self._done.get(account, 0) + done
+        else:
             self._dirty.discard(account)
+            n = self._done.pop(account, 0)
+            if n >= 1000:
+                self.log.info("search index caught up for account {account}: {n} messages indexed",
+                              account=account, n=n)
         self._schedule()

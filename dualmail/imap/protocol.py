@@ -67,6 +67,15 @@ class IMAPServerProtocol(Protocol):
         secure = interfaces.ISSLTransport.providedBy(self.transport) or f.implicit_tls
         self.session = Session(f.store, f.config, secure=secure, loopback=_is_loopback(host),
                                now=f.reactor.seconds, peer=self.peer)
+        # Responses go out in several writes (untagged lines, then the tagged one, and FETCH
+        # in batches): without TCP_NODELAY, Nagle holds the last segment until the client's
+        # delayed ACK (~40 ms per command).
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            try:
+                set_nodelay(True)
+            except OSError:
+                pass
         self.transport.registerProducer(self, True)
         self._unsubscribe = f.store.subscribe(self._on_commit)
         f.connections.add(self)

@@ -25,6 +25,8 @@ Imports no twisted.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import bisect
 from array import array
 from typing import Any
@@ -89,7 +91,8 @@ class SelectedMailbox:
         return any(lo <= uid < hi for lo, hi in self.recent)
 
     def recent_count(self) -> int:
-        return sum(1 for u in self.uids if self.is_recent(u)) if self.recent else 0
+        """UIDs in the claimed ranges: two bisections per range, not a pass over the map."""
+        return sum(bisect_left(self.uids, hi) - bisect_left(self.uids, lo) for lo, hi in self.recent)
 
     def resolve(self, seqset: SequenceSet, uid: bool, saved: ResolvedSet | None) -> list[tuple[int, int]]:
         """(seq, uid) pairs named by ``seqset``, ascending.  Raises ValueError for a
