@@ -25,8 +25,6 @@ Imports no twisted.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-
 import bisect
 from array import array
 from typing import Any
@@ -92,7 +90,8 @@ class SelectedMailbox:
 
     def recent_count(self) -> int:
         """UIDs in the claimed ranges: two bisections per range, not a pass over the map."""
-        return sum(bisect_left(self.uids, hi) - bisect_left(self.uids, lo) for lo, hi in self.recent)
+        return sum(bisect.bisect_left(self.uids, hi) - bisect.bisect_left(self.uids, lo)
+                   for lo, hi in self.recent)
 
     def resolve(self, seqset: SequenceSet, uid: bool, saved: ResolvedSet | None) -> list[tuple[int, int]]:
         """(seq, uid) pairs named by ``seqset``, ascending.  Raises ValueError for a
