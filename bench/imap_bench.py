@@ -81,12 +81,11 @@ class Server:
             env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"})
         self.port = 0
         assert self.proc.stdout is not None
+        # measure an idle server: wait for its port and for the full-text index to catch up
         for line in self.proc.stdout:
             if "IMAP listening on" in line:
                 self.port = int(line.rsplit(":", 1)[1])
-            if "dualmail ready" in line and self.port:
-                break
-            if "IMAP listening on" in line:
+            if "search index caught up" in line:
                 break
         assert self.port, "the server did not report its IMAP port"
 

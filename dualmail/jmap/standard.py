@@ -123,13 +123,18 @@ class Query:
     filter: Mapping[str, Any] | None
     sort: tuple[Comparator, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # /query windowing hints a type may use: only the first ``limit_hint`` ids are
+    # needed (None: all of them); ``need_total``: the response reports the total
+    limit_hint: int | None = None
+    need_total: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
-    ids: Sequence[str]  # every matching id, in order
+    ids: Sequence[str]  # every matching id in order, or at least the first limit_hint
     query_state: int
     can_calculate_changes: bool = False
+    total: int | None = None  # None: len(ids) when ids is every id, else not needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,7 +593,9 @@ def _read_query(datatype: Any, ctx: CallContext, r: ArgReader) -> Query:
 
 def query(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
     """Foo/query (RFC 8620 §5.5): the type returns every matching id in
-    order; windowing (position/anchor/limit) and total happen here."""
+    order (or, told ``Query.limit_hint``, at least the first that many, with
+    the total when ``Query.need_total``); windowing (position/anchor/limit)
+    and total happen here."""
     r = ArgReader(args)
     account_id = ctx.account(r.id("accountId"))
     q = _read_query(datatype, ctx, r)
@@ -599,10 +606,14 @@ def query(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
     calculate_total = r.boolean("calculateTotal", False)
     extra = _extra(r, getattr(datatype, "query_arguments", {}))
     r.finish()
-    q = Query(q.filter, q.sort, extra)
+    max_limit = ctx.limits.max_query_limit
+    effective = max_limit if limit is None or limit > max_limit else limit
+    # an anchor or a negative position needs the whole result; else the window's end
+    hint = position + effective if anchor is None and position >= 0 else None
+    q = Query(q.filter, q.sort, extra, limit_hint=hint, need_total=calculate_total)
     result = datatype.query(ctx, account_id, q)
     ids = list(result.ids)
-    total = len(ids)
+    total = len(ids) if result.total is None else result.total
     if anchor is not None:
         try:
             index = ids.index(anchor)
@@ -611,8 +622,6 @@ def query(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
         start = max(0, index + anchor_offset)
     else:
         start = position if position >= 0 else max(0, total + position)
-    max_limit = ctx.limits.max_query_limit
-    effective = max_limit if limit is None or limit > max_limit else limit
     response: dict[str, Any] = {
         "accountId": account_id,
         "queryState": to_state(result.query_state),

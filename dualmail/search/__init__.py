@@ -6,7 +6,7 @@
 ``collate``: folding and tokens.  Imports no twisted.
 """
 
-from .engine import JMAP, AccountScope, MailboxScope, collapse_threads, query, search, sort
+from .engine import JMAP, AccountScope, MailboxScope, collapse_threads, query, query_page, search, sort
 from .fts import index_all, index_pending
 from .query import Context, SortKey, from_jmap_filter, from_jmap_sort, from_imap_sort
 from .thread import format_threads, thread
@@ -14,5 +14,5 @@ from .thread import format_threads, thread
 __all__ = [
     "JMAP", "AccountScope", "Context", "MailboxScope", "SortKey", "collapse_threads",
     "format_threads", "from_imap_sort", "from_jmap_filter", "from_jmap_sort", "index_all",
-    "index_pending", "query", "search", "sort", "thread",
+    "index_pending", "query", "query_page", "search", "sort", "thread",
 ]

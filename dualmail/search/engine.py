@@ -43,7 +43,8 @@ from .query import (
     ThreadId, ThreadKeyword, UidIn,
 )
 
-__all__ = ["JMAP", "AccountScope", "MailboxScope", "Scope", "collapse_threads", "query", "search", "sort"]
+__all__ = ["JMAP", "AccountScope", "MailboxScope", "Page", "Scope", "collapse_threads", "query", "query_page",
+           "search", "sort"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,32 +515,97 @@ def collapse_threads(view: Any, items: Iterable[Any], *, limit: int | None = Non
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The leading ``items`` of a query's result and its ``total`` (None: not counted)."""
+
+    items: list[Any]
+    total: int | None
+
+
 def query(view: Any, scope: Scope, cond: Cond, keys: Iterable[SortKey] = (), *,
-          collapse: bool = False, context: Context | None = None) -> list[Any]:
+          collapse: bool = False, context: Context | None = None,
+          limit_hint: int | None = None) -> list[Any]:
     """search + sort (+ collapse_threads): the whole of Email/query or IMAP SORT.
 
+    ``limit_hint``: only the first that many results are wanted (the list may stop
+    there).  See ``query_page`` for the receivedAt fast path."""
+    return query_page(view, scope, cond, keys, collapse=collapse, context=context,
+                      limit_hint=limit_hint, need_total=False).items
+
+
+def query_page(view: Any, scope: Scope, cond: Cond, keys: Iterable[SortKey] = (), *,
+               collapse: bool = False, context: Context | None = None,
+               limit_hint: int | None = None, need_total: bool = True) -> Page:
+    """``query`` with a window: the first ``limit_hint`` results (None: all) and, when
+    ``need_total`` (or when every result was built anyway), how many there are.
+
     A bare ``InMailbox(m)`` (or ``ALL``) sorted by receivedAt alone in JMAP scope is read
-    straight from the receivedAt index, without loading any Email record."""
+    lazily straight off the receivedAt index, whose values hold each Email's thread: no
+    Email record is decoded, collapseThreads included, and the scan stops after
+    ``limit_hint`` results unless a total is needed; the total of a bare ``InMailbox`` is
+    the mailbox's exact ``total``/``threads`` counter, so that too stops early."""
     keys = list(keys)
-    if isinstance(scope, AccountScope) and len(keys) == 1 and keys[0].name == "received" and (
-            isinstance(cond, InMailbox) or cond == And(())):
-        items = _received(view, cond.mailbox if isinstance(cond, InMailbox) else None, keys[0].reverse)
-    else:
-        items = sort(view, scope, search(view, scope, cond, context=context), keys, context=context)
-    return collapse_threads(view, items) if collapse else items
+    if _receivedat_only(scope, cond, keys):
+        return _received(view, cond.mailbox if isinstance(cond, InMailbox) else None, keys[0].reverse,
+                         collapse, limit_hint, need_total)
+    items = sort(view, scope, search(view, scope, cond, context=context), keys, context=context)
+    if collapse:
+        items = collapse_threads(view, items, limit=None if need_total else limit_hint)
+    total = len(items) if need_total or limit_hint is None or len(items) < limit_hint else None
+    return Page(items if limit_hint is None else items[:limit_hint], total)
 
 
-def _received(view: Any, m: int | None, reverse: bool) -> list[int]:
+def _receivedat_only(scope: Scope, cond: Cond, keys: list[SortKey]) -> bool:
+    """The receivedAt fast path applies: JMAP scope, a bare InMailbox or ALL, receivedAt."""
+    return isinstance(scope, AccountScope) and len(keys) == 1 and keys[0].name == "received" and (
+        isinstance(cond, InMailbox) or cond == And(()))
+
+
+def _received(view: Any, m: int | None, reverse: bool, collapse: bool, limit_hint: int | None,
+              need_total: bool) -> Page:
     """JMAP-visible Emails of ``m`` (None: the account) by receivedAt, ties by id."""
-    if m is None:
-        p, table = K.acct(view.a), "recvall"
-    elif not 0 < m < 2**32:
-        return []
-    else:
-        p, table = K.mailbox(view.a, m), "recv"
-    n = len(p)
-    pairs = [(K.un64(k, n), K.un64(k, n + 8)) for k, _v in view.kv.range(table, p, prefix_end(p))]
-    # index order is (receivedAt, id) ascending; reversing receivedAt keeps ids ascending
-    if reverse:
-        pairs.sort(key=lambda x: x[0], reverse=True)
-    return [e for _r, e in pairs]
+    if m is not None and not 0 < m < 2**32:
+        return Page([], 0)
+    total: int | None = None
+    if need_total and m is not None:
+        box = view.mailbox(m)
+        total = int(box["counts"]["threads" if collapse else "total"]) if box is not None else 0
+    stop = limit_hint if (total is not None or not need_total) else None
+    out: list[int] = []
+    seen: set[int] = set()
+    n = 0
+    for e, t in _received_pairs(view, m, reverse):
+        if collapse:
+            if t in seen:
+                continue
+            seen.add(t)
+        n += 1
+        if limit_hint is None or len(out) < limit_hint:
+            out.append(e)
+        elif stop is not None:
+            break
+    else:  # every entry was read: the count is exact
+        total = n
+    return Page(out, total)
+
+
+def _received_pairs(view: Any, m: int | None, reverse: bool) -> Iterator[tuple[int, int]]:
+    """(email, thread) by receivedAt (descending when ``reverse``), ties by ascending id,
+    lazily."""
+    entries = view.received_threads(m, reverse=reverse)
+    if not reverse:
+        for _r, e, t in entries:
+            yield e, t
+        return
+    # the reversed index runs (receivedAt, id) both descending: flip each run of equal
+    # receivedAt back to ascending ids
+    run: list[tuple[int, int]] = []
+    current = None
+    for r, e, t in entries:
+        if r != current:
+            yield from reversed(run)
+            run = []
+            current = r
+        run.append((e, t))
+    yield from reversed(run)

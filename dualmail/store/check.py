@@ -68,7 +68,27 @@ def verify(view: ReadView) -> list[str]:
         recv = set(view.received_order(m))
         if recv != {e for e, _r in vis}:
             problems.append(f"mailbox {m} receivedAt index disagrees with memberships")
+        problems += _recv_values(view, "recv", K.mailbox(view.a, m), emails, f"mailbox {m}")
     visible_all = {e for e, r in emails.items() if jmap_mailbox_ids(r)}
     if set(view.received_order(None)) != visible_all:
         problems.append("account receivedAt index disagrees with visible emails")
+    problems += _recv_values(view, "recvall", K.acct(view.a), emails, "account")
     return problems
+
+
+def _recv_values(view: ReadView, table: str, p: bytes, emails: dict[int, dict[str, Any]],
+                 what: str) -> list[str]:
+    """Each receivedAt index entry's key holds the Email's receivedAt and its value the
+    Email's thread (u64)."""
+    out = []
+    n = len(p)
+    for k, v in view.kv.range(table, p, prefix_end(p)):
+        e = K.un64(k, n + 8)
+        rec = emails.get(e)
+        if rec is None:
+            continue  # reported above as an index/membership disagreement
+        if K.un64(k, n) != max(int(rec["recv"]), 0):
+            out.append(f"{what} receivedAt index has email {e} at the wrong receivedAt")
+        if v != K.u64(int(rec["thread"])):
+            out.append(f"{what} receivedAt index value of email {e} is not its thread")
+    return out

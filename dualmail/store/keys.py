@@ -27,8 +27,10 @@ uid            A M U                                  E (u64)  -- (mailbox, UID)
 deleted        A M U                                  E (u64)  -- the \\Deleted memberships (EXPUNGE)
 mbxmod         A M S U                                b""   -- CHANGEDSINCE index: membership modseqs
 expunged       A M S U                                b""   -- expunge tombstones (VANISHED)
-recv           A M R E                                b""   -- (mailbox, receivedAt) order, JMAP-visible
-recvall        A R E                                  b""   -- account-wide receivedAt order, JMAP-visible
+recv           A M R E                                T (u64) -- (mailbox, receivedAt) order, JMAP-visible
+recvall        A R E                                  T (u64) -- account-wide receivedAt order, JMAP-visible;
+                                                      the thread lets Email/query collapse threads
+                                                      without decoding records (b"": read the record)
 thread         A T                                    {emails: [E...] ordered by (receivedAt, E)}
 mbxthread      A M T                                  [count, unread] of JMAP-visible emails
 msgref         A H(message-id) E                      T(u64) H(base subject)[:8] -- every Message-ID,

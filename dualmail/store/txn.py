@@ -298,6 +298,28 @@ class ReadView:
         for k, _v in self.kv.range(table, p, prefix_end(p), reverse=reverse):
             yield K.un64(k, len(k) - 8)
 
+    def received_threads(self, m: int | None, *, reverse: bool = True) -> Iterator[tuple[int, int, int]]:
+        """(receivedAt, email, thread) of ``received_order``, lazily, in index order
+        (``reverse``: receivedAt and email both descending).  The thread comes from the
+        index value, or from the Email record when the value is empty (an older store)."""
+        if m is None:
+            p = K.acct(self.a)
+            table = "recvall"
+        else:
+            p = K.mailbox(self.a, m)
+            table = "recv"
+        n = len(p)
+        for k, v in self.kv.range(table, p, prefix_end(p), reverse=reverse):
+            e = K.un64(k, n + 8)
+            if len(v) == 8:
+                t = K.un64(v)
+            else:
+                rec = self.email(e)
+                if rec is None:
+                    continue
+                t = int(rec["thread"])
+            yield K.un64(k, n), e, t
+
     def changes(self, kind: str, since: int, limit: int | None = None, *, after: int = 0) -> Changes:
         """Objects of ``kind`` changed since modseq ``since`` (RFC 8620 §5.2); O(changes).
 
@@ -766,12 +788,13 @@ class MailTxn(ReadView):
         r = int(rec["recv"])
         for m in set(before) - set(after):
             self.w.delete("recv", K.recv(self.a, m, r, e))
+        t = K.u64(int(rec["thread"]))  # index values carry the thread (collapseThreads)
         for m in set(after) - set(before):
-            self.w.put("recv", K.recv(self.a, m, r, e), b"")
+            self.w.put("recv", K.recv(self.a, m, r, e), t)
         if before and not after:
             self.w.delete("recvall", K.recvall(self.a, r, e))
         elif after and not before:
-            self.w.put("recvall", K.recvall(self.a, r, e), b"")
+            self.w.put("recvall", K.recvall(self.a, r, e), t)
 
     def _visibility_changed(self, e: int, rec: dict[str, Any], was: list[int], now: list[int]) -> None:
         """Log the Email and its Thread after a change of JMAP-visible mailboxIds."""

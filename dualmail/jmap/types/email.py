@@ -36,6 +36,7 @@ from ...mime.parse import summarize
 from ...model import errors, ids, keywords as kwmod
 from ...search import JMAP, from_jmap_filter, from_jmap_sort
 from ...search import query as run_query
+from ...search import query_page
 from ...search.query import And, Cond, FilterError, Not, Or, SortKey, ThreadKeyword
 from ...store.store import Store
 from ...store.txn import CannotCalculateChangesError, MailTxn, jmap_mailbox_ids, visible
@@ -311,9 +312,12 @@ class EmailType(ChangesFromLog, StoreType):
     def query(self, ctx: CallContext, account_id: str, q: Query) -> QueryResult:
         cond, keys, collapse = compile_query(q)
         with self.store.read(account_number(account_id)) as r:
-            items = run_query(r, JMAP, cond, keys, collapse=collapse)
+            # only the window's leading ids (limit_hint) and, if asked, the total
+            page = query_page(r, JMAP, cond, keys, collapse=collapse, limit_hint=q.limit_hint,
+                              need_total=q.need_total)
             state = r.state("Email")
-        return QueryResult([self.wire(e) for e in items], state, can_calculate_changes=True)
+        return QueryResult([self.wire(e) for e in page.items], state, can_calculate_changes=True,
+                           total=page.total)
 
     def query_changes(self, ctx: CallContext, account_id: str, q: Query, since: int,
                       up_to_id: str | None, max_changes: int | None) -> QueryChanges:
