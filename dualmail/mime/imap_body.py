@@ -30,19 +30,21 @@ dualmail.mime.
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Sequence
 from typing import Any, Union
 from urllib.parse import quote
 
 from .headers import split_header_block
-from .text import UnknownCTEError, decode_cte
+from .text import IDENTITY_ENCODINGS, UnknownCTEError, decode_cte
 
 __all__ = [
     "SectionError",
     "UnknownCTEError",
     "binary_section",
     "binary_size",
+    "nul_parts_to_base64",
     "bodystructure_bytes",
     "envelope_bytes",
     "parse_section",
@@ -300,7 +302,9 @@ def binary_section(raw: bytes, structure: Node, part: Union[str, Sequence[int]])
     """BINARY[part] (RFC 3516): the part with its transfer encoding removed.
 
     ``part`` is ``"1.2"``, ``[1, 2]`` or empty for the whole message.  Text
-    parts are returned with CRLF line ends (RFC 9051 §7.5.2).  Raises
+    parts are returned with CRLF line ends (RFC 9051 §7.5.2): stored 7bit/8bit
+    line ends and quoted-printable hard breaks become CRLF; base64-decoded
+    octets are returned exactly (they are already canonical, RFC 2045 §6.8).  Raises
     ``UnknownCTEError`` (answer NO [UNKNOWN-CTE]) for an encoding this
     server cannot decode, ``SectionError`` for a malformed part number.
     """
@@ -320,8 +324,13 @@ def binary_section(raw: bytes, structure: Node, part: Union[str, Sequence[int]])
     data = raw[node["body_start"] : node["body_end"]]
     if node["type"] == "multipart":
         return data
-    data, _problem = decode_cte(data, node["encoding"], strict=True)
-    if node["type"] == "text":
+    encoding = (node["encoding"] or "7bit").strip().lower()
+    data, _problem = decode_cte(data, encoding, strict=True, crlf=True)
+    if node["type"] == "text" and encoding in IDENTITY_ENCODINGS:
+        # Only the storage line ends are normalised (RFC 9051 §7.5.2).  A
+        # base64 body already is the canonical form (RFC 2045 §6.8): a bare
+        # CR or LF inside it is data and is returned untouched, as Dovecot
+        # does; quoted-printable hard breaks come out as CRLF from decode_cte.
         data = _LINE_END.sub(b"\r\n", data)
     return data
 
@@ -329,3 +338,46 @@ def binary_section(raw: bytes, structure: Node, part: Union[str, Sequence[int]])
 def binary_size(raw: bytes, structure: Node, part: Union[str, Sequence[int]]) -> int:
     """BINARY.SIZE[part]: equals ``len(binary_section(...))`` by construction."""
     return len(binary_section(raw, structure, part))
+
+
+_CTE_FIELD = re.compile(rb"(?im)^content-transfer-encoding[ \t]*:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*")
+
+
+def _leaves(node: Node) -> list[Node]:
+    out: list[Node] = []
+    if node.get("type") == "multipart":
+        for child in node.get("parts") or []:
+            out.extend(_leaves(child))
+    elif node.get("message"):
+        out.extend(_leaves(node["message"]["structure"]))
+    else:
+        out.append(node)
+    return out
+
+
+def nul_parts_to_base64(raw: bytes, structure: Node) -> bytes:
+    """Re-encode every ``binary`` leaf part that holds NUL octets as base64.
+
+    RFC 3516 §4.4 lets APPEND change the transfer encoding of appended data
+    without loss: a NUL can never be sent in BODY[...] (a <literal> is
+    CHAR8, RFC 9051 §4.3), so such parts are stored base64-encoded (as
+    Dovecot does); BINARY[...] still returns the original octets.
+    """
+    edits: list[tuple[int, int, bytes]] = []
+    for node in _leaves(structure):
+        body = raw[node["body_start"]:node["body_end"]]
+        if (node.get("encoding") or "").lower() != "binary" or b"\x00" not in body:
+            continue
+        nl = b"\r\n"
+        encoded = binascii.b2a_base64(body, newline=False)
+        lines = nl.join(encoded[i:i + 76] for i in range(0, len(encoded), 76))
+        hdr = raw[node["hdr_start"]:node["hdr_end"]]
+        m = _CTE_FIELD.search(hdr)
+        if m is None:  # pragma: no cover - encoding "binary" came from this field
+            continue
+        edits.append((node["hdr_start"] + m.start(), node["hdr_start"] + m.end(),
+                      b"Content-Transfer-Encoding: base64"))
+        edits.append((node["body_start"], node["body_end"], lines))
+    for start, end, data in sorted(edits, reverse=True):
+        raw = raw[:start] + data + raw[end:]
+    return raw

@@ -59,13 +59,45 @@ def _b64decode(data: bytes) -> tuple[bytes, bool]:
             return b"", True
 
 
-def decode_cte(data: bytes, encoding: str | None, *, strict: bool = False) -> tuple[bytes, bool]:
+_QP_LINE = re.compile(rb"([^\r\n]*)(\r?\n|\r(?!\n)|$)")
+_QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def _qp_decode(data: bytes, crlf: bool = False) -> bytes:
+    """Quoted-printable decoding per RFC 2045 §6.7.
+
+    Trailing transport whitespace on each encoded line is removed (rule 3),
+    a line ending in ``=`` (after that whitespace is dropped) is a soft line
+    break (rule 5), and ``=XX`` becomes one octet; any other ``=`` is kept
+    as is (lenient, as the RFC recommends).  A hard line break keeps the
+    input's line ending, or becomes CRLF when ``crlf`` is set (the canonical
+    form a QP line break stands for).
+    """
+    out: list[bytes] = []
+    for m in _QP_LINE.finditer(data):
+        line, end = m.group(1), m.group(2)
+        if not line and not end:
+            break
+        line = line.rstrip(b" \t")
+        if line.endswith(b"="):
+            out.append(_QP_ESCAPE.sub(lambda x: bytes([int(x.group(1), 16)]), line[:-1]))
+            continue
+        out.append(_QP_ESCAPE.sub(lambda x: bytes([int(x.group(1), 16)]), line))
+        if end:
+            out.append(b"\r\n" if crlf else end)
+    return b"".join(out)
+
+
+def decode_cte(data: bytes, encoding: str | None, *, strict: bool = False,
+               crlf: bool = False) -> tuple[bytes, bool]:
     """Remove a Content-Transfer-Encoding (RFC 2045 §6).
 
     Returns ``(octets, problem)``; ``problem`` is True when the encoding is
     unknown (the octets are then returned unchanged, as RFC 8621 §4.1.4
     "blobId" asks) or the input was malformed.  With ``strict=True`` an
     unknown encoding raises ``UnknownCTEError`` instead (RFC 3516).
+    ``crlf=True`` makes quoted-printable hard line breaks CRLF whatever the
+    stored line ending (RFC 2045 §6.7: a QP line break stands for CRLF).
     """
     enc = (encoding or "7bit").strip().lower()
     if enc in IDENTITY_ENCODINGS:
@@ -73,10 +105,7 @@ def decode_cte(data: bytes, encoding: str | None, *, strict: bool = False) -> tu
     if enc == "base64":
         return _b64decode(data)
     if enc == "quoted-printable":
-        try:
-            return binascii.a2b_qp(data), False
-        except (binascii.Error, ValueError):  # pragma: no cover - a2b_qp is lenient
-            return data, True
+        return _qp_decode(data, crlf), False
     if strict:
         raise UnknownCTEError(enc)
     return data, True

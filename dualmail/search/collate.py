@@ -8,8 +8,10 @@ It follows i;unicode-casemap (RFC 5051 §2) with two documented differences:
 
 * step 2(a) maps each character to its *title case*; we use Unicode full case folding
   (``str.casefold``) instead.  Both make case variants equal (``ß``/``SS``/``ss``,
-  Greek final sigma, ...); ordering differs only in that folded strings are lower
-  case, which changes no equality and no substring test.
+  Greek final sigma, ...); folded strings are lower case, which changes no equality
+  and no substring test.  For ordering, ``sort_key`` maps ASCII a-z back to A-Z so
+  that letters sort before ``[``, ``\\``, ``]``, ``^``, ``_`` and backquote, as with
+  title case (non-ASCII letters stay folded).
 * step 2(b) decomposes (NFKD); we do the same, so ``ﬁ`` matches ``fi`` and a
   precomposed ``é`` equals ``e`` + U+0301 (a search for ``e`` therefore also finds
   ``é``, as RFC 5051 implies).
@@ -69,9 +71,17 @@ def fold(s: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKD", s.casefold()))
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
 def sort_key(s: str | None) -> str:
-    """The i;unicode-casemap sort key of a string (None and "" sort first, RFC 5256)."""
-    return fold(s).strip() if s else ""
+    """The i;unicode-casemap sort key of a string (None and "" sort first, RFC 5256).
+
+    The folded string with a-z mapped back to A-Z: RFC 5051 titlecases and RFC 4790
+    i;ascii-casemap upper-cases, so letters sort *before* ``[``, ``_`` and the other
+    punctuation between "Z" and "a" (as Dovecot sorts; imaptest sort-subject).
+    """
+    return fold(s).strip().translate(_ASCII_UPPER) if s else ""
 
 
 def tokens(folded: str) -> set[str]:

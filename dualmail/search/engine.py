@@ -32,6 +32,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Union
 
+from ..mime.addresses import Group, Mailbox, parse_address_list
 from ..store import codec, keys as K
 from ..store.kv import prefix_end
 from ..store.txn import search_record, visible
@@ -120,6 +121,8 @@ class _Engine:
                 f = fold(self.text(d)[0])
             elif part == "body":
                 f = fold(self.text(d)[1])
+            elif part.startswith("addr:"):
+                f = fold(_address_text(self.srch(d)["h"].get(part[5:], "")))
             else:
                 f = fold(self.srch(d)["h"].get(part, ""))
             d.folded[part] = f
@@ -247,7 +250,9 @@ class _Engine:
     def _contains(self, field: str, q: str) -> Pred:
         if not q:
             return lambda d: True
-        if field in ("from", "to", "cc", "bcc", "subject", "body"):
+        if field in ("from", "to", "cc", "bcc"):
+            return lambda d: q in self.folded(d, field) or q in self.folded(d, "addr:" + field)
+        if field in ("subject", "body"):
             return lambda d: q in self.folded(d, field)
         if field == "text":
             return lambda d: q in self.folded(d, "header") or q in self.folded(d, "body")
@@ -375,7 +380,7 @@ class _Engine:
         if name == "subject":
             return lambda d: sort_key(self.srch(d)["s"])
         if name in ("from", "to", "cc"):
-            return lambda d: sort_key(_mailbox_part(self.srch(d)["a"].get(name, ["", ""])[1]))
+            return lambda d: sort_key(_first_addr_mailbox(self.srch(d)["h"].get(name, "")))
         if name in ("displayfrom", "displayto"):
             which = name[len("display"):]
             return lambda d: sort_key(_display(self.srch(d)["a"].get(which, ["", ""])))
@@ -425,10 +430,32 @@ def _sent_date(s: dict[str, Any], rec: dict[str, Any]) -> int:
     return int(rec["recv"]) if d is None else int(d)
 
 
-def _mailbox_part(address: str) -> str:
-    """RFC 5256 addr-mailbox: the local part of the address."""
-    local, at, _domain = address.rpartition("@")
-    return local if at else address
+def _address_text(value: str) -> str:
+    """An address field as parsed addresses, one per line: ``name <local@domain>``
+    (group names on their own line).  Comments, quoting and folding whitespace
+    inside the addr-spec are gone, so FROM/TO/CC/BCC "user@domain" also finds
+    ``<user (comment)@ (comment) domain>`` (RFC 9051 §6.4.4 matches the field's
+    contents, of which the comments are no part; Dovecot does the same)."""
+    out: list[str] = []
+    for line in value.split("\n"):
+        for item in parse_address_list(line):
+            mailboxes = (item,) if isinstance(item, Mailbox) else item.members
+            if isinstance(item, Group):
+                out.append(item.name)
+            for mb in mailboxes:
+                out.append(f"{mb.name} <{mb.email}>" if mb.name else mb.email)
+    return "\n".join(out)
+
+
+def _first_addr_mailbox(value: str) -> str:
+    """RFC 5256 §3 SORT FROM/TO/CC key: the addr-mailbox of the first address of the
+    first field instance.  A group comes first in the envelope as its start marker,
+    whose addr-mailbox is the group name (RFC 9051 §7.5.2), so that is its key."""
+    items = parse_address_list(value.split("\n", 1)[0])
+    if not items:
+        return ""
+    first = items[0]
+    return first.name if isinstance(first, Group) else first.local
 
 
 def _display(addr: list[str]) -> str:

@@ -117,6 +117,12 @@ class ReadView:
     def highest_modseq(self) -> int:
         return int(self.account()["modseq"])
 
+    def orphan_subscriptions(self) -> list[str]:
+        """IMAP subscriptions of names that are no mailbox ("/"-separated full names):
+        RFC 9051 §6.3.7 lets SUBSCRIBE name a missing mailbox and forbids dropping a
+        subscription when its mailbox goes.  A mailbox's own flag is its record's "sub"."""
+        return [str(n) for n in self.account().get("subs") or []]
+
     def state(self, kind: str) -> int:
         """The JMAP state (a modseq) of ``kind``: the last transaction that changed one."""
         raw = self.kv.get("state", K.state(self.a, KINDS[kind]))
@@ -468,6 +474,17 @@ class MailTxn(ReadView):
     def account(self) -> dict[str, Any]:
         a = getattr(self, "_acct", None)
         return a if a is not None else ReadView.account(self)
+
+    def set_orphan_subscriptions(self, names: Iterable[str]) -> None:
+        """Replace the subscriptions of missing names (see ``orphan_subscriptions``)."""
+        new = sorted(set(names))
+        if new == self.orphan_subscriptions():
+            return
+        self.modseq  # the account record is written back only by a changing transaction
+        if new:
+            self._acct["subs"] = new
+        else:
+            self._acct.pop("subs", None)
 
     def _log(self, kind: str, obj: int, op: str) -> None:
         """Record one object change; several changes of one object in a transaction merge.

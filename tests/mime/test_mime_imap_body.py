@@ -333,3 +333,60 @@ def test_binary_unknown_cte():
         binary_size(raw, st, "3")
     with pytest.raises(SectionError):
         binary_section(raw, st, "1.MIME")
+
+
+# imaptest fetch-binary-mime-qp / -base64 and append-binary, reduced to the engine.
+
+_QP_MIME = (
+    b"From: user@domain.org\r\nMime-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    b"--b\r\nContent-Type: text/x-myown; charset=us-ascii\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\n"
+    b"foo =\r\n=62\r\nfoo  \r\nbar=\r\n\r\nfoo_bar\r\n"
+    b"\r\n--b\r\nContent-Type: text/x-myown; charset=us-ascii\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n"
+    b"YWJjZGVmZw1oaWprbA0KbW5vCnBxcnN0dXZxeHl6\r\n"
+    b"\r\n--b--\r\n"
+)
+
+
+def test_binary_quoted_printable_rfc2045_rules():
+    """RFC 2045 §6.7: trailing whitespace is transport padding (rule 3), "=" then
+    whitespace then a line break is a soft break (rule 5); hard breaks are CRLF."""
+    st = summarize(_QP_MIME)["structure"]
+    expected = b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\nfoo\r\nbar\r\nfoo_bar\r\n"
+    assert binary_section(_QP_MIME, st, "1") == expected
+    assert binary_size(_QP_MIME, st, "1") == 65
+
+
+def test_binary_base64_text_is_not_line_normalised():
+    """A base64 body is already canonical (RFC 2045 §6.8): its bare CR and bare LF are
+    data, returned as is (size 30, as Dovecot), not rewritten to CRLF."""
+    st = summarize(_QP_MIME)["structure"]
+    assert binary_section(_QP_MIME, st, "2") == b"abcdefg\rhijkl\r\nmno\npqrstuvqxyz"
+    assert binary_size(_QP_MIME, st, [2]) == 30
+
+
+def test_qp_decode_keeps_line_ends_unless_asked():
+    from dualmail.mime.text import decode_cte
+    assert decode_cte(b"a=3D1 \nb=\nc\n", "quoted-printable") == (b"a=1\nbc\n", False)
+    assert decode_cte(b"a=3D1 \nb=\nc\n", "quoted-printable", crlf=True) == (b"a=1\r\nbc\r\n", False)
+    assert decode_cte(b"x=zz=4", "quoted-printable") == (b"x=zz=4", False)  # lenient
+
+
+def test_nul_parts_to_base64():
+    """RFC 3516 §4.4: APPENDed binary parts holding NUL are stored base64, losslessly."""
+    from dualmail.mime.imap_body import nul_parts_to_base64
+    raw = (b"From: a@b.c\r\nMime-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+           b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+           b"--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+           b"\x00\x01\xff\r\n--x--\r\n")
+    out = nul_parts_to_base64(raw, summarize(raw)["structure"])
+    assert b"\x00" not in out
+    assert b"Content-Transfer-Encoding: base64\r\n\r\nAAH/\r\n--x--" in out
+    st = summarize(out)["structure"]
+    assert binary_section(out, st, "2") == b"\x00\x01\xff"
+    assert section_bytes(out, st, "1") == b"hi"
+    plain = b"From: a@b.c\r\n\r\nno nul\r\n"
+    assert nul_parts_to_base64(plain, summarize(plain)["structure"]) == plain

@@ -15,6 +15,7 @@ from dualmail.imap.ops import names
 from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.mail.ops import prepare, store_prepared
+from dualmail.mime import imap_body, summarize
 
 if TYPE_CHECKING:
     from dualmail.imap.session import Session
@@ -37,7 +38,12 @@ def append(s: Session, cmd: c.Append) -> Gen:
         raise ImapNo("No such mailbox", "TRYCREATE")
     received = int(cmd.date_time.timestamp()) if cmd.date_time is not None else int(s.now())
     flags = [f for f in cmd.flags if f.lower() != "\\recent"]
-    prepared = prepare(cmd.message, flags, received)
+    message = cmd.message
+    if b"\x00" in message:
+        # RFC 3516 §4.4: store NUL-bearing binary parts base64-encoded so that
+        # BODY[...] can be sent at all (no NUL in a <literal>).
+        message = imap_body.nul_parts_to_base64(message, summarize(message)["structure"])
+    prepared = prepare(message, flags, received)
     with s.store.write(s.account) as tx:
         if tx.mailbox(m) is None:
             raise ImapNo("No such mailbox", "TRYCREATE")

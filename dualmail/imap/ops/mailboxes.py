@@ -39,10 +39,26 @@ def _target(s: Session, raw: str) -> list[str]:
 def _ensure_parents(tx: Any, comps: list[str]) -> int:
     """Create missing superior names (RFC 9051 §6.3.4); the id of the last parent."""
     parent = 0
-    for comp in comps[:-1]:
+    for i, comp in enumerate(comps[:-1]):
         m = tx.child(parent, comp)
-        parent = m if m is not None else tx.create_mailbox(comp, parent)
+        parent = m if m is not None else _create(tx, comps[:i + 1], parent)
     return parent
+
+
+def _create(tx: Any, comps: list[str], parent: int, role: str | None = None) -> int:
+    """A new mailbox; IMAP CREATE does not subscribe it (as Dovecot), unless the name
+    was already subscribed while it did not exist."""
+    m = int(tx.create_mailbox(comps[-1], parent, role=role, subscribed=False))
+    _adopt_subscription(tx, m, names.SEP.join(comps))
+    return m
+
+
+def _adopt_subscription(tx: Any, m: int, path: str) -> None:
+    """A subscription kept for a missing name moves onto the mailbox now bearing it."""
+    orphans = tx.orphan_subscriptions()
+    if path in orphans:
+        tx.update_mailbox(m, subscribed=True)
+        tx.set_orphan_subscriptions(n for n in orphans if n != path)
 
 
 def create(s: Session, cmd: c.Create) -> Gen:
@@ -60,7 +76,7 @@ def create(s: Session, cmd: c.Create) -> Gen:
         parent = _ensure_parents(tx, comps)
         if tx.child(parent, comps[-1]) is not None:
             raise ImapNo("Mailbox already exists", "ALREADYEXISTS")
-        m = tx.create_mailbox(comps[-1], parent, role=role)
+        m = _create(tx, comps, parent, role)
     return r.Tagged(cmd.tag, "OK", "CREATE completed",
                     r.code_mailboxid(ids.format_id(ids.MAILBOX, m)))
     yield  # pragma: no cover
@@ -75,6 +91,11 @@ def delete(s: Session, cmd: c.Delete) -> Gen:
             raise ImapNo("INBOX cannot be deleted", "CANNOT")
         if tx.children(m):
             raise ImapNo("Mailbox has children; delete them first", "CANNOT")
+        rec = tx.require_mailbox(m)
+        if rec.get("sub"):
+            # RFC 9051 §6.3.7: the subscription outlives the mailbox (\NonExistent)
+            tx.set_orphan_subscriptions([*tx.orphan_subscriptions(),
+                                         names.SEP.join(names.components(name))])
         tx.delete_mailbox(m, remove_emails=True)
     if s.selected is not None and s.selected.mailbox == m:
         s.selected = None
@@ -95,11 +116,12 @@ def rename(s: Session, cmd: c.Rename) -> Gen:
         if m == inbox:
             # RFC 9051 §6.3.6: move every message to a new mailbox; INBOX stays, empty.
             parent = _ensure_parents(tx, comps)
-            new = tx.create_mailbox(comps[-1], parent)
+            new = _create(tx, comps, parent)
             copy_messages(tx, m, list(tx.uids(m)), new, move=True)
         else:
             parent = _ensure_parents(tx, comps)
             tx.update_mailbox(m, name=comps[-1], parent=parent)
+            _adopt_subscription(tx, m, names.SEP.join(comps))
     if s.selected is not None and s.selected.mailbox == m and m != inbox:
         s.selected.name = "/".join(comps)
     return r.Tagged(cmd.tag, "OK", "RENAME completed")
@@ -107,11 +129,24 @@ def rename(s: Session, cmd: c.Rename) -> Gen:
 
 
 def subscribe(s: Session, cmd: c.Subscribe | c.Unsubscribe) -> Gen:
-    name = names.decode(s.utf8, cmd.mailbox)
+    """RFC 9051 §6.3.7/§6.3.8.  A name that is no mailbox may be subscribed (the MAY of
+    §6.3.7, as Dovecot): it is kept in the account record and LIST (SUBSCRIBED) shows it
+    ``\\NonExistent``; a later CREATE of that name takes the subscription over."""
+    comps = _target(s, cmd.mailbox)
+    path = names.SEP.join(comps)
+    on = isinstance(cmd, c.Subscribe)
     assert s.account is not None
     with s.store.write(s.account) as tx:
-        m = names.require(tx, name)
-        tx.update_mailbox(m, subscribed=isinstance(cmd, c.Subscribe))
+        m = names.find(tx, path)
+        orphans = set(tx.orphan_subscriptions())
+        if m is not None:
+            tx.update_mailbox(m, subscribed=on)
+            orphans.discard(path)
+        elif on:
+            orphans.add(path)
+        else:
+            orphans.discard(path)
+        tx.set_orphan_subscriptions(orphans)
     return r.Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed")
     yield  # pragma: no cover
 
@@ -136,6 +171,7 @@ def list_(s: Session, cmd: c.List) -> Gen:
         yield from _enabling(s, status_items)
     with s.store.read(s.account) as view:
         tree = names.tree(view)
+        orphans = view.orphan_subscriptions() if "SUBSCRIBED" in sel and "SPECIAL-USE" not in sel else []
         has_kids = {int(rec["parent"]) for _p, rec in tree.values()}
         rows: list[tuple[str, int, list[str], list[tuple[str, Any]]]] = []
         for m, (path, rec) in tree.items():
@@ -149,25 +185,57 @@ def list_(s: Session, cmd: c.List) -> Gen:
                 ok = False
             ext: list[tuple[str, Any]] = []
             if not ok:
-                if "RECURSIVEMATCH" in sel and _descendant_matches(tree, m, sel):
+                if "RECURSIVEMATCH" in sel and _descendant_matches(tree, m, sel, orphans, regexes):
                     ext.append(("CHILDINFO", [b"SUBSCRIBED"]))
                     rows.append((path, m, attrs, ext))
                 continue
             if want_subscribed and rec["sub"]:
                 attrs.append("\\Subscribed")
+            if "RECURSIVEMATCH" in sel and _descendant_matches(tree, m, sel, orphans, regexes):
+                ext.append(("CHILDINFO", [b"SUBSCRIBED"]))  # RFC 5258 example 9 ("eps2")
             rows.append((path, m, attrs, ext))
+        # RFC 5258 §3: subscribed names with no mailbox are \NonExistent (which implies
+        # \Noselect, so that is not sent); with RECURSIVEMATCH a missing parent of a
+        # subscribed name is listed \NonExistent with CHILDINFO.
+        existing = {path for path, _rec in tree.values()}
+        extra: dict[str, tuple[list[str], list[tuple[str, Any]]]] = {}
+        for path in orphans:
+            if any(rx.fullmatch(path) for rx in regexes):
+                extra[path] = (["\\NonExistent", "\\Subscribed"], [])
+        if "RECURSIVEMATCH" in sel:
+            for path in orphans:  # a mailbox's parents always exist
+                if path in extra:
+                    continue  # listed itself: CHILDINFO on its parents would be redundant
+                parts = path.split(names.SEP)
+                for i in range(1, len(parts)):
+                    anc = names.SEP.join(parts[:i])
+                    if anc not in existing and anc not in orphans and \
+                            any(rx.fullmatch(anc) for rx in regexes):
+                        extra.setdefault(anc, (["\\NonExistent"], [("CHILDINFO", [b"SUBSCRIBED"])]))
+        for path, (attrs, ext) in extra.items():
+            rows.append((path, 0, attrs, ext))
         rows.sort(key=lambda row: (row[0] != "INBOX", row[0]))
         for path, m, attrs, ext in rows:
             yield r.list_response(attrs, names.SEP, path, utf8=s.utf8, extended=ext)
-            if status_items:
+            if status_items and m:
                 yield r.status(path, status_values(s, view, m, status_items), utf8=s.utf8)
     return r.Tagged(cmd.tag, "OK", "LIST completed")
 
 
-def _descendant_matches(tree: dict[int, tuple[str, dict[str, Any]]], m: int, sel: set[str]) -> bool:
+def _descendant_matches(tree: dict[int, tuple[str, dict[str, Any]]], m: int, sel: set[str],
+                        orphans: list[str], regexes: list[Any]) -> bool:
+    """RECURSIVEMATCH CHILDINFO (RFC 5258 §3.5): a descendant meets the selection
+    criteria and is not itself listed (the patterns miss it); when every such
+    descendant is listed anyway, CHILDINFO would be redundant (SHOULD NOT, example 9)."""
     prefix = tree[m][0] + names.SEP
+
+    def unlisted(path: str) -> bool:
+        return path.startswith(prefix) and not any(rx.fullmatch(path) for rx in regexes)
+
+    if any(unlisted(p) for p in orphans):
+        return True
     for path, rec in tree.values():
-        if path.startswith(prefix):
+        if unlisted(path):
             if ("SUBSCRIBED" not in sel or rec["sub"]) and \
                     ("SPECIAL-USE" not in sel or rec.get("role") in names.ROLE_ATTRS):
                 return True
@@ -183,7 +251,8 @@ def lsub(s: Session, cmd: c.Lsub) -> Gen:
     rx = names.pattern_regex(ref + names.decode_pattern(s.utf8, cmd.pattern))
     with s.store.read(s.account) as view:
         tree = names.tree(view)
-    subscribed = {path for path, rec in tree.values() if rec["sub"]}
+        orphans = view.orphan_subscriptions()
+    subscribed = {path for path, rec in tree.values() if rec["sub"]} | set(orphans)
     out: dict[str, list[str]] = {}
     for path in subscribed:
         if rx.fullmatch(path):

@@ -923,7 +923,9 @@ class _Reader:
                     returns.append(opt)
                 else:
                     raise _Syntax(f"Unknown LIST return option {opt}")
-        if "RECURSIVEMATCH" in select and len(select) == 1:
+        if "RECURSIVEMATCH" in select and not set(select) - {"RECURSIVEMATCH", "REMOTE"}:
+            # RFC 5258 §3: RECURSIVEMATCH alone, or with only REMOTE (which "only
+            # adds" names, §3.1), is a syntax error: it needs a filtering option.
             raise _Syntax("RECURSIVEMATCH needs another selection option")
         return c.List(tag, reference, patterns, tuple(select), tuple(returns), status, extended)
 
