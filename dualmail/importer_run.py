@@ -9,7 +9,6 @@ the SHA-256 of the bytes when there is no Message-ID), kept in the store's ``ded
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ThreadPoolExecutor
 from collections import deque
 import os
 from dataclasses import dataclass, field
@@ -121,8 +120,6 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
         # the writing process is busy too: leave it a core
         workers = max(1, min((os.cpu_count() or 1) - 1, 4))
     result = ImportResult()
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dualmail-import-writer")
-    writing: list[tuple[Any, Callable[[Any], None]]] = []
     batch: list[tuple[Any, Prepared, bytes]] = []
     size = 0
 
@@ -162,15 +159,10 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
             if progress is not None:
                 progress(len(items))
 
-        # One write in flight on the writer thread (LMDB drops the GIL while it syncs),
-        # so reading and feeding the parsers go on during a commit.
-        drain()
-        writing.append((writer.submit(store.transact, account, write), done))
-
-    def drain() -> None:
-        while writing:
-            fut, done = writing.pop(0)
-            done(fut.result())
+        # On this thread: the map may grow before a write (set_mapsize), which LMDB allows
+        # only while no other thread of the process has a transaction open.  The parsers
+        # keep working on the windows in flight meanwhile.
+        done(store.transact(account, write))
 
     def fresh(messages: Iterable[Any]) -> Iterator[Any]:
         """Skip what an earlier run imported before spending any parsing on it."""
@@ -184,22 +176,18 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
                     continue
             yield msg
 
-    try:
-        for msg, parsed in _parsed(fresh(source), workers):
-            if parsed is None:
-                result.failed.append((msg.origin, "message larger than 64 MiB"))
-                continue
-            try:
-                p = prepare(msg.raw, msg.flags, msg.internal_date, summary=parsed[0], encoded=parsed[1])
-            except Exception as e:  # an unusable flag set must not stop the import
-                result.failed.append((msg.origin, f"unusable: {e}"))
-                continue
-            batch.append((msg, p, dedup_key(msg)))
-            size += len(msg.raw)
-            if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
-                flush()
-        flush()
-        drain()
-    finally:
-        writer.shutdown(wait=True)
+    for msg, parsed in _parsed(fresh(source), workers):
+        if parsed is None:
+            result.failed.append((msg.origin, "message larger than 64 MiB"))
+            continue
+        try:
+            p = prepare(msg.raw, msg.flags, msg.internal_date, summary=parsed[0], encoded=parsed[1])
+        except Exception as e:  # an unusable flag set must not stop the import
+            result.failed.append((msg.origin, f"unusable: {e}"))
+            continue
+        batch.append((msg, p, dedup_key(msg)))
+        size += len(msg.raw)
+        if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
+            flush()
+    flush()
     return result

@@ -10,6 +10,7 @@ the function, and a map grown by another process (``MapResizedError``) is adopte
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
@@ -90,6 +91,10 @@ class LmdbKV:
         except OSError as e:
             raise StoreLockedError(f"cannot open store at {path}: {e.strerror}") from e
         self._adopt_map_size()
+        # Transactions open in this process, on any thread: LMDB allows set_mapsize only
+        # when there are none (password checks read accounts on a thread pool).
+        self._open_txns = 0
+        self._count_lock = threading.Lock()
         self._dbs: dict[str, object] = {}
         try:
             if readonly:
@@ -112,6 +117,8 @@ class LmdbKV:
             pass
 
     def _ensure_headroom(self) -> None:
+        if self._open_txns:
+            return  # grow at a later write; half the map is kept free, so this is safe
         info = self._env.info()
         psize = self._env.stat()["psize"]
         used = (info["last_pgno"] + 1) * psize
@@ -120,15 +127,32 @@ class LmdbKV:
             self._grow(max(size * 2, used + 2 * _MIN_HEADROOM))
 
     def _grow(self, new_size: int | None = None) -> None:
+        if self._open_txns:
+            raise StoreLockedError("the store is full and cannot grow while another thread reads it")
         size = self._env.info()["map_size"]
         self._env.set_mapsize(new_size or size * 2)
 
     def _begin(self, write: bool) -> lmdb.Transaction:
         try:
-            return self._env.begin(write=write)
+            txn = self._env.begin(write=write)
         except lmdb.MapResizedError:
+            if self._open_txns:
+                raise
             self._adopt_map_size()
-            return self._env.begin(write=write)
+            txn = self._env.begin(write=write)
+        with self._count_lock:
+            self._open_txns += 1
+        return txn
+
+    def _end(self, txn: lmdb.Transaction, commit: bool) -> None:
+        try:
+            if commit:
+                txn.commit()
+            else:
+                txn.abort()
+        finally:
+            with self._count_lock:
+                self._open_txns -= 1
 
     # -- the interface ---------------------------------------------------------
 
@@ -138,7 +162,7 @@ class LmdbKV:
         try:
             yield _Txn(txn, self._dbs)
         finally:
-            txn.abort()
+            self._end(txn, False)
 
     @contextmanager
     def write(self) -> Iterator[_Txn]:
@@ -147,9 +171,9 @@ class LmdbKV:
         try:
             yield _Txn(txn, self._dbs)
         except BaseException:
-            txn.abort()
+            self._end(txn, False)
             raise
-        txn.commit()
+        self._end(txn, True)
 
     def run_write(self, fn: Callable[[_Txn], T]) -> T:
         for _attempt in range(8):
@@ -158,14 +182,14 @@ class LmdbKV:
             try:
                 result = fn(_Txn(txn, self._dbs))
             except lmdb.MapFullError:
-                txn.abort()
+                self._end(txn, False)
                 self._grow()
                 continue
             except BaseException:
-                txn.abort()
+                self._end(txn, False)
                 raise
             try:
-                txn.commit()
+                self._end(txn, True)
             except lmdb.MapFullError:
                 self._grow()
                 continue

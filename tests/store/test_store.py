@@ -376,3 +376,38 @@ def test_rfc2047_and_utf8_headers_are_decoded_once(store, account):
         assert s["from"] == [{"name": "Jürgen", "email": "j@example.org"}]
         assert s["to"] == [{"name": "Zoë", "email": "z@example.org"}]
         assert "Jürgen" in r.text(e)[0]
+
+
+def test_map_does_not_move_under_a_reader_on_another_thread(tmp_path):
+    """LMDB may resize the map only when no transaction is open in the process: a read on
+    the password-check thread pool must never be invalidated by a write's growth."""
+    import threading
+
+    from dualmail.store.store import open_store
+
+    s = open_store(str(tmp_path / "t"), sync=False)
+    a = s.create_account("x@y", "pw")
+    opened, release, seen = threading.Event(), threading.Event(), []
+
+    def reader():
+        with s.read(a) as r:
+            opened.set()
+            release.wait(60)
+            seen.append(r.mailbox(1)["name"])  # still usable
+
+    t = threading.Thread(target=reader)
+    t.start()
+    opened.wait(60)
+    size = s.kv._env.info()["map_size"]
+    big = b"x" * (1 << 20)
+    for i in range(300):  # past the half-free headroom rule: growth is deferred, not forced
+        with s.write(a) as tx:
+            tx.create_email(big + str(i).encode(), summary(f"{i}@x"), [1])
+    assert s.kv._env.info()["map_size"] == size
+    release.set()
+    t.join()
+    assert seen == ["INBOX"]
+    with s.write(a) as tx:  # no reader now: the next write grows the map
+        tx.create_email(b"y", summary("y@x"), [1])
+    assert s.kv._env.info()["map_size"] > size
+    s.close()
