@@ -28,3 +28,16 @@ def summary(message_id: str = "", subject: str = "s", in_reply_to=(), references
         "subject": subject,
         "base_subject": subject,
     }
+
+
+def write_tls_files(tmp_path):
+    """A trustme CA and a certificate for 127.0.0.1: (key.pem, cert.pem, ca.pem) paths."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    key_pem, cert_pem, ca_pem = tmp_path / "key.pem", tmp_path / "cert.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key_pem))
+    cert.cert_chain_pems[0].write_to_path(str(cert_pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return key_pem, cert_pem, ca_pem

@@ -26,16 +26,13 @@ def _message(subject: str, message_id: str, extra: str = "") -> bytes:
 @pytest_twisted.ensureDeferred
 async def test_jmapc_mail_client(tmp_path):
     jmapc = pytest.importorskip("jmapc")
-    trustme = pytest.importorskip("trustme")
+    pytest.importorskip("trustme")
     from twisted.internet import reactor
     from twisted.internet.threads import deferToThread
 
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    key_pem, cert_pem, ca_pem = tmp_path / "key.pem", tmp_path / "cert.pem", tmp_path / "ca.pem"
-    cert.private_key_pem.write_to_path(str(key_pem))
-    cert.cert_chain_pems[0].write_to_path(str(cert_pem))
-    ca.cert_pem.write_to_path(str(ca_pem))
+    from tests.conftest import write_tls_files
+
+    key_pem, cert_pem, ca_pem = write_tls_files(tmp_path)
 
     data = str(tmp_path / "data")
     setup = open_store(data, sync=False)
