@@ -82,7 +82,8 @@ class DualmailService(MultiService):
         factories = self._factories(store)
         for kind, factory in factories:
             for desc in self.options[kind]:
-                desc = with_shared_tls(desc, self.options.get("tls-cert"), self.options.get("tls-key"))
+                if kind != "imaps":  # the imaps factory does its own TLS over tcp:
+                    desc = with_shared_tls(desc, self.options.get("tls-cert"), self.options.get("tls-key"))
                 svc = strports.service(desc, factory, reactor=self.reactor)
                 svc.setServiceParent(self)
                 self.listeners[kind].append(svc)

@@ -61,6 +61,10 @@ class Options(usage.Options):
             raise usage.UsageError("--tls-cert and --tls-key go together")
         if self["imaps"] and not self["tls-cert"]:
             raise usage.UsageError("--imaps needs --tls-cert and --tls-key")
+        for desc in self["imaps"]:
+            if desc.startswith("ssl:"):
+                raise usage.UsageError(
+                    "--imaps takes a tcp: endpoint (e.g. tcp:993); its TLS comes from --tls-cert/--tls-key")
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:

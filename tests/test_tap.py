@@ -70,3 +70,8 @@ def test_ssl_endpoints_take_the_shared_certificate(tmp_path):
         assert [(p, iface) for p, _f, _ctx, _b, iface in reactor.sslServers] == [(8443, "127.0.0.1")]
     finally:
         svc.stopService()
+
+
+def test_imaps_takes_a_tcp_endpoint(tmp_path):
+    with pytest.raises(usage.UsageError, match="tcp:"):
+        Options().parseOptions(["--imaps", "ssl:993", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
