@@ -131,7 +131,14 @@ class SelectedMailbox:
         hms = int(rec["hms"])
         known_top = self.last_uid
         if hms > self.seen:
-            for u in view.expunged_since(self.mailbox, self.seen):
+            if self.seen < view.expunge_floor(self.mailbox):
+                # the expunge log was compacted past what this session has seen: find what
+                # is gone by comparing its map with the store (rare; O(messages))
+                live = set(view.uids(self.mailbox))
+                gone_now = [u for u in self.uids if u not in live]
+            else:
+                gone_now = view.expunged_since(self.mailbox, self.seen)
+            for u in gone_now:
                 if self.seq_of(u) is not None:
                     if self.held_from is None:
                         self.held_from = self.seen

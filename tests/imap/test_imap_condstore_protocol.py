@@ -476,3 +476,34 @@ def test_move_onto_the_selected_mailbox(five: Client, store, account) -> None:
     out = five.ok("b MOVE 1 INBOX")
     assert lines(out)[:3] == [f"* OK [COPYUID {uv} 1 6] Moved", "* VANISHED 1", "* 5 EXISTS"]
     assert sorted(u for u in range(1, 8) if fetches(five.ok(f"c UID FETCH {u} UID"))) == [2, 3, 4, 5, 6]
+
+
+def test_selected_session_learns_expunges_after_compaction_past_it():
+    """A session selected before an expunge whose tombstone was compacted away must still
+    drop the message from its map (RFC 9051 §7.5.1), not keep a ghost forever."""
+    import shutil
+    import tempfile
+
+    from dualmail.store.store import open_store
+    from imap_util import PASSWORD, USER, Client, deliver, message
+
+    tmp = tempfile.mkdtemp()
+    store = open_store(tmp + "/data", sync=False)
+    try:
+        account = store.create_account(USER, PASSWORD)
+        for i in range(3):
+            deliver(store, account, raw=message(subject=f"m{i}"))
+        a, b = Client(store), Client(store)
+        for c in (a, b):
+            c.login()
+            c.ok("s SELECT INBOX")
+        a.ok("m MOVE 1 Trash")
+        with store.write(account) as tx:
+            m = tx.mailbox_by_path(["INBOX"])
+            assert tx.compact_expunges(m, tx.mailbox(m)["hms"]) == 1
+        out = b.ok("n NOOP")
+        assert "* 1 EXPUNGE" in out and b.session.selected.exists == 2
+        b.ok("c COPY 1 Trash")
+    finally:
+        store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
