@@ -41,3 +41,18 @@ def write_tls_files(tmp_path):
     cert.cert_chain_pems[0].write_to_path(str(cert_pem))
     ca.cert_pem.write_to_path(str(ca_pem))
     return key_pem, cert_pem, ca_pem
+
+
+async def start_jmap_over_tls(data, key_pem, cert_pem):
+    """The real service on an OS-chosen loopback port, JMAP over TLS: (service, "host:port")."""
+    from twisted.internet import reactor
+
+    from dualmail.tap import Options, makeService
+
+    options = Options()
+    options.parseOptions(["--data", str(data), "--no-first-account",
+                          "--jmap", f"ssl:0:interface=127.0.0.1:privateKey={key_pem}:certKey={cert_pem}"])
+    service = makeService(options, reactor)
+    service.startService()
+    [port] = await service.bound_ports("jmap")
+    return service, f"127.0.0.1:{port.getHost().port}"

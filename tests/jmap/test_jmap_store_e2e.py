@@ -22,6 +22,7 @@ USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 
 @pytest_twisted.ensureDeferred
 async def test_service_session_api_and_push(tmp_path):
+
     from twisted.internet import reactor
 
     data = str(tmp_path / "data")
@@ -86,7 +87,6 @@ async def test_jmapc_client_over_tls(tmp_path):
     Mailbox/query + Mailbox/get with a result reference."""
     jmapc = pytest.importorskip("jmapc")
     pytest.importorskip("trustme")
-    from twisted.internet import reactor
     from twisted.internet.threads import deferToThread
 
     from tests.conftest import write_tls_files
@@ -97,14 +97,10 @@ async def test_jmapc_client_over_tls(tmp_path):
     setup = open_store(data, sync=False)
     setup.create_account("alice@example.org", "secret")
     setup.close()
-    options = Options()
-    options.parseOptions(["--data", data, "--no-first-account",
-                          "--jmap", f"ssl:0:interface=127.0.0.1:privateKey={key_pem}:certKey={cert_pem}"])
-    service = makeService(options, reactor)
-    service.startService()
+    from tests.conftest import start_jmap_over_tls
+
+    service, host = await start_jmap_over_tls(data, key_pem, cert_pem)
     try:
-        [port] = await service.bound_ports("jmap")
-        host = f"127.0.0.1:{port.getHost().port}"
 
         def run() -> tuple:
             from jmapc import Ref

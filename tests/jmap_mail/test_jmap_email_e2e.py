@@ -12,7 +12,6 @@ import pytest_twisted
 from dualmail.mail.ops import deliver, imap_flags
 from dualmail.model import ids
 from dualmail.store.store import open_store
-from dualmail.tap import Options, makeService
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +26,6 @@ def _message(subject: str, message_id: str, extra: str = "") -> bytes:
 async def test_jmapc_mail_client(tmp_path):
     jmapc = pytest.importorskip("jmapc")
     pytest.importorskip("trustme")
-    from twisted.internet import reactor
     from twisted.internet.threads import deferToThread
 
     from tests.conftest import write_tls_files
@@ -43,14 +41,10 @@ async def test_jmapc_mail_client(tmp_path):
     other, _ = deliver(setup, alice, _message("Invoice", "i1@x"), 1, received=1_700_000_100)
     setup.close()
 
-    options = Options()
-    options.parseOptions(["--data", data, "--no-first-account",
-                          "--jmap", f"ssl:0:interface=127.0.0.1:privateKey={key_pem}:certKey={cert_pem}"])
-    service = makeService(options, reactor)
-    service.startService()
+    from tests.conftest import start_jmap_over_tls
+
+    service, host = await start_jmap_over_tls(data, key_pem, cert_pem)
     try:
-        [port] = await service.bound_ports("jmap")
-        host = f"127.0.0.1:{port.getHost().port}"
 
         def run() -> dict:
             from jmapc import (Comparator, Email, EmailAddress, EmailBodyPart, EmailBodyValue,
