@@ -179,21 +179,33 @@ def _header_block(raw: bytes) -> bytes:
 
 
 _HEADER_RE_CACHE: dict[bytes, re.Pattern[bytes]] = {}
+_UNFOLD = re.compile(rb"\r?\n")
 
 
 def _header(block: bytes, name: bytes) -> bytes | None:
     """First value of header *name* in *block*, unfolded and stripped."""
+    return _header_nl(b"\n" + block, name)
+
+
+def _header_nl(nl_block: bytes, name: bytes) -> bytes | None:
+    """:func:`_header` on ``b"\\n" + block``.
+
+    The pattern is ``^name...`` in multi-line mode, spelt ``\\nname...``
+    on a block with an LF in front: the same matches, but the literal LF
+    lets the regex engine skip from line to line instead of trying every
+    byte.
+    """
     rx = _HEADER_RE_CACHE.get(name)
     if rx is None:
         rx = re.compile(
-            rb"^" + re.escape(name) + rb"[ \t]*:(.*(?:\r?\n[ \t].*)*)",
-            re.I | re.M,
+            rb"\n" + re.escape(name) + rb"[ \t]*:(.*(?:\r?\n[ \t].*)*)",
+            re.I,
         )
         _HEADER_RE_CACHE[name] = rx
-    m = rx.search(block)
+    m = rx.search(nl_block)
     if m is None:
         return None
-    return re.sub(rb"\r?\n", b"", m.group(1)).strip()
+    return _UNFOLD.sub(b"", m.group(1)).strip()
 
 
 def _date_header_epoch(block: bytes) -> int | None:
@@ -288,10 +300,11 @@ _XSTATUS_FLAGS = {
 
 def _mbox_flags(block: bytes) -> frozenset[str]:
     flags: set[str] = set()
-    status = _header(block, b"Status")
+    nl_block = b"\n" + block
+    status = _header_nl(nl_block, b"Status")
     if status:
         flags.update(_STATUS_FLAGS[c] for c in status if c in _STATUS_FLAGS)
-    xstatus = _header(block, b"X-Status")
+    xstatus = _header_nl(nl_block, b"X-Status")
     if xstatus:
         flags.update(_XSTATUS_FLAGS[c] for c in xstatus if c in _XSTATUS_FLAGS)
     return frozenset(flags)
@@ -324,65 +337,166 @@ def _mbox_reader(f: BinaryIO, p: str) -> Iterator[SourceMessage]:
         yield from _mbox_messages(f, p, mtime)
 
 
-def _mbox_messages(f: BinaryIO, p: str, mtime: int) -> Iterator[SourceMessage]:
-    lines: list[bytes] = []
-    from_date: int | None = None
-    start = -1  # byte offset of the current From_ line; -1: none yet
-    held_blank: bytes | None = None  # empty line that may be framing
-    offset = 0
-    number = 0
+#: Bytes read from an mbox file at a time (more when a message is larger).
+_MBOX_CHUNK = 1 << 20
+# One ">" off every line of the form ">+From " (mboxrd unescaping) but
+# the first; the literal LF in front is much faster than "^" with re.M.
+_UNESCAPE_FROM = re.compile(rb"\n>(?=>*From )")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
-    def finish() -> SourceMessage:
-        raw = b"".join(lines)
+
+def _mbox_messages(f: BinaryIO, p: str, mtime: int) -> Iterator[SourceMessage]:
+    """Split the mbox read from *f* into messages (rules: module docstring).
+
+    The file is read in large chunks; the buffer holds the current message
+    and what has been read after it, so memory follows the largest message,
+    not the file.  Messages are sliced out of the buffer whole: candidate
+    separators are found with ``bytes.find``, a candidate is a separator
+    when the bytes in front of it are an empty line or its line has a date,
+    and the unescaping and CRLF conversion work on the whole message.
+
+    ``s`` is the buffer index of the current From_ line; other positions
+    are kept relative to it, because reading more drops the buffer in front
+    of ``s`` (and sets ``s`` to 0).
+    """
+    buf = b""
+    base = 0  # file offset of buf[0]
+    eof = False
+    s = 0
+    read = f.read
+
+    def more(keep: int) -> bool:
+        """Drop ``buf[:keep]``, append the next chunk; False at end of file."""
+        nonlocal buf, base, eof
+        if eof:
+            return False
+        # Read at least as much as is kept, so a large message costs
+        # linear time, not one copy of it per chunk.
+        chunk = read(max(_MBOX_CHUNK, len(buf) - keep))
+        if not chunk:
+            eof = True
+            return False
+        buf = buf[keep:] + chunk
+        base += keep
+        return True
+
+    def find(sub: bytes, rel: int) -> int:
+        """Index of *sub* at or after ``s + rel``, relative to ``s``; -1: none."""
+        nonlocal s
+        while True:
+            i = buf.find(sub, s + rel)
+            if i >= 0:
+                return i - s
+            searched = len(buf) - s - len(sub) + 1
+            if not more(s):
+                return -1
+            s = 0
+            if searched > rel:
+                rel = searched
+
+    # Lines of nothing but CR and LF may come before the first From_ line.
+    more(0)
+    while True:
+        blank_end = len(buf) - len(buf.lstrip(b"\r\n"))
+        if blank_end < len(buf):
+            break
+        if not more(buf.rfind(b"\n") + 1):
+            return  # empty, or nothing but empty lines
+    s = buf.rfind(b"\n", 0, blank_end) + 1
+    while len(buf) - s < 5 and more(s):
+        s = 0
+    if buf[s : s + 5] != b"From ":
+        raise ImportSourceError(
+            f"{p}: not an mbox (does not start with a 'From ' line)"
+        )
+
+    number = 0
+    line_end = find(b"\n", 0)  # of the From_ line, relative to s
+    if line_end < 0:
+        from_date = _from_line_epoch(buf[s:])
+    else:
+        from_date = _from_line_epoch(buf[s : s + line_end + 1])
+    while True:
+        number += 1
+        start = base + s
+        if line_end < 0:
+            # The From_ line is the last line and has no newline.
+            raw = b""
+            nxt = -1
+            nxt_end = -1
+            nxt_date = None
+        else:
+            body = line_end + 1  # relative start of the content
+            # Every "From " of the content, in order, up to the separator:
+            # at a line start it is a candidate separator; after a ">" it
+            # may be an escaped line.  (One scan for both is faster than
+            # searching b"\\nFrom " and b">From " separately.)
+            k = body
+            escaped = False
+            while True:
+                k = find(b"From ", k)
+                if k < 0:
+                    nxt = -1
+                    break
+                at = s + k
+                c = buf[at - 1]  # k >= body: at - 1 is in the buffer
+                if c != 10:
+                    if c == 62:  # ">"
+                        escaped = True
+                    k += 5
+                    continue
+                nxt = k  # a line starting with "From "
+                # Is the line in front an empty line?  (nxt >= body: the
+                # bytes looked at are content or the From_ line's end.)
+                c = buf[at - 2]
+                blank = c == 10 or (c == 13 and buf[at - 3] == 10)
+                nxt_end = find(b"\n", nxt)
+                at = s + nxt
+                if nxt_end < 0:
+                    nxt_date = _from_line_epoch(buf[at:])
+                else:
+                    nxt_date = _from_line_epoch(buf[at : s + nxt_end + 1])
+                if blank or nxt_date is not None:
+                    break
+                k = nxt + 5
+            a = s + body
+            e = len(buf) if nxt < 0 else s + nxt
+            # An empty last line is framing (in front of the next From_
+            # line, or at the end of the file).  buf[a - 1] is the From_
+            # line's LF, so looking back from e > a stays in the buffer.
+            if e > a and buf[e - 1] == 10:
+                c = buf[e - 2]
+                if c == 10:
+                    e -= 1
+                elif c == 13 and buf[e - 3] == 10:
+                    e -= 2
+            raw = buf[a:e]
+            if escaped:
+                raw = _UNESCAPE_FROM.sub(b"\n", raw)
+                if raw[:1] == b">" and _ESCAPED_FROM.match(raw):
+                    raw = raw[1:]
+            if b"\r" not in raw:
+                raw = raw.replace(b"\n", b"\r\n")
+            elif raw.count(b"\n") != raw.count(b"\r\n"):
+                raw = _BARE_LF.sub(b"\r\n", raw)
         block = _header_block(raw)
         date = from_date
         if date is None:
             date = _date_header_epoch(block)
         if date is None:
             date = mtime
-        return SourceMessage(
+        yield SourceMessage(
             mailbox=(),
             raw=raw,
             flags=_mbox_flags(block),
             internal_date=date,
             origin=f"{p}: message {number} at byte {start}",
         )
-
-    for line in f:
-        here = offset
-        offset += len(line)
-        if line[:5] == b"From " and (
-            start < 0 or held_blank is not None
-            or _from_line_epoch(line) is not None
-        ):
-            if start >= 0:
-                yield finish()
-            lines = []
-            held_blank = None
-            start = here
-            number += 1
-            from_date = _from_line_epoch(line)
-            continue
-        if start < 0:
-            if line.strip(b"\r\n"):
-                raise ImportSourceError(
-                    f"{p}: not an mbox (does not start with a 'From ' line)"
-                )
-            continue  # tolerate empty lines in front of the first From_
-        if line[:1] == b">" and _ESCAPED_FROM.match(line):
-            line = line[1:]
-        if line[-1:] == b"\n" and line[-2:] != b"\r\n":
-            line = line[:-1] + b"\r\n"
-        if held_blank is not None:
-            lines.append(held_blank)
-            held_blank = None
-        if line == b"\r\n":
-            held_blank = line
-        else:
-            lines.append(line)
-    if start >= 0:
-        # One trailing empty line is the terminator of the last message.
-        yield finish()
+        if nxt < 0:
+            return
+        s += nxt
+        line_end = nxt_end - nxt if nxt_end >= 0 else -1
+        from_date = nxt_date
 
 
 # ---------------------------------------------------------------------------
