@@ -22,6 +22,7 @@ dualmail.mime.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Union
@@ -170,7 +171,20 @@ def _mailbox(tokens: list[tuple[str, str]]) -> Mailbox | None:
 
 
 def parse_address_list(text: str) -> tuple[Address, ...]:
-    """Parse an unfolded address-list header value; never raises."""
+    """Parse an unfolded address-list header value; never raises.
+
+    The result is immutable, so short values (the common From/To fields, parsed for both
+    the IMAP ENVELOPE and the JMAP properties, and repeated across a mailbox) are cached.
+    """
+    if len(text) <= _CACHED_LENGTH:
+        return _parse_cached(text)
+    return _parse_address_list(text)
+
+
+_CACHED_LENGTH = 512
+
+
+def _parse_address_list(text: str) -> tuple[Address, ...]:
     items: list[Address] = []
     group_name: str | None = None
     members: list[Mailbox] = []
@@ -270,3 +284,6 @@ def envelope_addresses(items: tuple[Address, ...]) -> list[list[str | None]] | N
         else:
             out.append(_env_mailbox(item))
     return out or None
+
+
+_parse_cached = functools.lru_cache(maxsize=4096)(_parse_address_list)

@@ -62,44 +62,40 @@ class HeaderBlock:
     blank_start: int | None  # offset of the blank separator line, if any
 
 
+# One field: name, colon, value up to the line end, and its continuation lines.  Group 2
+# is the value including the last line's CR (when CRLF) and its internal line breaks.
+_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)(?:\n|\Z)")
+
+
 def split_header_block(raw: bytes, start: int, end: int) -> HeaderBlock:
-    """Split the header block beginning at ``start`` (bounded by ``end``)."""
+    """Split the header block beginning at ``start`` (bounded by ``end``).
+
+    A line starting with a field name and ":" opens a field; lines starting with space
+    or tab continue it (or are skipped when no field is open); an empty line ends the
+    block; so does any other line, except a leading mbox "From " line, which is skipped.
+    """
     fields: list[HeaderField] = []
-    cur_name: str | None = None
-    cur_start = cur_vstart = cur_vend = cur_end = 0
-
-    def close() -> None:
-        if cur_name is not None:
-            fields.append(HeaderField(cur_name, raw[cur_vstart:cur_vend], cur_start, cur_end))
-
+    match = _FIELD.match
     pos = start
     while pos < end:
+        m = match(raw, pos, end)
+        if m is not None:
+            vstart, vend = m.span(2)
+            if vend > vstart and raw[vend - 1] == 0x0D and vend < end:
+                vend -= 1  # the CR of the last line's CRLF
+            fields.append(HeaderField(m.group(1).decode("ascii"), raw[vstart:vend], pos, m.end()))
+            pos = m.end()
+            continue
         nl = raw.find(b"\n", pos, end)
         line_end = end if nl < 0 else nl + 1
-        content_end = line_end
-        if nl >= 0:
-            content_end = nl - 1 if nl > pos and raw[nl - 1] == 0x0D else nl
-        if content_end == pos and nl >= 0:  # blank line: end of header
-            close()
-            return HeaderBlock(tuple(fields), line_end, pos)
-        first = raw[pos]
-        if first in (0x20, 0x09):
-            if cur_name is not None:
-                cur_vend, cur_end = content_end, line_end
+        if nl >= 0 and (nl == pos or (nl == pos + 1 and raw[pos] == 0x0D)):
+            return HeaderBlock(tuple(fields), line_end, pos)  # blank line: end of header
+        if raw[pos] in (0x20, 0x09) or (pos == start and raw.startswith(b"From ", pos)):
+            # A field's continuation lines went with its match: this one has no field
+            # to continue; or the block starts with an mbox separator line.
             pos = line_end
             continue
-        m = _NAME.match(raw, pos, content_end)
-        if m is not None:
-            close()
-            cur_name = m.group(1).decode("ascii")
-            cur_start, cur_vstart, cur_vend, cur_end = pos, m.end(), content_end, line_end
-        elif pos == start and raw.startswith(b"From ", pos):
-            pass  # mbox separator line
-        else:
-            close()
-            return HeaderBlock(tuple(fields), pos, None)
-        pos = line_end
-    close()
+        return HeaderBlock(tuple(fields), pos, None)
     return HeaderBlock(tuple(fields), end, None)
 
 

@@ -79,8 +79,9 @@ def _part_text(raw: bytes, node: dict[str, Any], limit: int) -> str:
     return text[:limit]
 
 
-def _collect_text(raw: bytes, structure: dict[str, Any], out: list[str], budget: int, depth: int = 0) -> int:
-    text_body, _html, attachments = body_lists(structure)
+def _collect_text(raw: bytes, structure: dict[str, Any], out: list[str], budget: int, depth: int = 0,
+                  lists: tuple[Any, Any, Any] | None = None) -> int:
+    text_body, _html, attachments = lists if lists is not None else body_lists(structure)
     leaves = [n for n in text_body if mime_type(n) in ("text/plain", "text/html")]
     seen = {id(n) for n in leaves}
     leaves += [n for n in attachments if mime_type(n) in ("text/plain", "text/html") and id(n) not in seen]
@@ -98,20 +99,30 @@ def _collect_text(raw: bytes, structure: dict[str, Any], out: list[str], budget:
     return budget
 
 
-def _preview(raw: bytes, structure: dict[str, Any]) -> str:
-    text_body, _html, _att = body_lists(structure)
-    for node in text_body:
-        if mime_type(node) in ("text/plain", "text/html"):
-            words = _part_text(raw, node, 16 * 1024).split()
-            out: list[str] = []
-            size = -1
-            for w in words:
-                out.append(w)
-                size += len(w) + 1
-                if size >= PREVIEW_LENGTH:
-                    break
-            return " ".join(out)[:PREVIEW_LENGTH]
-    return ""
+_PREVIEW_READ = 16 * 1024
+
+
+def _preview_of(text: str) -> str:
+    """RFC 8621 §4.1.4 preview: the first words of the text, at most 256 characters."""
+    # Words of at least one character: 2 * PREVIEW_LENGTH of them always reach the
+    # length, so split no further (the last item of a limited split is the rest).
+    # Try a short split first; most texts reach the length within 64 words.
+    text = text[:_PREVIEW_READ]
+    for most in (64, 2 * PREVIEW_LENGTH):
+        words = text.split(None, most)
+        rest = len(words) > most
+        if rest:
+            words.pop()
+        out: list[str] = []
+        size = -1
+        for w in words:
+            out.append(w)
+            size += len(w) + 1
+            if size >= PREVIEW_LENGTH:
+                return " ".join(out)[:PREVIEW_LENGTH]
+        if not rest:
+            break
+    return " ".join(out)[:PREVIEW_LENGTH]
 
 
 def _header_text(fields: tuple[HeaderField, ...]) -> str:
@@ -149,14 +160,17 @@ def _summarize(raw: bytes) -> dict[str, Any]:
     for key, out in _ADDRESS_KEYS.items():
         summary[out] = jmap_addresses(parse_address_list(unfold(last[key]))) if key in last else []
 
-    _text, _html, attachments = body_lists(structure)
-    summary["preview"] = _preview(raw, structure)
-    summary["has_attachment"] = has_attachment(structure, attachments)
+    lists = body_lists(structure)
+    chunks: list[str] = []
+    _collect_text(raw, structure, chunks, BODY_TEXT_LIMIT, lists=lists)
+    # The first text leaf of textBody is also the first text collected (with the whole
+    # budget), and a part's text for a smaller limit is a prefix of it: decode it once.
+    first_text = any(mime_type(n) in ("text/plain", "text/html") for n in lists[0])
+    summary["preview"] = _preview_of(chunks[0]) if first_text and chunks else ""
+    summary["has_attachment"] = has_attachment(structure, lists[2])
     summary["envelope"] = envelope(fields)
     summary["structure"] = structure
     summary["header_text"] = _header_text(fields)
-    chunks: list[str] = []
-    _collect_text(raw, structure, chunks, BODY_TEXT_LIMIT)
     summary["body_text"] = "\n".join(chunks)[:BODY_TEXT_LIMIT]
     summary["header_names"] = names
     summary["size"] = len(raw)

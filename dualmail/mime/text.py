@@ -63,8 +63,30 @@ _QP_LINE = re.compile(rb"([^\r\n]*)(\r?\n|\r(?!\n)|$)")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
+# Fast path: when every "=" is an escape or a soft line break and line endings need no
+# rewriting, binascii.a2b_qp (C) gives exactly what _qp_decode_lines gives.
+_QP_TRAILING_WS = re.compile(rb"[ \t]+(?=\r?\n|$)")
+_QP_ODD_EQUALS = re.compile(rb"=(?![0-9A-Fa-f]{2}|\r?\n|$)")
+
+
 def _qp_decode(data: bytes, crlf: bool = False) -> bytes:
-    """Quoted-printable decoding per RFC 2045 §6.7.
+    """Quoted-printable decoding per RFC 2045 §6.7 (see ``_qp_decode_lines``)."""
+    cr = data.count(b"\r")
+    if cr:
+        crlfs = data.count(b"\r\n")
+        if cr != crlfs or (crlf and data.count(b"\n") != crlfs):
+            return _qp_decode_lines(data, crlf)
+    elif crlf and b"\n" in data:
+        return _qp_decode_lines(data, crlf)
+    if b" \r" in data or b"\t\r" in data or b" \n" in data or b"\t\n" in data or data.endswith((b" ", b"\t")):
+        data = _QP_TRAILING_WS.sub(b"", data)
+    if _QP_ODD_EQUALS.search(data) is not None:
+        return _qp_decode_lines(data, crlf)
+    return binascii.a2b_qp(data)
+
+
+def _qp_decode_lines(data: bytes, crlf: bool = False) -> bytes:
+    """Quoted-printable decoding per RFC 2045 §6.7, line by line.
 
     Trailing transport whitespace on each encoded line is removed (rule 3),
     a line ending in ``=`` (after that whitespace is dropped) is a soft line
