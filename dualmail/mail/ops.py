@@ -26,6 +26,7 @@ class Prepared:
     received: int
     deleted: bool = False
     encoded: EncodedSummary | None = None  # stored forms, when made ahead (importer)
+    digest: bytes | None = None  # SHA-256 of raw, when computed ahead (importer)
 
 
 def flags_to_keywords(flags: Iterable[str]) -> tuple[frozenset[str], bool]:
@@ -44,16 +45,17 @@ def flags_to_keywords(flags: Iterable[str]) -> tuple[frozenset[str], bool]:
 
 
 def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
-            summary: dict[str, Any] | None = None, encoded: EncodedSummary | None = None) -> Prepared:
+            summary: dict[str, Any] | None = None, encoded: EncodedSummary | None = None,
+            digest: bytes | None = None) -> Prepared:
     """Parse once (outside any transaction); IMAP flags or JMAP keywords both accepted."""
     kws, deleted = flags_to_keywords(flags)
     return Prepared(raw, summarize(raw) if summary is None else summary, kws,
-                    int(time.time()) if received is None else int(received), deleted, encoded)
+                    int(time.time()) if received is None else int(received), deleted, encoded, digest)
 
 
 def store_prepared(tx: MailTxn, p: Prepared, mailboxes: Sequence[int]) -> tuple[int, dict[int, int]]:
     return tx.create_email(p.raw, p.summary, mailboxes, p.keywords, p.received, deleted=p.deleted,
-                           encoded=p.encoded)
+                           encoded=p.encoded, digest=p.digest)
 
 
 def deliver(store: Store, account: int, raw: bytes, mailbox: int, flags: Iterable[str] = (),

@@ -444,6 +444,9 @@ class MailTxn(ReadView):
         self._p = _Pending()
         self._mbx_cache: dict[int, dict[str, Any]] = {}
         self._mbx_orig: dict[int, bytes] = {}
+        # Thread records read or changed here (None: deleted); written once, at finish.
+        self._thr_cache: dict[int, dict[str, Any] | None] = {}
+        self._thr_dirty: set[int] = set()
 
     # -- the modseq ------------------------------------------------------------------
 
@@ -554,6 +557,7 @@ class MailTxn(ReadView):
 
     def finish(self) -> Commit | None:
         """Write the account record, log and caches; the caller commits the KV transaction."""
+        self._flush_threads()
         for m, rec in self._mbx_cache.items():
             data = codec.dumps(rec)
             if data != self._mbx_orig.get(m):
@@ -566,6 +570,32 @@ class MailTxn(ReadView):
         self._acct["modseq"] = self._modseq
         self.w.put("account", K.acct(self.a), codec.dumps(self._acct))
         return Commit(self.a, self._modseq, frozenset(self._p.kinds), frozenset(self._p.mailboxes))
+
+    # -- thread records (cached for the transaction) -------------------------------------
+
+    def thread(self, t: int) -> dict[str, Any] | None:
+        if t in self._thr_cache:
+            return self._thr_cache[t]
+        rec = ReadView.thread(self, t)
+        self._thr_cache[t] = rec
+        return rec
+
+    def threads(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        self._flush_threads()
+        return ReadView.threads(self, limit)
+
+    def _put_thread(self, t: int, rec: dict[str, Any] | None) -> None:
+        self._thr_cache[t] = rec
+        self._thr_dirty.add(t)
+
+    def _flush_threads(self) -> None:
+        for t in sorted(self._thr_dirty):
+            rec = self._thr_cache[t]
+            if rec is None:
+                self.w.delete("thread", K.thread(self.a, t))
+            else:
+                self.w.put("thread", K.thread(self.a, t), codec.dumps(rec))
+        self._thr_dirty.clear()
 
     # -- mailbox records (cached for the transaction) ------------------------------------
 
@@ -704,9 +734,12 @@ class MailTxn(ReadView):
 
     # -- blobs -------------------------------------------------------------------------
 
-    def put_blob(self, data: bytes, *, content_type: str | None = None, uploaded: int | None = None) -> str:
-        """Store ``data`` content-addressed; one more reference (or an upload mark)."""
-        sha = hashlib.sha256(data).digest()
+    def put_blob(self, data: bytes, *, content_type: str | None = None, uploaded: int | None = None,
+                 digest: bytes | None = None) -> str:
+        """Store ``data`` content-addressed; one more reference (or an upload mark).
+
+        ``digest``: SHA-256 of ``data`` computed ahead (by the importer's parsers)."""
+        sha = digest if digest is not None else hashlib.sha256(data).digest()
         bk = K.blob(self.a, sha)
         raw = self.w.get("blobref", bk)
         info = codec.loads(raw) if raw is not None else {"refs": 0, "size": len(data)}
@@ -849,11 +882,13 @@ class MailTxn(ReadView):
     def create_email(self, raw: bytes, summary: dict[str, Any], mailboxes: Iterable[int],
                      keywords: Iterable[str] = (), received: int = 0,
                      deleted: bool = False, blob_sha: str | None = None,
-                     encoded: "EncodedSummary | None" = None) -> tuple[int, dict[int, int]]:
+                     encoded: "EncodedSummary | None" = None,
+                     digest: bytes | None = None) -> tuple[int, dict[int, int]]:
         """A new Email (APPEND, import, delivery, Email/set create): (email, {mailbox: uid}).
 
         ``encoded`` is ``encode_summary(summary)`` made ahead of time (the importer makes it
         in its parsing processes); then ``summary`` needs only the threading fields.
+        ``digest`` is the SHA-256 of ``raw`` when already computed (there too).
         """
         mbxs = sorted(set(mailboxes))
         if not mbxs:
@@ -866,7 +901,7 @@ class MailTxn(ReadView):
                 raise errors.InvalidKeywordError(f"invalid keyword {k!r}")
         e = self._next("E")
         if blob_sha is None:
-            blob_sha = self.put_blob(raw)
+            blob_sha = self.put_blob(raw, digest=digest)
         else:
             self.ref_blob(blob_sha)
         t = self._assign_thread(e, summary, int(received))
@@ -1014,10 +1049,7 @@ class MailTxn(ReadView):
         th = self.thread(t)
         if th is not None:
             th["emails"] = [x for x in th["emails"] if x[1] != e]
-            if th["emails"]:
-                self.w.put("thread", K.thread(self.a, t), codec.dumps(th))
-            else:
-                self.w.delete("thread", K.thread(self.a, t))
+            self._put_thread(t, th if th["emails"] else None)
 
     def expunge(self, m: int, uids: Iterable[int] | None = None) -> list[int]:
         """Remove the ``\\Deleted`` memberships of ``m`` (only among ``uids`` if given)."""
@@ -1086,7 +1118,7 @@ class MailTxn(ReadView):
             th = self.thread(chosen) or {"emails": []}
         th["emails"].append([received, e, 0])
         th["emails"].sort()
-        self.w.put("thread", K.thread(self.a, chosen), codec.dumps(th))
+        self._put_thread(chosen, th)
         val = K.u64(chosen) + base
         for mid in refs:
             self.w.put("msgref", K.msgref(self.a, mid, e), val)
@@ -1101,7 +1133,7 @@ class MailTxn(ReadView):
             if x[1] == e:
                 x[2] = 1 if vis else 0
         now = any(x[2] for x in th["emails"])
-        self.w.put("thread", K.thread(self.a, t), codec.dumps(th))
+        self._put_thread(t, th)
         if was and not now:
             self._log("Thread", t, "d")
         elif now and not was:
