@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("address")
     i.add_argument("path")
     i.add_argument("--mailbox", help="target mailbox (default INBOX; Maildir subfolders keep their names below it)")
-    i.add_argument("--workers", type=int, default=None, help="parsing processes besides the writer (default: CPU count - 1; 0: parse in the writer)")
+    i.add_argument("--workers", type=int, default=None, help="parsing processes besides the writer (default: one per CPU, at most 4; 0: parse in the writer)")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
     i.set_defaults(func=cmd_import)
     return p

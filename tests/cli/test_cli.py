@@ -10,6 +10,7 @@ import os
 import signal
 import stat
 import subprocess
+import select
 import sys
 
 import pytest
@@ -170,6 +171,18 @@ def test_import_preserves_flags_and_dates(tmp_path):
         s.close()
 
 
+def _exits(pid: int, timeout: float) -> bool:
+    """Wait for process ``pid`` (not our child) to end: a pidfd is readable once it has."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
 def test_import_is_crash_safe(tmp_path):
     """SIGKILL mid-import: the store passes its invariants and every message the import
     reported as committed is present (CONTRACT §7)."""
@@ -183,23 +196,26 @@ def test_import_is_crash_safe(tmp_path):
         "from dualmail.importer_run import run_import\n"
         "s = open_store(sys.argv[1])\n"
         "a = s.require_account('a@x')\n"
+        "import multiprocessing\n"
         "def committed(keys):\n"
-        "    sys.stdout.write(''.join(k.hex() + '\\n' for k in keys) + 'COMMIT\\n'); sys.stdout.flush()\n"
-        "run_import(s, a, sys.argv[2], workers=1, on_commit=committed)\n"
+        "    pids = ' '.join(str(c.pid) for c in multiprocessing.active_children())\n"
+        "    sys.stdout.write(''.join(k.hex() + '\\n' for k in keys) + 'COMMIT ' + pids + '\\n')\n"
+        "    sys.stdout.flush()\n"
+        "run_import(s, a, sys.argv[2], workers=2, on_commit=committed)\n"
         "sys.stdout.write('DONE\\n')\n"
     )
     p = subprocess.Popen([sys.executable, "-c", code, str(data), str(tmp_path / "big.mbox")],
                          stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
     reported: list[bytes] = []
     pending: list[bytes] = []
-    commits = 0
+    parsers: list[int] = []
     for line in p.stdout:
         line = line.strip()
-        if line == "COMMIT":
+        if line.startswith("COMMIT"):
             reported += pending
             pending = []
-            commits += 1
-            if commits == 2:
+            parsers = [int(x) for x in line.split()[1:]]
+            if len(reported) >= 500:
                 p.send_signal(signal.SIGKILL)
                 break
         elif line == "DONE":
@@ -209,6 +225,10 @@ def test_import_is_crash_safe(tmp_path):
     p.wait()
     assert p.returncode == -signal.SIGKILL, "the import finished before it could be killed"
     assert len(reported) >= 500
+    # The parsing processes notice that the importer is gone and end.
+    assert len(parsers) == 2
+    for pid in parsers:
+        assert _exits(pid, timeout=30), "a parser process outlived the importer"
     s = open_store(str(data))
     try:
         a = s.require_account("a@x")
