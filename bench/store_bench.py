@@ -6,7 +6,7 @@ For each mailbox size: generate realistic mail (bench/mailgen.py, cached in benc
 import it with ``dualmail import``'s code path into a fresh store (synced commits, as in
 production), print messages/s and the store's size on disk; then make 10 flag changes and
 time "changes since M" (JMAP Email/changes, IMAP CHANGEDSINCE and VANISHED reads) for that
-M.  The ratio of the 100k to the 1k cost shows whether the cost grows with the mailbox.
+M (best of 7 rounds).  The ratio of the 100k to the 1k cost shows whether the cost grows with the mailbox.
 """
 
 from __future__ import annotations
@@ -63,17 +63,21 @@ def bench(n: int, workers: int | None) -> dict[str, float]:
         for u, e in uids[::step][:10]:
             with store.write(a) as tx:
                 tx.set_keywords(e, tx.email(e)["kw"] + ["benchmark"])
-        reps = 2000
+        # Best of several rounds: the figure is the cost of the read, not of whatever
+        # else the machine did during one round.
+        reps, rounds = 400, 7
+        t_changes = t_imap = float("inf")
         with store.read(a) as r:
-            t1 = time.perf_counter()
-            for _ in range(reps):
-                ch = r.changes("Email", m0)
-            t_changes = (time.perf_counter() - t1) / reps
-            t1 = time.perf_counter()
-            for _ in range(reps):
-                cs = r.changed_since(inbox, m0)
-                vs = r.expunged_since(inbox, m0)
-            t_imap = (time.perf_counter() - t1) / reps
+            for _round in range(rounds):
+                t1 = time.perf_counter()
+                for _ in range(reps):
+                    ch = r.changes("Email", m0)
+                t_changes = min(t_changes, (time.perf_counter() - t1) / reps)
+                t1 = time.perf_counter()
+                for _ in range(reps):
+                    cs = r.changed_since(inbox, m0)
+                    vs = r.expunged_since(inbox, m0)
+                t_imap = min(t_imap, (time.perf_counter() - t1) / reps)
         assert len(ch.updated) == 10 and len(cs) == 10 and vs == [], (len(ch.updated), len(cs), vs[:5])
         store.close()
         return {"n": n, "rate": n / dt, "seconds": dt, "size_mb": size / 1e6,
