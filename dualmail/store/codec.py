@@ -1,21 +1,39 @@
 """Value encoding of stored records: compact JSON, UTF-8.
 
-JSON keeps the store inspectable with any LMDB tool and is fast enough through the C
-accelerator.  Imports nothing from twisted or lmdb.
+JSON keeps the store inspectable with any LMDB tool.  ``orjson`` writes and reads it
+several times faster than the standard library (records are encoded on every write and
+decoded on every FETCH or Email/get); the standard library remains the definition and
+takes over for what orjson does not do the same way: lone surrogates (names kept with
+``surrogateescape``), integers beyond 64 bits, non-string keys, and — when reading —
+any number of 19 or more digits (orjson would turn one beyond 64 bits into a float).
+Imports nothing from twisted or lmdb.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import orjson
 
 _enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 _dec = json.JSONDecoder()
+_LONG_NUMBER = re.compile(rb"\d{19}")
 
 
 def dumps(obj: Any) -> bytes:
-    return _enc.encode(obj).encode("utf-8", "surrogatepass")
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _enc.encode(obj).encode("utf-8", "surrogatepass")
 
 
 def loads(data: bytes) -> Any:
-    return _dec.decode(bytes(data).decode("utf-8", "surrogatepass"))
+    raw = bytes(data)
+    if _LONG_NUMBER.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return _dec.decode(raw.decode("utf-8", "surrogatepass"))
