@@ -2,8 +2,9 @@
 
 Each batch is one store transaction (one modseq).  Parsing runs in worker processes so the
 writer only writes: the importing process reads the source (one pass, see
-``importer.sources``), sends windows of raw messages to the parsers, and writes their
-results in source order, committing while the parsers work on the next windows.  Re-running an import skips messages already imported into the same
+``importer.sources``), sends windows of raw messages to the parsers, and hands their
+results, in source order and in batches, to a writer thread (``_Writer``), which commits
+while the parsers work on the next windows and the reading goes on.  Re-running an import skips messages already imported into the same
 mailbox: the key is ``importer.sources.dedup_key`` (Message-ID + internal date + size, or
 the SHA-256 of the bytes when there is no Message-ID), kept in the store's ``dedup`` table.
 """
@@ -19,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
 from multiprocessing.connection import Connection, wait
-from queue import SimpleQueue
+from queue import Empty, Queue, SimpleQueue
 from typing import Any, Callable, Iterable, Iterator
 
 from .mail.ops import Prepared, prepare, store_prepared
@@ -252,6 +253,59 @@ def _parsed(messages: Iterable[tuple[Any, bytes]], workers: int,
         parsers.close(finished)
 
 
+class _Writer:
+    """The import's write transactions, on a thread of their own, in order.
+
+    While a batch commits (LMDB copies its pages and fsyncs without holding the GIL),
+    the importing thread goes on reading the source and feeding the parsers.  At most
+    one batch waits behind the one being written.  Results come back to the importing
+    thread, which reports them; the first error is raised there too.
+    """
+
+    def __init__(self, store: Store, account: int) -> None:
+        self._store, self._account = store, account
+        self._jobs: Queue[tuple[Callable[[MailTxn], Any], Any] | None] = Queue(maxsize=1)
+        self._done: SimpleQueue[tuple[Any, Any]] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def busy(self) -> bool:
+        return self._jobs.full()
+
+    def submit(self, write: Callable[[MailTxn], Any], items: Any) -> None:
+        if self._thread is None:  # started late: the parsers are forked before it exists
+            self._thread = threading.Thread(target=self._run, name="dualmail-import-writer", daemon=True)
+            self._thread.start()
+        self._jobs.put((write, items))
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            write, items = job
+            if self.error is not None:
+                continue  # after a failure, nothing more is written
+            try:
+                out = self._store.transact(self._account, write)
+            except BaseException as e:  # handed to the importing thread
+                self.error = e
+                continue
+            self._done.put((items, out))
+
+    def completed(self) -> list[tuple[Any, Any]]:
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except Empty:
+                return out
+
+    def close(self) -> None:
+        """Wait for every batch handed over to be written."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+
+
 def _resolve_mailbox(tx: MailTxn, path: list[str]) -> int:
     parent = 0
     m = 0
@@ -309,19 +363,20 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
                 keys.append(key)
             return imported, skipped, keys
 
-        def done(out: tuple[int, int, list[bytes]]) -> None:
-            imported, skipped, keys = out
+        writer.submit(write, items)
+        report()
+
+    def report() -> None:
+        """Count and report the batches written so far (after their commit)."""
+        for items, (imported, skipped, keys) in writer.completed():
             result.imported += imported
             result.skipped += skipped
             if on_commit is not None:
                 on_commit(keys)
             if progress is not None:
                 progress(len(items))
-
-        # On this thread: the map may grow before a write (set_mapsize), which LMDB allows
-        # only while no other thread of the process has a transaction open.  The parsers
-        # keep working on the windows in flight meanwhile.
-        done(store.transact(account, write))
+        if writer.error is not None:
+            raise writer.error
 
     def fresh(messages: Iterable[Any]) -> Iterator[tuple[Any, bytes]]:
         """Skip what an earlier run imported before spending any parsing on it.
@@ -357,23 +412,32 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
 
     def idle() -> None:
         nonlocal min_flush
-        if len(batch) >= min_flush:
+        if len(batch) >= min_flush and not writer.busy():
             flush()
             min_flush = min(BATCH_MESSAGES, min_flush * 2)
 
-    for (msg, key), parsed in _parsed(fresh(source), workers, idle):
-        if parsed is None:
-            result.failed.append((msg.origin, "message larger than 64 MiB"))
-            continue
-        try:
-            p = prepare(msg.raw, msg.flags, msg.internal_date, summary=parsed[0], encoded=parsed[1],
-                        digest=parsed[2])
-        except Exception as e:  # an unusable flag set must not stop the import
-            result.failed.append((msg.origin, f"unusable: {e}"))
-            continue
-        batch.append((msg, p, key))
-        size += len(msg.raw)
-        if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
-            flush()
-    flush()
+    def read_parse_write() -> None:
+        nonlocal size
+        for (msg, key), parsed in _parsed(fresh(source), workers, idle):
+            if parsed is None:
+                result.failed.append((msg.origin, "message larger than 64 MiB"))
+                continue
+            try:
+                p = prepare(msg.raw, msg.flags, msg.internal_date, summary=parsed[0],
+                            encoded=parsed[1], digest=parsed[2])
+            except Exception as e:  # an unusable flag set must not stop the import
+                result.failed.append((msg.origin, f"unusable: {e}"))
+                continue
+            batch.append((msg, p, key))
+            size += len(msg.raw)
+            if len(batch) >= BATCH_MESSAGES or size >= BATCH_BYTES:
+                flush()
+        flush()
+
+    writer = _Writer(store, account)
+    try:
+        read_parse_write()
+    finally:
+        writer.close()
+    report()
     return result

@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 _INITIAL_MAP = 256 << 20
 _MIN_HEADROOM = 256 << 20
+_GROW_WAIT = 5.0  # seconds a full map waits for other threads' transactions to end
 
 
 class _Txn:
@@ -94,7 +95,7 @@ class LmdbKV:
         # Transactions open in this process, on any thread: LMDB allows set_mapsize only
         # when there are none (password checks read accounts on a thread pool).
         self._open_txns = 0
-        self._count_lock = threading.Lock()
+        self._count_lock = threading.Condition()
         self._dbs: dict[str, object] = {}
         try:
             if readonly:
@@ -127,22 +128,37 @@ class LmdbKV:
             self._grow(max(size * 2, used + 2 * _MIN_HEADROOM))
 
     def _grow(self, new_size: int | None = None) -> None:
-        if self._open_txns:
-            raise StoreLockedError("the store is full and cannot grow while another thread reads it")
-        size = self._env.info()["map_size"]
-        self._env.set_mapsize(new_size or size * 2)
+        # Other threads' transactions are short (a password check, an importer's
+        # de-duplication read): wait for them to end rather than fail the write.
+        with self._count_lock:
+            if not self._count_lock.wait_for(lambda: self._open_txns == 0, timeout=_GROW_WAIT):
+                raise StoreLockedError("the store is full and cannot grow while another thread reads it")
+            size = self._env.info()["map_size"]
+            self._env.set_mapsize(new_size or size * 2)
 
     def _begin(self, write: bool) -> lmdb.Transaction:
-        try:
-            txn = self._env.begin(write=write)
-        except lmdb.MapResizedError:
-            if self._open_txns:
-                raise
-            self._adopt_map_size()
-            txn = self._env.begin(write=write)
+        # Counted before it exists: a map resize (under the lock, with no transaction
+        # counted) can then never run while this one begins.
         with self._count_lock:
             self._open_txns += 1
-        return txn
+        try:
+            try:
+                return self._env.begin(write=write)
+            except lmdb.MapResizedError:
+                with self._count_lock:
+                    if self._open_txns > 1:
+                        raise
+                    self._adopt_map_size()
+                return self._env.begin(write=write)
+        except BaseException:
+            self._end_count()
+            raise
+
+    def _end_count(self) -> None:
+        with self._count_lock:
+            self._open_txns -= 1
+            if not self._open_txns:
+                self._count_lock.notify_all()
 
     def _end(self, txn: lmdb.Transaction, commit: bool) -> None:
         try:
@@ -151,8 +167,7 @@ class LmdbKV:
             else:
                 txn.abort()
         finally:
-            with self._count_lock:
-                self._open_txns -= 1
+            self._end_count()
 
     # -- the interface ---------------------------------------------------------
 

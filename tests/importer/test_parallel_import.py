@@ -90,3 +90,34 @@ def test_a_dead_parser_is_replaced_by_parsing_here(tmp_path, monkeypatch):
         assert subjects == ["poison" if i == 37 else f"m{i}" for i in range(200)]
     finally:
         s.close()
+
+
+def test_a_failed_write_stops_the_import_with_its_error(tmp_path, monkeypatch):
+    """Batches are written on a writer thread; its error reaches the caller, the failed
+    batch leaves nothing behind (one transaction), and earlier batches stay committed."""
+    path = tmp_path / "m.mbox"
+    with open(path, "wb") as f:
+        for i in range(3000):
+            f.write(b"From a@b Mon Jan  1 00:00:00 2024\n"
+                    + f"Subject: m{i}\nMessage-ID: <{i}@x>\n\nbody {i}\n\n".encode())
+    real = importer_run.store_prepared
+
+    def failing(tx, prep, mailboxes):
+        if b"Subject: m2500\r\n" in prep.raw:
+            raise RuntimeError("disk on fire")
+        return real(tx, prep, mailboxes)
+
+    monkeypatch.setattr(importer_run, "store_prepared", failing)
+    committed: list[int] = []
+    s = open_store(str(tmp_path / "d"))
+    try:
+        a = s.create_account("a@x", "pw")
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            importer_run.run_import(s, a, str(path), workers=2, on_commit=lambda keys: committed.append(len(keys)))
+        with s.read(a) as r:
+            assert verify(r) == []
+            inbox = r.mailbox_by_path(["INBOX"])
+            stored = len(list(r.uid_items(inbox)))
+        assert 0 < sum(committed) <= stored < 2500  # what was reported is there; m2500 is not
+    finally:
+        s.close()

@@ -411,3 +411,47 @@ def test_map_does_not_move_under_a_reader_on_another_thread(tmp_path):
         tx.create_email(b"y", summary("y@x"), [1])
     assert s.kv._env.info()["map_size"] > size
     s.close()
+
+
+def test_a_full_map_waits_for_another_threads_short_read(tmp_path):
+    """A write that fills the map while another thread reads waits for that read to end,
+    then grows the map and succeeds (the importer's writer thread and its reading thread)."""
+    import threading
+
+    from dualmail.store.store import open_store
+
+    s = open_store(str(tmp_path / "w"), sync=False)
+    a = s.create_account("x@y", "pw")
+    size = s.kv._env.info()["map_size"]
+    opened, growing, seen = threading.Event(), threading.Event(), []
+    grow = s.kv._grow
+
+    def announced_grow(*args, **kw):
+        growing.set()
+        return grow(*args, **kw)
+
+    s.kv._grow = announced_grow
+
+    def reader():
+        with s.read(a) as r:
+            opened.set()
+            growing.wait(60)  # the map is full and the writer wants to grow it
+            seen.append(r.mailbox(1)["name"])
+
+    t = threading.Thread(target=reader)
+    t.start()
+    opened.wait(60)
+    big = b"x" * (1 << 20)
+    n = size // (1 << 20) + 50  # more than the map holds
+
+    def fill(tx):
+        for i in range(n):
+            tx.create_email(big + str(i).encode(), summary(f"{i}@x"), [1])
+
+    s.transact(a, fill)
+    t.join()
+    assert growing.is_set() and seen == ["INBOX"]
+    assert s.kv._env.info()["map_size"] > size
+    with s.read(a) as r:
+        assert r.mailbox(1)["counts"]["msgs"] == n
+    s.close()
