@@ -1,14 +1,15 @@
-"""The record codec: orjson where it agrees with the standard library, else the library.
+"""JSON through orjson where it agrees with the standard library, else the library.
 
-The stored bytes must be exactly what ``json`` (compact, ensure_ascii=False, UTF-8 with
-surrogatepass) writes, so stores stay readable whichever path wrote them, and every value
-must read back equal.
+The record codec: the stored bytes must be exactly what ``json`` (compact,
+ensure_ascii=False, UTF-8 with surrogatepass) writes, so stores stay readable whichever
+path wrote them, and every value must read back equal.  JMAP response bodies likewise.
 """
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,3 +46,18 @@ def test_the_cases_orjson_would_get_wrong() -> None:
         assert data == _std(v)
         assert codec.loads(data) == json.loads(data.decode("utf-8", "surrogatepass"))
     assert codec.loads(b'{"id":"1234567890123456789012@x"}') == {"id": "1234567890123456789012@x"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(values)
+def test_jmap_response_bodies_are_the_stdlib_bytes(v: object) -> None:
+    """RFC 8620 §3.4 responses: orjson's bytes, or the stdlib's where orjson refuses."""
+    from dualmail.jmap.app import _json
+
+    try:
+        expected = json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the stdlib path raises, so must we
+        with pytest.raises(UnicodeEncodeError):
+            _json(v)
+        return
+    assert _json(v) == expected
