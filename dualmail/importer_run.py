@@ -4,9 +4,11 @@ Each batch is one store transaction (one modseq).  Parsing runs in worker proces
 writer only writes: the importing process reads the source (one pass, see
 ``importer.sources``), sends windows of raw messages to the parsers, and hands their
 results, in source order and in batches, to a writer thread (``_Writer``), which commits
-while the parsers work on the next windows and the reading goes on.  Re-running an import skips messages already imported into the same
-mailbox: the key is ``importer.sources.dedup_key`` (Message-ID + internal date + size, or
-the SHA-256 of the bytes when there is no Message-ID), kept in the store's ``dedup`` table.
+while the parsers work on the next windows and the reading goes on.
+
+Re-running an import skips messages already imported into the same mailbox: the key is
+``importer.sources.dedup_key`` (Message-ID + internal date + size, or the SHA-256 of the
+bytes when there is no Message-ID), kept in the store's ``dedup`` table.
 """
 
 from __future__ import annotations

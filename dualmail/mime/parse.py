@@ -104,9 +104,9 @@ _PREVIEW_READ = 16 * 1024
 
 def _preview_of(text: str) -> str:
     """RFC 8621 §4.1.4 preview: the first words of the text, at most 256 characters."""
-    # Words of at least one character: 2 * PREVIEW_LENGTH of them always reach the
-    # length, so split no further (the last item of a limited split is the rest).
-    # Try a short split first; most texts reach the length within 64 words.
+    # Words have at least one character, so 2 * PREVIEW_LENGTH of them always reach the
+    # length: split no further (the last item of a limited split is the rest of the
+    # text, not a word).  Most texts reach the length within 64 words: try that first.
     text = text[:_PREVIEW_READ]
     for most in (64, 2 * PREVIEW_LENGTH):
         words = text.split(None, most)

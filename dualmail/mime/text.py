@@ -78,8 +78,9 @@ def _qp_decode(data: bytes, crlf: bool = False) -> bytes:
             return _qp_decode_lines(data, crlf)
     elif crlf and b"\n" in data:
         return _qp_decode_lines(data, crlf)
-    if b" \r" in data or b"\t\r" in data or b" \n" in data or b"\t\n" in data or data.endswith((b" ", b"\t")):
-        data = _QP_TRAILING_WS.sub(b"", data)
+    if (b" \r" in data or b"\t\r" in data or b" \n" in data or b"\t\n" in data
+            or data.endswith((b" ", b"\t"))):
+        data = _QP_TRAILING_WS.sub(b"", data)  # transport padding (rule 3)
     if _QP_ODD_EQUALS.search(data) is not None:
         return _qp_decode_lines(data, crlf)
     return binascii.a2b_qp(data)
