@@ -43,6 +43,7 @@ class DualmailService(MultiService):
         self.store: Store | None = None
         self.listeners: dict[str, list[Any]] = {"imap": [], "imaps": [], "jmap": [], "lmtp": []}
         self._jmap_url_users: list[Any] = []
+        self.outbox: Any = None  # the OutboxRunner when --smarthost is set (dualmail.submission)
 
     def _open(self) -> Store:
         try:
@@ -79,6 +80,7 @@ class DualmailService(MultiService):
         indexer = SearchIndexer(store, self.reactor)
         indexer.setName("indexer")
         indexer.setServiceParent(self)
+        self._build_outbox(store)
         factories = self._factories(store)
         for kind, factory in factories:
             for desc in self.options[kind]:
@@ -89,6 +91,19 @@ class DualmailService(MultiService):
                 self.listeners[kind].append(svc)
         imap = [getattr(f, "wrappedFactory", f) for kind, f in factories if kind in ("imap", "imaps")]
         self._jmap_url_users = [f for f in imap if hasattr(f, "jmap_bound")]
+
+    def _build_outbox(self, store: Store) -> None:
+        """The queue runner relaying EmailSubmissions and vacation replies to
+        ``--smarthost`` (without one nothing is sent: EmailSubmission/set
+        answers forbiddenToSend)."""
+        from .submission.config import from_options
+        from .submission.relay import OutboxRunner
+
+        config = self.options.get("submission") or from_options(self.options)
+        if config.smarthost:
+            self.outbox = OutboxRunner(store, config, self.reactor)
+            self.outbox.setName("outbox")
+            self.outbox.setServiceParent(self)
 
     def _tell_jmap_port(self) -> None:
         """IMAP's JMAPACCESS URL (RFC 9698) names the first JMAP listener; once it is

@@ -25,6 +25,18 @@ class Options(usage.Options):
         ["tls-cert", None, None, "PEM certificate file (enables STARTTLS and --imaps)."],
         ["tls-key", None, None, "PEM private key file for --tls-cert."],
         ["base-url", None, None, "Public base URL of the JMAP service (behind a proxy)."],
+        # Sending mail (dualmail.submission; docs/operating.md "Sending mail")
+        ["smarthost", None, None, "SMTP relay for JMAP EmailSubmission and vacation replies "
+                                  "(client endpoint, e.g. tcp:127.0.0.1:25)."],
+        ["smarthost-auth", None, None, "File holding 'username:password' for AUTH at the smarthost."],
+        ["smarthost-starttls", None, "if-offered", "STARTTLS to the smarthost: no, if-offered or require."],
+        ["smarthost-tls-name", None, None, "Name the smarthost's certificate must carry (default: its host)."],
+        ["smarthost-helo", None, None, "Name used in EHLO and Received fields (default: this host's name)."],
+        ["max-recipients", None, None, "Recipients per message (default 100)."],
+        ["max-messages-per-hour", None, None, "Messages an account may send per hour (default 100)."],
+        ["max-recipients-per-day", None, None, "Recipients an account may send to per day (default 1000)."],
+        ["max-send-size", None, None, "Largest message that may be sent, octets (default 26214400)."],
+        ["queue-lifetime", None, None, "Seconds a message is retried before it fails (default 432000)."],
     ]
     optFlags = [
         ["allow-plaintext", None, "Allow LOGIN/PLAIN without TLS on non-loopback connections."],
@@ -65,6 +77,22 @@ class Options(usage.Options):
             if desc.startswith("ssl:"):
                 raise usage.UsageError(
                     "--imaps takes a tcp: endpoint (e.g. tcp:993); its TLS comes from --tls-cert/--tls-key")
+        self._submission_options()
+
+    def _submission_options(self) -> None:
+        from .submission.config import ConfigError, from_options
+
+        for name in ("max-recipients", "max-messages-per-hour", "max-recipients-per-day", "max-send-size",
+                     "queue-lifetime"):
+            value = self[name]
+            if value is not None and (not str(value).isdigit() or int(value) < 1):
+                raise usage.UsageError(f"--{name} takes a positive number")
+        if self["smarthost-starttls"] not in ("no", "if-offered", "require"):
+            raise usage.UsageError("--smarthost-starttls is no, if-offered or require")
+        try:
+            self["submission"] = from_options(self)
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:

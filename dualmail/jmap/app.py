@@ -578,7 +578,8 @@ class JMAPApp:
             )
             state = build_session(capabilities=capabilities, info=info, base_url=self._base_url(request))["state"]
             response = await self.dispatcher.run(
-                jmap_request, principal=principal, accounts=info.accounts, session_state=state
+                jmap_request, principal=principal, accounts=info.accounts, session_state=state,
+                client=_peer(request),
             )
         finally:
             self._requests[key] -= 1

@@ -61,6 +61,7 @@ class CallContext:
     call_id: str = ""
     methods: Mapping[str, Method] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # type-specific /set arguments
+    client: str = ""  # the HTTP client's address (EmailSubmission's Received field)
 
     def account(
         self,
@@ -112,6 +113,7 @@ class CallContext:
             self.principal, self.accounts, self.using, self.created_ids, self.limits,
             name, method.capability, self.call_id, self.methods,
         )
+        sub.client = self.client
         return method.handler(sub, args)
 
 
@@ -144,6 +146,7 @@ class Dispatcher:
         principal: Any,
         accounts: Mapping[str, Account],
         session_state: str,
+        client: str = "",
     ) -> dict[str, Any]:
         """Process every call in order; return the Response object (§3.4)."""
         created_ids = dict(request.created_ids or {})
@@ -153,6 +156,7 @@ class Dispatcher:
                 principal, accounts, request.using, created_ids, self.limits,
                 call.name, CORE, call.call_id, self.methods,
             )
+            ctx.client = client
             responses.extend(await self._run_call(ctx, call, responses))
         response: dict[str, Any] = {
             "methodResponses": [r.to_json() for r in responses],

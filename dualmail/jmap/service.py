@@ -29,6 +29,7 @@ from twisted.web import server
 from ..model import ids
 from ..store.store import Store
 from ..store.txn import Commit
+from ..submission.config import SubmissionConfig, from_options as submission_config
 from .app import JMAPApp, make_site as make_app_site
 from .dispatch import core_methods
 from .errors import RequestError
@@ -71,10 +72,11 @@ class StoreBackend:
 
     log = Logger()
 
-    def __init__(self, store: Store, now: Callable[[], float], limits: CoreLimits):
+    def __init__(self, store: Store, now: Callable[[], float], limits: CoreLimits, submission: Any = None):
         self.store = store
         self.now = now
         self.limits = limits
+        self.submission = submission or SubmissionConfig()
         self._listeners: dict[int, list[Callable[[Mapping[str, Any]], None]]] = {}
         self._unsubscribe_store: Callable[[], None] | None = None
 
@@ -91,7 +93,9 @@ class StoreBackend:
                 "emailQuerySortOptions": list(SORT_OPTIONS),
                 "mayCreateTopLevelMailbox": True,
             },
-            SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}},
+            # RFC 8621 §1.3.2; maxRecipients: the per-message limit (tooManyRecipients)
+            SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {},
+                         "maxRecipients": self.submission.limits.max_recipients},
             VACATION: {},
         }
 
@@ -241,6 +245,7 @@ def build_app(
     limits: CoreLimits | None = None,
     run_blocking: Callable[..., Deferred[Any]] | None = None,
     failed_login_delay: float = FAILED_LOGIN_DELAY,
+    submission: SubmissionConfig | None = None,
 ) -> JMAPApp:
     """The JMAP app over ``store``; ``reactor`` is the clock (and thread pool
     for password checks unless ``run_blocking`` is given)."""
@@ -249,11 +254,11 @@ def build_app(
         def run_blocking(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
             return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
-    backend = StoreBackend(store, reactor.seconds, limits)
+    backend = StoreBackend(store, reactor.seconds, limits, submission)
     return JMAPApp(
         StoreAuthenticator(store, run_blocking),
         backend,
-        methods={**core_methods(), **store_methods(store, reactor.seconds)},
+        methods={**core_methods(), **store_methods(store, reactor.seconds, submission)},
         limits=limits,
         clock=reactor,
         failed_login_delay=failed_login_delay,
@@ -267,7 +272,8 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
     TLS comes from the endpoint string (``ssl:8443:privateKey=key.pem:
     certKey=cert.pem``); ``--base-url`` sets the public URL in the Session
     object (behind a reverse proxy)."""
-    jmap = build_app(store, reactor, base_url=options.get("base-url") or None)
+    jmap = build_app(store, reactor, base_url=options.get("base-url") or None,
+                     submission=options.get("submission") or submission_config(options))
     janitor = UploadJanitor(store, reactor)
     return make_app_site(jmap, JMAPSite, janitor=janitor)
 

@@ -184,3 +184,45 @@ def fts(a: int, token: bytes, first: int | None = None) -> bytes:
     """Key of ``fts``: account, token, NUL, first email number of the postings chunk."""
     k = _u32.pack(a) + token + b"\x00"
     return k if first is None else k + _u64.pack(first)
+
+
+# -- the outbound queue and sending limits (``store/outbox.py``, ``dualmail.submission``) --
+#
+# =============  =====================================  ===========================================
+# table          key                                    value
+# =============  =====================================  ===========================================
+# outq           A Q(u64)                               queue entry: {sub, kind, from, rcpt: {addr:
+#                                                       {state, reply}}, created, due, tries, ...}
+# outmsg         A Q                                    the bytes for the smarthost (Received added,
+#                                                       Bcc removed); the stored Email stays exact
+# outdue         u32(0) R(due) A Q                      b""  -- the one global "what is due" index;
+#                                                       account 0 is never allocated, so deleting an
+#                                                       account never touches it (stale keys whose
+#                                                       entry is gone are dropped by the runner)
+# sendlog        A R(time) Q                            u32 recipients -- what the account sent in
+#                                                       the last day (RFC 8621 §9 sending limits)
+# vacsent        A H(sender, lowercase)                 {t: time replied, v: VacationResponse state}
+#                                                       -- RFC 3834 §2 "once per sender per period"
+# meta           b"next_outq"                           last queue number (u64)
+# =============  =====================================  ===========================================
+
+TABLES = TABLES + ("outq", "outmsg", "outdue", "sendlog", "vacsent")
+
+
+def outq(a: int, q: int | None = None) -> bytes:
+    k = _u32.pack(a)
+    return k if q is None else k + _u64.pack(q)
+
+
+def outdue(due: int | None = None, a: int = 0, q: int = 0) -> bytes:
+    k = _u32.pack(0)
+    return k if due is None else k + _u64.pack(max(due, 0)) + _u32.pack(a) + _u64.pack(q)
+
+
+def sendlog(a: int, when: int, q: int | None = None) -> bytes:
+    k = _u32.pack(a) + _u64.pack(max(when, 0))
+    return k if q is None else k + _u64.pack(q)
+
+
+def vacsent(a: int, sender: str) -> bytes:
+    return _u32.pack(a) + h16(sender.strip().lower())

@@ -3,8 +3,8 @@
 
 Implemented: Mailbox, Thread, Email (RFC 8621 §2-§4: the standard methods
 plus Email/import and Email/parse), SearchSnippet (§5), Identity (§6),
-VacationResponse (§8), Blob/copy (RFC 8620 §6.3). EmailSubmission is added
-here by its own module.
+VacationResponse (§8), Blob/copy (RFC 8620 §6.3), EmailSubmission (§7,
+``email_submission.py``).
 
 Must not import twisted.internet or klein.
 """
@@ -12,6 +12,7 @@ Must not import twisted.internet or klein.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ...store.store import Store
 from ..dispatch import Method
@@ -19,6 +20,7 @@ from ..standard import standard_methods
 from .blob import blob_methods
 from .email import SORT_OPTIONS, EmailType
 from .email_import import email_methods
+from .email_submission import submission_methods
 from .identity import SUBMISSION, IdentityType
 from .mailbox import MAIL, MailboxType
 from .searchsnippet import snippet_methods
@@ -28,8 +30,10 @@ from .vacation import VACATION, VacationResponseType
 __all__ = ["MAIL", "SORT_OPTIONS", "SUBMISSION", "VACATION", "store_methods"]
 
 
-def store_methods(store: Store, now: Callable[[], float]) -> dict[str, Method]:
-    """Every store-backed method: ``{"Mailbox/get": Method(...), ...}``."""
+def store_methods(store: Store, now: Callable[[], float], submission: Any = None) -> dict[str, Method]:
+    """Every store-backed method: ``{"Mailbox/get": Method(...), ...}``.
+    ``submission``: the ``dualmail.submission.config.SubmissionConfig``
+    (None: no smarthost, EmailSubmission/set answers forbiddenToSend)."""
     methods: dict[str, Method] = {}
     for datatype in (MailboxType(store), ThreadType(store), EmailType(store, now), IdentityType(store),
                      VacationResponseType(store)):
@@ -37,4 +41,5 @@ def store_methods(store: Store, now: Callable[[], float]) -> dict[str, Method]:
     methods.update(email_methods(store, now))
     methods.update(snippet_methods(store))
     methods.update(blob_methods(store, now))
+    methods.update(submission_methods(store, now, submission))
     return methods
