@@ -211,7 +211,9 @@ class OutboxRunner(Service):
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
-        return super().stopService()
+        super().stopService()
+        # an answer on its way is recorded before the store closes (else it is sent again)
+        return self.idle()
 
     def _committed(self, commit: Commit) -> None:
         if KIND in commit.kinds or "Email" in commit.kinds:
@@ -229,6 +231,12 @@ class OutboxRunner(Service):
                 return
             self._call.cancel()
         self._call = self.clock.callLater(max(delay, 0), self._run)
+
+    def drain(self) -> defer.Deferred[None]:
+        """Start whatever is due now; fires when nothing is being sent (tests,
+        and an admin's "flush the queue")."""
+        self._run()
+        return self.idle()
 
     def idle(self) -> defer.Deferred[None]:
         """Fires when nothing is being sent (tests)."""
