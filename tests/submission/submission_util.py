@@ -54,7 +54,7 @@ def draft(subject: str = "Lunch?", *, sender: str = "Alice <alice@example.org>",
     return ("\r\n".join(lines) + "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n" + body + "\r\n").encode()
 
 
-def snapshot(store, account: int) -> dict[str, Any]:
+def snapshot(store, account: int, now: int = 1_800_000_000) -> dict[str, Any]:
     """Everything a refused submission must leave as it was."""
     with store.read(account) as r:
         return {
@@ -64,7 +64,7 @@ def snapshot(store, account: int) -> dict[str, Any]:
             "emails": {e: r.email(e) for e in r.received_order(None)},
             "submissions": r.objects("EmailSubmission"),
             "queue": outbox.entries(r),
-            "sent": outbox.sent_recently(r, 2_000_000_000),
+            "sent": outbox.sent_recently(r, now),
         }
 
 
