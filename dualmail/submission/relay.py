@@ -299,7 +299,8 @@ class OutboxRunner(Service):
         client = entry.get("client") or ""
         if ":" in client:
             client = "IPV6:" + client
-        return [("ADDR", client), ("LOGIN", entry.get("login") or "")]
+        # NAME unknown: else Postfix would keep the name of the connection's own address
+        return [("NAME", "[UNAVAILABLE]"), ("ADDR", client), ("LOGIN", entry.get("login") or "")]
 
     def _record(self, a: int, q: int, attempt: Attempt) -> None:
         """The attempt's outcome, in one transaction: recipients' states, the
