@@ -157,3 +157,45 @@ class Smarthost:
     @property
     def messages(self) -> list[Received]:
         return self.sink.messages
+
+
+class ScriptedServer:
+    """A misbehaving SMTP server on 127.0.0.1:0: answers each line from
+    ``replies`` in order (bytes, sent as they are) and closes the connection
+    when they run out -- e.g. in the middle of DATA."""
+
+    def __init__(self, greeting: bytes, replies: list[bytes]) -> None:
+        self.greeting = greeting
+        self.replies = replies
+        self.received: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.sendall(self.greeting)
+            replies = list(self.replies)
+            buffer = b""
+            while replies:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+                self.received.append(data)
+                while b"\r\n" in buffer and replies:
+                    _line, buffer = buffer.split(b"\r\n", 1)
+                    reply = replies.pop(0)
+                    if reply:
+                        conn.sendall(reply)
+
+    def stop(self) -> None:
+        self.sock.close()
+        self.thread.join(5)

@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from dualmail.store import outbox
 from dualmail.submission.relay import OutboxRunner
 from tests.jmap_mail.jmap_mail_util import add
-from tests.submission.submission_util import Sink, Smarthost, SubmissionClient, config, draft
+from tests.submission.submission_util import ScriptedServer, Sink, Smarthost, SubmissionClient, config, draft
 
 DRAFTS, SENT = 2, 3
 
@@ -185,3 +185,58 @@ async def test_gives_up_after_the_queue_lifetime(store, alice, clock):
             assert outbox.entries(r) == []
     finally:
         await runner.stopService()
+
+
+@pytest.mark.parametrize("greeting, replies", [
+    # the smarthost goes away in the middle of DATA: nothing is marked sent
+    (b"220 hi\r\n", [b"250 hi\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"", b""]),
+    # it answers garbage
+    (b"220 hi\r\n", [b"hello there\r\n"]),
+    # it refuses the connection at the greeting, temporarily
+    (b"421 4.3.2 shutting down\r\n", []),
+    # AUTH-less relay refused at MAIL FROM, temporarily
+    (b"220 hi\r\n", [b"250 hi\r\n", b"451 4.3.0 later\r\n", b"250 ok\r\n", b"221 bye\r\n"]),
+])
+@pytest_twisted.ensureDeferred
+async def test_misbehaving_smarthost_then_a_good_one_delivers_once(store, alice, clock, greeting, replies):
+    bad = ScriptedServer(greeting, replies)
+    client = SubmissionClient(store, clock, config(bad.port))
+    sub = submit(client, add(store, alice, draft(body="line one\r\n.\r\n.. two dots"), mailbox=DRAFTS))
+    runner = runner_for(store, bad.port, clock)
+    try:
+        await runner.drain()
+        ds = status(client, sub["id"])["bob@example.net"]
+        assert ds["delivered"] == "queued" and ds["smtpReply"].startswith("4"), ds
+        with store.read(alice) as r:
+            [(_q, entry)] = outbox.entries(r)
+        assert entry["tries"] == 1
+    finally:
+        await runner.stopService()
+        bad.stop()
+    good = Smarthost().start()
+    runner = runner_for(store, good.port, clock)
+    try:
+        clock.advance(60)
+        await runner.drain()
+        [got] = good.messages
+        # dot-stuffing undone by the receiver: the body arrives as stored
+        assert got.content.endswith(b"line one\r\n.\r\n.. two dots\r\n")
+        assert status(client, sub["id"])["bob@example.net"]["delivered"] == "unknown"
+    finally:
+        await runner.stopService()
+        good.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bare_lf_and_nul_bytes_are_sent_with_crlf(store, alice, clock, smarthost):
+    raw = b"From: alice@example.org\nTo: bob@example.net\nSubject: bare LF\n\nNUL \x00 here\n.\nend"
+    client = SubmissionClient(store, clock, config(smarthost.port))
+    submit(client, add(store, alice, raw, mailbox=DRAFTS))
+    runner = runner_for(store, smarthost.port, clock)
+    try:
+        await runner.drain()
+    finally:
+        await runner.stopService()
+    [got] = smarthost.messages
+    body = got.content.split(b"\r\n", 2)[2]  # after our Received field
+    assert body == raw.replace(b"\n", b"\r\n") + b"\r\n"
