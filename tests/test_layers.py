@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "dualmail")
 
 SANS_IO = ["imap/wire", "imap/session.py", "imap/selected.py", "imap/ops", "mime", "model",
-           "search", "mail", "store"]
+           "search", "mail", "store", "submission/message.py", "submission/limits.py",
+           "submission/vacation.py", "submission/config.py"]
 IO_MODULES = ("twisted.internet", "twisted.web", "klein", "treq")
 
 

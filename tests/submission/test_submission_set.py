@@ -282,3 +282,42 @@ def test_one_refused_create_does_not_stop_another(client, store, alice):
         "a": {"identityId": ident, "emailId": good}, "b": {"identityId": ident, "emailId": bad}}})
     assert set(result["created"]) == {"a"} and result["notCreated"]["b"]["type"] == "forbiddenFrom"
     assert len(queued(store, alice)) == 1
+
+
+# -- no input makes the server fail --------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                max_size=3), max_leaves=8)
+_address = st.fixed_dictionaries({"email": st.sampled_from(["alice@example.org", "bob@example.net", "", "x@",
+                                                            "a\r\nb@c.d"]) | st.text(max_size=6)},
+                                 optional={"parameters": st.none() | _json})
+_create = st.fixed_dictionaries({}, optional={
+    "identityId": st.sampled_from(["I1", "I2", "#x", ""]) | _json,
+    "emailId": st.sampled_from(["E1", "E2", "#x"]) | _json,
+    "envelope": st.none() | _json | st.fixed_dictionaries(
+        {"mailFrom": _address, "rcptTo": st.lists(_address, max_size=3)}),
+    "undoStatus": st.sampled_from(["final", "pending", "canceled"]) | _json,
+    "sendAt": _json, "deliveryStatus": _json, "id": _json,
+})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(creates=st.lists(_create, min_size=1, max_size=3),
+       extra=st.fixed_dictionaries({}, optional={"onSuccessUpdateEmail": _json, "onSuccessDestroyEmail": _json}))
+def test_no_create_input_makes_the_server_fail(client, store, alice, creates, extra):
+    if not hasattr(client, "_drafted"):
+        add(store, alice, draft(), mailbox=DRAFTS)
+        identity(client)
+        client._drafted = True
+    responses = client.api([["EmailSubmission/set", {"accountId": "A1", "create": {
+        f"c{i}": c for i, c in enumerate(creates)}, **extra}, "0"]])
+    for name, result, _call in responses:
+        assert not (name == "error" and result["type"] == "serverFail"), result
+        if name == "EmailSubmission/set":
+            for err in (result["notCreated"] or {}).values():
+                assert err["type"] in {"invalidProperties", "invalidEmail", "forbiddenFrom", "forbiddenMailFrom",
+                                       "noRecipients", "invalidRecipients", "tooManyRecipients",
+                                       "forbiddenToSend", "tooLarge"}, err
