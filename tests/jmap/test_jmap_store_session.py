@@ -28,7 +28,7 @@ def test_session_object(client, alice):
     caps = session["accounts"][account]["accountCapabilities"]
     assert caps[MAIL]["mayCreateTopLevelMailbox"] is True
     assert caps[MAIL]["maxSizeMailboxName"] == 255
-    assert caps[SUBMISSION] == {"maxDelayedSend": 0, "submissionExtensions": {}}
+    assert caps[SUBMISSION] == {"maxDelayedSend": 0, "submissionExtensions": {}, "maxRecipients": 100}
     assert caps[VACATION] == {}
     assert session["accounts"][account]["isPersonal"] is True
     assert session["primaryAccounts"] == {MAIL: account, SUBMISSION: account, VACATION: account}
