@@ -180,6 +180,7 @@ class ScriptedServer:
             conn, _ = self.sock.accept()
         except OSError:
             return
+        self.conn = conn
         with conn:
             conn.sendall(self.greeting)
             replies = list(self.replies)
@@ -197,5 +198,16 @@ class ScriptedServer:
                         conn.sendall(reply)
 
     def stop(self) -> None:
+        """Close everything now (a client may still hold the connection open)."""
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         self.thread.join(5)

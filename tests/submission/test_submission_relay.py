@@ -240,3 +240,63 @@ async def test_bare_lf_and_nul_bytes_are_sent_with_crlf(store, alice, clock, sma
     [got] = smarthost.messages
     body = got.content.split(b"\r\n", 2)[2]  # after our Received field
     assert body == raw.replace(b"\n", b"\r\n") + b"\r\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_starttls_and_auth(store, alice, clock):
+    """STARTTLS required, then AUTH with the --smarthost-auth credentials (RFC 3207, RFC 4954)."""
+    import ssl
+
+    import trustme
+    from aiosmtpd.smtp import AuthResult
+    from twisted.internet import reactor
+    from twisted.internet.ssl import Certificate, optionsForClientTLS
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("smarthost.test").configure_cert(server_ctx)
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((mechanism, auth_data.login, session.ssl is not None))
+        return AuthResult(success=auth_data.login == b"relay" and auth_data.password == b"pw")
+
+    host = Smarthost(tls_context=server_ctx, require_starttls=True, auth_required=True, auth_require_tls=True,
+                     authenticator=authenticator).start()
+    cfg = config(host.port, username="relay", password="pw", starttls="require", timeout=30)
+    client = SubmissionClient(store, clock, cfg)
+    sub = submit(client, add(store, alice, draft(), mailbox=DRAFTS))
+    trust = Certificate.loadPEM(ca.cert_pem.bytes())
+    runner = OutboxRunner(store, cfg, reactor, clock=clock,
+                          tls_context=lambda: optionsForClientTLS("smarthost.test", trustRoot=trust))
+    runner.startService()
+    try:
+        await runner.drain()
+    finally:
+        await runner.stopService()
+        host.stop()
+    assert logins and all(tls for _m, _l, tls in logins)  # AUTH only inside TLS
+    ds = status(client, sub["id"])["bob@example.net"]
+    assert len(host.messages) == 1 and ds["delivered"] == "unknown"
+
+
+@pytest_twisted.ensureDeferred
+async def test_auth_refused_is_retried_with_the_reply(store, alice, clock):
+    bad = ScriptedServer(b"220 hi\r\n", [b"250-hi\r\n250 AUTH LOGIN PLAIN\r\n", b"334 VXNlcm5hbWU6\r\n",
+                                         b"334 UGFzc3dvcmQ6\r\n", b"535 5.7.8 Authentication failed\r\n",
+                                         b"221 bye\r\n"])
+    cfg = config(bad.port, username="relay", password="wrong")
+    client = SubmissionClient(store, clock, cfg)
+    sub = submit(client, add(store, alice, draft(), mailbox=DRAFTS))
+    from twisted.internet import reactor
+
+    runner = OutboxRunner(store, cfg, reactor, clock=clock)
+    runner.startService()
+    try:
+        await runner.drain()
+    finally:
+        await runner.stopService()
+        bad.stop()
+    assert status(client, sub["id"])["bob@example.net"] == {
+        "smtpReply": "535 5.7.8 Authentication failed", "delivered": "queued", "displayed": "unknown"}
+    assert b"AUTH LOGIN" in b"".join(bad.received)
