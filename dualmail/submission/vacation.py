@@ -25,8 +25,6 @@ No I/O beyond store transactions; imports no twisted.internet.
 
 from __future__ import annotations
 
-import calendar
-import datetime
 import email.policy
 import time
 import uuid
@@ -37,6 +35,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..mime.headers import split_header_block
+from ..model.dates import parse_utc_date
 from ..mime.parse import header_text_form
 from ..store import outbox
 from ..store.store import Store
@@ -188,17 +187,6 @@ def _decoded_subject(raw: bytes) -> str:
         if f.name.lower() == "subject":
             return " ".join(header_text_form(f.value).split())
     return ""
-
-
-def parse_utc_date(value: Any) -> int | None:
-    """Epoch seconds of a UTCDate (RFC 8620 §1.4; VacationResponse has checked the form)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        return None
-    return calendar.timegm(when.timetuple())
 
 
 __all__ = ["after_delivery", "build_reply"]

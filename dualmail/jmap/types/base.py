@@ -22,7 +22,7 @@ from ...store.store import Store
 from ...store.txn import CannotCalculateChangesError, MailTxn
 from ..dispatch import CallContext
 from ..errors import CannotCalculateChanges, MethodError, SetError
-from ..standard import Changes
+from ..standard import Changes, QueryChanges
 from ..state import StatePosition
 
 # The one table: domain error -> (SetError type, the property it concerns or None).
@@ -132,3 +132,21 @@ class ChangesFromLog:
     def changes_extra(self, ch: Any) -> dict[str, Any]:
         """Type-specific response arguments of /changes (Mailbox: updatedProperties)."""
         return {}
+
+
+def recomputed_query_changes(r: Any, kind: str, wire: Any, found: list[str], since: int) -> QueryChanges:
+    """/queryChanges (RFC 8620 §5.6) for a type whose query is re-run in
+    memory: ``found`` is the result now; every object of ``kind`` changed since
+    ``since`` is removed and, if it is in ``found``, added at its index (the
+    extra removals are allowed)."""
+    state = r.state(kind)
+    if since == state:
+        return QueryChanges([], [], state, len(found))
+    try:
+        ch = r.changes(kind, since)
+    except CannotCalculateChangesError as e:
+        raise CannotCalculateChanges(e.message) from None
+    touched = {wire(n) for n in ch.created + ch.updated}
+    removed = [wire(n) for n in ch.updated + ch.destroyed]
+    added = [(i, index) for index, i in enumerate(found) if i in touched]
+    return QueryChanges(removed, added, state, len(found))

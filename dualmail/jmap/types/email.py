@@ -25,15 +25,13 @@ Must not import twisted.internet or klein.
 
 from __future__ import annotations
 
-import calendar
-import datetime
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ...mime.parse import summarize
 from ...model import errors, ids, keywords as kwmod
+from ...model.dates import parse_utc_date
 from ...search import JMAP, from_jmap_filter, from_jmap_sort
 from ...search import query as run_query
 from ...search import query_page
@@ -72,20 +70,6 @@ SORT_OPTIONS = ("receivedAt", "sentAt", "size", "from", "to", "subject", "hasKey
 _THREAD_SORTS = frozenset({"allInThreadHaveKeyword", "someInThreadHaveKeyword"})
 #: Properties Email/copy may set (RFC 8621 §4.7).
 COPY_PROPERTIES = frozenset({"mailboxIds", "keywords", "receivedAt"})
-
-
-_UTCDATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\Z")
-
-
-def parse_utc_date(value: object) -> int | None:
-    """Epoch seconds of an RFC 3339 UTCDate (``...Z``, RFC 8620 §1.4), or None."""
-    if not isinstance(value, str) or not _UTCDATE.match(value):
-        return None
-    try:
-        when = datetime.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        return None
-    return calendar.timegm(when.timetuple())
 
 
 def check_keywords(value: Any, prop: str = "keywords") -> list[str]:

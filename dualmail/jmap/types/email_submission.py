@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from ...model import ids
 from ...store import outbox
 from ...store.store import Store
-from ...store.txn import CannotCalculateChangesError, MailTxn, visible
+from ...store.txn import MailTxn, visible
 from ...submission import limits as send_limits
 from ...submission.config import SubmissionConfig
 from ...submission.message import (
@@ -42,9 +42,9 @@ from ...submission.message import (
 )
 from ..args import is_id
 from ..dispatch import CallContext, Method, Responses
-from ..errors import CannotCalculateChanges, MethodError, SetError
+from ..errors import MethodError, SetError
 from ..standard import GetResult, Query, QueryChanges, QueryResult, match_filter, set_
-from .base import ChangesFromLog, StoreType, account_number
+from .base import ChangesFromLog, StoreType, account_number, recomputed_query_changes
 from .email import parse_utc_date
 from .email_props import utc_date
 from .identity import SUBMISSION, IdentityType
@@ -124,18 +124,7 @@ class EmailSubmissionType(ChangesFromLog, StoreType):
         and, if it matches now, added at its index (the extra removals are
         allowed)."""
         with self.store.read(account_number(account_id)) as r:
-            found = self._run_query(r, q)
-            state = r.state(KIND)
-            if since == state:
-                return QueryChanges([], [], state, len(found))
-            try:
-                ch = r.changes(KIND, since)
-            except CannotCalculateChangesError as e:
-                raise CannotCalculateChanges(e.message) from None
-        touched = {self.wire(n) for n in ch.created + ch.updated}
-        removed = [self.wire(n) for n in ch.updated + ch.destroyed]
-        added = [(i, index) for index, i in enumerate(found) if i in touched]
-        return QueryChanges(removed, added, state, len(found))
+            return recomputed_query_changes(r, KIND, self.wire, self._run_query(r, q), since)
 
     # -- /set --
 

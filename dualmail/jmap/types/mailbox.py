@@ -26,12 +26,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...model import errors, ids
-from ...store.txn import MAX_NAME, ROLES, SEPARATOR, CannotCalculateChangesError, MailTxn, ReadView
+from ...store.txn import MAX_NAME, ROLES, SEPARATOR, MailTxn, ReadView
 from ..args import is_id
 from ..dispatch import CallContext
 from ..errors import CannotCalculateChanges, MethodError, SetError
 from ..standard import Comparator, GetResult, Query, QueryChanges, QueryResult, match_filter
-from .base import ChangesFromLog, StoreType, account_number, set_error
+from .base import ChangesFromLog, StoreType, account_number, recomputed_query_changes, set_error
 
 MAIL = "urn:ietf:params:jmap:mail"
 
@@ -280,18 +280,7 @@ class MailboxType(ChangesFromLog, StoreType):
         if sort_as_tree or filter_as_tree:
             raise CannotCalculateChanges("sortAsTree/filterAsTree results are not tracked")
         with self.store.read(account_number(account_id)) as r:
-            found = self._run_query(r, q)
-            state = r.state("Mailbox")
-            if since == state:
-                return QueryChanges([], [], state, len(found))
-            try:
-                ch = r.changes("Mailbox", since)
-            except CannotCalculateChangesError as e:
-                raise CannotCalculateChanges(e.message) from None
-        touched = {self.wire(n) for n in ch.created + ch.updated}
-        removed = [self.wire(n) for n in ch.updated + ch.destroyed]
-        added = [(i, index) for index, i in enumerate(found) if i in touched]
-        return QueryChanges(removed, added, state, len(found))
+            return recomputed_query_changes(r, "Mailbox", self.wire, self._run_query(r, q), since)
 
 
 def _check_filter(node: Mapping[str, Any] | None) -> None:
