@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import codec, keys as K
-from .kv import KVRead, prefix_end
+from .kv import KVRead, KVWrite, prefix_end
 from .txn import MailTxn, ReadView
 
 DAY = 86400
@@ -92,9 +92,10 @@ def next_due(kv: KVRead, after: int = -1) -> int | None:
     return None
 
 
-def drop_stale(tx: MailTxn, due_at: int, q: int) -> None:
-    """An index key whose entry went with its account."""
-    tx.w.delete("outdue", K.outdue(due_at, tx.a, q))
+def drop_stale(w: KVWrite, due_at: int, a: int, q: int) -> None:
+    """An index key whose entry went with its account (so no ``MailTxn``:
+    the account may be gone)."""
+    w.delete("outdue", K.outdue(due_at, a, q))
 
 
 # -- the sending record (RFC 8621 §9: limits per account) ----------------------------

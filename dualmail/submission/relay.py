@@ -271,8 +271,8 @@ class OutboxRunner(Service):
                 loaded = None
         if loaded is None:
             try:
-                with self.store.write(a) as tx:
-                    outbox.drop_stale(tx, due_at, q)
+                with self.store.kv.write() as w:
+                    outbox.drop_stale(w, due_at, a, q)
             except Exception:
                 self.log.failure("dropping stale queue key {q} failed", q=q)
             return

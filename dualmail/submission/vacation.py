@@ -89,6 +89,9 @@ def _respond(store: Store, config: SubmissionConfig, a: int, raw: bytes, sender:
         if seen is not None and seen.get("v") == state and now - int(seen["t"]) < config.vacation_period:
             return False
     with store.write(a) as tx:
+        seen = outbox.replied(tx, sender)  # again, in the writing transaction
+        if seen is not None and seen.get("v") == state and now - int(seen["t"]) < config.vacation_period:
+            return False
         if refusal(tx, config.limits, 1, now, what="vacation reply") is not None:
             return False
         reply = build_reply(tx, vacation, raw, sender, config.hostname, now)

@@ -300,3 +300,21 @@ async def test_auth_refused_is_retried_with_the_reply(store, alice, clock):
     assert status(client, sub["id"])["bob@example.net"] == {
         "smtpReply": "535 5.7.8 Authentication failed", "delivered": "queued", "displayed": "unknown"}
     assert b"AUTH LOGIN" in b"".join(bad.received)
+
+
+@pytest_twisted.ensureDeferred
+async def test_queue_of_a_deleted_account_is_dropped(store, alice, clock, smarthost):
+    client = SubmissionClient(store, clock, config(smarthost.port))
+    submit(client, add(store, alice, draft(), mailbox=DRAFTS))
+    store.delete_account("alice@example.org")  # its queue goes with it; the due index key stays
+    runner = runner_for(store, smarthost.port, clock)
+    try:
+        await runner.drain()
+        from dualmail.store import keys as K
+
+        with store.kv.read() as r:
+            assert outbox.due(r, clock.seconds()) == []  # the stale index key is gone too
+            assert list(r.range("outq", K.outq(alice), None)) == []
+        assert smarthost.messages == []
+    finally:
+        await runner.stopService()
