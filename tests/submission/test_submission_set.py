@@ -321,3 +321,29 @@ def test_no_create_input_makes_the_server_fail(client, store, alice, creates, ex
                 assert err["type"] in {"invalidProperties", "invalidEmail", "forbiddenFrom", "forbiddenMailFrom",
                                        "noRecipients", "invalidRecipients", "tooManyRecipients",
                                        "forbiddenToSend", "tooLarge"}, err
+
+
+def test_a_thousand_recipients_at_the_default_limit(client, store, alice):
+    """Issue 19 bad input: 1,000 recipients -> tooManyRecipients (maxRecipients 100), nothing queued."""
+    e = add(store, alice, draft(), mailbox=DRAFTS)
+    err = refused(client, store, alice, e, envelope={
+        "mailFrom": {"email": "alice@example.org", "parameters": None},
+        "rcptTo": [{"email": f"r{i}@example.net", "parameters": None} for i in range(1000)]})
+    assert err["type"] == "tooManyRecipients" and err["maxRecipients"] == 100
+
+
+def test_limit_refusal_is_logged_for_the_admin(store, alice, clock):
+    from twisted.logger import globalLogPublisher
+
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        client = SubmissionClient(store, clock, config(limits=Limits(max_messages_per_hour=1)))
+        e1, e2 = (add(store, alice, draft(subject=s), mailbox=DRAFTS) for s in "ab")
+        assert create(client, e1)["created"]
+        assert create(client, e2)["notCreated"]["k"]["type"] == "forbiddenToSend"
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    [event] = [ev for ev in events if ev.get("send_limit")]
+    assert event["address"] == "alice@example.org" and event["log_level"].name == "warn"
+    assert "1 messages per hour" in event["reason"]
