@@ -347,3 +347,14 @@ def test_limit_refusal_is_logged_for_the_admin(store, alice, clock):
     [event] = [ev for ev in events if ev.get("send_limit")]
     assert event["address"] == "alice@example.org" and event["log_level"].name == "warn"
     assert "1 messages per hour" in event["reason"]
+
+
+def test_utf8_account_address_cannot_be_an_smtp_envelope_sender(store, clock):
+    """No SMTPUTF8 towards the smarthost: refused at create, not retried for days."""
+    a = store.create_account("ålice@example.org", "secret")
+    client = SubmissionClient(store, clock, config(), auth=("ålice@example.org", "secret"))
+    e = add(store, a, draft(sender="ålice@example.org"), mailbox=DRAFTS)
+    ident = client.call("Identity/get", {"accountId": f"A{a}"})["list"][0]["id"]
+    result = client.call("EmailSubmission/set", {"accountId": f"A{a}", "create": {
+        "k": {"identityId": ident, "emailId": e}}})
+    assert result["notCreated"]["k"]["type"] == "forbiddenMailFrom"

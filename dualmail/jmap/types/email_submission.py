@@ -180,6 +180,8 @@ class EmailSubmissionType(ChangesFromLog, StoreType):
         mail_from = envelope["mailFrom"]["email"]
         if mail_from.lower() not in owned:
             raise SetError("forbiddenMailFrom", f"this account may not use {mail_from!r} as the envelope sender")
+        if not valid_mailbox(mail_from):  # e.g. a UTF-8 address: no SMTPUTF8 towards the smarthost
+            raise SetError("forbiddenMailFrom", f"{mail_from!r} cannot be used as an SMTP envelope sender")
         rcpts = _dedupe([r["email"] for r in envelope["rcptTo"]])
         if not rcpts:
             raise SetError("noRecipients", "the envelope has no recipients")
