@@ -250,3 +250,47 @@ def delivery_status(rcpts: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, s
         r["email"]: {"smtpReply": r.get("reply") or "", "delivered": _DELIVERED[r["state"]], "displayed": "unknown"}
         for r in rcpts
     }
+
+
+# -- the bounce (RFC 3464 delivery status notification) ---------------------------------
+
+_STATUS = re.compile(r"\d{3} ([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def bounce_message(*, to: str, hostname: str, failed: Sequence[Mapping[str, Any]], original: bytes, now: float,
+                   boundary: str) -> bytes:
+    """The DSN (RFC 3464, multipart/report of RFC 6522) dualmail puts into the
+    sender's INBOX when recipients of a submission failed for good: a text
+    part, ``message/delivery-status`` with one block per recipient, and the
+    original's header (``text/rfc822-headers``)."""
+    header_end = original.find(b"\r\n\r\n")
+    headers = original[: header_end + 2] if header_end >= 0 else original
+    lines = [f"This is the mail system at {hostname}.", "",
+             "Your message could not be delivered to these recipients:", ""]
+    blocks = [f"Reporting-MTA: dns; {_comment(hostname)}", f"Arrival-Date: {formatdate(now, usegmt=True)}"]
+    for r in failed:
+        reply = " ".join(str(r.get("reply") or "").split()) or "550 5.0.0 failed"
+        lines.append(f"<{r['email']}>: {reply}")
+        m = _STATUS.match(reply)
+        status = m.group(1) if m else ("4.4.7" if "given up" in reply else "5.0.0")
+        if status.startswith("4"):
+            status = "5" + status[1:]  # given up: permanent now (RFC 3463 §3.1)
+        blocks.append("")
+        blocks += [f"Final-Recipient: rfc822; {r['email']}", "Action: failed", f"Status: {status}",
+                   f"Diagnostic-Code: smtp; {reply}"]
+    head = [
+        f"From: Mail Delivery System <MAILER-DAEMON@{_comment(hostname)}>",
+        f"To: {to}",
+        "Subject: Undelivered Mail Returned to Sender",
+        f"Date: {formatdate(now, usegmt=True)}",
+        f"Message-ID: <{boundary}@{_comment(hostname)}>",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{boundary}"',
+    ]
+    text = "\r\n".join(head) + "\r\n\r\n" + "\r\n".join([
+        f"--{boundary}", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit", "",
+        *lines, "",
+        f"--{boundary}", "Content-Type: message/delivery-status", "", *blocks, "",
+        f"--{boundary}", "Content-Type: text/rfc822-headers", "", ""])
+    return text.encode("utf-8") + headers + f"\r\n--{boundary}--\r\n".encode("ascii")

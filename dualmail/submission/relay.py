@@ -23,6 +23,7 @@ Glue with I/O: may import twisted.internet.
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,11 +33,13 @@ from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 from twisted.mail import smtp
 
+from ..mail.ops import prepare, store_prepared
+from ..model import ids
 from ..store import outbox
 from ..store.store import Store
 from ..store.txn import Commit
 from .config import SubmissionConfig
-from .message import Attempt, apply_attempt, delivery_status, smtp_data, smtp_reply
+from .message import Attempt, apply_attempt, bounce_message, delivery_status, smtp_data, smtp_reply
 
 KIND = "EmailSubmission"
 
@@ -307,10 +310,12 @@ class OutboxRunner(Service):
         submission's deliveryStatus, the entry rescheduled or removed."""
         try:
             now = int(self.clock.seconds())
+            bounce = None
             with self.store.write(a) as tx:
                 loaded = outbox.load(tx, q)
                 if loaded is not None:
                     entry = loaded[0]
+                    queued = {r["email"] for r in entry["rcpt"] if r["state"] == "queued"}
                     tries = int(entry.get("tries", 0)) + 1
                     done = apply_attempt(entry, attempt, now, lifetime=self.config.lifetime,
                                          backoff=self.config.backoff(tries))
@@ -325,6 +330,11 @@ class OutboxRunner(Service):
                         if status != rec.get("deliveryStatus"):
                             tx.put_object(KIND, sub, {**rec, "deliveryStatus": status})
                     self._log(a, q, entry, attempt, done)
+                    failed = [r for r in entry["rcpt"] if r["state"] == "failed" and r["email"] in queued]
+                    if failed and entry.get("kind") == "submission":
+                        bounce = (entry, failed, loaded[1])
+            if bounce is not None:
+                self._bounce(a, *bounce, now)
         except Exception:
             self.log.failure("recording the outcome of queue entry {q} failed", q=q)
         finally:
@@ -334,6 +344,26 @@ class OutboxRunner(Service):
                 for d in waiting:
                     d.callback(None)
             self.wake()
+
+    def _bounce(self, a: int, entry: dict[str, Any], failed: list[dict[str, Any]], original: bytes,
+                now: int) -> None:
+        """Recipients that failed for good: a DSN into the sender's INBOX (an
+        IMAP user learns of it too), listed in the submission's dsnBlobIds."""
+        raw = bounce_message(to=entry.get("login") or "", hostname=self.config.hostname, failed=failed,
+                             original=original, now=now, boundary=uuid.uuid4().hex)
+        prepared = prepare(raw, (), now)
+        with self.store.write(a) as tx:
+            inbox = tx.role_mailbox("inbox")
+            if inbox is None:
+                return
+            e, _uids = store_prepared(tx, prepared, [inbox])
+            sub = entry.get("sub")
+            rec = tx.get_object(KIND, sub) if sub is not None else None
+            blob = (tx.email(e) or {}).get("blob")
+            if rec is not None and blob:
+                tx.put_object(KIND, sub, {**rec, "dsnBlobIds": [*(rec.get("dsnBlobIds") or []), ids.blob_id(blob)]})
+        self.log.info("queue: bounce for {n} recipients put into the INBOX of account {account}", n=len(failed),
+                      account=a)
 
     def _log(self, a: int, q: int, entry: dict[str, Any], attempt: Attempt, done: bool) -> None:
         for r in entry["rcpt"]:

@@ -97,6 +97,20 @@ async def test_refused_and_deferred_recipients(store, alice, clock):
                                           "delivered": "no", "displayed": "unknown"}
         assert ds["later@example.net"]["delivered"] == "queued"
         assert ds["later@example.net"]["smtpReply"] == "451 4.2.0 try later"
+        # the permanent failure is bounced into the INBOX (RFC 3464), listed in dsnBlobIds
+        [obj] = client.call("EmailSubmission/get", {"accountId": "A1", "ids": [sub["id"]]})["list"]
+        [dsn_blob] = obj["dsnBlobIds"]
+        [inbox_id] = client.call("Email/query", {"accountId": "A1", "filter": {"inMailbox": "M1"}})["ids"]
+        [dsn] = client.call("Email/get", {"accountId": "A1", "ids": [inbox_id], "properties": [
+            "blobId", "subject", "mailboxIds", "from"]})["list"]
+        assert dsn["blobId"] == dsn_blob and dsn["mailboxIds"] == {"M1": True}
+        assert dsn["subject"] == "Undelivered Mail Returned to Sender"
+        with store.read(alice) as r:
+            report = r.blob(dsn_blob[1:])
+        assert b"Content-Type: multipart/report; report-type=delivery-status" in report
+        assert b"Final-Recipient: rfc822; gone@example.net\r\nAction: failed\r\nStatus: 5.1.1" in report
+        assert b"later@example.net>:" not in report.split(b"message/delivery-status")[0]
+        assert b"Subject: Lunch?" in report  # the original header (text/rfc822-headers)
         # the retry is due after the first backoff (60 s), for the deferred recipient only
         with store.read(alice) as r:
             [(q, entry)] = outbox.entries(r)
@@ -181,6 +195,8 @@ async def test_gives_up_after_the_queue_lifetime(store, alice, clock):
         ds = status(client, sub["id"])["bob@example.net"]
         assert ds["delivered"] == "no"
         assert "given up" in ds["smtpReply"]
+        [obj] = client.call("EmailSubmission/get", {"accountId": "A1", "ids": [sub["id"]]})["list"]
+        assert len(obj["dsnBlobIds"]) == 1
         with store.read(alice) as r:
             assert outbox.entries(r) == []
     finally:
