@@ -124,3 +124,24 @@ def test_apply_attempt_data_refused():
 def test_backoff_doubles_up_to_the_maximum():
     c = SubmissionConfig()
     assert [c.backoff(n) for n in range(1, 9)] == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+
+
+def test_bounce_message_is_an_rfc_3464_report():
+    import email
+    import email.policy
+
+    from dualmail.mime.parse import summarize
+    from dualmail.submission.message import bounce_message
+
+    original = b"From: alice@example.org\r\nTo: x@y.example\r\nSubject: hi\r\n\r\nsecret body\r\n"
+    raw = bounce_message(to="alice@example.org", hostname="mx.test", now=0, boundary="b0", original=original,
+                         failed=[{"email": "x@y.example", "reply": "550 5.1.1 no such user"},
+                                 {"email": "z@y.example", "reply": "451 4.4.1 down (given up after 120 hours)"}])
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/report" and msg.get_param("report-type") == "delivery-status"
+    assert [p.get_content_type() for p in msg.iter_parts()] == [
+        "text/plain", "message/delivery-status", "text/rfc822-headers"]
+    assert b"Status: 5.1.1" in raw and b"Status: 5.4.1" in raw  # a 4xx given up is permanent now
+    assert b"secret body" not in raw  # headers only
+    assert summarize(raw)["subject"] == "Undelivered Mail Returned to Sender"
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
