@@ -73,7 +73,7 @@ Must not import twisted, klein or the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -166,6 +166,18 @@ def match_filter(node: Mapping[str, Any] | None, condition: Callable[[Mapping[st
     if operator == "OR":
         return any(results)
     return not any(results)  # NOT
+
+
+def filter_conditions_in(node: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
+    """Every FilterCondition of a validated filter tree (for types that check
+    their condition values themselves)."""
+    if node is None:
+        return
+    if "operator" in node:
+        for child in node["conditions"]:
+            yield from filter_conditions_in(child)
+    else:
+        yield node
 
 
 def validate_filter(node: Any, conditions: frozenset[str], depth: int = 0) -> None:

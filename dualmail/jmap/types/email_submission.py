@@ -43,7 +43,7 @@ from ...submission.message import (
 from ..args import is_id
 from ..dispatch import CallContext, Method, Responses
 from ..errors import MethodError, SetError
-from ..standard import GetResult, Query, QueryChanges, QueryResult, match_filter, set_
+from ..standard import GetResult, Query, QueryChanges, QueryResult, filter_conditions_in, match_filter, set_
 from .base import ChangesFromLog, StoreType, account_number, recomputed_query_changes
 from .email import parse_utc_date
 from .email_props import utc_date
@@ -342,20 +342,15 @@ def _valid_envelope(value: Any) -> bool:
 
 def _check_filter(node: Mapping[str, Any] | None) -> None:
     """Value types of the FilterConditions (RFC 8621 §7.3)."""
-    if node is None:
-        return
-    if "operator" in node:
-        for child in node["conditions"]:
-            _check_filter(child)
-        return
-    for key in ("identityIds", "emailIds", "threadIds"):
-        if key in node and (not isinstance(node[key], list) or not all(isinstance(v, str) for v in node[key])):
-            raise MethodError("invalidArguments", f"filter {key!r} must be an Id[]")
-    if "undoStatus" in node and not isinstance(node["undoStatus"], str):
-        raise MethodError("invalidArguments", "filter 'undoStatus' must be a String")
-    for key in ("before", "after"):
-        if key in node and parse_utc_date(node[key]) is None:
-            raise MethodError("invalidArguments", f"filter {key!r} must be a UTCDate")
+    for cond in filter_conditions_in(node):
+        for key in ("identityIds", "emailIds", "threadIds"):
+            if key in cond and (not isinstance(cond[key], list) or not all(isinstance(v, str) for v in cond[key])):
+                raise MethodError("invalidArguments", f"filter {key!r} must be an Id[]")
+        if "undoStatus" in cond and not isinstance(cond["undoStatus"], str):
+            raise MethodError("invalidArguments", "filter 'undoStatus' must be a String")
+        for key in ("before", "after"):
+            if key in cond and parse_utc_date(cond[key]) is None:
+                raise MethodError("invalidArguments", f"filter {key!r} must be a UTCDate")
 
 
 def _matches(obj: Mapping[str, Any], cond: Mapping[str, Any]) -> bool:

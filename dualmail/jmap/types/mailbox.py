@@ -30,7 +30,7 @@ from ...store.txn import MAX_NAME, ROLES, SEPARATOR, MailTxn, ReadView
 from ..args import is_id
 from ..dispatch import CallContext
 from ..errors import CannotCalculateChanges, MethodError, SetError
-from ..standard import Comparator, GetResult, Query, QueryChanges, QueryResult, match_filter
+from ..standard import Comparator, GetResult, Query, QueryChanges, QueryResult, filter_conditions_in, match_filter
 from .base import ChangesFromLog, StoreType, account_number, recomputed_query_changes, set_error
 
 MAIL = "urn:ietf:params:jmap:mail"
@@ -285,22 +285,17 @@ class MailboxType(ChangesFromLog, StoreType):
 
 def _check_filter(node: Mapping[str, Any] | None) -> None:
     """Value types of the FilterConditions (RFC 8621 §2.3)."""
-    if node is None:
-        return
-    if "operator" in node:
-        for child in node["conditions"]:
-            _check_filter(child)
-        return
-    for key, value in node.items():
-        ok = {
-            "parentId": value is None or is_id(value),
-            "name": isinstance(value, str),
-            "role": value is None or isinstance(value, str),
-            "hasAnyRole": isinstance(value, bool),
-            "isSubscribed": isinstance(value, bool),
-        }[key]
-        if not ok:
-            raise MethodError("invalidArguments", f"filter condition {key!r} has a value of the wrong type")
+    for cond in filter_conditions_in(node):
+        for key, value in cond.items():
+            ok = {
+                "parentId": value is None or is_id(value),
+                "name": isinstance(value, str),
+                "role": value is None or isinstance(value, str),
+                "hasAnyRole": isinstance(value, bool),
+                "isSubscribed": isinstance(value, bool),
+            }[key]
+            if not ok:
+                raise MethodError("invalidArguments", f"filter condition {key!r} has a value of the wrong type")
 
 
 def _condition(cond: Mapping[str, Any], m: Mapping[str, Any]) -> bool:
