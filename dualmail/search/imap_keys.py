@@ -21,6 +21,7 @@ import codecs
 from datetime import date
 from typing import Any, Callable, Iterable
 
+from ..mime.text import valid_text
 from ..model import ids
 from .query import (
     ALL, NOTHING, And, Contains, Cond, Deleted, EmailId, Header, Keyword, ModSeq, Not, Or,
@@ -53,7 +54,7 @@ def _decode(value: object, charset: str) -> str:
         text: str = data.decode(charset)
     except UnicodeDecodeError:
         text = data.decode(charset, "replace")
-    return text
+    return valid_text(text)  # UTF-7 may yield lone surrogates
 
 
 def from_imap_keys(keys: Any, *, uid_set: Callable[[Any], Ranges], seq_set: Callable[[Any], Ranges],
