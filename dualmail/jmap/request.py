@@ -64,8 +64,9 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _parse_int(text: str) -> int:
-    if len(text) - text.startswith("-") > _MAX_INT_DIGITS:
-        raise ValueError(f"a number of {len(text)} digits is out of the I-JSON range (RFC 7493 §2.2)")
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_INT_DIGITS:
+        raise ValueError(f"a number of {digits} digits is out of the I-JSON range (RFC 7493 §2.2)")
     return int(text)
 
 
