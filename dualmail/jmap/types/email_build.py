@@ -93,11 +93,13 @@ class _Invalid(Exception):
 
 
 class _Conflicts:
-    """Header field conflicts found so far, all reported at the end (RFC 8621 §4.6)."""
+    """Header field conflicts found so far, all reported at the end (RFC 8621 §4.6),
+    and the fields written, checked once the message's policy is known."""
 
     def __init__(self) -> None:
         self.props: list[str] = []
         self.why = ""
+        self.written: list[tuple[Any, str]] = []  # (field object, property path)
 
     def add(self, props: list[str], why: str) -> None:
         self.props += props
@@ -125,7 +127,7 @@ def fold_header(name: str, value: str) -> str:
     The one folding of the header fields dualmail writes: Email/set create, vacation
     replies and submissions.
     """
-    value = re.sub(r"\r\n(?=[ \t])", "", value).replace("\r", " ").replace("\n", " ")
+    value = re.sub(r"\r\n|\r|\n", " ", re.sub(r"\r?\n(?=[ \t])", "", value))
     if value.isascii():
         line = name + ":"
         lines: list[str] = []
@@ -314,11 +316,8 @@ def _fields(obj: Mapping[str, Any], where: str, conflicts: _Conflicts, *,
             continue
         made = header_field(field, form, value, path(prop))
         if made is not None:
-            try:
-                _check_line_length(made.fold(policy=_POLICY))
-            except HeaderTooLongError as e:
-                raise _Invalid(path(prop), str(e)) from None
             out.append((field, made, path(prop)))
+            conflicts.written.append((made, path(prop)))
     return out
 
 
@@ -531,6 +530,19 @@ def build_message(obj: Mapping[str, Any], *, resolve_blob: Callable[[str], bytes
                 conflicts.add([on_top[field], prop], f"{on_top[field]} and {prop} set the same field ({field})")
         if conflicts.props:
             raise _Invalid(conflicts.props, conflicts.why)
+        # RFC 6532 UTF-8 header fields only for what cannot be written in ASCII: an
+        # address, or a Raw value (written as given).
+        utf8 = any(not a.addr_spec.isascii() for made, _p in conflicts.written
+                   if isinstance(made, AddressHeader) for a in made.addresses) or any(
+                       isinstance(made, RawField) and not made.value.isascii() for made, _p in conflicts.written)
+        policy = _POLICY_UTF8 if utf8 else _POLICY
+        for made, prop in conflicts.written:
+            try:
+                _check_line_length(made.fold(policy=policy))
+            except HeaderTooLongError as e:
+                raise _Invalid(prop, str(e)) from None
+            except Exception as e:  # the generator refusing some odd value
+                raise _Invalid(prop, f"cannot write {prop}: {e}") from None
     except _Invalid as e:
         raise SetError("invalidProperties", e.why, properties=e.props or ["headers"]) from None
     if builder.missing:
@@ -554,10 +566,7 @@ def build_message(obj: Mapping[str, Any], *, resolve_blob: Callable[[str], bytes
     root["MIME-Version"] = "1.0"
     for name, value in content:
         root[name] = value
-    # RFC 6532 headers only for addresses that cannot be written in ASCII
-    utf8 = any(not a.addr_spec.isascii() for _f, made, _p in top if isinstance(made, AddressHeader)
-               for a in made.addresses)
     try:
-        return root.as_bytes(policy=_POLICY_UTF8 if utf8 else _POLICY)
+        return root.as_bytes(policy=policy)
     except Exception as e:  # the generator refusing some odd value
         raise SetError("invalidProperties", f"cannot generate the message: {e}", properties=["headers"]) from None
