@@ -129,12 +129,11 @@ def fold_header(name: str, value: str) -> str:
     """
     value = re.sub(r"\r\n|\r|\n", " ", re.sub(r"\r?\n(?=[ \t])", "", value))
     if value.isascii():
-        line = name + ":"
+        tokens = _FOLD_TOKEN.findall(value)  # each word with the whitespace before it
         lines: list[str] = []
-        for token in _FOLD_TOKEN.findall(value):
-            if len(lines) + len(line) == len(name) + 1:  # the first word: on the name's line
-                line += " " + token.lstrip(" \t")
-            elif len(line) + len(token) > FOLD_LENGTH and token[0] in " \t":
+        line = name + ":" + (" " + tokens[0].lstrip(" \t") if tokens else "")
+        for token in tokens[1:]:
+            if len(line) + len(token) > FOLD_LENGTH:  # fold: CRLF before the whitespace
                 lines.append(line)
                 line = token
             else:
@@ -149,7 +148,7 @@ def fold_header(name: str, value: str) -> str:
 
 def _check_line_length(text: str) -> None:
     for line in text.split("\n"):
-        if len(line.rstrip("\r").encode("utf-8", "surrogateescape")) > MAX_LINE_LENGTH:
+        if len(line.rstrip("\r").encode("utf-8", "replace")) > MAX_LINE_LENGTH:
             raise HeaderTooLongError(f"a header line would be longer than {MAX_LINE_LENGTH} characters "
                                      "(RFC 5322 §2.1.1)")
 
