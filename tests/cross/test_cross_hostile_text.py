@@ -134,3 +134,16 @@ def test_the_reported_messages(world, raw, field, expected):
     out = world.imap_ok("FETCH * (PREVIEW)")
     assert f"PREVIEW {{{len(email['preview'].encode())}}}\r\n{email['preview']})" in out or \
         f'PREVIEW "{email["preview"]}"' in out
+
+
+def test_search_charsets(world):
+    """IMAP SEARCH CHARSET (RFC 9051 §6.4.4): a search string that decodes to a lone
+    surrogate is searched as U+FFFD; a codec that is no charset is BADCHARSET."""
+    uid = world.append(b"From: a@b.c\r\nSubject: =?utf-7?q?x+2AA-y?=\r\n\r\nhi\r\n")
+    tag = world.tag()
+    out = world.imap.send(f"{tag} UID SEARCH CHARSET UTF-7 SUBJECT {{5}}\r\n".encode() + b"+2AA-\r\n")
+    assert re.search(rf"^\* SEARCH( \d+)* {uid}\r$", out, re.M) and f"{tag} OK" in out, out
+    for charset in ("rot13", "base64", "undefined", "x-nope"):
+        tag = world.tag()
+        out = world.imap.cmd(f"{tag} SEARCH CHARSET {charset} ALL")
+        assert out.startswith(f"{tag} NO [BADCHARSET"), out
