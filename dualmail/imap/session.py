@@ -99,7 +99,10 @@ class Session:
         self.client_id: tuple[tuple[str, str | None], ...] | None = None
 
     def _new_parser(self) -> CommandParser:
+        # before login a non-synchronising literal may not be larger than a synchronising
+        # one would be allowed (LOGIN, AUTHENTICATE): a stranger cannot make us hold 50 MB
         return CommandParser(max_line=self.config.max_line, max_literal=self.config.appendlimit,
+                             max_nonsync_literal=self.config.max_literal_unauthenticated,
                              max_search_depth=self.config.max_search_depth)
 
     # -- capabilities ---------------------------------------------------------------
@@ -172,6 +175,15 @@ class Session:
     def _event(self, ev: Any) -> Iterator[Output]:
         if isinstance(ev, NeedContinuation):
             yield from self._continuation(ev)
+        elif isinstance(ev, ParseError) and ev.code == "TOOBIG" or \
+                isinstance(ev, LiteralTooLarge) and not ev.sync:
+            yield from self._too_big(ev.tag, getattr(ev, "text", "Literal too large"))
+        elif isinstance(ev, ParseError) and self.idle_tag is not None:
+            # RFC 9051 §6.3.13: IDLE ends with the continuation "DONE"; anything else is a
+            # bad continuation of the IDLE command (the client MUST NOT send a command while
+            # the server waits for DONE), so IDLE ends with its own tag and BAD.
+            tag, self.idle_tag = self.idle_tag, None
+            yield self.encode(r.Tagged(tag, "BAD", "Expected DONE; IDLE terminated"))
         elif isinstance(ev, ParseError):
             code = r.code(ev.code) if ev.code else None
             if ev.tag is None:
@@ -192,6 +204,17 @@ class Session:
             yield from self._drive_tagged(auth.sasl_response(self, ev.data), self.sasl_tag or "*")
         else:
             yield from self._command(ev)
+
+    def _too_big(self, tag: str | None, text: str) -> Iterator[Output]:
+        """A line over ``max_line`` or a non-synchronising literal over the limit: the client
+        is sending more than it may and will not stop.  Answer BAD [TOOBIG] at once and close
+        instead of reading and discarding it (RFC 7888 §4, choice 2)."""
+        code = r.code("TOOBIG")
+        yield self.encode(r.Tagged(tag, "BAD", text, code) if tag else r.UntaggedStatus("BAD", text, code))
+        self.state = State.LOGOUT
+        self.idle_tag = None
+        yield self.encode(r.UntaggedStatus("BYE", "Too much data sent; closing the connection"))
+        yield Disconnect()
 
     def _continuation(self, ev: NeedContinuation) -> Iterator[Output]:
         limit = (self.config.max_literal_unauthenticated
@@ -339,6 +362,7 @@ class Session:
         self.account = account
         self.user = check.user
         self.state = State.AUTHENTICATED
+        self.parser.max_nonsync_literal = None  # LITERAL+: up to APPENDLIMIT from now on
         yield self.encode(r.Tagged(check.tag, "OK", "Logged in",
                                    r.code_capability(self.capabilities())))
 
