@@ -315,22 +315,19 @@ def jmap_session_url(options: Any, bound_port: int | None = None) -> str | None:
 
 
 def tls_context_factory(cert_file: str, key_file: str) -> Any:
-    from OpenSSL.crypto import FILETYPE_PEM
+    """A server TLS context from PEM files: the first certificate of ``cert_file`` (a file
+    may hold the key too) with the rest as its chain.  The key and certificates are
+    ``cryptography`` objects: pyOpenSSL's own X509/PKey are deprecated there."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from twisted.internet import ssl
 
     with open(cert_file, "rb") as f:
-        cert_pem = f.read()
+        certs = x509.load_pem_x509_certificates(f.read())
     with open(key_file, "rb") as f:
-        key_pem = f.read()
-    certs = ssl.Certificate.loadPEM(cert_pem)
-    key = ssl.KeyPair.load(key_pem, FILETYPE_PEM)
-    chain = []
-    marker = b"-----END CERTIFICATE-----"
-    blocks = [b + marker for b in cert_pem.split(marker)[:-1]]
-    for block in blocks[1:]:
-        chain.append(ssl.Certificate.loadPEM(block.strip()).original)
-    return ssl.CertificateOptions(privateKey=key.original, certificate=certs.original,
-                                  extraCertChain=chain or None)
+        key = load_pem_private_key(f.read(), password=None)
+    return ssl.CertificateOptions(privateKey=key, certificate=certs[0],  # type: ignore[arg-type]
+                                  extraCertChain=certs[1:] or None)  # type: ignore[arg-type]
 
 
 def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, Any]]:
