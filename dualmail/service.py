@@ -13,6 +13,7 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from .firstrun import ensure_demo_account
@@ -101,7 +102,24 @@ class DualmailService(MultiService):
     def privilegedStartService(self) -> None:
         self.store = self._open()
         self._build_listeners(self.store)
-        super().privilegedStartService()
+        for svc in self:  # MultiService.privilegedStartService, naming a listener that fails
+            try:
+                svc.privilegedStartService()
+            except CannotListenError as e:
+                raise SystemExit(self._cannot_listen(svc, e)) from None
+
+    def _cannot_listen(self, svc: Any, e: CannotListenError) -> str:
+        """One line for a port that cannot be bound (in use, privileged): which listener, which
+        address, what to change.  twistd prints it and exits 1; the store is closed."""
+        kind = next((k for k, services in self.listeners.items() if svc in services), "listener")
+        reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        where = f"{e.interface or '*'}:{e.port}"
+        label = {"imap": "IMAP", "imaps": "IMAPS", "jmap": "JMAP", "lmtp": "LMTP"}.get(kind, kind)
+        hint = f"; choose another with --{kind}" if kind in self.listeners else ""
+        return f"dualmail: cannot listen for {label} on {where}: {reason.lower()}{hint}"
 
     def startService(self) -> None:
         if self.store is None:
