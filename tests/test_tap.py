@@ -134,3 +134,32 @@ def test_tls_contexts_use_no_deprecated_pyopenssl_api(tmp_path):
         desc, factory = tls_over_tcp(f"ssl:0:privateKey={both}", object())
         assert desc == "tcp:0"
         assert isinstance(factory, TLSMemoryBIOFactory)  # handshakes: the jmapc e2e tests
+
+
+@pytest.mark.parametrize("arg,size", [(None, 52428800), ("1000", 1000), ("20M", 20 * 1024**2),
+                                      ("512k", 512 * 1024)])
+def test_one_message_size_limit_for_imap_and_jmap(tmp_path, arg, size):
+    """Issue 10: APPENDLIMIT (52428800) and maxSizeUpload (50000000) disagreed; one option
+    now sets both (RFC 7889 APPENDLIMIT, RFC 8620 §2 maxSizeUpload)."""
+    from dualmail.jmap.service import make_site
+    from dualmail.imap.protocol import make_factories
+    from dualmail.store.store import open_store
+
+    opts = Options()
+    opts.parseOptions(["--data", str(tmp_path / "d")] + (["--max-message-size", arg] if arg else []))
+    assert opts["max-message-size"] == size
+    store = open_store(str(tmp_path / "d"), sync=False)
+    try:
+        reactor = MemoryReactorClock()
+        [(_kind, imap)] = make_factories(store, opts, reactor)
+        assert imap.config.appendlimit == size
+        site = make_site(store, opts, reactor)
+        assert site.requestFactory.max_upload == size
+    finally:
+        store.close()
+
+
+def test_max_message_size_must_be_a_size():
+    for bad in ("0", "-5", "big", "10X"):
+        with pytest.raises(usage.UsageError, match="max-message-size"):
+            Options().parseOptions(["--max-message-size", bad])

@@ -343,6 +343,8 @@ def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, An
         jmap_url=jmap_session_url(options),
         server_version=__version__,
     )
+    if get("max-message-size"):  # --max-message-size: the same limit as JMAP maxSizeUpload
+        config = replace(config, appendlimit=int(get("max-message-size")))
     out: list[tuple[str, Any]] = [("imap", IMAPFactory(store, config, reactor, tls_context=ctx))]
     if ctx is not None:
         inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True)

@@ -18,6 +18,7 @@ the methods themselves live in ``dualmail.jmap.types``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import IO, Any
 
 from twisted.internet import task
@@ -267,7 +268,10 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
     TLS comes from the endpoint string (``ssl:8443:privateKey=key.pem:
     certKey=cert.pem``); ``--base-url`` sets the public URL in the Session
     object (behind a reverse proxy)."""
-    jmap = build_app(store, reactor, base_url=options.get("base-url") or None)
+    limits = CoreLimits()
+    if options.get("max-message-size"):  # --max-message-size: the same limit as IMAP APPENDLIMIT
+        limits = replace(limits, max_size_upload=int(options["max-message-size"]))
+    jmap = build_app(store, reactor, base_url=options.get("base-url") or None, limits=limits)
     janitor = UploadJanitor(store, reactor)
     return make_app_site(jmap, JMAPSite, janitor=janitor)
 

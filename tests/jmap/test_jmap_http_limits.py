@@ -79,3 +79,34 @@ async def test_a_body_within_the_limit_still_works(tmp_path) -> None:
                 b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
         out = await deferToThread(_exchange, port, head, body)
         assert out.startswith(b"HTTP/1.1 401 "), out  # reached the route: no credentials
+
+
+def _limits_seen(imap_port: int, jmap_port: int) -> tuple[int, int]:
+    import base64
+    import imaplib
+    import re
+
+    from tests.imap.imap_e2e import PASSWORD, USER
+
+    m = imaplib.IMAP4("127.0.0.1", imap_port)
+    try:
+        m.login(USER, PASSWORD)
+        caps = m.capability()[1][0].decode()
+    finally:
+        m.logout()
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    head = (f"GET /jmap/session HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    session = json.loads(_exchange(jmap_port, head).partition(b"\r\n\r\n")[2])
+    appendlimit = int(re.search(r"APPENDLIMIT=(\d+)", caps).group(1))
+    return appendlimit, session["capabilities"]["urn:ietf:params:jmap:core"]["maxSizeUpload"]
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("extra,size", [((), 50 * 1024 * 1024), (("--max-message-size", "1M"), 1024 * 1024)])
+async def test_appendlimit_and_max_size_upload_are_one_limit(tmp_path, extra, size) -> None:
+    # issue 10: APPENDLIMIT (RFC 7889) said 52428800 while maxSizeUpload (RFC 8620 §2) said
+    # 50000000; --max-message-size sets both
+    async with running(tmp_path, *extra) as srv:
+        port = await _jmap_port(srv)
+        assert await deferToThread(_limits_seen, srv.imap_port, port) == (size, size)
