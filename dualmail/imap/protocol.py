@@ -26,7 +26,7 @@ from zope.interface import implementer  # type: ignore[import-untyped]
 
 from dualmail import __version__
 from dualmail.imap.config import ImapConfig
-from dualmail.imap.session import CheckPassword, Disconnect, Session, StartTLS
+from dualmail.imap.session import CheckPassword, Disconnect, Offload, Session, StartTLS
 from dualmail.imap.states import State
 
 Authenticator = Callable[[str, str], "defer.Deferred[int | None]"]
@@ -157,6 +157,8 @@ class IMAPServerProtocol(Protocol):
             self._check_password(item)
         elif isinstance(item, StartTLS):
             self._start_tls()
+        elif isinstance(item, Offload):
+            self._offload(item)
         elif isinstance(item, Disconnect):
             self._closing = True
             self._current = None
@@ -198,6 +200,26 @@ class IMAPServerProtocol(Protocol):
 
         d.addCallback(lambda a: defer.maybeDeferred(checked, a).addCallback(lambda _r: a))
         d.addCallbacks(done, failed)
+
+    def _offload(self, job: Offload) -> None:
+        """Long work (SEARCH, SORT, THREAD) on a worker thread: this connection waits for
+        it, every other one goes on; the command's generator resumes with the result."""
+        self._waiting = True
+        inline = True  # still inside this call: a clock without threads ran it at once
+
+        def done(_ignored: Any) -> None:
+            self._waiting = False
+            if inline or self._closing or self.session is None:
+                return  # (inline: the loop in _pump that carried it out goes on)
+            self._reset_timer()
+            self._pump()
+
+        def failed(failure: Any) -> None:  # job.run never raises; the pool itself failed
+            self.log.failure("IMAP worker failed for {peer}", failure=failure, peer=self.peer)
+            self._abort()
+
+        self.factory.offload(job.run).addCallbacks(done, failed)
+        inline = False
 
     def _start_tls(self) -> None:
         ctx = self.factory.tls_context
@@ -257,7 +279,8 @@ class IMAPFactory(Factory):
 
     def __init__(self, store: Any, config: ImapConfig, reactor: Any, *,
                  tls_context: Any = None, implicit_tls: bool = False,
-                 authenticate: Authenticator | None = None) -> None:
+                 authenticate: Authenticator | None = None,
+                 offload: Callable[[Callable[[], None]], defer.Deferred[None]] | None = None) -> None:
         self.store = store
         self.config = config
         self.reactor = reactor
@@ -265,6 +288,13 @@ class IMAPFactory(Factory):
         self.implicit_tls = implicit_tls
         self.connections: set[IMAPServerProtocol] = set()
         self.authenticate = authenticate or self._authenticate_in_thread
+        self.offload = offload or self._offload_to_thread
+
+    def _offload_to_thread(self, work: Callable[[], None]) -> defer.Deferred[None]:
+        pool = getattr(self.reactor, "getThreadPool", None)
+        if pool is None:  # a clock without threads (MemoryReactor): run it here
+            return defer.maybeDeferred(work)
+        return threads.deferToThreadPool(self.reactor, pool(), work)
 
     def _authenticate_in_thread(self, user: str, password: str) -> defer.Deferred[int | None]:
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),

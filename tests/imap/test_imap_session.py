@@ -554,3 +554,21 @@ def test_serverbug_is_no_and_connection_survives(client: Client, monkeypatch) ->
     assert client.cmd("a NOOP") == "a NO [SERVERBUG] Internal server error; nothing was changed\r\n"
     client.ok("b CAPABILITY")
     assert basic  # imported for the registry
+
+
+@pytest.mark.parametrize("line", ["a UID SEARCH ALL", "b UID SORT (DATE) UTF-8 ALL",
+                                  "c UID THREAD REFERENCES UTF-8 ALL"])
+def test_long_searches_are_offloaded(client: Client, store, account, line) -> None:
+    """Issue 10: SEARCH/SORT/THREAD hand their work to the protocol as an ``Offload`` (run on
+    a worker thread), before any response; the answer comes after it ran."""
+    from dualmail.imap.session import Offload
+
+    deliver(store, account)
+    client.ok("s SELECT INBOX")
+    client.session.feed((line + "\r\n").encode())
+    items = iter(client.session.step())
+    job = next(items)
+    assert isinstance(job, Offload)
+    job.run()
+    out = b"".join(x for x in items if isinstance(x, bytes)).decode()
+    assert lines(out)[-1].startswith(line.split()[0] + " OK"), out
