@@ -28,6 +28,7 @@ from dualmail import __version__
 from dualmail.imap.config import ImapConfig
 from dualmail.imap.session import CheckPassword, Disconnect, Offload, Session, StartTLS
 from dualmail.imap.states import State
+from dualmail.store.credentials import CredentialCache
 
 Authenticator = Callable[[str, str], "defer.Deferred[int | None]"]
 
@@ -280,7 +281,8 @@ class IMAPFactory(Factory):
     def __init__(self, store: Any, config: ImapConfig, reactor: Any, *,
                  tls_context: Any = None, implicit_tls: bool = False,
                  authenticate: Authenticator | None = None,
-                 offload: Callable[[Callable[[], None]], defer.Deferred[None]] | None = None) -> None:
+                 offload: Callable[[Callable[[], None]], defer.Deferred[None]] | None = None,
+                 credentials: CredentialCache | None = None) -> None:
         self.store = store
         self.config = config
         self.reactor = reactor
@@ -289,6 +291,7 @@ class IMAPFactory(Factory):
         self.connections: set[IMAPServerProtocol] = set()
         self.authenticate = authenticate or self._authenticate_in_thread
         self.offload = offload or self._offload_to_thread
+        self.credentials = credentials
 
     def _offload_to_thread(self, work: Callable[[], None]) -> defer.Deferred[None]:
         pool = getattr(self.reactor, "getThreadPool", None)
@@ -297,8 +300,17 @@ class IMAPFactory(Factory):
         return threads.deferToThreadPool(self.reactor, pool(), work)
 
     def _authenticate_in_thread(self, user: str, password: str) -> defer.Deferred[int | None]:
+        """A login the credential cache knows is answered at once; else argon2 on a worker
+        thread (never on the reactor), and a success is remembered (LOGIN storms)."""
+        cache = self.credentials
+        if cache is None:
+            return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                             self.store.authenticate, user, password)
+        account = cache.lookup(user, password)
+        if account is not None:
+            return defer.succeed(account)
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
-                                         self.store.authenticate, user, password)
+                                         cache.verify, user, password)
 
     def buildProtocol(self, addr: Any) -> IMAPServerProtocol:
         p = IMAPServerProtocol(self)
@@ -375,8 +387,11 @@ def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, An
     )
     if get("max-message-size"):  # --max-message-size: the same limit as JMAP maxSizeUpload
         config = replace(config, appendlimit=int(get("max-message-size")))
-    out: list[tuple[str, Any]] = [("imap", IMAPFactory(store, config, reactor, tls_context=ctx))]
+    credentials = CredentialCache(store)  # one for every IMAP listener
+    out: list[tuple[str, Any]] = [("imap", IMAPFactory(store, config, reactor, tls_context=ctx,
+                                                      credentials=credentials))]
     if ctx is not None:
-        inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True)
+        inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True,
+                            credentials=credentials)
         out.append(("imaps", TLSMemoryBIOFactory(ctx, False, inner)))  # type: ignore[arg-type]
     return out

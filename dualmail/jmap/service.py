@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from ..model import ids
+from ..store.credentials import CredentialCache
 from ..store.store import Store
 from ..store.txn import Commit
 from .app import JMAPApp, make_site as make_app_site
@@ -52,13 +53,19 @@ class StoreAuthenticator:
 
     log = Logger()
 
-    def __init__(self, store: Store, run_blocking: Callable[..., Deferred[Any]]):
+    def __init__(self, store: Store, run_blocking: Callable[..., Deferred[Any]],
+                 credentials: CredentialCache | None = None):
         self.store = store
         self.run_blocking = run_blocking
+        self.credentials = credentials if credentials is not None else CredentialCache(store)
 
-    def verify_basic(self, username: str, password: str) -> Deferred[int | None]:
-        # argon2 takes ~30 ms: never on the reactor thread
-        return self.run_blocking(self.store.authenticate, username, password)
+    def verify_basic(self, username: str, password: str) -> Deferred[int | None] | int:
+        # Basic sends the password with every request: verified once by argon2 (~30 ms,
+        # never on the reactor thread), then taken from the credential cache
+        account = self.credentials.lookup(username, password)
+        if account is not None:
+            return account
+        return self.run_blocking(self.credentials.verify, username, password)
 
     def verify_bearer(self, token: str) -> int | None:
         return self.store.verify_token(token, kind="app")
