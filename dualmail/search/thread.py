@@ -104,7 +104,7 @@ def _messages(view: Any, scope: Scope, items: Iterable[Any]) -> list[_Msg]:
                 if d is None:
                     continue
             date = _sent_date(s, d.rec)
-        refs = [_norm_id(x) for x in s.get("refs") or () if x]
+        refs = [_norm_id(x) for x in s.get("refs") or () if x] if s.get("refs") else []
         if not refs and s.get("irt"):
             refs = [_norm_id(s["irt"])]
         base = s.get("s") or ""
@@ -194,8 +194,10 @@ def _first_date(c: _C) -> tuple[int, int]:
 def _sort_tree(cs: list[_C]) -> None:
     """RFC 5256 step 6: children first (youngest set first), then siblings by date."""
     for c in cs:
-        _sort_tree(c.children)
-    cs.sort(key=_first_date)
+        if c.children:
+            _sort_tree(c.children)
+    if len(cs) > 1:
+        cs.sort(key=_first_date)
 
 
 def _references(msgs: list[_Msg]) -> list[ThreadNode]:

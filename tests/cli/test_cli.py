@@ -365,3 +365,60 @@ def test_twistd_port_in_use_is_one_line_and_exit_1(tmp_path):
                 f"choose another with --{kind}"), out
     finally:
         busy.close()
+
+
+def test_systemd_unit_runs_valid_options():
+    """contrib/dualmail.service (issue 10): twistd in the foreground under systemd, with
+    options dualmail accepts (kept in step with tap.Options)."""
+    from dualmail.tap import Options
+
+    unit = open(os.path.join(ROOT, "contrib", "dualmail.service")).read()
+    [exec_start] = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = shlex.split(exec_start)
+    assert argv[0].endswith("/twistd") and "--nodaemon" in argv[: argv.index("dualmail")]
+    opts = Options()
+    opts.parseOptions(argv[argv.index("dualmail") + 1 :])
+    assert opts["data"] == "/var/lib/dualmail"
+
+
+def _wait_for(condition, timeout: float = 60.0) -> bool:
+    """Poll ``condition`` (a file appearing, a process ending) for at most ``timeout``."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_twistd_as_a_daemon_pidfile_logfile_and_stop(tmp_path):
+    """README / docs/operating.md (issue 10): without -n twistd forks, writes the pidfile and
+    the log file; SIGTERM to the pid stops it and closes the store."""
+    pidfile, logfile = tmp_path / "dualmail.pid", tmp_path / "dualmail.log"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    args = [*_twistd(), f"--pidfile={pidfile}", f"--logfile={logfile}", "dualmail",
+            "--data", str(tmp_path / "data"), "--imap", "tcp:0:interface=127.0.0.1",
+            "--jmap", "tcp:0:interface=127.0.0.1"]
+    started = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert started.returncode == 0, started.stdout + started.stderr  # the parent returns at once
+    assert _wait_for(lambda: pidfile.exists() and logfile.exists() and "dualmail ready" in logfile.read_text())
+    pid = int(pidfile.read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+        assert _wait_for(gone)
+    finally:
+        if not gone():
+            os.kill(pid, signal.SIGKILL)
+    log = logfile.read_text()
+    assert "dualmail store closed" in log, log
+    assert not pidfile.exists()
