@@ -64,3 +64,35 @@ async def test_other_clients_are_answered_while_a_search_runs(tmp_path, monkeypa
             monkeypatch.undo()
             await deferToThread(a.logout)
             await deferToThread(b.logout)
+
+
+def _raw(port: int, send: bytes, login: bool) -> bytes:
+    """Send ``send`` (after LOGIN if asked) and read until the server closes (bounded)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        f = s.makefile("rb")
+        f.readline()  # greeting
+        if login:
+            s.sendall(f"l LOGIN {USER} {PASSWORD}\r\n".encode())
+            while not f.readline().startswith(b"l "):
+                pass
+        s.sendall(send)
+        return f.read()  # to EOF: the server must close
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("send,login,first", [
+    # just past the limit (64 KiB) and no more: what the server has not read when it closes
+    # would make the kernel reset the connection, and the answer could be lost to the test
+    (b"a NOOP " + b"x" * (64 * 1024), False, b"a BAD [TOOBIG] Command line too long"),
+    (b"a APPEND INBOX {4294967296+}\r\n", True, b"a BAD [TOOBIG] Literal too large"),
+])
+async def test_too_much_data_is_refused_at_once_and_closed(tmp_path, send, login, first) -> None:
+    """Issue 10, over a real socket: a line over the limit without CRLF, or a 4 GiB
+    non-synchronising literal, gets BAD [TOOBIG] and BYE at once and the connection closes
+    (RFC 7888 §4) -- the client never sends the rest, so the read would time out if the
+    server waited for it."""
+    async with running(tmp_path) as srv:
+        out = await deferToThread(_raw, srv.imap_port, send, login)
+        assert out.split(b"\r\n")[:2] == [first, b"* BYE Too much data sent; closing the connection"], out
