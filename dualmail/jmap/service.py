@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import IO, Any
 
 from twisted.internet import task
@@ -32,7 +33,7 @@ from ..store.credentials import CredentialCache
 from ..store.store import Store
 from ..store.txn import Commit
 from .app import JMAPApp, make_site as make_app_site
-from .dispatch import core_methods
+from .dispatch import Method, core_methods
 from .errors import RequestError
 from .session import Account, CoreLimits, SessionInfo
 from .state import to_state
@@ -241,6 +242,22 @@ class JMAPSite(server.Site):
         super().stopFactory()
 
 
+# Methods that may search a whole mailbox (a full-text filter, a sort the index cannot
+# serve): they run on a worker thread, so the event loop serves other requests meanwhile.
+# Each opens its own read view and only reads; the calls of one request still run in order.
+OFFLOADED_METHODS = ("Email/query", "Email/queryChanges", "SearchSnippet/get")
+
+
+def offload_searches(methods: dict[str, Method], run_blocking: Callable[..., Deferred[Any]]) -> dict[str, Method]:
+    """``methods`` with the handlers of ``OFFLOADED_METHODS`` run through ``run_blocking``."""
+    out = dict(methods)
+    for name in OFFLOADED_METHODS:
+        method = out.get(name)
+        if method is not None:
+            out[name] = Method(method.capability, partial(run_blocking, method.handler))
+    return out
+
+
 def build_app(
     store: Store,
     reactor: Any,
@@ -261,7 +278,7 @@ def build_app(
     return JMAPApp(
         StoreAuthenticator(store, run_blocking),
         backend,
-        methods={**core_methods(), **store_methods(store, reactor.seconds)},
+        methods=offload_searches({**core_methods(), **store_methods(store, reactor.seconds)}, run_blocking),
         limits=limits,
         clock=reactor,
         failed_login_delay=failed_login_delay,
