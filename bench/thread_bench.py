@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -22,35 +21,16 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mailgen import generate_records  # noqa: E402
+from search_bench import build, timed as search_timed  # noqa: E402
 
-from dualmail.mail.ops import prepare, store_prepared  # noqa: E402
 from dualmail.search import MailboxScope, search  # noqa: E402
 from dualmail.search.query import ALL, SortKey  # noqa: E402
 from dualmail.search.engine import sort  # noqa: E402
 from dualmail.search.thread import thread  # noqa: E402
-from dualmail.store.store import open_store  # noqa: E402
 
 
 def timed(fn, runs: int = 5) -> tuple[float, object]:
-    out = None
-    times = []
-    for _ in range(runs):
-        t = time.process_time()
-        out = fn()
-        times.append(time.process_time() - t)
-    return statistics.median(times), out
-
-
-def build(path: str, n: int, seed: int) -> tuple[object, int]:
-    store = open_store(path, sync=False)
-    a = store.create_account("bench@example.org", "pw")
-    prepared = [prepare(m.raw, m.flags, m.date) for m in generate_records(n, seed)]
-    for i in range(0, n, 500):
-        with store.write(a) as tx:
-            for p in prepared[i : i + 500]:
-                store_prepared(tx, p, [1])
-    return store, a
+    return search_timed(fn, runs, clock=time.process_time)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     box = MailboxScope(1)
     for n in (int(x) for x in args.counts.split(",")):
         with tempfile.TemporaryDirectory() as d:
-            store, a = build(d, n, args.seed)
+            store, a, _secs = build(d, n, args.seed)
             out.write(f"== {n} messages\n")
             with store.read(a) as r:
                 t_search, found = timed(lambda: search(r, box, ALL))

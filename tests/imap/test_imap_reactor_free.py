@@ -9,14 +9,13 @@ not be answered until the event's bounded wait ran out, and the test would see t
 from __future__ import annotations
 
 import imaplib
-import threading
 
 import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
 from imap_util import deliver, message
-from imap_e2e import PASSWORD, USER, running
+from imap_e2e import PASSWORD, USER, Gate, running
 from dualmail.imap.ops import search as search_ops
 
 pytestmark = pytest.mark.e2e
@@ -34,33 +33,24 @@ def _client(port: int) -> imaplib.IMAP4:
                                      ("SORT", "(SUBJECT)", "UTF-8", "ALL"),
                                      ("SEARCH", "ALL")])
 async def test_other_clients_are_answered_while_a_search_runs(tmp_path, monkeypatch, command) -> None:
-    started, release = threading.Event(), threading.Event()
-    outcome: dict[str, bool] = {}
-    real = search_ops.engine.search
-
-    def blocking_search(*args, **kw):
-        if threading.current_thread() is threading.main_thread():
-            outcome["on_reactor"] = True
-        started.set()
-        outcome["released"] = release.wait(20)  # bounded: a stalled reactor makes this False
-        return real(*args, **kw)
+    gate = Gate(search_ops.engine.search)
 
     async with running(tmp_path) as srv:
         for i in range(3):
             deliver(srv.store, srv.account, raw=message(f"subject {i}"))
         a, b = await deferToThread(_client, srv.imap_port), await deferToThread(_client, srv.imap_port)
         try:
-            monkeypatch.setattr(search_ops.engine, "search", blocking_search)
+            monkeypatch.setattr(search_ops.engine, "search", gate)
             long_one = deferToThread(a.uid, *command)
-            assert await deferToThread(started.wait, 20)
+            assert await deferToThread(gate.started.wait, 20)
             typ, _ = await deferToThread(b.noop)  # answered while the search blocks
             assert typ == "OK"
-            release.set()
+            gate.release()
             typ, data = await long_one
             assert typ == "OK" and data[0], data
-            assert outcome == {"released": True}, outcome
+            assert gate.outcome == {"released": True}, gate.outcome
         finally:
-            release.set()
+            gate.release()
             monkeypatch.undo()
             await deferToThread(a.logout)
             await deferToThread(b.logout)

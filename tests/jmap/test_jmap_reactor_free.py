@@ -8,14 +8,13 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 
 import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
 from dualmail.jmap.types import email as email_type
-from tests.imap.imap_e2e import PASSWORD, USER, running
+from tests.imap.imap_e2e import PASSWORD, USER, Gate, running
 
 pytestmark = pytest.mark.e2e
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
@@ -37,32 +36,23 @@ def _api(port: int, calls: list) -> dict:
 
 @pytest_twisted.ensureDeferred
 async def test_other_requests_are_answered_while_an_email_query_runs(tmp_path, monkeypatch) -> None:
-    started, release = threading.Event(), threading.Event()
-    outcome: dict[str, bool] = {}
-    real = email_type.query_page
-
-    def blocking(*args, **kw):
-        if threading.current_thread() is threading.main_thread():
-            outcome["on_reactor"] = True
-        started.set()
-        outcome["released"] = release.wait(20)  # bounded: a stalled reactor makes this False
-        return real(*args, **kw)
+    gate = Gate(email_type.query_page)
 
     async with running(tmp_path) as srv:
         [port] = await srv.service.bound_ports("jmap")
         jmap = port.getHost().port
         account = f"A{srv.account}"
         await deferToThread(_api, jmap, [["Core/echo", {}, "warm"]])  # argon2 done before
-        monkeypatch.setattr(email_type, "query_page", blocking)
+        monkeypatch.setattr(email_type, "query_page", gate)
         try:
             query = deferToThread(_api, jmap, [["Email/query", {"accountId": account,
                                                                 "filter": {"text": "x"}}, "q"]])
-            assert await deferToThread(started.wait, 20)
+            assert await deferToThread(gate.started.wait, 20)
             echo = await deferToThread(_api, jmap, [["Core/echo", {"hello": 1}, "e"]])
             assert echo["methodResponses"] == [["Core/echo", {"hello": 1}, "e"]]
-            release.set()
+            gate.release()
             [[name, result, _]] = (await query)["methodResponses"]
             assert name == "Email/query" and result["ids"] == []
-            assert outcome == {"released": True}, outcome
+            assert gate.outcome == {"released": True}, gate.outcome
         finally:
-            release.set()
+            gate.release()
