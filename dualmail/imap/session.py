@@ -244,6 +244,7 @@ class Session:
         is sending more than it may and will not stop.  Answer BAD [TOOBIG] at once and close
         instead of reading and discarding it (RFC 7888 §4, choice 2)."""
         code = r.code("TOOBIG")
+        self.log.info("IMAP {peer}: {text}; closing the connection", peer=self.peer, text=text)
         yield self.encode(r.Tagged(tag, "BAD", text, code) if tag else r.UntaggedStatus("BAD", text, code))
         self.state = State.LOGOUT
         self.idle_tag = None

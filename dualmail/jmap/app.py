@@ -184,6 +184,9 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+_log = Logger()
+
+
 class BoundedRequest(server.Request):
     """A ``twisted.web`` request that refuses a body over its route's limit at
     once: ``max_upload`` for ``/jmap/upload/``, ``max_body`` for the rest.
@@ -232,6 +235,9 @@ class BoundedRequest(server.Request):
 
     def _refuse(self, limit: int, name: str) -> None:
         self.body_too_large = self._refused = True
+        peer = getattr(self.channel.transport.getPeer(), "host", "?")
+        _log.info("JMAP request body over {name} ({limit} octets) from {peer}: 413, closing",
+                  name=name, limit=limit, peer=peer)
         self.content = _DiscardedBody()
         # no "100 Continue" after this answer (HTTPChannel sends it after gotLength)
         self.requestHeaders.removeHeader(b"expect")
