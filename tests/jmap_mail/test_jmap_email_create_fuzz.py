@@ -84,7 +84,7 @@ def _path_exists(obj, path: str) -> bool:
     return True
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(obj=email)
 def test_create_never_fails_the_server(client: Client, store, alice, obj):
     if not client.headers["Authorization"].startswith("Bearer "):  # no argon2 per request

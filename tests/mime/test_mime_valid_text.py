@@ -93,7 +93,7 @@ def _everything(raw: bytes) -> list:
     return out
 
 
-@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hostile_message())
 def test_hostile_charsets_give_valid_unicode(raw):
     assert_valid_unicode(_everything(raw))
