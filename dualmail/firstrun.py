@@ -8,11 +8,32 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
+import sys
 
 from .store.store import Store
 
 DEMO_ADDRESS = "demo@localhost"
 CREDENTIALS_FILE = "first-login.txt"
+
+
+def dualmail_command() -> str:
+    """The ``dualmail`` command that works from here: the console script beside the running
+    Python (``.venv/bin/dualmail`` after the README's install, which is not on PATH),
+    relative to the current directory when it is below it; else ``python -m dualmail.cli``."""
+    bindir = os.path.dirname(sys.executable)
+    script = os.path.join(bindir, "dualmail")
+    if not os.path.exists(script):
+        return f"{shlex.quote(sys.executable)} -m dualmail.cli"
+    try:
+        rel = os.path.relpath(script)
+    except ValueError:  # another drive
+        rel = script
+    if rel.startswith(".."):
+        rel = script
+    elif os.sep not in rel:
+        rel = os.path.join(os.curdir, rel)
+    return shlex.quote(rel)
 
 
 def ensure_demo_account(store: Store, data_dir: str, hints: list[str]) -> str | None:
@@ -26,7 +47,7 @@ def ensure_demo_account(store: Store, data_dir: str, hints: list[str]) -> str | 
         f"  user:     {DEMO_ADDRESS}",
         f"  password: {password}",
         *hints,
-        "Add users with: dualmail --data " + data_dir + " user add ADDRESS",
+        f"Add users with: {dualmail_command()} --data {shlex.quote(data_dir)} user add ADDRESS",
     ]
     text = "\n".join(lines) + "\n"
     path = os.path.join(data_dir, CREDENTIALS_FILE)

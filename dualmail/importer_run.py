@@ -58,14 +58,32 @@ class ImportResult:
 
 Parsed = tuple[dict[str, Any], EncodedSummary, bytes]  # threading fields, stored forms, SHA-256
 
+TOO_LARGE = "message larger than 64 MiB"
+# What storing one message may raise because of that message (its data): the message is
+# reported failed and the import goes on.  Anything else (the disk, the store) stops it.
+_MESSAGE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError,
+                   RecursionError, errors.InvalidNameError)
 
-def _summarize(raw: bytes) -> Parsed | None:
-    """In a parser: the threading fields (as a dict), the stored forms, the blob's hash."""
+
+class _MessageFailedError(Exception):
+    """Storing ``items[index]`` of a batch failed for a reason of its own."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(index, reason)
+        self.index, self.reason = index, reason
+
+
+def _summarize(raw: bytes) -> Parsed | str:
+    """In a parser: the threading fields (as a dict), the stored forms, the blob's hash;
+    or why the message cannot be imported."""
     if len(raw) > MAX_MESSAGE:
-        return None
-    summary = summarize(raw)
-    return ({k: summary.get(k) for k in THREADING_FIELDS}, encode_summary(summary),
-            hashlib.sha256(raw).digest())
+        return TOO_LARGE
+    try:
+        summary = summarize(raw)
+        return ({k: summary.get(k) for k in THREADING_FIELDS}, encode_summary(summary),
+                hashlib.sha256(raw).digest())
+    except Exception as e:  # one message must not stop the import
+        return f"could not be parsed ({type(e).__name__})"
 
 
 WINDOW = 256
@@ -113,7 +131,7 @@ def _parser_main(tasks: Connection, results: Connection) -> None:
 
     # Results go out from another thread too: the importer reads them window by window,
     # and a full pipe must not stop the parsing of the windows queued behind.
-    out: SimpleQueue[list[Parsed | None] | None] = SimpleQueue()
+    out: SimpleQueue[list[Parsed | str] | None] = SimpleQueue()
 
     def send() -> None:
         while (done := out.get()) is not None:
@@ -174,8 +192,8 @@ class _Parsers:
     def ready(self, parts: list[tuple[int, list[bytes]]]) -> bool:
         return all(k in self.dead or self.procs[k][2].poll() for k, _part in parts)
 
-    def result(self, parts: list[tuple[int, list[bytes]]]) -> list[Parsed | None]:
-        out: list[Parsed | None] = []
+    def result(self, parts: list[tuple[int, list[bytes]]]) -> list[Parsed | str]:
+        out: list[Parsed | str] = []
         for k, part in parts:
             if k not in self.dead:
                 try:
@@ -206,8 +224,9 @@ class _Parsers:
 
 
 def _parsed(messages: Iterable[tuple[Any, bytes]], workers: int,
-            idle: Callable[[], Any] = lambda: None) -> Iterator[tuple[tuple[Any, bytes], Parsed | None]]:
-    """((message, dedup key), summary) in source order; None for messages over the size limit.
+            idle: Callable[[], Any] = lambda: None) -> Iterator[tuple[tuple[Any, bytes], Parsed | str]]:
+    """((message, dedup key), summary) in source order; for a message that cannot be
+    imported (over the size limit, say), the reason instead of the summary.
 
     With workers, windows of messages are parsed in worker processes while earlier
     windows are written, so reading, parsing and writing overlap; memory stays bounded
@@ -255,18 +274,22 @@ def _parsed(messages: Iterable[tuple[Any, bytes]], workers: int,
         parsers.close(finished)
 
 
+_Write = Callable[[MailTxn, list[Any]], tuple[int, int, list[bytes]]]
+
+
 class _Writer:
     """The import's write transactions, on a thread of their own, in order.
 
     While a batch commits (LMDB copies its pages and fsyncs without holding the GIL),
     the importing thread goes on reading the source and feeding the parsers.  At most
     one batch waits behind the one being written.  Results come back to the importing
-    thread, which reports them; the first error is raised there too.
+    thread, which reports them; the first error is raised there too.  A message that
+    cannot be stored for a reason of its own is left out of its batch and reported.
     """
 
     def __init__(self, store: Store, account: int) -> None:
         self._store, self._account = store, account
-        self._jobs: Queue[tuple[Callable[[MailTxn], Any], Any] | None] = Queue(maxsize=1)
+        self._jobs: Queue[tuple[_Write, list[Any]] | None] = Queue(maxsize=1)
         self._done: SimpleQueue[tuple[Any, Any]] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -274,7 +297,7 @@ class _Writer:
     def busy(self) -> bool:
         return self._jobs.full()
 
-    def submit(self, write: Callable[[MailTxn], Any], items: Any) -> None:
+    def submit(self, write: _Write, items: list[Any]) -> None:
         if self._thread is None:  # started late: the parsers are forked before it exists
             self._thread = threading.Thread(target=self._run, name="dualmail-import-writer", daemon=True)
             self._thread.start()
@@ -286,11 +309,32 @@ class _Writer:
             if self.error is not None:
                 continue  # after a failure, nothing more is written
             try:
-                out = self._store.transact(self._account, write)
+                out = self._write(write, items)
             except BaseException as e:  # handed to the importing thread
                 self.error = e
                 continue
             self._done.put((items, out))
+
+    def _write(self, write: _Write, items: list[Any]) -> tuple[int, int, list[bytes], list[tuple[Any, str]]]:
+        """Commit ``items`` in one transaction; when one of them fails on its own
+        (``_MessageFailedError``), that one is left out and reported, the items before it
+        are committed in a transaction of their own, and the rest goes on the same way."""
+        imported = skipped = 0
+        keys: list[bytes] = []
+        failed: list[tuple[Any, str]] = []
+        parts: list[tuple[int, int, list[bytes]]] = []
+        while items:
+            try:
+                parts.append(self._store.transact(self._account, lambda tx: write(tx, items)))
+                break
+            except _MessageFailedError as e:
+                failed.append((items[e.index], e.reason))
+                head, items = items[: e.index], items[e.index + 1 :]
+                if head:
+                    parts.append(self._store.transact(self._account, lambda tx: write(tx, head)))
+        for n, k, ks in parts:
+            imported, skipped, keys = imported + n, skipped + k, keys + ks
+        return imported, skipped, keys, failed
 
     def completed(self) -> list[tuple[Any, Any]]:
         out = []
@@ -350,29 +394,32 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
             return
         items = batch
         batch, size = [], 0
+        writer.submit(write, items)
+        report()
 
-        def write(tx: MailTxn) -> tuple[int, int, list[bytes]]:
-            imported = skipped = 0
-            keys: list[bytes] = []
-            for msg, prep, key in items:
+    def write(tx: MailTxn, items: list[tuple[Any, Prepared, bytes]]) -> tuple[int, int, list[bytes]]:
+        imported = skipped = 0
+        keys: list[bytes] = []
+        for index, (msg, prep, key) in enumerate(items):
+            try:
                 m = _resolve_mailbox(tx, target(msg))
                 if tx.imported(m, key) is not None:
                     skipped += 1
                     continue
                 e, _uids = store_prepared(tx, prep, [m])
                 tx.mark_imported(m, key, e)
-                imported += 1
-                keys.append(key)
-            return imported, skipped, keys
-
-        writer.submit(write, items)
-        report()
+            except _MESSAGE_ERRORS as exc:
+                raise _MessageFailedError(index, f"could not be stored ({type(exc).__name__})") from exc
+            imported += 1
+            keys.append(key)
+        return imported, skipped, keys
 
     def report() -> None:
         """Count and report the batches written so far (after their commit)."""
-        for items, (imported, skipped, keys) in writer.completed():
+        for items, (imported, skipped, keys, failed) in writer.completed():
             result.imported += imported
             result.skipped += skipped
+            result.failed += [(msg.origin, why) for (msg, _prep, _key), why in failed]
             if on_commit is not None:
                 on_commit(keys)
             if progress is not None:
@@ -421,8 +468,8 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
     def read_parse_write() -> None:
         nonlocal size
         for (msg, key), parsed in _parsed(fresh(source), workers, idle):
-            if parsed is None:
-                result.failed.append((msg.origin, "message larger than 64 MiB"))
+            if isinstance(parsed, str):
+                result.failed.append((msg.origin, parsed))
                 continue
             try:
                 p = prepare(msg.raw, msg.flags, msg.internal_date, summary=parsed[0],

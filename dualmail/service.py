@@ -7,11 +7,13 @@ the listeners have stopped.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from .firstrun import ensure_demo_account
@@ -30,6 +32,53 @@ def with_shared_tls(desc: str, cert: str | None, key: str | None) -> str:
     if cert and key and desc.startswith("ssl:") and "certKey=" not in desc and "privateKey=" not in desc:
         return f"{desc}:certKey={_escape(cert)}:privateKey={_escape(key)}"
     return desc
+
+
+def _split_endpoint(desc: str) -> list[str]:
+    """``desc`` split at its unescaped colons (escapes kept, as Twisted's parser reads them)."""
+    parts, cur, i = [], "", 0
+    while i < len(desc):
+        ch = desc[i]
+        if ch == "\\" and i + 1 < len(desc):
+            cur += desc[i : i + 2]
+            i += 2
+            continue
+        if ch == ":":
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    return parts + [cur]
+
+
+_OTHER_TLS_ARGS = ("extraCertChain", "dhParameters", "sslmethod", "caCertsDir")
+
+
+def tls_over_tcp(desc: str, factory: Any) -> tuple[str, Any]:
+    """An ``ssl:`` listener with ``privateKey=``/``certKey=`` becomes ``tcp:`` with TLS by
+    ``TLSMemoryBIOFactory`` over ``tls_context_factory`` (the way ``--imaps`` works):
+    Twisted's own ``ssl:`` parser hands pyOpenSSL the deprecated X509/PKey objects.
+    Endpoints with other TLS arguments are left to Twisted."""
+    if not desc.startswith("ssl:"):
+        return desc, factory
+    kept, files = [], {}
+    for part in _split_endpoint(desc)[1:]:
+        name, eq, value = part.partition("=")
+        if eq and name in ("privateKey", "certKey"):
+            files[name] = re.sub(r"\\(.)", r"\1", value)
+        elif eq and name in _OTHER_TLS_ARGS:
+            return desc, factory
+        else:
+            kept.append(part)
+    if "privateKey" not in files:
+        return desc, factory
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from .imap.protocol import tls_context_factory
+
+    ctx = tls_context_factory(files.get("certKey", files["privateKey"]), files["privateKey"])
+    return ":".join(["tcp", *kept]), TLSMemoryBIOFactory(ctx, False, factory)
 
 
 class DualmailService(MultiService):
@@ -54,7 +103,24 @@ class DualmailService(MultiService):
     def privilegedStartService(self) -> None:
         self.store = self._open()
         self._build_listeners(self.store)
-        super().privilegedStartService()
+        for svc in self:  # MultiService.privilegedStartService, naming a listener that fails
+            try:
+                svc.privilegedStartService()
+            except CannotListenError as e:
+                raise SystemExit(self._cannot_listen(svc, e)) from None
+
+    def _cannot_listen(self, svc: Any, e: CannotListenError) -> str:
+        """One line for a port that cannot be bound (in use, privileged): which listener, which
+        address, what to change.  twistd prints it and exits 1; the store is closed."""
+        kind = next((k for k, services in self.listeners.items() if svc in services), "listener")
+        reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        where = f"{e.interface or '*'}:{e.port}"
+        label = {"imap": "IMAP", "imaps": "IMAPS", "jmap": "JMAP", "lmtp": "LMTP"}.get(kind, kind)
+        hint = f"; choose another with --{kind}" if kind in self.listeners else ""
+        return f"dualmail: cannot listen for {label} on {where}: {reason.lower()}{hint}"
 
     def startService(self) -> None:
         if self.store is None:
@@ -86,7 +152,8 @@ class DualmailService(MultiService):
             for desc in self.options[kind]:
                 if kind != "imaps":  # the imaps factory does its own TLS over tcp:
                     desc = with_shared_tls(desc, self.options.get("tls-cert"), self.options.get("tls-key"))
-                svc = strports.service(desc, factory, reactor=self.reactor)
+                desc, served = tls_over_tcp(desc, factory)
+                svc = strports.service(desc, served, reactor=self.reactor)
                 svc.setServiceParent(self)
                 self.listeners[kind].append(svc)
         imap = [getattr(f, "wrappedFactory", f) for kind, f in factories if kind in ("imap", "imaps")]

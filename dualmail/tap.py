@@ -15,6 +15,18 @@ from twisted.python import usage
 DEFAULT_DATA = "./dualmail-data"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 DEFAULT_JMAP = "tcp:8080:interface=127.0.0.1"
+DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024  # IMAP APPENDLIMIT and JMAP maxSizeUpload
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """``52428800``, ``50M``, ``512K``, ``1G`` (binary units) -> octets."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1:] if t[-1:] in _SIZE_UNITS and not t[-1:].isdigit() else ""
+    digits = t[: len(t) - len(unit)]
+    if not digits.isdigit() or int(digits) <= 0:
+        raise usage.UsageError(f"--max-message-size: expected a size like 52428800 or 50M, not {text!r}")
+    return int(digits) * _SIZE_UNITS[unit]
 
 
 class Options(usage.Options):
@@ -25,6 +37,9 @@ class Options(usage.Options):
         ["tls-cert", None, None, "PEM certificate file (enables STARTTLS and --imaps)."],
         ["tls-key", None, None, "PEM private key file for --tls-cert."],
         ["base-url", None, None, "Public base URL of the JMAP service (behind a proxy)."],
+        ["max-message-size", None, None,
+         "Largest message accepted, in octets or with K/M/G: IMAP APPENDLIMIT and JMAP "
+         "maxSizeUpload (default 50M)."],
         # Sending mail (dualmail.submission; docs/operating.md "Sending mail")
         ["smarthost", None, None, "SMTP relay for JMAP EmailSubmission and vacation replies "
                                   "(client endpoint, e.g. tcp:127.0.0.1:25)."],
@@ -69,6 +84,7 @@ class Options(usage.Options):
             self["imap"] = [DEFAULT_IMAP]
         if not self["jmap"]:
             self["jmap"] = [DEFAULT_JMAP]
+        self["max-message-size"] = parse_size(self["max-message-size"] or str(DEFAULT_MAX_MESSAGE_SIZE))
         if bool(self["tls-cert"]) != bool(self["tls-key"]):
             raise usage.UsageError("--tls-cert and --tls-key go together")
         if self["imaps"] and not self["tls-cert"]:

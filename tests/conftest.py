@@ -51,8 +51,41 @@ async def start_jmap_over_tls(data, key_pem, cert_pem):
 
     options = Options()
     options.parseOptions(["--data", str(data), "--no-first-account",
+                          "--imap", "tcp:0:interface=127.0.0.1",
                           "--jmap", f"ssl:0:interface=127.0.0.1:privateKey={key_pem}:certKey={cert_pem}"])
     service = makeService(options, reactor)
     service.startService()
     [port] = await service.bound_ports("jmap")
     return service, f"127.0.0.1:{port.getHost().port}"
+
+
+def fixed_port(desc: str) -> int | None:
+    """The port a ``tcp:``/``ssl:`` endpoint string asks for, when it is not 0 (else None)."""
+    import re
+
+    parts = re.split(r"(?<!\\):", desc)
+    if parts[0] not in ("tcp", "ssl") or len(parts) < 2:
+        return None
+    positional = [p for p in parts[1:] if "=" not in p]
+    named = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+    port = named.get("port", positional[0] if positional else "0")
+    return (int(port) or None) if port.isdigit() else None
+
+
+@pytest.fixture(autouse=True)
+def _no_fixed_ports(monkeypatch):
+    """No test may listen on a fixed port (issue 10): with the README's server running on
+    1143/8080, a test that binds a default port fails.  Every listener the service starts
+    on a real reactor must ask for port 0; a MemoryReactor binds nothing, so it may."""
+    from twisted.application import strports
+    from twisted.internet.testing import MemoryReactor
+
+    real = strports.service
+
+    def checked(desc, factory, reactor=None, *args, **kw):
+        port = fixed_port(desc)
+        if port is not None and not isinstance(reactor, MemoryReactor):
+            raise AssertionError(f"a test starts a listener on fixed port {port} ({desc}): use port 0")
+        return real(desc, factory, *args, reactor=reactor, **kw)
+
+    monkeypatch.setattr(strports, "service", checked)

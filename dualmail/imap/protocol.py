@@ -26,8 +26,9 @@ from zope.interface import implementer  # type: ignore[import-untyped]
 
 from dualmail import __version__
 from dualmail.imap.config import ImapConfig
-from dualmail.imap.session import CheckPassword, Disconnect, Session, StartTLS
+from dualmail.imap.session import CheckPassword, Disconnect, Offload, Session, StartTLS
 from dualmail.imap.states import State
+from dualmail.store.credentials import CredentialCache
 
 Authenticator = Callable[[str, str], "defer.Deferred[int | None]"]
 
@@ -157,6 +158,8 @@ class IMAPServerProtocol(Protocol):
             self._check_password(item)
         elif isinstance(item, StartTLS):
             self._start_tls()
+        elif isinstance(item, Offload):
+            self._offload(item)
         elif isinstance(item, Disconnect):
             self._closing = True
             self._current = None
@@ -198,6 +201,26 @@ class IMAPServerProtocol(Protocol):
 
         d.addCallback(lambda a: defer.maybeDeferred(checked, a).addCallback(lambda _r: a))
         d.addCallbacks(done, failed)
+
+    def _offload(self, job: Offload) -> None:
+        """Long work (SEARCH, SORT, THREAD) on a worker thread: this connection waits for
+        it, every other one goes on; the command's generator resumes with the result."""
+        self._waiting = True
+        inline = True  # still inside this call: a clock without threads ran it at once
+
+        def done(_ignored: Any) -> None:
+            self._waiting = False
+            if inline or self._closing or self.session is None:
+                return  # (inline: the loop in _pump that carried it out goes on)
+            self._reset_timer()
+            self._pump()
+
+        def failed(failure: Any) -> None:  # job.run never raises; the pool itself failed
+            self.log.failure("IMAP worker failed for {peer}", failure=failure, peer=self.peer)
+            self._abort()
+
+        self.factory.offload(job.run).addCallbacks(done, failed)
+        inline = False
 
     def _start_tls(self) -> None:
         ctx = self.factory.tls_context
@@ -257,7 +280,9 @@ class IMAPFactory(Factory):
 
     def __init__(self, store: Any, config: ImapConfig, reactor: Any, *,
                  tls_context: Any = None, implicit_tls: bool = False,
-                 authenticate: Authenticator | None = None) -> None:
+                 authenticate: Authenticator | None = None,
+                 offload: Callable[[Callable[[], None]], defer.Deferred[None]] | None = None,
+                 credentials: CredentialCache | None = None) -> None:
         self.store = store
         self.config = config
         self.reactor = reactor
@@ -265,10 +290,27 @@ class IMAPFactory(Factory):
         self.implicit_tls = implicit_tls
         self.connections: set[IMAPServerProtocol] = set()
         self.authenticate = authenticate or self._authenticate_in_thread
+        self.offload = offload or self._offload_to_thread
+        self.credentials = credentials
+
+    def _offload_to_thread(self, work: Callable[[], None]) -> defer.Deferred[None]:
+        pool = getattr(self.reactor, "getThreadPool", None)
+        if pool is None:  # a clock without threads (MemoryReactor): run it here
+            return defer.maybeDeferred(work)
+        return threads.deferToThreadPool(self.reactor, pool(), work)
 
     def _authenticate_in_thread(self, user: str, password: str) -> defer.Deferred[int | None]:
+        """A login the credential cache knows is answered at once; else argon2 on a worker
+        thread (never on the reactor), and a success is remembered (LOGIN storms)."""
+        cache = self.credentials
+        if cache is None:
+            return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                             self.store.authenticate, user, password)
+        account = cache.lookup(user, password)
+        if account is not None:
+            return defer.succeed(account)
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
-                                         self.store.authenticate, user, password)
+                                         cache.verify, user, password)
 
     def buildProtocol(self, addr: Any) -> IMAPServerProtocol:
         p = IMAPServerProtocol(self)
@@ -315,22 +357,19 @@ def jmap_session_url(options: Any, bound_port: int | None = None) -> str | None:
 
 
 def tls_context_factory(cert_file: str, key_file: str) -> Any:
-    from OpenSSL.crypto import FILETYPE_PEM
+    """A server TLS context from PEM files: the first certificate of ``cert_file`` (a file
+    may hold the key too) with the rest as its chain.  The key and certificates are
+    ``cryptography`` objects: pyOpenSSL's own X509/PKey are deprecated there."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from twisted.internet import ssl
 
     with open(cert_file, "rb") as f:
-        cert_pem = f.read()
+        certs = x509.load_pem_x509_certificates(f.read())
     with open(key_file, "rb") as f:
-        key_pem = f.read()
-    certs = ssl.Certificate.loadPEM(cert_pem)
-    key = ssl.KeyPair.load(key_pem, FILETYPE_PEM)
-    chain = []
-    marker = b"-----END CERTIFICATE-----"
-    blocks = [b + marker for b in cert_pem.split(marker)[:-1]]
-    for block in blocks[1:]:
-        chain.append(ssl.Certificate.loadPEM(block.strip()).original)
-    return ssl.CertificateOptions(privateKey=key.original, certificate=certs.original,
-                                  extraCertChain=chain or None)
+        key = load_pem_private_key(f.read(), password=None)
+    return ssl.CertificateOptions(privateKey=key, certificate=certs[0],  # type: ignore[arg-type]
+                                  extraCertChain=certs[1:] or None)  # type: ignore[arg-type]
 
 
 def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, Any]]:
@@ -346,8 +385,13 @@ def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, An
         jmap_url=jmap_session_url(options),
         server_version=__version__,
     )
-    out: list[tuple[str, Any]] = [("imap", IMAPFactory(store, config, reactor, tls_context=ctx))]
+    if get("max-message-size"):  # --max-message-size: the same limit as JMAP maxSizeUpload
+        config = replace(config, appendlimit=int(get("max-message-size")))
+    credentials = CredentialCache(store)  # one for every IMAP listener
+    out: list[tuple[str, Any]] = [("imap", IMAPFactory(store, config, reactor, tls_context=ctx,
+                                                      credentials=credentials))]
     if ctx is not None:
-        inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True)
+        inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True,
+                            credentials=credentials)
         out.append(("imaps", TLSMemoryBIOFactory(ctx, False, inner)))  # type: ignore[arg-type]
     return out

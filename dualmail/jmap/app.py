@@ -184,28 +184,92 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+_log = Logger()
+
+
 class BoundedRequest(server.Request):
-    """A ``twisted.web`` request that stops buffering its body past
-    ``max_body`` octets and sets ``body_too_large`` (so maxSizeRequest and
-    maxSizeUpload are enforced while reading). Use via ``make_site``."""
+    """A ``twisted.web`` request that refuses a body over its route's limit at
+    once: ``max_upload`` for ``/jmap/upload/``, ``max_body`` for the rest.
+
+    A ``Content-Length`` over the limit is answered 413 (RFC 8620 §3.6.1,
+    ``maxSizeRequest``/``maxSizeUpload``) as soon as the headers are in,
+    before any of the body; a chunked body is cut off the moment it passes
+    the limit.  The connection is then closed (the client is still sending)
+    and the request never reaches a route.  Use via ``make_site``."""
 
     max_body = 2**31
+    max_upload = 2**31
     body_too_large = False
     _received = 0
+    _refused = False
+
+    def _limit_for_path(self) -> tuple[int, str]:
+        # the channel has parsed the request line; the request learns its path
+        # only when the whole body is in, which is too late here
+        path = getattr(self.channel, "_path", b"") or b""
+        if path.startswith(b"/jmap/upload/"):
+            return self.max_upload, "maxSizeUpload"
+        return self.max_body, "maxSizeRequest"
+
+    def gotLength(self, length: int | None) -> None:
+        limit, name = self._limit_for_path()
+        if length is not None and length > limit:
+            self._refuse(limit, name)
+            return
+        super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
         self._received += len(data)
-        if self._received > self.max_body:
-            self.body_too_large = True
+        limit, name = self._limit_for_path()
+        if self._received > limit:
+            self._refuse(limit, name)
             return
         super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return  # answered already; the connection is closing
+        super().requestReceived(command, path, version)
+
+    def _refuse(self, limit: int, name: str) -> None:
+        self.body_too_large = self._refused = True
+        peer = getattr(self.channel.transport.getPeer(), "host", "?")
+        _log.info("JMAP request body over {name} ({limit} octets) from {peer}: 413, closing",
+                  name=name, limit=limit, peer=peer)
+        self.content = _DiscardedBody()
+        # no "100 Continue" after this answer (HTTPChannel sends it after gotLength)
+        self.requestHeaders.removeHeader(b"expect")
+        body = _json(_limit(name, 413, f"the request body is larger than {limit} octets").to_problem())
+        head = [b"HTTP/1.1 413 Content Too Large", b"content-type: application/problem+json",
+                b"content-length: %d" % len(body), b"connection: close"]
+        head += [k + b": " + v for k, v in JMAPApp.CORS_HEADERS.items()]
+        self.channel.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.channel.loseConnection()
+
+
+class _DiscardedBody:
+    """``request.content`` of a refused request: holds nothing."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def seek(self, *args: Any) -> int:
+        return 0
+
+    def read(self, *args: Any) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
 
 
 def make_site(jmap: JMAPApp, site_class: type[server.Site] = server.Site, **kwargs: Any) -> server.Site:
     """A ``Site`` (``site_class(resource, **kwargs)``) serving ``jmap`` whose
     requests are ``BoundedRequest``s."""
-    limit = max(jmap.limits.max_size_request, jmap.limits.max_size_upload)
-    request_class = type("JMAPRequest", (BoundedRequest,), {"max_body": limit})
+    request_class = type("JMAPRequest", (BoundedRequest,), {
+        "max_body": jmap.limits.max_size_request, "max_upload": jmap.limits.max_size_upload})
     site = site_class(jmap.app.resource(), **kwargs)
     site.requestFactory = request_class
     return site

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,16 +56,46 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# RFC 7493 §2.2: no number of greater magnitude than an IEEE 754 double (10**309 has
+# 310 digits).  Python refuses to convert integer strings of over 4,300 digits anyway.
+_MAX_INT_DIGITS = 309
+# Only an escape can put a surrogate into a string: the body itself is strict UTF-8.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_INT_DIGITS:
+        raise ValueError(f"a number of {digits} digits is out of the I-JSON range (RFC 7493 §2.2)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of the I-JSON range (RFC 7493 §2.2)")
+    return value
+
+
 def loads_ijson(body: bytes) -> Any:
     """Decode I-JSON (RFC 7493): UTF-8, no duplicate member names, no
-    NaN/Infinity. Raises ``ValueError`` (incl. too-deep nesting)."""
+    NaN/Infinity, no number beyond a double's range, no lone surrogate in a
+    string (§2.1: an escaped surrogate not part of a pair).  Raises
+    ``ValueError`` (incl. too-deep nesting)."""
     try:
         text = body.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+        data = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant,
+                          parse_int=_parse_int, parse_float=_parse_float)
+        if _SURROGATE_ESCAPE.search(body) is not None:
+            # Pairs were joined by the decoder; what is left cannot be UTF-8 encoded.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone surrogate (RFC 7493 §2.1)") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"not UTF-8: {e}") from None
+    return data
 
 
 def parse_request(

@@ -18,6 +18,8 @@ the methods themselves live in ``dualmail.jmap.types``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from functools import partial
 from typing import IO, Any
 
 from twisted.internet import task
@@ -27,11 +29,12 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from ..model import ids
+from ..store.credentials import CredentialCache
 from ..store.store import Store
 from ..store.txn import Commit
 from ..submission.config import SubmissionConfig, from_options as submission_config
 from .app import JMAPApp, make_site as make_app_site
-from .dispatch import core_methods
+from .dispatch import Method, core_methods
 from .errors import RequestError
 from .session import Account, CoreLimits, SessionInfo
 from .state import to_state
@@ -52,13 +55,19 @@ class StoreAuthenticator:
 
     log = Logger()
 
-    def __init__(self, store: Store, run_blocking: Callable[..., Deferred[Any]]):
+    def __init__(self, store: Store, run_blocking: Callable[..., Deferred[Any]],
+                 credentials: CredentialCache | None = None):
         self.store = store
         self.run_blocking = run_blocking
+        self.credentials = credentials if credentials is not None else CredentialCache(store)
 
-    def verify_basic(self, username: str, password: str) -> Deferred[int | None]:
-        # argon2 takes ~30 ms: never on the reactor thread
-        return self.run_blocking(self.store.authenticate, username, password)
+    def verify_basic(self, username: str, password: str) -> Deferred[int | None] | int:
+        # Basic sends the password with every request: verified once by argon2 (~30 ms,
+        # never on the reactor thread), then taken from the credential cache
+        account = self.credentials.lookup(username, password)
+        if account is not None:
+            return account
+        return self.run_blocking(self.credentials.verify, username, password)
 
     def verify_bearer(self, token: str) -> int | None:
         return self.store.verify_token(token, kind="app")
@@ -237,6 +246,22 @@ class JMAPSite(server.Site):
         super().stopFactory()
 
 
+# Methods that may search a whole mailbox (a full-text filter, a sort the index cannot
+# serve): they run on a worker thread, so the event loop serves other requests meanwhile.
+# Each opens its own read view and only reads; the calls of one request still run in order.
+OFFLOADED_METHODS = ("Email/query", "Email/queryChanges", "SearchSnippet/get")
+
+
+def offload_searches(methods: dict[str, Method], run_blocking: Callable[..., Deferred[Any]]) -> dict[str, Method]:
+    """``methods`` with the handlers of ``OFFLOADED_METHODS`` run through ``run_blocking``."""
+    out = dict(methods)
+    for name in OFFLOADED_METHODS:
+        method = out.get(name)
+        if method is not None:
+            out[name] = Method(method.capability, partial(run_blocking, method.handler))
+    return out
+
+
 def build_app(
     store: Store,
     reactor: Any,
@@ -258,7 +283,8 @@ def build_app(
     return JMAPApp(
         StoreAuthenticator(store, run_blocking),
         backend,
-        methods={**core_methods(), **store_methods(store, reactor.seconds, submission)},
+        methods=offload_searches({**core_methods(), **store_methods(store, reactor.seconds, submission)},
+                                 run_blocking),
         limits=limits,
         clock=reactor,
         failed_login_delay=failed_login_delay,
@@ -272,7 +298,10 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
     TLS comes from the endpoint string (``ssl:8443:privateKey=key.pem:
     certKey=cert.pem``); ``--base-url`` sets the public URL in the Session
     object (behind a reverse proxy)."""
-    jmap = build_app(store, reactor, base_url=options.get("base-url") or None,
+    limits = CoreLimits()
+    if options.get("max-message-size"):  # --max-message-size: the same limit as IMAP APPENDLIMIT
+        limits = replace(limits, max_size_upload=int(options["max-message-size"]))
+    jmap = build_app(store, reactor, base_url=options.get("base-url") or None, limits=limits,
                      submission=options.get("submission") or submission_config(options))
     janitor = UploadJanitor(store, reactor)
     return make_app_site(jmap, JMAPSite, janitor=janitor)

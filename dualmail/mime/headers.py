@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_tz
 from urllib.parse import unquote_to_bytes
 
-from .text import codec_for, raw_header_str
+from .text import codec_for, raw_header_str, valid_text
 
 __all__ = [
     "HeaderBlock",
@@ -211,7 +211,7 @@ def _charset_decode(data: bytes, charset: str) -> str:
     codec = codec_for(charset)
     if codec is not None:
         try:
-            return data.decode(codec)
+            return valid_text(data.decode(codec))
         except Exception:
             pass
     try:

@@ -25,7 +25,7 @@ import binascii
 import re
 import unicodedata
 
-from .text import codec_for
+from .text import codec_for, valid_text
 
 __all__ = ["decode_words", "nfc"]
 
@@ -62,7 +62,7 @@ def _flush(codec: str, data: bytes, out: list[str]) -> None:
         text = data.decode(codec, "replace")
     except Exception:
         text = data.decode("utf-8", "replace")
-    out.append(_CONTROLS.sub("", text.replace("\t", " ")))
+    out.append(_CONTROLS.sub("", valid_text(text).replace("\t", " ")))
 
 
 def decode_words(text: str, strict: bool = True) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "decode_text",
     "html_to_text",
     "raw_header_str",
+    "valid_text",
 ]
 
 #: Content-Transfer-Encodings that leave the octets unchanged (RFC 2045 §6.2).
@@ -174,6 +175,26 @@ def codec_for(charset: str | None) -> str | None:
     return info.name
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` with every surrogate code point replaced by U+FFFD.
+
+    Some decoders (UTF-7 above all: ``+2AA-`` is a lone U+D800) yield surrogates,
+    which no UTF-8 can carry (RFC 3629 §3) nor I-JSON (RFC 7493 §2.1): each charset
+    decoding of message data ends here, so decoded text is always valid Unicode.
+    Returns ``text`` itself when it is valid.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
     """Decode body or header octets labelled ``charset``; never raises.
 
@@ -191,11 +212,13 @@ def decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
                 return data.decode("utf-8", "replace"), True
             return data.decode("cp1252", "replace"), True
     try:
-        return data.decode(codec), False
+        text = data.decode(codec)
     except UnicodeDecodeError:
-        return data.decode(codec, "replace"), True
+        return valid_text(data.decode(codec, "replace")), True
     except Exception:  # odd codecs (e.g. utf-7 state errors)
         return data.decode("utf-8", "replace"), True
+    valid = valid_text(text)
+    return valid, valid is not text  # a lone surrogate (UTF-7) is malformed input
 
 
 def raw_header_str(value: bytes) -> str:

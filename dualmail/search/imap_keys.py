@@ -17,10 +17,10 @@ INTERNALDATE comparisons; SENT* compare the Date field's own calendar date.
 
 from __future__ import annotations
 
-import codecs
 from datetime import date
 from typing import Any, Callable, Iterable
 
+from ..mime.text import codec_for, valid_text
 from ..model import ids
 from .query import (
     ALL, NOTHING, And, Contains, Cond, Deleted, EmailId, Header, Keyword, ModSeq, Not, Or,
@@ -53,7 +53,7 @@ def _decode(value: object, charset: str) -> str:
         text: str = data.decode(charset)
     except UnicodeDecodeError:
         text = data.decode(charset, "replace")
-    return text
+    return valid_text(text)  # UTF-7 may yield lone surrogates
 
 
 def from_imap_keys(keys: Any, *, uid_set: Callable[[Any], Ranges], seq_set: Callable[[Any], Ranges],
@@ -62,10 +62,10 @@ def from_imap_keys(keys: Any, *, uid_set: Callable[[Any], Ranges], seq_set: Call
     cs = (charset or "utf-8").lower()
     if cs in ("us-ascii", "ascii"):
         cs = "utf-8"  # a superset; 8-bit octets in a US-ASCII search are taken as UTF-8
-    try:
-        codecs.lookup(cs)
-    except LookupError:
-        raise BadCharsetError(charset or "") from None
+    codec = codec_for(cs)  # None for unknown names and for codecs that are no charset (rot13)
+    if codec is None:
+        raise BadCharsetError(charset or "")
+    cs = codec
 
     def conv(k: Any) -> Cond:
         kind = type(k).__name__

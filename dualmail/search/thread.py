@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ..store import codec
+from ..store import keys as K
 from .collate import sort_key
 from .engine import MailboxScope, Scope, _Engine, _sent_date
 
@@ -72,25 +74,56 @@ class _Msg:
 
 
 def _messages(view: Any, scope: Scope, items: Iterable[Any]) -> list[_Msg]:
+    """What threading needs of each message, from its search record alone: the Email
+    record is read only for a message without a Date (its INTERNALDATE is the sent date)
+    or without a search record.  Subjects repeat within threads, so their sort key and
+    reply test are computed once per distinct subject."""
     eng = _Engine(view, scope, None)
+    in_mailbox = isinstance(scope, MailboxScope)
+    keys: dict[str, str] = {}
+    replies: dict[str, bool] = {}
     out = []
     for item in items:
-        d = eng.doc(item)
-        if d is None:
-            continue
-        s = eng.srch(d)
-        refs = [_norm_id(x) for x in s.get("refs") or [] if x]
+        if in_mailbox:
+            u, e = int(item[0]), int(item[1])
+        else:
+            u, e = 0, int(item)
+        raw = view.kv.get("srch", K.email(view.a, e))
+        if raw is not None:
+            s = codec.loads(raw)
+            d = None
+        else:  # an Email stored before search records existed (or gone)
+            d = eng.doc(item)
+            if d is None:
+                continue
+            s = eng.srch(d)
+        date = s.get("d")
+        if date is None:
+            if d is None:
+                d = eng.doc(item)
+                if d is None:
+                    continue
+            date = _sent_date(s, d.rec)
+        refs = [_norm_id(x) for x in s.get("refs") or () if x] if s.get("refs") else []
         if not refs and s.get("irt"):
             refs = [_norm_id(s["irt"])]
-        out.append(_Msg(d.uid if isinstance(scope, MailboxScope) else d.e, _sent_date(s, d.rec),
-                        sort_key(s.get("s") or ""), is_reply_or_forward(s.get("subj") or ""),
-                        _norm_id(s.get("mid") or ""), refs))
+        base = s.get("s") or ""
+        key = keys.get(base)
+        if key is None:
+            key = keys[base] = sort_key(base)
+        subj = s.get("subj") or ""
+        reply = replies.get(subj)
+        if reply is None:
+            reply = replies[subj] = is_reply_or_forward(subj)
+        out.append(_Msg(u if in_mailbox else e, int(date), key, reply, _norm_id(s.get("mid") or ""), refs))
     out.sort(key=lambda x: x.uid)
     return out
 
 
 def _norm_id(mid: str) -> str:
     """RFC 5256: ``"a b"@x`` and ``a b@x`` are one Message ID (quoting removed)."""
+    if not mid:
+        return mid
     mid = mid.strip().strip("<>")
     if '"' in mid or "\\" in mid:
         mid = re.sub(r"\\(.)", r"\1", mid.replace('"', ""))
@@ -161,8 +194,10 @@ def _first_date(c: _C) -> tuple[int, int]:
 def _sort_tree(cs: list[_C]) -> None:
     """RFC 5256 step 6: children first (youngest set first), then siblings by date."""
     for c in cs:
-        _sort_tree(c.children)
-    cs.sort(key=_first_date)
+        if c.children:
+            _sort_tree(c.children)
+    if len(cs) > 1:
+        cs.sort(key=_first_date)
 
 
 def _references(msgs: list[_Msg]) -> list[ThreadNode]:
@@ -246,8 +281,15 @@ def _merge_subjects(roots: list[_C]) -> list[_C]:
             subjects[s] = c
         elif t.msg is not None and (c.msg is None or (t.msg.reply and not (c.msg.reply))):
             subjects[s] = c
-    out = list(roots)
-    for c in list(roots):  # (C) merge
+    # the root list with removals as holes and each container's place known: no
+    # list.remove/index, which made this quadratic in the number of threads
+    out: list[_C | None] = list(roots)
+    place = {id(c): i for i, c in enumerate(roots)}
+
+    def drop(c: _C) -> None:
+        out[place.pop(id(c))] = None
+
+    for c in roots:  # (C) merge
         s = _thread_subject(c)
         if not s:
             continue
@@ -258,22 +300,23 @@ def _merge_subjects(roots: list[_C]) -> list[_C]:
             for ch in c.children:
                 _link(t, ch)
             c.children = []
-            out.remove(c)
+            drop(c)
         elif t.msg is None:
-            out.remove(c)
+            drop(c)
             _link(t, c)
         elif c.msg is not None and c.msg.reply and not t.msg.reply:
-            out.remove(c)
+            drop(c)
             _link(t, c)
         else:
             d = _C()
-            i = out.index(t)
+            i = place.pop(id(t))
             out[i] = d
-            out.remove(c)
+            place[id(d)] = i
+            drop(c)
             _link(d, t)
             _link(d, c)
             subjects[s] = d
-    return out
+    return [c for c in out if c is not None]
 
 
 def _node(c: _C) -> ThreadNode:

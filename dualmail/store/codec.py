@@ -12,14 +12,16 @@ Imports nothing from twisted or lmdb.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 _enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 _dec = json.JSONDecoder()
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# digits -> "0", everything else -> " ": a run of 19 digits is then a plain substring test
+# (several times faster than the regular expression on a typical record)
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def dumps(obj: Any) -> bytes:
@@ -31,7 +33,7 @@ def dumps(obj: Any) -> bytes:
 
 def loads(data: bytes) -> Any:
     raw = bytes(data)
-    if _LONG_NUMBER.search(raw) is None:
+    if _LONG_RUN not in raw.translate(_DIGITS_ONLY):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -11,6 +11,8 @@ import signal
 import stat
 import subprocess
 import select
+import shlex
+import socket
 import sys
 
 import pytest
@@ -270,6 +272,15 @@ def test_twistd_first_start_and_sigterm(tmp_path):
     # twistd stops the reactor, then exits by re-raising the signal it got
     assert p.returncode == -signal.SIGTERM, rest
     assert "dualmail store closed" in rest and "Server Shut Down" in rest
+    # issue 10: the banner names the dualmail command that works from here (the one beside
+    # the running Python: .venv/bin is not on PATH after the README's install)
+    hint = log.split("Add users with: ")[1].split("\n")[0]
+    assert hint.endswith(" user add ADDRESS"), hint
+    command = shlex.split(hint.rsplit(" user add", 1)[0])
+    if os.path.exists(os.path.join(BIN, "dualmail")):
+        assert os.path.samefile(os.path.join(ROOT, command[0]), os.path.join(BIN, "dualmail")), hint
+    listed = subprocess.run([*command, "user", "list"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert listed.returncode == 0 and "demo@localhost" in listed.stdout, (hint, listed)
     # a second start does not make another account or print a password
     p2 = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
     out2 = []
@@ -326,3 +337,88 @@ def test_compact_drops_old_tombstones(tmp_path):
             assert verify(r) == []
     finally:
         s.close()
+
+
+def test_twistd_port_in_use_is_one_line_and_exit_1(tmp_path):
+    """Issue 10: a port already taken printed a 39-line traceback; now one line names the
+    listener and the address, and twistd exits 1 (the store is not left half-started)."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"}
+    try:
+        for kind in ("imap", "jmap"):
+            other = "jmap" if kind == "imap" else "imap"
+            args = [*_twistd(), "-n", "--pidfile=", "--logfile=-", "dualmail",
+                    "--data", str(tmp_path / "data"), "--no-first-account",
+                    f"--{kind}", f"tcp:{port}:interface=127.0.0.1",
+                    f"--{other}", "tcp:0:interface=127.0.0.1"]
+            p = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+            out = p.stdout + p.stderr
+            assert p.returncode == 1, out
+            assert "Traceback" not in out, out
+            errors = [line for line in out.splitlines() if "dualmail:" in line]
+            label = kind.upper()
+            assert len(errors) == 1 and errors[0].endswith(
+                f"dualmail: cannot listen for {label} on 127.0.0.1:{port}: address already in use; "
+                f"choose another with --{kind}"), out
+    finally:
+        busy.close()
+
+
+def test_systemd_unit_runs_valid_options():
+    """contrib/dualmail.service (issue 10): twistd in the foreground under systemd, with
+    options dualmail accepts (kept in step with tap.Options)."""
+    from dualmail.tap import Options
+
+    unit = open(os.path.join(ROOT, "contrib", "dualmail.service")).read()
+    [exec_start] = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = shlex.split(exec_start)
+    assert argv[0].endswith("/twistd") and "--nodaemon" in argv[: argv.index("dualmail")]
+    opts = Options()
+    opts.parseOptions(argv[argv.index("dualmail") + 1 :])
+    assert opts["data"] == "/var/lib/dualmail"
+
+
+def _wait_for(condition, timeout: float = 60.0) -> bool:
+    """Poll ``condition`` (a file appearing, a process ending) for at most ``timeout``."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_twistd_as_a_daemon_pidfile_logfile_and_stop(tmp_path):
+    """README / docs/operating.md (issue 10): without -n twistd forks, writes the pidfile and
+    the log file; SIGTERM to the pid stops it and closes the store."""
+    pidfile, logfile = tmp_path / "dualmail.pid", tmp_path / "dualmail.log"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    args = [*_twistd(), f"--pidfile={pidfile}", f"--logfile={logfile}", "dualmail",
+            "--data", str(tmp_path / "data"), "--imap", "tcp:0:interface=127.0.0.1",
+            "--jmap", "tcp:0:interface=127.0.0.1"]
+    started = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert started.returncode == 0, started.stdout + started.stderr  # the parent returns at once
+    assert _wait_for(lambda: pidfile.exists() and logfile.exists() and "dualmail ready" in logfile.read_text())
+    pid = int(pidfile.read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+        assert _wait_for(gone)
+    finally:
+        if not gone():
+            os.kill(pid, signal.SIGKILL)
+    log = logfile.read_text()
+    assert "dualmail store closed" in log, log
+    assert not pidfile.exists()

@@ -49,3 +49,31 @@ async def running(tmp_path: Any, *extra: str, imaps: bool = False) -> AsyncItera
         yield Running(service, store, store.account_id(USER), port.getHost().port, imaps_port, data)
     finally:
         await service.stopService()
+
+
+class Gate:
+    """Wraps ``real`` so that a call blocks until the test calls ``release()`` (a bounded
+    wait): a test can then check that the server answers others while the work waits.
+    ``outcome`` says whether the call ran on the main (reactor) thread and whether the
+    release came in time -- a stalled reactor can never release it, so the wait runs out."""
+
+    def __init__(self, real: Any, timeout: float = 20.0) -> None:
+        import threading
+
+        self.real = real
+        self.timeout = timeout
+        self.started = threading.Event()
+        self._release = threading.Event()
+        self.outcome: dict[str, bool] = {}
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.outcome["on_reactor"] = True
+        self.started.set()
+        self.outcome["released"] = self._release.wait(self.timeout)
+        return self.real(*args, **kw)
+
+    def release(self) -> None:
+        self._release.set()

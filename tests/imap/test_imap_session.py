@@ -128,9 +128,35 @@ def test_parse_errors_are_bad(client: Client, unchanged) -> None:
     assert tagged(client.cmd("a FROB"), "a").startswith("BAD")
     assert client.cmd("") == "* BAD Empty command line\r\n"
     assert tagged(client.cmd("b SELECT"), "b").startswith("BAD")
-    long_line = "c NOOP " + "x" * 70000
-    assert tagged(client.cmd(long_line), "c").startswith("BAD [TOOBIG]")
     client.ok("d NOOP")  # the connection goes on
+
+
+def test_long_line_is_refused_at_once_and_closes(client: Client, unchanged) -> None:
+    # issue 10: a line over max_line without its CRLF is answered at once, then the
+    # connection closes: the client is not going to stop sending (RFC 7888 §4, choice 2)
+    unchanged()
+    out = client.send("c NOOP " + "x" * 70000)  # no CRLF
+    assert lines(out) == ["c BAD [TOOBIG] Command line too long",
+                          "* BYE Too much data sent; closing the connection"]
+    assert client.closed
+
+
+def test_huge_nonsync_literal_is_refused_at_once_and_closes(store, account, unchanged) -> None:
+    # issue 10: "{4294967296+}" gets BAD [TOOBIG] before any of its octets, then BYE
+    # (RFC 7888 §4 choice 2; RFC 7889 §4: TOOBIG)
+    c = Client(store)
+    c.login()
+    unchanged()
+    out = c.send(b"c APPEND INBOX {4294967296+}\r\n" + b"x" * 1000)
+    assert lines(out) == ["c BAD [TOOBIG] Literal too large",
+                          "* BYE Too much data sent; closing the connection"]
+    assert c.closed
+
+
+def test_nonsync_literal_before_login_is_bounded(store, account) -> None:
+    c = Client(store)
+    out = c.send(b"a LOGIN {9000+}\r\n")  # over max_literal_unauthenticated (8 KiB)
+    assert lines(out)[0] == "a BAD [TOOBIG] Literal too large" and c.closed
 
 
 def test_preauth_literal_limit(store, account) -> None:
@@ -389,10 +415,11 @@ def test_append_limit_refused_before_continuation(store, account, unchanged) -> 
     out = c.cmd("a APPEND INBOX {1001}")
     assert out == "a NO [TOOBIG] Literal too large\r\n"  # no "+"
     c.ok("b NOOP")
-    out = c.send(b"c APPEND INBOX {1001+}\r\n" + b"x" * 1001 + b"\r\n")
-    assert tagged(out, "c").startswith("NO [TOOBIG]")
-    c.ok("d NOOP")
     assert tagged(c.cmd("e APPEND INBOX {0+}\r\n"), "e").startswith("NO")
+    out = c.send(b"c APPEND INBOX {1001+}\r\n" + b"x" * 1001 + b"\r\n")
+    assert lines(out) == ["c BAD [TOOBIG] Literal too large",
+                          "* BYE Too much data sent; closing the connection"]
+    assert c.closed
 
 
 def test_copy_and_move(client: Client, store, account) -> None:
@@ -494,9 +521,14 @@ def test_idle_and_pipelining_after_done(store, account) -> None:
 def test_idle_bad_done(client: Client) -> None:
     client.ok("a SELECT INBOX")
     client.cmd("b IDLE")
+    # RFC 9051 §6.3.13: IDLE ends with the continuation "DONE"; the client MUST NOT send a
+    # command meanwhile, as the server cannot tell it from a continuation.  Anything else
+    # is a bad continuation: IDLE ends with its own tag and BAD, the text is not run.
     out = client.cmd("c NOOP")
-    assert out.startswith("c BAD")
-    assert client.cmd("DONE") == "b OK IDLE terminated\r\n"
+    assert out == "b BAD Expected DONE; IDLE terminated\r\n"
+    assert not client.session.idling
+    assert client.cmd("d NOOP") == "d OK NOOP completed\r\n"
+    assert "BAD" in client.cmd("DONE")  # DONE now ends no IDLE
 
 
 def test_selected_mailbox_deleted_elsewhere(store, account) -> None:
@@ -522,3 +554,21 @@ def test_serverbug_is_no_and_connection_survives(client: Client, monkeypatch) ->
     assert client.cmd("a NOOP") == "a NO [SERVERBUG] Internal server error; nothing was changed\r\n"
     client.ok("b CAPABILITY")
     assert basic  # imported for the registry
+
+
+@pytest.mark.parametrize("line", ["a UID SEARCH ALL", "b UID SORT (DATE) UTF-8 ALL",
+                                  "c UID THREAD REFERENCES UTF-8 ALL"])
+def test_long_searches_are_offloaded(client: Client, store, account, line) -> None:
+    """Issue 10: SEARCH/SORT/THREAD hand their work to the protocol as an ``Offload`` (run on
+    a worker thread), before any response; the answer comes after it ran."""
+    from dualmail.imap.session import Offload
+
+    deliver(store, account)
+    client.ok("s SELECT INBOX")
+    client.session.feed((line + "\r\n").encode())
+    items = iter(client.session.step())
+    job = next(items)
+    assert isinstance(job, Offload)
+    job.run()
+    out = b"".join(x for x in items if isinstance(x, bytes)).decode()
+    assert lines(out)[-1].startswith(line.split()[0] + " OK"), out

@@ -132,12 +132,25 @@ def test_line_limit_counts_continuation_lines(feeder) -> None:
 
 def test_unterminated_line_does_not_grow_the_buffer() -> None:
     p = CommandParser(max_line=1000)
+    events = []
     for _ in range(1000):
         p.feed(b"x" * 1000)
-        assert drain(p) == []
+        events += drain(p)
         assert p.buffered <= 1000 + 1000
     p.feed(b"\r\nb NOOP\r\n")
-    assert drain(p) == [ParseError(None, "Command line too long", "TOOBIG"), c.Noop("b")]
+    assert events + drain(p) == [ParseError(None, "Command line too long", "TOOBIG"), c.Noop("b")]
+
+
+def test_long_line_is_reported_before_its_end_arrives() -> None:
+    # issue 10: a 1 MB line without CRLF must be answered at once (the session then
+    # closes the connection, RFC 7888 §4), not when a CRLF finally comes
+    p = CommandParser(max_line=1000)
+    p.feed(b"a NOOP " + b"x" * 2000)
+    assert drain(p) == [ParseError("a", "Command line too long", "TOOBIG")]
+    p.feed(b"x" * 5000)
+    assert drain(p) == []
+    p.feed(b"\r\nb NOOP\r\n")
+    assert drain(p) == [c.Noop("b")]
 
 
 def test_line_exactly_at_limit_is_accepted() -> None:

@@ -51,15 +51,25 @@ def test_oversized_nonsync_literal_is_swallowed_then_reported(feeder) -> None:
     body = b"x NOOP\r\nyyy"  # looks like a command: must not be parsed as one
     assert len(body) == 11
     events = feeder(b"a APPEND INBOX {11+}\r\n" + body + b"\r\nb NOOP\r\n", CommandParser(max_literal=10))
-    assert events == [LiteralTooLarge("a", 11), c.Noop("b")]
+    assert events == [LiteralTooLarge("a", 11, sync=False), c.Noop("b")]
 
 
-def test_oversized_nonsync_report_waits_for_the_swallowed_bytes() -> None:
+def test_oversized_nonsync_literal_is_reported_before_its_octets() -> None:
+    # issue 10: `{4294967296+}` is answered at once (the session then closes,
+    # RFC 7888 §4 choice 2), not after swallowing 4 GB
     p = CommandParser(max_literal=10)
-    p.feed(b"a APPEND INBOX {20+}\r\n0123456789")
+    p.feed(b"a APPEND INBOX {20+}\r\n")
+    assert drain(p) == [LiteralTooLarge("a", 20, sync=False)]
+    p.feed(b"0123456789")
     assert drain(p) == []
-    p.feed(b"0123456789\r\n")
-    assert drain(p) == [LiteralTooLarge("a", 20)]
+    p.feed(b"0123456789\r\nb NOOP\r\n")
+    assert drain(p) == [c.Noop("b")]
+
+
+@FEED
+def test_oversized_nonsync_literal_wins_over_a_syntax_error(feeder) -> None:
+    events = feeder(b"a FROB {4294967296+}\r\n")
+    assert events == [LiteralTooLarge("a", 4294967296, sync=False)]
 
 
 @FEED
@@ -70,7 +80,7 @@ def test_literal_minus_limit_applies_to_nonsync_only(feeder) -> None:
         b"a APPEND INBOX {4097+}\r\n" + body + b"\r\nb APPEND INBOX {4097}\r\n" + body + b"\r\n", parser
     )
     assert events == [
-        LiteralTooLarge("a", 4097),
+        LiteralTooLarge("a", 4097, sync=False),
         NeedContinuation(tag="b", size=4097, command="APPEND"),
         c.Append("b", "INBOX", (), None, body),
     ]
@@ -81,7 +91,7 @@ def test_limit_counts_all_literals_of_a_command(feeder) -> None:
     events = feeder(
         b"a LOGIN {6+}\r\nabcdef {6+}\r\nghijkl\r\nb NOOP\r\n", CommandParser(max_literal=10)
     )
-    assert events == [LiteralTooLarge("a", 6), c.Noop("b")]
+    assert events == [LiteralTooLarge("a", 6, sync=False), c.Noop("b")]
 
 
 @FEED
@@ -205,7 +215,7 @@ def test_reject_literal_mid_command_keeps_nothing() -> None:
 def test_limits_can_be_changed_between_commands() -> None:
     p = CommandParser(max_literal=10)
     p.feed(b"a APPEND INBOX {20+}\r\n" + b"x" * 20 + b"\r\n")
-    assert drain(p) == [LiteralTooLarge("a", 20)]
+    assert drain(p) == [LiteralTooLarge("a", 20, sync=False)]
     p.max_literal = 100
     p.feed(b"b APPEND INBOX {20+}\r\n" + b"x" * 20 + b"\r\n")
     assert drain(p) == [c.Append("b", "INBOX", (), None, b"x" * 20)]

@@ -63,3 +63,33 @@ def test_method_level_errors(client, store, alice, call, error):
     [[name, result, call_id]] = client.api([call], using=[CORE, MAIL])
     assert (name, result["type"], call_id) == ("error", error, "0")
     assert modseq(store, alice) == before
+
+
+def _raw_request(calls: str) -> bytes:
+    """A request body written by hand, so it can hold what json.dumps would not write."""
+    return ('{"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"], "methodCalls": ['
+            + calls + ']}').encode()
+
+
+@pytest.mark.parametrize("calls", [
+    r'["Core/echo", {"x": "\ud800"}, "0"]',
+    r'["Core/echo", {}, "\ud800"]',
+    r'["Mailbox/set", {"accountId": "{acct}", "create": {"k": {"name": "a\udc00b"}}}, "0"]',
+    r'["Email/set", {"accountId": "{acct}", "create": {"k": {"mailboxIds": {"M1": true}, '
+    r'"subject": "\ud83d"}}}, "0"]',
+    '["Email/query", {"accountId": "{acct}", "limit": ' + "9" * 5000 + '}, "0"]',
+    '["Mailbox/query", {"accountId": "{acct}", "position": -' + "9" * 4301 + '}, "0"]',
+    '["Email/query", {"accountId": "{acct}", "limit": 1e999}, "0"]',
+])
+def test_not_i_json_is_refused_before_any_method_runs(client, store, alice, calls):
+    """RFC 7493 §2.1 (lone surrogates) and §2.2 (numbers beyond a double): the request
+    is not I-JSON, so ``notJSON`` (RFC 8620 §3.6.1), never a 500, a serverFail or a
+    message from Python's internals; nothing is changed."""
+    before = modseq(store, alice)
+    body = _raw_request(calls.replace("{acct}", aid(alice)))
+    response = client.request("POST", "/jmap/api", body=body, headers={**client.headers, **JSON})
+    assert response.code == 400, response.body
+    problem = json.loads(response.body)
+    assert problem["type"] == ERR + "notJSON" and problem["status"] == 400
+    assert "RFC 7493" in problem["detail"] and "sys." not in problem["detail"]
+    assert modseq(store, alice) == before

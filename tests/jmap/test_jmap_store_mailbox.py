@@ -328,6 +328,31 @@ def test_counts_change_after_rename_is_not_counts_only(client, alice, store):
     assert client.call("Mailbox/changes", {"sinceState": s0}, alice)["updatedProperties"] is None
 
 
+@pytest.mark.parametrize("other", ["create", "destroy", "rename"])
+def test_counts_change_with_another_mailbox_created_destroyed_or_renamed(client, alice, store, other):
+    """RFC 8621 §2.2: updatedProperties lists the counts only when nothing but counts
+    changed since the old state; a Mailbox created, destroyed or renamed in the same
+    window while INBOX's counts change makes it null."""
+    e = add_email(store, alice, (INBOX,))
+    s0 = state(client, alice)
+    if other == "create":
+        set_(client, alice, create={"k": {"name": "New"}})
+    elif other == "destroy":
+        set_(client, alice, destroy=[mid(ARCHIVE)])
+    else:
+        set_(client, alice, update={mid(ARCHIVE): {"name": "Old"}})
+    with store.write(alice) as tx:  # what IMAP STORE +FLAGS (\Seen) does
+        tx.set_keywords(e, ["$seen"])
+    result = client.call("Mailbox/changes", {"sinceState": s0}, alice)
+    assert mid(INBOX) in result["updated"]
+    assert result["updatedProperties"] is None
+    # the next window holds counts only again
+    s1 = result["newState"]
+    with store.write(alice) as tx:
+        tx.set_keywords(e, [])
+    assert client.call("Mailbox/changes", {"sinceState": s1}, alice)["updatedProperties"] == COUNTS
+
+
 # -- /query ----------------------------------------------------------------------------
 
 

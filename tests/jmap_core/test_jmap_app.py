@@ -484,11 +484,12 @@ def test_make_site_bounds_request_bodies(make):
     client = make()
     site = make_site(client.app)
     request = site.requestFactory(DummyChannel(), False)
-    assert request.max_body == 4096
+    assert request.max_body == client.app.limits.max_size_request
     request.gotLength(None)
-    request.handleContentChunk(b"x" * 4000)
+    request.handleContentChunk(b"x" * (request.max_body - 100))
     assert not request.body_too_large
-    request.handleContentChunk(b"x" * 100)
+    request.handleContentChunk(b"x" * 101)  # issue 10: cut off the moment it passes the limit
     assert request.body_too_large
+    assert request.channel.transport.written.getvalue().startswith(b"HTTP/1.1 413 ")
     request.content.seek(0)
-    assert len(request.content.read()) == 4000
+    assert request.content.read() == b""

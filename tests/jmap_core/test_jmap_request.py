@@ -53,6 +53,32 @@ def test_not_json(body):
     assert e.value.type == "urn:ietf:params:jmap:error:notJSON" and e.value.status == 400
 
 
+@pytest.mark.parametrize("body, why", [
+    # RFC 7493 §2.1: no string may hold a surrogate that is not part of a pair
+    (rb'{"using": [], "methodCalls": [["Core/echo", {"x": "\ud800"}, "c"]]}', "lone surrogate"),
+    (rb'{"using": [], "methodCalls": [["Core/echo", {}, "\udfff"]]}', "lone surrogate"),
+    (rb'{"using": [], "methodCalls": [["Core/echo", {"\uD83D": 1}, "c"]]}', "lone surrogate"),
+    (rb'{"using": [], "methodCalls": [["Core/echo", {"x": "a\ude00\ud83d"}, "c"]]}', "lone surrogate"),
+    # RFC 7493 §2.2: no number beyond an IEEE 754 double's range
+    (b'{"using": [], "methodCalls": [["Core/echo", {"x": ' + b"9" * 5000 + b'}, "c"]]}', "5000 digits"),
+    (b'{"using": [], "methodCalls": [["Core/echo", {"x": -' + b"1" * 400 + b'}, "c"]]}', "400 digits"),
+    (b'{"using": [], "methodCalls": [["Core/echo", {"x": 1e400}, "c"]]}', "1e400"),
+])
+def test_not_i_json(body, why):
+    with pytest.raises(RequestError) as e:
+        parse(body, max_size_request=10**6)
+    assert e.value.type == "urn:ietf:params:jmap:error:notJSON" and e.value.status == 400
+    assert why in e.value.detail and "RFC 7493" in e.value.detail
+    assert "sys.set_int_max_str_digits" not in e.value.detail  # no message from Python's internals
+
+
+def test_i_json_strings_and_numbers_that_are_fine():
+    body = (rb'{"using": [], "methodCalls": [["Core/echo", {"pair": "\ud83d\ude00", "slash": "\\ud800",'
+            rb' "big": ' + b"9" * 300 + rb', "x": 1.5e300}, "c"]]}')
+    [call] = parse(body).method_calls
+    assert call.arguments == {"pair": "\U0001f600", "slash": "\\ud800", "big": int("9" * 300), "x": 1.5e300}
+
+
 @pytest.mark.parametrize(
     "body",
     [

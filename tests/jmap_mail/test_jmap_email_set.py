@@ -118,6 +118,7 @@ def test_bad_update_changes_nothing(client, store, alice, patch, error):
     assert snapshot(store, alice) == before
 
 
+BODY = {"1": {"value": "x"}}
 BAD_CREATES = [
     ({}, "invalidProperties", ["mailboxIds"]),
     ({"mailboxIds": {}}, "invalidProperties", ["mailboxIds"]),
@@ -141,19 +142,50 @@ BAD_CREATES = [
      "invalidProperties", ["textBody"]),
     ({"htmlBody": [{"partId": "1", "type": "text/plain"}], "bodyValues": {"1": {"value": "x"}}},
      "invalidProperties", ["htmlBody"]),
-    ({"textBody": [{"partId": "nope"}]}, "invalidProperties", ["textBody"]),
+    ({"textBody": [{"partId": "nope"}]}, "invalidProperties", ["textBody/0/partId"]),
     ({"textBody": [{"partId": "1", "blobId": "G" + "0" * 64}], "bodyValues": {"1": {"value": "x"}}},
-     "invalidProperties", ["textBody"]),
+     "invalidProperties", ["textBody/0/partId", "textBody/0/blobId"]),
     ({"textBody": [{"partId": "1", "charset": "utf-8"}], "bodyValues": {"1": {"value": "x"}}},
-     "invalidProperties", ["textBody"]),
+     "invalidProperties", ["textBody/0/charset"]),
     ({"textBody": [{"partId": "1", "header:Content-Transfer-Encoding": " base64"}],
-      "bodyValues": {"1": {"value": "x"}}}, "invalidProperties", ["textBody"]),
+      "bodyValues": {"1": {"value": "x"}}}, "invalidProperties", ["textBody/0/header:Content-Transfer-Encoding"]),
     ({"textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": "x", "isTruncated": True}}},
-     "invalidProperties", ["bodyValues"]),
+     "invalidProperties", ["bodyValues/1"]),
     ({"bodyStructure": {"type": "multipart/mixed", "partId": "1"}, "bodyValues": {"1": {"value": "x"}}},
-     "invalidProperties", ["bodyStructure"]),
+     "invalidProperties", ["bodyStructure/type"]),
     ({"attachments": [{"blobId": "G" + "0" * 64, "type": "image/png"}]}, "blobNotFound", None),
-]
+] + [(obj, "invalidProperties", props) for obj, props in [
+    # Header field conflicts (RFC 8621 §4.6; RFC 5322 §3.6: fields allowed once), each
+    # property named by its path; they used to answer serverFail.
+    ({"textBody": [{"partId": "1", "header:Message-Id": "<x2@example.net>"}], "bodyValues": BODY},
+     ["textBody/0/header:Message-Id"]),
+    ({"textBody": [{"partId": "1"}], "bodyValues": BODY,
+      "attachments": [{"partId": "1", "type": "text/plain", "header:Subject:asText": "s"}]},
+     ["attachments/0/header:Subject:asText"]),
+    ({"messageId": ["a@b"], "bodyStructure": {"partId": "1", "header:Message-ID": " <x2@example.net>"},
+      "bodyValues": BODY}, ["bodyStructure/header:Message-ID", "messageId"]),
+    ({"header:X-A": " top", "bodyStructure": {"partId": "1", "header:x-a": " part"}, "bodyValues": BODY},
+     ["header:X-A", "bodyStructure/header:x-a"]),
+    ({"header:Subject:all": [" a", " b"]}, ["header:Subject:all"]),
+    ({"header:In-Reply-To:asMessageIds:all": [["a@b"], ["c@d"]]}, ["header:In-Reply-To:asMessageIds:all"]),
+    ({"subject": "x", "header:subject:asText:all": ["a"], "sentAt": "2020-01-01T00:00:00Z",
+      "header:Date": " Wed, 1 Jan 2020 00:00:00 +0000"},
+     ["subject", "header:subject:asText:all", "sentAt", "header:Date"]),
+    ({"header:MIME-Version": " 1.0"}, ["header:MIME-Version"]),
+    ({"textBody": [{"partId": "1", "header:MIME-Version": " 1.0", "header:Content-Type": " text/plain"}],
+      "bodyValues": BODY}, ["textBody/0/header:MIME-Version", "textBody/0/header:Content-Type"]),
+    ({"attachments": [{"blobId": "x", "header:Content-Disposition:all": [" inline", " inline"]},
+                      {"blobId": "y", "name": "n", "header:Content-Disposition": " inline"}]},
+     ["attachments/0/header:Content-Disposition:all", "attachments/1/header:Content-Disposition",
+      "attachments/1/name"]),
+    ({"bodyStructure": {"type": "multipart/mixed", "subParts": [
+        {"partId": "1"}, {"partId": "1", "headers": [], "header:From": " a@b"}]}, "bodyValues": BODY},
+     ["bodyStructure/subParts/1/headers"]),
+    # RFC 5322 §2.1.1: no line longer than 998 characters
+    ({"messageId": ["a" * 1000 + "@b"]}, ["messageId"]),
+    ({"header:X-Long": " " + "x" * 1000}, ["header:X-Long"]),
+    ({"to": [{"email": "a" * 1000 + "@example.org"}]}, ["to"]),
+]]
 
 
 @pytest.mark.parametrize("obj,error,props", BAD_CREATES)

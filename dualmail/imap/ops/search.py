@@ -11,7 +11,9 @@ MODSEQ (RFC 7162 §3.1.5) enables CONDSTORE; a non-empty result then ends ``(MOD
 (SEARCH, SORT) or carries ``MODSEQ n`` (ESEARCH): the highest modseq of what is returned --
 of the MIN and/or MAX message alone when only those were asked (RFC 4731 §3.2).  The entry
 name and type are ignored: there is one modseq per message.  EMAILID / THREADID (RFC 8474
-§6) match the JMAP ids.  Imports no twisted.internet.
+§6) match the JMAP ids.  The matching, sorting and threading run as an ``Offload`` (a worker
+thread with its own read view), so a long one holds up no other connection; the answer is
+shaped on the session's side.  Imports no twisted.internet.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dualmail.search import engine
 from dualmail.search.thread import ALGORITHMS, thread as thread_messages
 from dualmail.search.imap_keys import BadCharsetError, from_imap_keys, uses_modseq
 from dualmail.search.query import Context, UnsupportedSortError, from_imap_sort
+from dualmail.imap.session import Offload
 
 if TYPE_CHECKING:
     from dualmail.imap.selected import SelectedMailbox
@@ -99,7 +102,8 @@ def search(s: Session, cmd: c.Search) -> Gen:
     assert sel is not None and s.account is not None
     opts = cmd.return_opts
     want = set(opts or ()) or {"ALL"}
-    try:
+
+    def work() -> tuple[list[tuple[int, int]], bool, int | None]:
         with s.store.read(s.account) as view:
             found, cond = _matches(s, view, cmd.keys, cmd.charset)
             with_modseq = uses_modseq(cond)
@@ -109,6 +113,12 @@ def search(s: Session, cmd: c.Search) -> Gen:
                           else _highest_modseq(view, sel, found))
             else:
                 modseq = None
+        return found, with_modseq, modseq
+
+    try:
+        job = Offload(work)
+        yield job
+        found, with_modseq, modseq = job.result()
     except (ImapNo, ImapBad):
         if opts and "SAVE" in opts:
             s.saved = ResolvedSet()  # RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) empties $
@@ -156,12 +166,19 @@ def sort(s: Session, cmd: c.Sort) -> Gen:
         keys = from_imap_sort(cmd.criteria)
     except UnsupportedSortError as e:
         raise ImapBad(str(e)) from None
-    with s.store.read(s.account) as view:
-        found, cond = _matches(s, view, cmd.keys, cmd.charset)
-        context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent else None
-        ordered = engine.sort(view, engine.MailboxScope(sel.mailbox), found, keys, context=context)
-        with_modseq = uses_modseq(cond)
-        modseq = _highest_modseq(view, sel, found) if with_modseq else None
+
+    def work() -> tuple[list[tuple[int, int]], bool, int | None]:
+        with s.store.read(s.account) as view:
+            found, cond = _matches(s, view, cmd.keys, cmd.charset)
+            context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent else None
+            ordered = engine.sort(view, engine.MailboxScope(sel.mailbox), found, keys, context=context)
+            with_modseq = uses_modseq(cond)
+            modseq = _highest_modseq(view, sel, found) if with_modseq else None
+        return ordered, with_modseq, modseq
+
+    job = Offload(work)
+    yield job
+    ordered, with_modseq, modseq = job.result()
     if with_modseq:
         yield from s.enable_condstore()
     numbers = [u if cmd.uid else (sel.seq_of(u) or 0) for u, _e in ordered]
@@ -175,13 +192,18 @@ def thread(s: Session, cmd: c.Thread) -> Gen:
     algorithm = cmd.algorithm.upper()
     if algorithm not in ALGORITHMS:
         raise ImapBad(f"Unknown threading algorithm {cmd.algorithm}")
-    with s.store.read(s.account) as view:
-        found, _cond = _matches(s, view, cmd.keys, cmd.charset)
-        roots = thread_messages(view, engine.MailboxScope(sel.mailbox), found, algorithm)
 
     def node(n: Any) -> Any:
         num = None if n.msg is None else (n.msg if cmd.uid else sel.seq_of(n.msg))
         return (num, [node(ch) for ch in n.children])
 
-    yield r.thread([node(n) for n in roots])
+    def work() -> Any:
+        with s.store.read(s.account) as view:
+            found, _cond = _matches(s, view, cmd.keys, cmd.charset)
+            roots = thread_messages(view, engine.MailboxScope(sel.mailbox), found, algorithm)
+        return r.thread([node(n) for n in roots])
+
+    job = Offload(work)
+    yield job
+    yield job.result()
     return r.Tagged(cmd.tag, "OK", "THREAD completed")

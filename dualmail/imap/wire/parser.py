@@ -15,12 +15,18 @@ Rules of the framing state machine (``next_event`` pulls, ``feed`` only buffers)
   literals) or a non-synchronising one over ``max_nonsync_literal`` (LITERAL-), is
   reported without a "+": a synchronising literal then ends the command (the
   client will not send it, RFC 9051 §7.5), a non-synchronising one is swallowed
-  with the rest of its command before the event is reported (RFC 7888 §4).
+  with the rest of its command (RFC 7888 §4).  A non-synchronising literal over
+  the limits is refused as ``LiteralTooLarge(sync=False)`` even when the prefix
+  has a syntax error too, so the session can tell that the client is sending
+  more than it may (and close the connection rather than swallow gigabytes).
 * An accepted synchronising literal yields ``NeedContinuation``; the session must
   answer "+ ..." before the client sends the octets.
 * ``max_line`` bounds the non-literal text of one command; a longer command is
   discarded to its end (without buffering) and reported as ``ParseError``
   with code TOOBIG.
+* Every error is reported as soon as it is known, before the rest of the bad
+  command (an unterminated line, a literal being swallowed) has arrived; the
+  discarding goes on afterwards if the caller keeps feeding.
 * After any error the parser is at the start of the next command: nothing is lost
   and nothing of the bad command is parsed as a new one.
 * ``expect_line()`` (SASL, RFC 9051 §6.2.2) and ``expect_done()`` (IDLE, RFC 2177)
@@ -68,6 +74,7 @@ class LiteralTooLarge:
 
     tag: str | None
     size: int
+    sync: bool = True  # False: a non-synchronising literal, its octets are on their way
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +199,8 @@ class CommandParser:
         self._lit = bytearray()
         self._need = 0  # octets still to collect (LITERAL) or swallow (SKIP)
         self._announced = -1  # size of the sync literal last answered by NeedContinuation
-        self._pending: ParseError | LiteralTooLarge | None = None  # reported once discarded
+        self._pending: ParseError | LiteralTooLarge | None = None  # the command being discarded
+        self._reported = False  # _pending was already returned (errors are reported early)
         self._tail = b""  # last octets of a line being dropped (LONG)
         self._raw: str | None = None  # "line" or "done"
         self._raw_long = False
@@ -260,6 +268,9 @@ class CommandParser:
                 held = len(self._buf) - self._pos - self._buf.endswith(b"\r")
                 if held + self._line_total > self.max_line:
                     self._start_long()
+                    ev = self._report_early()
+                    if ev is not None:
+                        return ev
                     continue
                 self._compact()
                 return None
@@ -351,9 +362,16 @@ class CommandParser:
             self._need = _size(marker.group(2))
             self._state = _State.SKIP
             return None
-        ev = self._pending
+        ev = None if self._reported else self._pending
         self._reset()
         return ev
+
+    def _report_early(self) -> Event | None:
+        """The error of the command being discarded, once, before its end arrives."""
+        if self._pending is None or self._reported:
+            return None
+        self._reported = True
+        return self._pending
 
     def _reset(self) -> None:
         self._lines = []
@@ -361,6 +379,7 @@ class CommandParser:
         self._line_total = 0
         self._lit_total = 0
         self._pending = None
+        self._reported = False
         self._compact()
 
     def _raw_event(self, line: bytes) -> Event:
@@ -378,7 +397,7 @@ class CommandParser:
         self._lines.append(line)
         if self._line_total > self.max_line:
             self._pending = ParseError(_tag_of(self._lines[0]), "Command line too long", "TOOBIG")
-            return self._finish_discard(_MARKER.search(line))
+            return self._finish_discard(_MARKER.search(line)) or self._report_early()
         marker = _MARKER.search(line)
         tag = _tag_of(self._lines[0])
         if marker is None and not line and len(self._lines) == 1:
@@ -393,25 +412,28 @@ class CommandParser:
                 return ParseError(tag, exc.text, exc.code)
         size = _size(marker.group(2))
         sync = not marker.group(3)
+        too_big = size > self.max_literal - self._lit_total or (
+            not sync and self.max_nonsync_literal is not None and size > self.max_nonsync_literal)
         problem: ParseError | LiteralTooLarge | None = None
-        try:
-            _Reader(self._lines, self._lits, True, self.max_search_depth).command()
-            problem = ParseError(tag, "Literal not allowed here")
-        except _Incomplete:
-            pass
-        except _Syntax as exc:
-            problem = ParseError(tag, exc.text, exc.code)
-        if problem is None and (
-            size > self.max_literal - self._lit_total
-            or (not sync and self.max_nonsync_literal is not None and size > self.max_nonsync_literal)
-        ):
-            problem = LiteralTooLarge(tag, size)
+        if too_big and not sync:
+            problem = LiteralTooLarge(tag, size, sync=False)
+        else:
+            try:
+                _Reader(self._lines, self._lits, True, self.max_search_depth).command()
+                problem = ParseError(tag, "Literal not allowed here")
+            except _Incomplete:
+                pass
+            except _Syntax as exc:
+                problem = ParseError(tag, exc.text, exc.code)
+            if problem is None and too_big:
+                problem = LiteralTooLarge(tag, size)
         if problem is not None:
             if sync:
                 self._reset()
                 return problem
             self._pending = problem
-            return self._finish_discard(marker)
+            self._finish_discard(marker)
+            return self._report_early()
         self._lit_total += size
         self._need = size
         self._lit = bytearray()

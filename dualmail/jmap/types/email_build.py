@@ -16,8 +16,18 @@ Without ``bodyStructure`` the tree is: text and HTML in multipart/alternative;
 attachments with a ``cid`` and inline disposition in multipart/related with
 the HTML; any other attachment in multipart/mixed around all that.
 
-Errors are ``SetError``: ``invalidProperties`` naming the top-level properties,
-``blobNotFound`` with ``notFound`` listing every missing blobId.
+Header fields: one property per field in the Email and in each body part; a
+field RFC 5322 §3.6 allows once (Date, From, Message-ID, ...) or MIME-Version
+only on the Email, never on a body part, and never twice; ``bodyStructure`` (or
+a lone body part, which becomes the message's header block) sets no field the
+Email sets (§4.6); Content-Type and Content-Transfer-Encoding are written from
+the part's properties only.  Every field is folded by ``fold_header`` (78
+characters where whitespace allows, RFC 5322 §2.1.1) and no line may exceed 998.
+
+Errors are ``SetError``: ``invalidProperties`` listing every offending property
+by its path (``subject``, ``textBody/0/header:Message-ID``,
+``bodyStructure/subParts/1/headers``), ``blobNotFound`` with ``notFound``
+listing every missing blobId.
 
 Must not import twisted.internet or klein.
 """
@@ -56,12 +66,96 @@ _TOP_ORDER = ["Date", "Message-ID", "From", "Sender", "Reply-To", "To", "Cc", "B
               "References"]
 MAX_PARTS = 256
 MAX_DEPTH = 16
+#: RFC 5322 §2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.
+FOLD_LENGTH = 78
+MAX_LINE_LENGTH = 998
+# Fields a header block may hold once: RFC 5322 §3.6 (the table's "1"s), RFC 2045 §4
+# and the Content-* fields of RFC 2045, 2183, 3282, 2557.
+_ONCE = frozenset({
+    "date", "from", "sender", "reply-to", "to", "cc", "bcc", "message-id", "in-reply-to", "references",
+    "subject", "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
+    "content-id", "content-description", "content-language", "content-location",
+})
+# Fields of the message header only (RFC 5322 §3.6; MIME-Version: RFC 2045 §4).
+_MESSAGE_ONLY = frozenset({
+    "date", "from", "sender", "reply-to", "to", "cc", "bcc", "message-id", "in-reply-to", "references",
+    "subject", "mime-version",
+})
 
 
 class _Invalid(Exception):
-    def __init__(self, prop: str, why: str):
+    """Invalid properties (paths) of the create object, and why."""
+
+    def __init__(self, props: str | list[str], why: str):
         super().__init__(why)
-        self.prop, self.why = prop, why
+        self.props = [props] if isinstance(props, str) else list(dict.fromkeys(props))
+        self.why = why
+
+
+class _Conflicts:
+    """Header field conflicts found so far, all reported at the end (RFC 8621 §4.6),
+    and the fields written, checked once the message's policy is known."""
+
+    def __init__(self) -> None:
+        self.props: list[str] = []
+        self.why = ""
+        self.written: list[tuple[Any, str]] = []  # (field object, property path)
+
+    def add(self, props: list[str], why: str) -> None:
+        self.props += props
+        self.why = self.why or why
+
+
+class HeaderTooLongError(ValueError):
+    """A header field that cannot be written in lines of at most 998 characters."""
+
+
+_FOLD_TOKEN = re.compile(r"[ \t]*[^ \t]+")
+
+
+def fold_header(name: str, value: str) -> str:
+    """The header field ``name: value`` folded for writing (RFC 5322 §2.1.1, §2.2.3).
+
+    An ASCII value is folded at its whitespace (kept as it is), so that lines are at
+    most 78 characters where its words allow: msg-ids, URLs, dates and addresses keep
+    their form.  A value with other characters is written as ``email.policy.SMTP``
+    writes it: RFC 2047 encoded-words for text and display names, folded at 78.  A
+    line break in ``value`` counts as a space (no header injection).  Lines are joined
+    by CRLF; there is none at the end.  Raises ``HeaderTooLongError`` when a line
+    would still exceed 998 characters (a word that long).
+
+    The one folding of the header fields dualmail writes: Email/set create, vacation
+    replies and submissions.
+    """
+    value = re.sub(r"\r\n|\r|\n", " ", re.sub(r"\r?\n(?=[ \t])", "", value))
+    if value.isascii():
+        tokens = _FOLD_TOKEN.findall(value)  # each word with the whitespace before it
+        lines: list[str] = []
+        line = name + ":" + (" " + tokens[0].lstrip(" \t") if tokens else "")
+        for token in tokens[1:]:
+            if len(line) + len(token) > FOLD_LENGTH:  # fold: CRLF before the whitespace
+                lines.append(line)
+                line = token
+            else:
+                line += token
+        lines.append(line)
+        text = "\r\n".join(lines)
+    else:
+        text = _POLICY.header_factory(name, value).fold(policy=_POLICY).rstrip("\r\n")
+    _check_line_length(text)
+    return text
+
+
+def _check_line_length(text: str) -> None:
+    for line in text.split("\n"):
+        if len(line.rstrip("\r").encode("utf-8", "replace")) > MAX_LINE_LENGTH:
+            raise HeaderTooLongError(f"a header line would be longer than {MAX_LINE_LENGTH} characters "
+                                     "(RFC 5322 §2.1.1)")
+
+
+def folded_field(name: str, value: str) -> RawField:
+    """``fold_header(name, value)`` as a field for an ``email.message`` part."""
+    return RawField(name, fold_header(name, value)[len(name) + 1 :])
 
 
 class RawField:
@@ -97,16 +191,11 @@ def _address(value: Any, prop: str) -> Address:
         raise _Invalid(prop, f"bad address {addr!r}: {e}") from None
 
 
-def _fold_ids(name: str, values: list[str]) -> RawField:
-    lines, line = [], ""
-    for v in values:
-        item = f"<{v}>"
-        if line and len(name) + len(line) + len(item) > 76:
-            lines.append(line)
-            line = ""
-        line += " " + item
-    lines.append(line)
-    return RawField(name, "\r\n".join(lines))
+def _folded(name: str, value: str, prop: str) -> RawField:
+    try:
+        return folded_field(name, value)
+    except HeaderTooLongError as e:
+        raise _Invalid(prop, str(e)) from None
 
 
 def header_field(name: str, form: str, value: Any, prop: str) -> Any:
@@ -144,7 +233,7 @@ def header_field(name: str, form: str, value: Any, prop: str) -> Any:
         if not isinstance(value, list) or not value or not all(
                 isinstance(v, str) and v and not re.search(r"[\s<>]", v) for v in value):
             raise _Invalid(prop, "a MessageIds value is a non-empty String[] of ids without <> or spaces")
-        return _fold_ids(name, value)
+        return _folded(name, " ".join(f"<{v}>" for v in value), prop)
     if form == "Date":
         if not isinstance(value, str) or not _DATE.match(value):
             raise _Invalid(prop, "a Date value is an RFC 3339 date-time")
@@ -152,18 +241,25 @@ def header_field(name: str, form: str, value: Any, prop: str) -> Any:
             when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise _Invalid(prop, "not a valid date") from None
-        return RawField(name, " " + email.utils.format_datetime(when))
+        return _folded(name, email.utils.format_datetime(when), prop)
     if form == "URLs":
         if not isinstance(value, list) or not all(isinstance(v, str) and v and not re.search(r"[\s<>]", v)
                                                   for v in value):
             raise _Invalid(prop, "a URLs value is a String[] of URLs")
-        return RawField(name, " " + ", ".join(f"<{v}>" for v in value))
+        return _folded(name, ", ".join(f"<{v}>" for v in value), prop)
     raise _Invalid(prop, f"unknown form {form!r}")
 
 
-def _fields(obj: Mapping[str, Any], where: str, *, part: bool) -> list[tuple[str, Any, str]]:
-    """(field name, field object, property) for the header properties of an
-    Email (``part`` False) or an EmailBodyPart; checks one property per field."""
+def _fields(obj: Mapping[str, Any], where: str, conflicts: _Conflicts, *,
+            part: bool) -> list[tuple[str, Any, str]]:
+    """(field name, field object, property path) for the header properties of an
+    Email (``part`` False) or of the EmailBodyPart at ``where``.  Fields in conflict
+    are left out and every property in a conflict is added to ``conflicts``: two
+    properties for one field, a once-only field given twice, a message field on a
+    body part, a field the part's properties write."""
+    def path(prop: str) -> str:
+        return f"{where}/{prop}" if part else prop
+
     specs: list[tuple[str, str, Any, str]] = []
     if not part:
         for prop, (field, form) in CONVENIENCE.items():
@@ -177,35 +273,50 @@ def _fields(obj: Mapping[str, Any], where: str, *, part: bool) -> list[tuple[str
             continue
         hp = parse_header_prop(prop)
         if hp is None:
-            raise _Invalid(where if part else prop, f"invalid header property {prop!r}")
+            raise _Invalid(path(prop), f"invalid header property {prop!r}")
         if hp.all:
             if value is not None and not isinstance(value, list):
-                raise _Invalid(where if part else prop, f"{prop} takes a list of values")
+                raise _Invalid(path(prop), f"{prop} takes a list of values")
             for v in value or []:
                 specs.append((hp.name, hp.form, v, prop))
             if not value:
                 specs.append((hp.name, hp.form, None, prop))
         else:
             specs.append((hp.name, hp.form, value, prop))
-    seen: dict[str, str] = {}
+    by_field: dict[str, dict[str, int]] = {}  # field -> property -> values given
+    for field, _form, value, prop in specs:
+        counts = by_field.setdefault(field.lower(), {})
+        counts[prop] = counts.get(prop, 0) + (value is not None)
+    bad: set[str] = set()
+    for key, counts in by_field.items():
+        props = list(counts)
+        problem = ""
+        if len(props) > 1:
+            problem = f"{' and '.join(props)} set the same field ({key})"
+        elif key in _ONCE and sum(counts.values()) > 1:
+            problem = f"{key} may be given only once"
+        elif not part and key.startswith("content-"):
+            problem = f"{key} may only be given on a body part"
+        elif not part and key == "mime-version":
+            problem = "MIME-Version is written by the server"
+        elif part and key in _MESSAGE_ONLY:
+            problem = f"{key} is a field of the message header: give it on the Email"
+        elif part and key in ("content-type", "content-transfer-encoding"):
+            problem = f"{key} is written from the part's type and charset"
+        clash = [p for p in _PART_FIELDS.get(key, ()) if p in obj] if part else []
+        if clash and not problem:
+            problem = f"{props[0]} and {clash[0]} both set {key}"
+        if problem:
+            conflicts.add([path(p) for p in props + clash], problem)
+            bad.add(key)
     out = []
     for field, form, value, prop in specs:
-        key = field.lower()
-        at = where if part else prop
-        if key in seen and seen[key] != prop:
-            raise _Invalid(at, f"{seen[key]} and {prop} both set {field}")
-        seen[key] = prop
-        if not part and key.startswith("content-"):
-            raise _Invalid(at, f"{field} may only be given on a body part")
-        if part:
-            if key == "content-transfer-encoding":
-                raise _Invalid(where, "Content-Transfer-Encoding must not be given")
-            clash = [p for p in _PART_FIELDS.get(key, ()) if p in obj]
-            if clash:
-                raise _Invalid(where, f"{prop} and {clash[0]} both set {field}")
-        made = header_field(field, form, value, at)
+        if field.lower() in bad:
+            continue
+        made = header_field(field, form, value, path(prop))
         if made is not None:
-            out.append((field, made, prop))
+            out.append((field, made, path(prop)))
+            conflicts.written.append((made, path(prop)))
     return out
 
 
@@ -213,12 +324,15 @@ def _fields(obj: Mapping[str, Any], where: str, *, part: bool) -> list[tuple[str
 
 
 class _Builder:
-    def __init__(self, body_values: Mapping[str, Any], resolve_blob: Callable[[str], bytes | None]):
+    def __init__(self, body_values: Mapping[str, Any], resolve_blob: Callable[[str], bytes | None],
+                 conflicts: _Conflicts):
         self.values = body_values
+        self.conflicts = conflicts
         self.resolve_blob = resolve_blob
         self.missing: list[str] = []
         self.count = 0
         self.blob_bytes = 0
+        self.fields: dict[int, list[tuple[str, str]]] = {}  # id(part) -> (field, path) given
 
     def part(self, spec: Any, where: str, depth: int = 0, default_type: str | None = None) -> MIMEPart:
         if not isinstance(spec, dict):
@@ -227,14 +341,17 @@ class _Builder:
         if self.count > MAX_PARTS or depth > MAX_DEPTH:
             raise _Invalid(where, "too many or too deeply nested body parts")
         unknown = [k for k in spec if k not in BODY_PART_PROPERTIES and not k.startswith("header:")]
-        if unknown or "headers" in spec:
-            raise _Invalid(where, f"EmailBodyPart property {(unknown or ['headers'])[0]!r} cannot be set")
+        unknown += ["headers"] if "headers" in spec else []
+        if unknown:
+            raise _Invalid([f"{where}/{k}" for k in unknown],
+                           f"EmailBodyPart property {unknown[0]!r} cannot be set")
         ptype = spec.get("type")
         if ptype is not None and (not isinstance(ptype, str) or not _TYPE.match(ptype)):
-            raise _Invalid(where, f"bad type {ptype!r}")
+            raise _Invalid(f"{where}/type", f"bad type {ptype!r}")
         part_id, blob_id, subparts = spec.get("partId"), spec.get("blobId"), spec.get("subParts")
         if sum(x is not None for x in (part_id, blob_id, subparts)) != 1:
-            raise _Invalid(where, "a body part needs exactly one of partId, blobId or subParts")
+            raise _Invalid([f"{where}/{k}" for k in ("partId", "blobId", "subParts") if spec.get(k) is not None]
+                           or [where], "a body part needs exactly one of partId, blobId or subParts")
         ptype = (ptype or default_type or ("multipart/mixed" if subparts is not None else
                                            "text/plain" if part_id is not None else
                                            "application/octet-stream")).lower()
@@ -242,19 +359,20 @@ class _Builder:
         node = MIMEPart(policy=_POLICY)
         if subparts is not None:
             if maintype != "multipart" or not isinstance(subparts, list):
-                raise _Invalid(where, "subParts need a multipart/* type and a list")
+                raise _Invalid(f"{where}/subParts", "subParts need a multipart/* type and a list")
             if spec.get("charset") is not None:
-                raise _Invalid(where, "a multipart has no charset")
+                raise _Invalid(f"{where}/charset", "a multipart has no charset")
             node["Content-Type"] = ptype
-            node.set_payload([self.part(s, where, depth + 1) for s in subparts])
+            node.set_payload([self.part(s, f"{where}/subParts/{i}", depth + 1) for i, s in enumerate(subparts)])
         elif part_id is not None:
             if maintype == "multipart":
-                raise _Invalid(where, "a multipart needs subParts")
-            if spec.get("charset") is not None or spec.get("size") is not None:
-                raise _Invalid(where, "charset and size must be omitted with a partId")
+                raise _Invalid(f"{where}/type", "a multipart needs subParts")
+            given = [k for k in ("charset", "size") if spec.get(k) is not None]
+            if given:
+                raise _Invalid([f"{where}/{k}" for k in given], "charset and size must be omitted with a partId")
             value = self.values.get(part_id) if isinstance(part_id, str) else None
             if value is None:
-                raise _Invalid(where, f"partId {part_id!r} is not in bodyValues")
+                raise _Invalid(f"{where}/partId", f"partId {part_id!r} is not in bodyValues")
             text = value["value"]
             if maintype == "text":
                 _text_content(node, ptype, text)
@@ -262,9 +380,9 @@ class _Builder:
                 node.set_content(text.encode("utf-8"), maintype, subtype)
         else:
             if maintype == "multipart":
-                raise _Invalid(where, "a multipart needs subParts")
+                raise _Invalid(f"{where}/type", "a multipart needs subParts")
             if not isinstance(blob_id, str):
-                raise _Invalid(where, "blobId must be a String")
+                raise _Invalid(f"{where}/blobId", "blobId must be a String")
             data = self.resolve_blob(blob_id)
             if data is None:
                 self.missing.append(blob_id)
@@ -277,7 +395,7 @@ class _Builder:
             charset = spec.get("charset")
             if charset is not None:
                 if not isinstance(charset, str) or not charset.isascii() or not charset:
-                    raise _Invalid(where, "charset must be an ASCII String")
+                    raise _Invalid(f"{where}/charset", "charset must be an ASCII String")
                 node.set_param("charset", charset)
         self._content_fields(node, spec, where)
         return node
@@ -285,10 +403,10 @@ class _Builder:
     def _content_fields(self, node: MIMEPart, spec: Mapping[str, Any], where: str) -> None:
         name, disposition = spec.get("name"), spec.get("disposition")
         if name is not None and not isinstance(name, str):
-            raise _Invalid(where, "name must be a String")
+            raise _Invalid(f"{where}/name", "name must be a String")
         if disposition is not None and (not isinstance(disposition, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+",
                                                                                             disposition)):
-            raise _Invalid(where, "disposition must be a token")
+            raise _Invalid(f"{where}/disposition", "disposition must be a token")
         if name and node.get_content_maintype() != "multipart":
             node.set_param("name", name)
         if disposition is not None or name:
@@ -298,21 +416,23 @@ class _Builder:
         cid = spec.get("cid")
         if cid is not None:
             if not isinstance(cid, str) or not cid or re.search(r"[\s<>]", cid):
-                raise _Invalid(where, "cid must be a String without <> or spaces")
+                raise _Invalid(f"{where}/cid", "cid must be a String without <> or spaces")
             node["Content-ID"] = f"<{cid}>"
         language = spec.get("language")
         if language is not None:
             if not isinstance(language, list) or not all(isinstance(t, str) and re.fullmatch(r"[A-Za-z0-9-]+", t)
                                                          for t in language):
-                raise _Invalid(where, "language must be a String[] of language tags")
+                raise _Invalid(f"{where}/language", "language must be a String[] of language tags")
             if language:
                 node["Content-Language"] = ", ".join(language)
         location = spec.get("location")
         if location is not None:
             if not isinstance(location, str) or re.search(r"\s", location):
-                raise _Invalid(where, "location must be a URI")
+                raise _Invalid(f"{where}/location", "location must be a URI")
             node["Content-Location"] = location
-        for field, made, _prop in _fields(spec, where, part=True):
+        self.fields[id(node)] = [(hp.name.lower(), f"{where}/{k}") for k in spec if k.startswith("header:")
+                                 if (hp := parse_header_prop(k)) is not None]
+        for field, made, _prop in _fields(spec, where, self.conflicts, part=True):
             node[field] = made
 
 
@@ -346,9 +466,9 @@ def _check_body_values(values: Any) -> dict[str, Any]:
     for part_id, v in values.items():
         if not isinstance(v, dict) or not isinstance(v.get("value"), str) or set(v) - {
                 "value", "isEncodingProblem", "isTruncated"}:
-            raise _Invalid("bodyValues", f"bodyValues/{part_id} must be an EmailBodyValue")
+            raise _Invalid(f"bodyValues/{part_id}", f"bodyValues/{part_id} must be an EmailBodyValue")
         if v.get("isEncodingProblem") or v.get("isTruncated"):
-            raise _Invalid("bodyValues", "isEncodingProblem and isTruncated must be false")
+            raise _Invalid(f"bodyValues/{part_id}", "isEncodingProblem and isTruncated must be false")
     return values
 
 
@@ -366,14 +486,14 @@ def _body(obj: Mapping[str, Any], builder: _Builder) -> MIMEPart:
         if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], dict) or (
                 value[0].get("type") or wanted).lower() != wanted:
             raise _Invalid(prop, f"{prop} must hold exactly one {wanted} part")
-        parts[prop] = builder.part(value[0], prop, default_type=wanted)
+        parts[prop] = builder.part(value[0], f"{prop}/0", default_type=wanted)
     attachments = obj.get("attachments") or []
     if not isinstance(attachments, list):
         raise _Invalid("attachments", "attachments must be an EmailBodyPart[]")
     inline: list[MIMEPart] = []
     other: list[MIMEPart] = []
-    for spec in attachments:
-        node = builder.part(spec, "attachments")
+    for i, spec in enumerate(attachments):
+        node = builder.part(spec, f"attachments/{i}")
         is_inline = isinstance(spec, dict) and spec.get("cid") and (spec.get("disposition") or "").lower() == "inline"
         (inline if is_inline and parts["htmlBody"] is not None else other).append(node)
     text, html = parts["textBody"], parts["htmlBody"]
@@ -397,12 +517,33 @@ def build_message(obj: Mapping[str, Any], *, resolve_blob: Callable[[str], bytes
     ``max_blob_bytes``: the most octets of blobs (attachments) it may hold
     (maxSizeAttachmentsPerEmail), else SetError ``tooLarge``."""
     try:
-        top = _fields(obj, "", part=False)
-        builder = _Builder(_check_body_values(obj.get("bodyValues")), resolve_blob)
+        conflicts = _Conflicts()
+        top = _fields(obj, "", conflicts, part=False)
+        builder = _Builder(_check_body_values(obj.get("bodyValues")), resolve_blob, conflicts)
         root = _body(obj, builder)
+        # The root part's fields are the message's: none may be set on the Email too
+        # (RFC 8621 §4.6, said of bodyStructure; a lone textBody part is the root too).
+        on_top = {field.lower(): prop for field, _made, prop in top}
+        for field, prop in builder.fields.get(id(root), []):
+            if field in on_top:
+                conflicts.add([on_top[field], prop], f"{on_top[field]} and {prop} set the same field ({field})")
+        if conflicts.props:
+            raise _Invalid(conflicts.props, conflicts.why)
+        # RFC 6532 UTF-8 header fields only for what cannot be written in ASCII: an
+        # address, or a Raw value (written as given).
+        utf8 = any(not a.addr_spec.isascii() for made, _p in conflicts.written
+                   if isinstance(made, AddressHeader) for a in made.addresses) or any(
+                       isinstance(made, RawField) and not made.value.isascii() for made, _p in conflicts.written)
+        policy = _POLICY_UTF8 if utf8 else _POLICY
+        for made, prop in conflicts.written:
+            try:
+                _check_line_length(made.fold(policy=policy))
+            except HeaderTooLongError as e:
+                raise _Invalid(prop, str(e)) from None
+            except Exception as e:  # the generator refusing some odd value
+                raise _Invalid(prop, f"cannot write {prop}: {e}") from None
     except _Invalid as e:
-        prop = e.prop or "headers"
-        raise SetError("invalidProperties", e.why, properties=[prop]) from None
+        raise SetError("invalidProperties", e.why, properties=e.props or ["headers"]) from None
     if builder.missing:
         raise SetError("blobNotFound", "blobs not found: " + ", ".join(builder.missing),
                        notFound=list(dict.fromkeys(builder.missing)))
@@ -411,9 +552,9 @@ def build_message(obj: Mapping[str, Any], *, resolve_blob: Callable[[str], bytes
     names = {field.lower() for field, _made, _prop in top}
     if "date" not in names:
         when = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
-        top.append(("Date", RawField("Date", " " + email.utils.format_datetime(when)), ""))
+        top.append(("Date", folded_field("Date", email.utils.format_datetime(when)), ""))
     if "message-id" not in names:
-        top.append(("Message-ID", RawField("Message-ID", f" <{uuid.uuid4().hex}@{domain}>"), ""))
+        top.append(("Message-ID", folded_field("Message-ID", f"<{uuid.uuid4().hex}@{domain}>"), ""))
     rank = {name.lower(): i for i, name in enumerate(_TOP_ORDER)}
     top.sort(key=lambda f: rank.get(f[0].lower(), len(rank)))
     content = list(root.items())
@@ -424,10 +565,7 @@ def build_message(obj: Mapping[str, Any], *, resolve_blob: Callable[[str], bytes
     root["MIME-Version"] = "1.0"
     for name, value in content:
         root[name] = value
-    # RFC 6532 headers only for addresses that cannot be written in ASCII
-    utf8 = any(not a.addr_spec.isascii() for _f, made, _p in top if isinstance(made, AddressHeader)
-               for a in made.addresses)
     try:
-        return root.as_bytes(policy=_POLICY_UTF8 if utf8 else _POLICY)
+        return root.as_bytes(policy=policy)
     except Exception as e:  # the generator refusing some odd value
         raise SetError("invalidProperties", f"cannot generate the message: {e}", properties=["headers"]) from None

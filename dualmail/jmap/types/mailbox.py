@@ -104,8 +104,10 @@ class MailboxType(ChangesFromLog, StoreType):
     # -- /changes --
 
     def changes_extra(self, ch: Any) -> dict[str, Any]:
-        """RFC 8621 §2.2: when only counts changed, say which properties."""
-        return {"updatedProperties": list(COUNT_PROPERTIES) if ch.only_counts else None}
+        """RFC 8621 §2.2: when only counts changed, say which properties; a Mailbox
+        created or destroyed in the window is more than counts (null)."""
+        only_counts = ch.only_counts and not ch.created and not ch.destroyed
+        return {"updatedProperties": list(COUNT_PROPERTIES) if only_counts else None}
 
     # -- /set --
 
