@@ -63,7 +63,8 @@ class DualmailService(MultiService):
         self.reactor.callWhenRunning(self._announce)
         if not self.options.get("no-first-account"):
             hints = [f"  IMAP: {ep}" for ep in self.options["imap"]] + \
-                    [f"  JMAP: {ep} (session at /.well-known/jmap)" for ep in self.options["jmap"]]
+                    [f"  JMAP: {ep} (session at /.well-known/jmap)" for ep in self.options["jmap"]] + \
+                    [f"  LMTP: {ep}" for ep in self.options.get("lmtp", [])]
             text = ensure_demo_account(self.store, self.data_dir, hints)
             if text:
                 self.log.info("{text}", text=text)
@@ -121,7 +122,14 @@ class DualmailService(MultiService):
             make_site = None
         if make_site is not None:
             out.append(("jmap", make_site(store, self.options, self.reactor)))
+        from .lmtp.protocol import make_factories as make_lmtp_factories
+
+        out.extend(make_lmtp_factories(store, self.options, self.reactor, self.after_delivery))
         return out
+
+    def after_delivery(self, account: int, email_id: int, raw: bytes, mail_from: str) -> None:
+        """Called after each LMTP delivery into an account has committed (before its 250):
+        the seam for vacation replies (RFC 3834).  See ``dualmail/lmtp/delivery.py``."""
 
     def bound_ports(self, kind: str) -> defer.Deferred:
         """The listening ports of one kind, once they are bound (tests, logging)."""

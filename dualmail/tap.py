@@ -15,6 +15,7 @@ from twisted.python import usage
 DEFAULT_DATA = "./dualmail-data"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 DEFAULT_JMAP = "tcp:8080:interface=127.0.0.1"
+DEFAULT_LMTP = "tcp:2424:interface=127.0.0.1"
 
 
 class Options(usage.Options):
@@ -50,6 +51,11 @@ class Options(usage.Options):
         """JMAP HTTP listener endpoint (repeatable; default tcp:8080:interface=127.0.0.1)."""
         self["jmap"].append(endpoint)
 
+    def opt_lmtp(self, endpoint: str) -> None:
+        """LMTP delivery listener endpoint (repeatable; RFC 2033; tcp: or unix:;
+        default tcp:2424:interface=127.0.0.1)."""
+        self["lmtp"].append(endpoint)
+
     def postOptions(self) -> None:
         if not self["data"]:
             self["data"] = os.environ.get("DUALMAIL_DATA") or DEFAULT_DATA
@@ -57,6 +63,8 @@ class Options(usage.Options):
             self["imap"] = [DEFAULT_IMAP]
         if not self["jmap"]:
             self["jmap"] = [DEFAULT_JMAP]
+        if not self["lmtp"]:
+            self["lmtp"] = [DEFAULT_LMTP]
         if bool(self["tls-cert"]) != bool(self["tls-key"]):
             raise usage.UsageError("--tls-cert and --tls-key go together")
         if self["imaps"] and not self["tls-cert"]:

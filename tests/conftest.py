@@ -56,3 +56,10 @@ async def start_jmap_over_tls(data, key_pem, cert_pem):
     service.startService()
     [port] = await service.bound_ports("jmap")
     return service, f"127.0.0.1:{port.getHost().port}"
+
+
+@pytest.fixture(autouse=True)
+def _no_fixed_lmtp_port(monkeypatch):
+    """Tests never bind a fixed port: a service started without ``--lmtp`` gets its
+    default LMTP listener on an OS-chosen loopback port instead of tcp:2424."""
+    monkeypatch.setattr("dualmail.tap.DEFAULT_LMTP", "tcp:0:interface=127.0.0.1")

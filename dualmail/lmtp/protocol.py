@@ -1,0 +1,110 @@
+"""The thin Twisted adapter for LMTP: bytes -> ``LMTPSession`` -> transport, plus the idle timer.
+
+Everything about the protocol is in the sans-I/O ``core``; everything about addresses and
+the store in ``delivery``.  This module only moves bytes, closes after QUIT, logs
+connections, and closes an idle connection after ``timeout`` seconds with 421 4.4.2 (RFC
+5321 §4.5.3.2.7 asks servers to wait at least 5 minutes).
+
+``make_factories(store, options, reactor, after_delivery)`` is what ``DualmailService``
+calls; ``after_delivery`` is the post-delivery hook documented in ``delivery``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+
+from .core import Limits, LMTPSession
+from .delivery import AfterDelivery, StoreDelivery, no_after_delivery
+
+
+def _peer_text(peer: Any) -> str:
+    host = getattr(peer, "host", None)
+    if host is not None:
+        return f"{host}:{getattr(peer, 'port', '')}"
+    return "unix" if getattr(peer, "name", None) in (None, b"", "") else f"unix:{peer.name}"
+
+
+class LMTPServerProtocol(Protocol, TimeoutMixin):
+    log = Logger()
+    transport: Any
+
+    def __init__(self, factory: LMTPFactory) -> None:
+        self.factory = factory
+        self.session: LMTPSession | None = None
+        self.peer = ""
+
+    def connectionMade(self) -> None:
+        f = self.factory
+        self.callLater = f.reactor.callLater  # the injected clock (TimeoutMixin)
+        self.peer = _peer_text(self.transport.getPeer())
+        handler = StoreDelivery(f.store, hostname=f.hostname, peer=self.peer,
+                                after_delivery=f.after_delivery, now=f.reactor.seconds)
+        self.session = LMTPSession(handler, f.hostname, f.limits)
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            try:
+                set_nodelay(True)
+            except OSError:
+                pass
+        self.log.debug("LMTP connection from {peer}", peer=self.peer)
+        self.transport.write(self.session.greeting())
+        self.setTimeout(f.timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        session = self.session
+        if session is None or session.closed:
+            return
+        self.resetTimeout()
+        try:
+            out = session.receive(data)
+        except Exception:
+            self.log.failure("LMTP session failed for {peer}", peer=self.peer)
+            session.connection_lost()
+            out = b"421 4.3.0 Internal error, closing connection\r\n"
+        if out:
+            self.transport.write(out)
+        if session.closed:
+            self.setTimeout(None)
+            self.transport.loseConnection()
+
+    def timeoutConnection(self) -> None:
+        if self.session is not None and not self.session.closed:
+            self.log.info("LMTP connection from {peer} timed out", peer=self.peer)
+            self.transport.write(self.session.timeout_reply())
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.setTimeout(None)
+        if self.session is not None:
+            if self.session.envelope is not None and not self.session.closed:
+                self.log.info("LMTP connection from {peer} lost mid-transaction: nothing delivered",
+                              peer=self.peer)
+            self.session.connection_lost()
+
+
+class LMTPFactory(Factory):
+    protocol = LMTPServerProtocol  # type: ignore[assignment]
+    noisy = False
+
+    def __init__(self, store: Any, reactor: Any, *, hostname: str | None = None,
+                 limits: Limits | None = None, after_delivery: AfterDelivery = no_after_delivery,
+                 timeout: float = 300.0) -> None:
+        self.store = store
+        self.reactor = reactor
+        self.hostname = hostname or socket.gethostname() or "localhost"
+        self.limits = limits or Limits()
+        self.after_delivery = after_delivery
+        self.timeout = timeout
+
+    def buildProtocol(self, addr: Any) -> LMTPServerProtocol:
+        return LMTPServerProtocol(self)
+
+
+def make_factories(store: Any, options: Any, reactor: Any,
+                   after_delivery: AfterDelivery = no_after_delivery) -> list[tuple[str, Any]]:
+    return [("lmtp", LMTPFactory(store, reactor, after_delivery=after_delivery))]
