@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "dualmail")
 
 SANS_IO = ["imap/wire", "imap/session.py", "imap/selected.py", "imap/ops", "mime", "model",
-           "search", "mail", "store"]
+           "search", "mail", "store", "lmtp/core.py", "lmtp/delivery.py"]
 IO_MODULES = ("twisted.internet", "twisted.web", "klein", "treq")
 
 
