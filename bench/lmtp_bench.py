@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import smtplib
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +27,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from imap_bench import USER, build  # noqa: E402
+from imap_bench import USER, Server, build  # noqa: E402
 
 
 def message(i: int, size: int = 10_000) -> bytes:
@@ -38,34 +37,6 @@ def message(i: int, size: int = 10_000) -> bytes:
     line = "The quick brown fox jumps over the lazy dog, message %d.\r\n" % i
     body = line * ((size - len(head)) // len(line) + 1)
     return (head + body).encode()[:size - 2] + b"\r\n"
-
-
-class Server:
-    def __init__(self, data: str) -> None:
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        cmd = [twistd] if os.path.exists(twistd) else [sys.executable, "-m", "twisted"]
-        self.proc = subprocess.Popen(
-            [*cmd, "-n", "--pidfile=", "--logfile=-", "dualmail", "--data", data, "--no-first-account",
-             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1",
-             "--lmtp", "tcp:0:interface=127.0.0.1"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"})
-        self.port = 0
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if "LMTP listening on" in line:
-                self.port = int(line.rsplit(":", 1)[1])
-            if "search index caught up" in line:
-                break
-        assert self.port, "the server did not report its LMTP port"
-        threading.Thread(target=lambda: [None for _line in self.proc.stdout], daemon=True).start()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def deliver(port: int, conns: int, total: int, first: int) -> float:
@@ -102,7 +73,9 @@ def deliver(port: int, conns: int, total: int, first: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=10_000, help="messages already in the account")
+    ap.add_argument("--size", type=int, default=10_000,
+                    help="messages already in the account (at least 1,000: the run starts once the "
+                         "server logs that its search index caught up, which it does from 1,000)")
     ap.add_argument("--messages", type=int, default=400, help="deliveries per run")
     ap.add_argument("--conns", default="1,10")
     args = ap.parse_args()
@@ -112,7 +85,7 @@ def main() -> None:
         t0 = time.perf_counter()
         build(data, args.size)
         print(f"account of {args.size} messages built in {time.perf_counter() - t0:.1f} s")
-        server = Server(data)
+        server = Server(data, "LMTP", ("--lmtp", "tcp:0:interface=127.0.0.1"))
         try:
             first = 0
             for conns in [int(c) for c in args.conns.split(",")]:

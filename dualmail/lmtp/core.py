@@ -309,14 +309,10 @@ class LMTPSession:
             return [Reply(503, "5.5.1", "Say LHLO first")]
         if self.envelope is not None:
             return [Reply(503, "5.5.1", "Sender already given")]
-        if arg[:5].upper() != "FROM:":
-            return [Reply(501, "5.5.4", "Syntax: MAIL FROM:<address>")]
-        try:
-            sender, params = parse_path(arg[5:].lstrip(" "), self.limits, allow_null=True)
-        except PathError:
-            return [Reply(501, "5.1.7", "Bad sender address syntax")]
-        except ValueError:
-            return [Reply(501, "5.5.4", "Bad MAIL FROM parameter syntax")]
+        parsed = self._path_argument(arg, "MAIL FROM", "5.1.7", "sender")
+        if isinstance(parsed, Reply):
+            return [parsed]
+        sender, params = parsed
         env = Envelope(lhlo=self.lhlo, sender=sender)
         seen: set[str] = set()
         for key, value in params:
@@ -342,14 +338,10 @@ class LMTPSession:
         env = self.envelope
         if env is None:
             return [Reply(503, "5.5.1", "Need MAIL before RCPT")]
-        if arg[:3].upper() != "TO:":
-            return [Reply(501, "5.5.4", "Syntax: RCPT TO:<address>")]
-        try:
-            address, params = parse_path(arg[3:].lstrip(" "), self.limits, allow_null=False)
-        except PathError:
-            return [Reply(501, "5.1.3", "Bad recipient address syntax")]
-        except ValueError:
-            return [Reply(501, "5.5.4", "Bad RCPT TO parameter syntax")]
+        parsed = self._path_argument(arg, "RCPT TO", "5.1.3", "recipient")
+        if isinstance(parsed, Reply):
+            return [parsed]
+        address, params = parsed
         if params:
             return [Reply(555, "5.5.4", f"RCPT TO parameter {params[0][0]} not recognized")]
         if len(env.recipients) >= self.limits.max_recipients:
@@ -359,6 +351,21 @@ class LMTPSession:
             return [got]
         env.recipients.append(got)
         return [Reply(250, "2.1.5", "Recipient ok")]
+
+    def _path_argument(self, arg: str, command: str, bad_path: str,
+                       role: str) -> Reply | tuple[Address, list[tuple[str, str | None]]]:
+        """``FROM:<path> params`` / ``TO:<path> params`` (one space after the colon is
+        tolerated, as most servers do), or the 501 for its syntax (RFC 3463 §3.2: 5.1.7
+        bad sender, 5.1.3 bad recipient address syntax)."""
+        keyword = command.split(" ")[1] + ":"
+        if arg[:len(keyword)].upper() != keyword:
+            return Reply(501, "5.5.4", f"Syntax: {command}:<address>")
+        try:
+            return parse_path(arg[len(keyword):].lstrip(" "), self.limits, allow_null=command == "MAIL FROM")
+        except PathError:
+            return Reply(501, bad_path, f"Bad {role} address syntax")
+        except ValueError:
+            return Reply(501, "5.5.4", f"Bad {command} parameter syntax")
 
     def do_DATA(self, arg: str) -> list[Reply]:
         if arg:

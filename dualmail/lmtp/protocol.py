@@ -45,12 +45,6 @@ class LMTPServerProtocol(Protocol, TimeoutMixin):
         handler = StoreDelivery(f.store, hostname=f.hostname, peer=self.peer,
                                 after_delivery=f.after_delivery, now=f.reactor.seconds)
         self.session = LMTPSession(handler, f.hostname, f.limits)
-        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_nodelay is not None:
-            try:
-                set_nodelay(True)
-            except OSError:
-                pass
         self.log.debug("LMTP connection from {peer}", peer=self.peer)
         self.transport.write(self.session.greeting())
         self.setTimeout(f.timeout)
