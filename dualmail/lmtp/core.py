@@ -23,11 +23,12 @@ Rules, with the RFC that sets each:
   CRLF "." CRLF (RFC 5321 §4.1.1.4); leading dots are removed (§4.5.2).  After the final
   "." there is one reply per accepted RCPT, in RCPT order (RFC 2033 §4.2).
 - Data over the SIZE limit is discarded as it arrives (nothing is kept beyond the limit)
-  and every recipient gets 552 5.3.4.  Data with a bare CR or LF (RFC 5321 §2.3.8: such a
-  message is rejected rather than "repaired", so a bare-LF end-of-data can never be
-  smuggled through), a NUL (8BITMIME data has none, RFC 6152 §2 / RFC 2045 §2.8; BINARYMIME
-  is not offered), or a line over 1000 octets with its CRLF (RFC 5321 §4.5.3.1.6) gets
-  554 5.6.0 for every recipient.  Nothing is delivered in those cases.
+  and every recipient gets 552 5.3.4 (RFC 1870 §6.3).  Data with a bare CR or LF (RFC
+  5321 §2.3.8: such a message is rejected rather than "repaired", so a bare-LF
+  end-of-data can never be smuggled through), a NUL (8bit MIME data has none: RFC 6152
+  §3 refers to RFC 2045, whose §2.8 excludes NUL; BINARYMIME is not offered), or a line
+  over 1000 octets with its CRLF (RFC 5321 §4.5.3.1.6) gets 554 5.6.0 for every
+  recipient.  Nothing is delivered in those cases.
 - A connection lost before the final "." delivers nothing (``connection_lost``).
 
 Imports nothing outside the standard library.
@@ -215,10 +216,10 @@ class LMTPSession:
     def receive(self, data: bytes) -> bytes:
         """Feed received octets; the replies to send (possibly none yet)."""
         out: list[bytes] = []
-        if self.mode is Mode.CLOSED:
+        if self.closed:
             return b""
         self._buf += data
-        while self.mode is not Mode.CLOSED:
+        while not self.closed:
             if self.mode is Mode.DATA:
                 replies = self._receive_data()
                 if replies is None:
@@ -427,7 +428,7 @@ class LMTPSession:
 
     def _check_size(self, final: bool) -> None:
         """Past the SIZE limit, drop what was received but a tail long enough to find the
-        end marker in; the limit counts unstuffed octets (RFC 1870 §4).  Until the end
+        end marker in; the limit counts octets without the doubled dots (RFC 1870 §5).  Until the end
         marker is found, the last 3 octets may be its start ("CRLF." is counted as a
         dot-stuffed line, "." CR as content): they get the benefit of the doubt."""
         data, limit = self._data, self.limits.max_message_size + (0 if final else 3)

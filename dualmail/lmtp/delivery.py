@@ -43,7 +43,7 @@ from __future__ import annotations
 import email.utils
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.logger import Logger
 
@@ -71,13 +71,15 @@ class Target:
     address: str  # the recipient as given, local part kept, domain lower-cased
 
 
-def find_tagged_mailbox(mailboxes: Sequence[dict], tag: str) -> int:
+def find_tagged_mailbox(mailboxes: Sequence[dict[str, Any]], tag: str) -> int:
     """The mailbox a plus-address tag names (case-insensitive full name), else 0 (INBOX)."""
     by_id = {int(m["id"]): m for m in mailboxes}
     want = tag.lower()
     found = []
     for m in mailboxes:
-        names, cur, hops = [], m, 0
+        names: list[str] = []
+        cur: dict[str, Any] | None = m
+        hops = 0
         while cur is not None and hops < 1000:
             names.append(cur["name"])
             cur = by_id.get(int(cur["parent"])) if cur["parent"] else None

@@ -16,7 +16,6 @@ from typing import Any
 
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 
 from .core import Limits, LMTPSession
 from .delivery import AfterDelivery, StoreDelivery, no_after_delivery
@@ -29,7 +28,7 @@ def _peer_text(peer: Any) -> str:
     return "unix" if getattr(peer, "name", None) in (None, b"", "") else f"unix:{peer.name}"
 
 
-class LMTPServerProtocol(Protocol, TimeoutMixin):
+class LMTPServerProtocol(Protocol):
     log = Logger()
     transport: Any
 
@@ -37,23 +36,35 @@ class LMTPServerProtocol(Protocol, TimeoutMixin):
         self.factory = factory
         self.session: LMTPSession | None = None
         self.peer = ""
+        self._timer: Any = None
+
+    def _rearm(self) -> None:
+        """(Re)start the idle timer on the factory's (injected) clock."""
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(self.factory.timeout)
+        else:
+            self._timer = self.factory.reactor.callLater(self.factory.timeout, self.timeoutConnection)
+
+    def _disarm(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
     def connectionMade(self) -> None:
         f = self.factory
-        self.callLater = f.reactor.callLater  # the injected clock (TimeoutMixin)
         self.peer = _peer_text(self.transport.getPeer())
         handler = StoreDelivery(f.store, hostname=f.hostname, peer=self.peer,
                                 after_delivery=f.after_delivery, now=f.reactor.seconds)
         self.session = LMTPSession(handler, f.hostname, f.limits)
         self.log.debug("LMTP connection from {peer}", peer=self.peer)
         self.transport.write(self.session.greeting())
-        self.setTimeout(f.timeout)
+        self._rearm()
 
     def dataReceived(self, data: bytes) -> None:
         session = self.session
         if session is None or session.closed:
             return
-        self.resetTimeout()
+        self._rearm()
         try:
             out = session.receive(data)
         except Exception:
@@ -63,17 +74,18 @@ class LMTPServerProtocol(Protocol, TimeoutMixin):
         if out:
             self.transport.write(out)
         if session.closed:
-            self.setTimeout(None)
+            self._disarm()
             self.transport.loseConnection()
 
     def timeoutConnection(self) -> None:
+        self._timer = None
         if self.session is not None and not self.session.closed:
             self.log.info("LMTP connection from {peer} timed out", peer=self.peer)
             self.transport.write(self.session.timeout_reply())
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
-        self.setTimeout(None)
+        self._disarm()
         if self.session is not None:
             if self.session.envelope is not None and not self.session.closed:
                 self.log.info("LMTP connection from {peer} lost mid-transaction: nothing delivered",
@@ -82,7 +94,7 @@ class LMTPServerProtocol(Protocol, TimeoutMixin):
 
 
 class LMTPFactory(Factory):
-    protocol = LMTPServerProtocol  # type: ignore[assignment]
+    protocol = LMTPServerProtocol
     noisy = False
 
     def __init__(self, store: Any, reactor: Any, *, hostname: str | None = None,
