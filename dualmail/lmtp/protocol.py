@@ -5,6 +5,10 @@ the store in ``delivery``.  This module only moves bytes, closes after QUIT, log
 connections, and closes an idle connection after ``timeout`` seconds with 421 4.4.2 (RFC
 5321 §4.5.3.2.7 asks servers to wait at least 5 minutes).
 
+A client that pipelines commands without reading the replies cannot grow the server's
+write buffer without bound: the protocol is its transport's push producer, and while the
+transport's buffer is full it stops reading from that client.
+
 ``make_factories(store, options, reactor, after_delivery)`` is what ``DualmailService``
 calls; ``after_delivery`` is the post-delivery hook documented in ``delivery``.
 """
@@ -14,8 +18,10 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from twisted.internet import interfaces
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer  # type: ignore[import-untyped]
 
 from .core import Limits, LMTPSession
 from .delivery import AfterDelivery, StoreDelivery, no_after_delivery
@@ -28,6 +34,7 @@ def _peer_text(peer: Any) -> str:
     return "unix" if getattr(peer, "name", None) in (None, b"", "") else f"unix:{peer.name}"
 
 
+@implementer(interfaces.IPushProducer)
 class LMTPServerProtocol(Protocol):
     log = Logger()
     transport: Any
@@ -56,6 +63,7 @@ class LMTPServerProtocol(Protocol):
         handler = StoreDelivery(f.store, hostname=f.hostname, peer=self.peer,
                                 after_delivery=f.after_delivery, now=f.reactor.seconds)
         self.session = LMTPSession(handler, f.hostname, f.limits)
+        self.transport.registerProducer(self, True)
         self.log.debug("LMTP connection from {peer}", peer=self.peer)
         self.transport.write(self.session.greeting())
         self._rearm()
@@ -77,6 +85,16 @@ class LMTPServerProtocol(Protocol):
             self._disarm()
             self.transport.loseConnection()
 
+    # IPushProducer: the transport's write buffer is full / has drained
+    def pauseProducing(self) -> None:
+        self.transport.pauseProducing()  # stop reading from the client
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
+
     def timeoutConnection(self) -> None:
         self._timer = None
         if self.session is not None and not self.session.closed:
@@ -86,6 +104,7 @@ class LMTPServerProtocol(Protocol):
 
     def connectionLost(self, reason: Any = None) -> None:
         self._disarm()
+        self.transport.unregisterProducer()
         if self.session is not None:
             if self.session.envelope is not None and not self.session.closed:
                 self.log.info("LMTP connection from {peer} lost mid-transaction: nothing delivered",

@@ -190,3 +190,31 @@ async def test_bad_input_over_a_real_socket_changes_nothing(tmp_path):
         assert codes.count(250) == 100 and codes.count(452) == 900
         assert reply[0] == 250 and all(r[0] == 250 for r in extra) and len(extra) == 99
         assert await deferToThread(jmap_subjects, srv.jmap_port, USER) == ["Delivered over LMTP"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flood_of_pipelined_commands_is_answered_in_order(tmp_path):
+    # RFC 2920 §3.1: the server may stop reading while replies are unread; every command
+    # still gets its reply, in order, and the server's buffers stay bounded.
+    async with running(tmp_path) as srv:
+        def flood():
+            import socket
+            import threading
+
+            n = 50_000
+            s = socket.create_connection(("127.0.0.1", srv.lmtp_port), timeout=TIMEOUT)
+            sender = threading.Thread(target=s.sendall, args=(b"NOOP\r\n" * n + b"QUIT\r\n",))
+            sender.start()
+            got = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            sender.join()
+            s.close()
+            return n, got.split(b"\r\n")
+
+        n, lines = await deferToThread(flood)
+        assert lines[0].startswith(b"220 ") and lines[1:n + 1] == [b"250 2.0.0 Ok"] * n
+        assert lines[n + 1].startswith(b"221 2.0.0") and lines[n + 2:] == [b""]

@@ -78,3 +78,14 @@ def test_make_factories_passes_the_service_hook(store):
     hook = object()
     [(kind, factory)] = make_factories(store, {}, MemoryReactorClock(), hook)  # type: ignore[arg-type]
     assert kind == "lmtp" and factory.after_delivery is hook and factory.limits.max_recipients == 100
+
+
+def test_a_full_write_buffer_stops_reading_from_the_client(store):
+    proto, t, _r = connect(store)
+    assert t.producer is proto and t.streaming
+    proto.pauseProducing()  # what the transport does when its buffer is full
+    assert t.producerState == "paused"
+    proto.resumeProducing()
+    assert t.producerState == "producing"
+    proto.connectionLost(None)
+    assert t.producer is None
