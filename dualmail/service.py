@@ -124,12 +124,15 @@ class DualmailService(MultiService):
             out.append(("jmap", make_site(store, self.options, self.reactor)))
         from .lmtp.protocol import make_factories as make_lmtp_factories
 
-        out.extend(make_lmtp_factories(store, self.options, self.reactor, self.after_delivery))
+        # looked up at each delivery, so a hook set on the service later is used
+        out.extend(make_lmtp_factories(store, self.options, self.reactor,
+                                       lambda *args: self.after_delivery(*args)))
         return out
 
     def after_delivery(self, account: int, email_id: int, raw: bytes, mail_from: str) -> None:
         """Called after each LMTP delivery into an account has committed (before its 250):
-        the seam for vacation replies (RFC 3834).  See ``dualmail/lmtp/delivery.py``."""
+        the seam for vacation replies (RFC 3834).  Replace it (subclass, or assign
+        ``service.after_delivery = fn``); see ``dualmail/lmtp/delivery.py``."""
 
     def bound_ports(self, kind: str) -> defer.Deferred:
         """The listening ports of one kind, once they are bound (tests, logging)."""

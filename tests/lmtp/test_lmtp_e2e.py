@@ -218,3 +218,26 @@ async def test_a_flood_of_pipelined_commands_is_answered_in_order(tmp_path):
         n, lines = await deferToThread(flood)
         assert lines[0].startswith(b"220 ") and lines[1:n + 1] == [b"250 2.0.0 Ok"] * n
         assert lines[n + 1].startswith(b"221 2.0.0") and lines[n + 2:] == [b""]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_service_after_delivery_hook_sees_each_committed_delivery(tmp_path):
+    async with running(tmp_path) as srv:
+        calls = []
+
+        def hook(account, email_id, raw, mail_from):
+            with srv.store.read(account) as v:  # already committed when called
+                calls.append((account, v.email(email_id) is not None, raw.split(b"\r\n")[0], mail_from))
+
+        srv.service.after_delivery = hook
+
+        def deliver():
+            c = srv.lmtp()
+            got = send(c, "carol@example.net", [USER, OTHER, "alice+archive@example.org"], MSG)
+            c.quit()
+            return got
+
+        got = await deferToThread(deliver)
+        assert [code for code, _ in got[-3:]] == [250, 250, 250]
+        assert calls == [(1, True, b"Return-Path: <carol@example.net>", "carol@example.net"),
+                         (2, True, b"Return-Path: <carol@example.net>", "carol@example.net")]
