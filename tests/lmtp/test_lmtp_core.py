@@ -299,3 +299,46 @@ def test_any_input_gives_one_reply_per_complete_command_and_never_crashes(chunks
         assert reply[:3].isdigit() and reply[3:4] in (b" ", b"-")
     for env, data in a.handler.delivered:
         assert env.recipients and len(data) <= 20
+
+
+# -- every (state, verb) pair (STYLE: the h2-style state table) ----------------------------
+
+STATES = {  # how to reach each state from a fresh session
+    "fresh": [],
+    "greeted": ["LHLO c"],
+    "mail": ["LHLO c", "MAIL FROM:<a@b.c>"],
+    "rcpt": ["LHLO c", "MAIL FROM:<a@b.c>", "RCPT TO:<x@b.c>"],
+}
+VERBS = {
+    "LHLO c": {"fresh": "250", "greeted": "250", "mail": "250", "rcpt": "250"},
+    "MAIL FROM:<s@b.c>": {"fresh": "503 5.5.1", "greeted": "250 2.1.0", "mail": "503 5.5.1", "rcpt": "503 5.5.1"},
+    "RCPT TO:<y@b.c>": {"fresh": "503 5.5.1", "greeted": "503 5.5.1", "mail": "250 2.1.5", "rcpt": "250 2.1.5"},
+    "DATA": {"fresh": "503 5.5.1", "greeted": "503 5.5.1", "mail": "503 5.5.1", "rcpt": "354"},
+    "RSET": {s: "250 2.0.0" for s in STATES},
+    "NOOP": {s: "250 2.0.0" for s in STATES},
+    "VRFY x": {s: "252 2.5.0" for s in STATES},
+    "EXPN x": {s: "502 5.5.1" for s in STATES},
+    "HELP": {s: "214 2.0.0" for s in STATES},
+    "HELO c": {s: "500 5.5.1" for s in STATES},
+    "EHLO c": {s: "500 5.5.1" for s in STATES},
+    "STARTTLS": {s: "500 5.5.1" for s in STATES},  # not offered: unknown (RFC 5321 §4.2.4)
+    "BDAT 10 LAST": {s: "500 5.5.1" for s in STATES},
+    "QUIT": {s: "221 2.0.0" for s in STATES},
+}
+
+
+@pytest.mark.parametrize("state", list(STATES))
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_every_verb_in_every_state(state, verb):
+    s = session()
+    s.receive(script(*STATES[state]))
+    out = s.receive(script(verb)).decode()
+    final = [line for line in out.split("\r\n") if line[3:4] == " "]
+    assert len(final) == 1 and final[0].startswith(VERBS[verb][state] + " "), (state, verb, out)
+    assert s.handler.delivered == []
+    # RSET and a new LHLO clear the transaction; QUIT ends the session
+    after = s.receive(b"RCPT TO:<z@b.c>\r\n").decode()
+    if verb in ("RSET", "LHLO c") or state in ("fresh", "greeted") and verb != "MAIL FROM:<s@b.c>":
+        assert after == ("" if verb == "QUIT" else "503 5.5.1 Need MAIL before RCPT\r\n")
+    elif verb == "QUIT":
+        assert after == "" and s.closed
