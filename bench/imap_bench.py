@@ -72,15 +72,16 @@ def build(data: str, n: int) -> None:
 
 
 class Server:
-    """``twistd -n dualmail`` on ``data`` in a child process; ``port`` is the ``kind``
-    listener's (``extra`` adds options, e.g. an ``--lmtp`` listener)."""
+    """``twistd -n dualmail`` on ``data`` in a child process, every listener on port 0;
+    ``port`` is the ``kind`` listener's (IMAP, JMAP or LMTP)."""
 
-    def __init__(self, data: str, kind: str = "IMAP", extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, data: str, kind: str = "IMAP") -> None:
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         cmd = [twistd] if os.path.exists(twistd) else [sys.executable, "-m", "twisted"]
         self.proc = subprocess.Popen(
             [*cmd, "-n", "--pidfile=", "--logfile=-", "dualmail", "--data", data, "--no-first-account",
-             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1", *extra],
+             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1",
+             "--lmtp", "tcp:0:interface=127.0.0.1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"})
         self.port = 0

@@ -85,7 +85,7 @@ def main() -> None:
         t0 = time.perf_counter()
         build(data, args.size)
         print(f"account of {args.size} messages built in {time.perf_counter() - t0:.1f} s")
-        server = Server(data, "LMTP", ("--lmtp", "tcp:0:interface=127.0.0.1"))
+        server = Server(data, "LMTP")
         try:
             first = 0
             for conns in [int(c) for c in args.conns.split(",")]:
