@@ -72,23 +72,27 @@ def build(data: str, n: int) -> None:
 
 
 class Server:
-    def __init__(self, data: str) -> None:
+    """``twistd -n dualmail`` on ``data`` in a child process, every listener on port 0;
+    ``port`` is the ``kind`` listener's (IMAP, JMAP or LMTP)."""
+
+    def __init__(self, data: str, kind: str = "IMAP") -> None:
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         cmd = [twistd] if os.path.exists(twistd) else [sys.executable, "-m", "twisted"]
         self.proc = subprocess.Popen(
             [*cmd, "-n", "--pidfile=", "--logfile=-", "dualmail", "--data", data, "--no-first-account",
-             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1"],
+             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1",
+             "--lmtp", "tcp:0:interface=127.0.0.1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"})
         self.port = 0
         assert self.proc.stdout is not None
         # measure an idle server: wait for its port and for the full-text index to catch up
         for line in self.proc.stdout:
-            if "IMAP listening on" in line:
+            if f"{kind} listening on" in line:
                 self.port = int(line.rsplit(":", 1)[1])
             if "search index caught up" in line:
                 break
-        assert self.port, "the server did not report its IMAP port"
+        assert self.port, f"the server did not report its {kind} port"
         # keep reading its log: a full pipe would stop the server at its next log line
         threading.Thread(target=lambda: [None for _line in self.proc.stdout], daemon=True).start()
 

@@ -150,7 +150,8 @@ def serve(data_dir: str, email: int) -> None:
 
     options = Options()
     options.parseOptions(["--data", data_dir, "--jmap", "tcp:0:interface=127.0.0.1",
-                          "--imap", "tcp:0:interface=127.0.0.1", "--no-first-account"])
+                          "--imap", "tcp:0:interface=127.0.0.1", "--lmtp", "tcp:0:interface=127.0.0.1",
+                          "--no-first-account"])
     service = makeService(options, reactor)
     service.privilegedStartService()  # opens the store, binds the ports
     service.removeService(service.getServiceNamed("indexer"))  # unindexed until told

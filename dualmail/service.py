@@ -130,7 +130,8 @@ class DualmailService(MultiService):
         self.reactor.callWhenRunning(self._announce)
         if not self.options.get("no-first-account"):
             hints = [f"  IMAP: {ep}" for ep in self.options["imap"]] + \
-                    [f"  JMAP: {ep} (session at /.well-known/jmap)" for ep in self.options["jmap"]]
+                    [f"  JMAP: {ep} (session at /.well-known/jmap)" for ep in self.options["jmap"]] + \
+                    [f"  LMTP: {ep}" for ep in self.options.get("lmtp", [])]
             text = ensure_demo_account(self.store, self.data_dir, hints)
             if text:
                 self.log.info("{text}", text=text)
@@ -203,7 +204,26 @@ class DualmailService(MultiService):
             make_site = None
         if make_site is not None:
             out.append(("jmap", make_site(store, self.options, self.reactor)))
+        from .lmtp.protocol import make_factories as make_lmtp_factories
+
+        # looked up at each delivery, so a hook set on the service later is used
+        out.extend(make_lmtp_factories(store, self.options, self.reactor,
+                                       lambda *args: self.after_delivery(*args)))
         return out
+
+    def after_delivery(self, account: int, email_id: int, raw: bytes, mail_from: str) -> None:
+        """Called after each LMTP delivery into an account has committed (before its 250):
+        the seam for vacation replies (RFC 3834).  Replace it (subclass, or assign
+        ``service.after_delivery = fn``); see ``dualmail/lmtp/delivery.py``.
+
+        Vacation replies (RFC 8621 §8, RFC 3834) go out through the outbound queue, so
+        only where a ``--smarthost`` is set: without one, nothing can be sent (as
+        EmailSubmission/set then answers forbiddenToSend) and nothing is queued."""
+        if self.outbox is None:
+            return
+        from .submission.vacation import after_delivery as vacation_reply
+
+        vacation_reply(self, account, email_id, raw, mail_from)
 
     def bound_ports(self, kind: str) -> defer.Deferred:
         """The listening ports of one kind, once they are bound (tests, logging)."""

@@ -27,6 +27,7 @@ def parse_size(text: str) -> int:
     if not digits.isdigit() or int(digits) <= 0:
         raise usage.UsageError(f"--max-message-size: expected a size like 52428800 or 50M, not {text!r}")
     return int(digits) * _SIZE_UNITS[unit]
+DEFAULT_LMTP = "tcp:2424:interface=127.0.0.1"
 
 
 class Options(usage.Options):
@@ -77,6 +78,11 @@ class Options(usage.Options):
         """JMAP HTTP listener endpoint (repeatable; default tcp:8080:interface=127.0.0.1)."""
         self["jmap"].append(endpoint)
 
+    def opt_lmtp(self, endpoint: str) -> None:
+        """LMTP delivery listener endpoint (repeatable; RFC 2033; tcp: or unix:;
+        default tcp:2424:interface=127.0.0.1)."""
+        self["lmtp"].append(endpoint)
+
     def postOptions(self) -> None:
         if not self["data"]:
             self["data"] = os.environ.get("DUALMAIL_DATA") or DEFAULT_DATA
@@ -85,6 +91,8 @@ class Options(usage.Options):
         if not self["jmap"]:
             self["jmap"] = [DEFAULT_JMAP]
         self["max-message-size"] = parse_size(self["max-message-size"] or str(DEFAULT_MAX_MESSAGE_SIZE))
+        if not self["lmtp"]:
+            self["lmtp"] = [DEFAULT_LMTP]
         if bool(self["tls-cert"]) != bool(self["tls-key"]):
             raise usage.UsageError("--tls-cert and --tls-key go together")
         if self["imaps"] and not self["tls-cert"]:

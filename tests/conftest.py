@@ -89,3 +89,8 @@ def _no_fixed_ports(monkeypatch):
         return real(desc, factory, *args, reactor=reactor, **kw)
 
     monkeypatch.setattr(strports, "service", checked)
+@pytest.fixture(autouse=True)
+def _no_fixed_lmtp_port(monkeypatch):
+    """Tests never bind a fixed port: a service started without ``--lmtp`` gets its
+    default LMTP listener on an OS-chosen loopback port instead of tcp:2424."""
+    monkeypatch.setattr("dualmail.tap.DEFAULT_LMTP", "tcp:0:interface=127.0.0.1")

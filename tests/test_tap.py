@@ -31,14 +31,15 @@ def test_data_from_environment(monkeypatch):
 def test_listeners_bind_what_was_asked(tmp_path):
     opts = Options()
     opts.parseOptions(["--data", str(tmp_path / "d"), "--imap", "tcp:1143:interface=127.0.0.1",
-                       "--imap", r"tcp:1144:interface=\:\:1", "--jmap", "tcp:8081:interface=127.0.0.1"])
+                       "--imap", r"tcp:1144:interface=\:\:1", "--jmap", "tcp:8081:interface=127.0.0.1",
+                       "--lmtp", "tcp:2425:interface=127.0.0.1"])
     reactor = MemoryReactorClock()
     svc = makeService(opts, reactor=reactor)
     svc.privilegedStartService()
     svc.startService()
     try:
         bound = sorted((port, iface) for port, _f, _b, iface in reactor.tcpServers)
-        assert bound == [(1143, "127.0.0.1"), (1144, "::1"), (8081, "127.0.0.1")]
+        assert bound == [(1143, "127.0.0.1"), (1144, "::1"), (2425, "127.0.0.1"), (8081, "127.0.0.1")]
     finally:
         svc.stopService()
 
@@ -163,3 +164,28 @@ def test_max_message_size_must_be_a_size():
     for bad in ("0", "-5", "big", "10X"):
         with pytest.raises(usage.UsageError, match="max-message-size"):
             Options().parseOptions(["--max-message-size", bad])
+def test_lmtp_default_and_repeatable_endpoints(monkeypatch, tmp_path):
+    """--lmtp is repeatable, takes tcp: and unix: endpoints, and defaults to loopback
+    port 2424 (the test suite's autouse fixture moves that default to port 0)."""
+    import dualmail.tap as tap
+
+    monkeypatch.undo()
+    assert tap.DEFAULT_LMTP == "tcp:2424:interface=127.0.0.1"
+    opts = Options()
+    opts.parseOptions([])
+    assert opts["lmtp"] == ["tcp:2424:interface=127.0.0.1"]
+    sock = str(tmp_path / "lmtp.sock")
+    opts = Options()
+    opts.parseOptions(["--data", str(tmp_path / "d"), "--imap", "tcp:1143", "--jmap", "tcp:8081",
+                       "--lmtp", "tcp:24:interface=127.0.0.1", "--lmtp", f"unix:{sock}"])
+    assert opts["lmtp"] == ["tcp:24:interface=127.0.0.1", f"unix:{sock}"]
+    reactor = MemoryReactorClock()
+    svc = makeService(opts, reactor=reactor)
+    svc.privilegedStartService()
+    svc.startService()
+    try:
+        assert (24, "127.0.0.1") in [(port, iface) for port, _f, _b, iface in reactor.tcpServers]
+        [(path, factory, _backlog, _mode, _lock)] = reactor.unixServers
+        assert path == sock and type(factory).__name__ == "LMTPFactory"
+    finally:
+        svc.stopService()
