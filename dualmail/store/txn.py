@@ -226,6 +226,18 @@ class ReadView:
             return None
         return e
 
+    def emails_by_message_id(self, message_id: str) -> list[int]:
+        """Emails whose Message-ID, In-Reply-To or References name ``message_id`` (the
+        threading index); the caller compares what it needs (migration de-duplication)."""
+        p = K.msgref(self.a, message_id)
+        return [K.un64(k, len(p)) for k, _v in self.kv.range("msgref", p, prefix_end(p))]
+
+    def migration_state(self, m: int) -> dict[str, Any] | None:
+        """What ``dualmail migrate`` recorded about mailbox ``m`` (None: not migrated)."""
+        rec = self.mailbox(m)
+        st = rec.get("migrated") if rec else None
+        return dict(st) if isinstance(st, dict) else None
+
     def raw_message(self, e: int) -> bytes | None:
         rec = self.email(e)
         return None if rec is None else self.blob(rec["blob"])
@@ -441,6 +453,7 @@ class MailTxn(ReadView):
         self.w: KVWrite = kv
         self._acct = self.account()
         self._modseq: int | None = None
+        self._floor = 0  # raise_modseq: the modseq taken is above this
         self._p = _Pending()
         self._mbx_cache: dict[int, dict[str, Any]] = {}
         self._mbx_orig: dict[int, bytes] = {}
@@ -454,7 +467,7 @@ class MailTxn(ReadView):
     def modseq(self) -> int:
         """This transaction's modseq, taken at first use: exactly the next value."""
         if self._modseq is None:
-            self._modseq = int(self._acct["modseq"]) + 1
+            self._modseq = max(int(self._acct["modseq"]), self._floor) + 1
             if self._modseq >= 2**53:
                 raise errors.LimitError("modseq space exhausted")
         return self._modseq
@@ -1167,18 +1180,19 @@ class MailTxn(ReadView):
     # transactions' own modseqs.  UIDs stay strictly ascending and are never reused:
     # ``place_uid`` refuses a UID below UIDNEXT.
 
-    def raise_modseq(self, floor: int) -> int:
-        """Take this transaction's modseq above ``floor`` (the source's highest modseq):
-        the account counter jumps there, so every later write is above it too.  Must come
-        before the transaction's first change; returns the modseq taken."""
-        if self._modseq is not None:
-            if self._modseq > floor:
-                return self._modseq
-            raise errors.CannotError("the modseq of this transaction is already taken")
+    def raise_modseq(self, floor: int) -> None:
+        """This transaction's modseq, when it takes one, is above ``floor`` (the source's
+        highest modseq): the account counter jumps there, so every later write is above
+        it too.  Must come before the transaction's first change (refused after one
+        whose modseq is not above ``floor``); a transaction that then changes nothing
+        still takes no modseq."""
         if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0 or floor + 1 >= 2**53:
             raise errors.LimitError("modseq out of range")
-        self._modseq = max(int(self._acct["modseq"]), floor) + 1
-        return self._modseq
+        if self._modseq is not None:
+            if self._modseq > floor:
+                return
+            raise errors.CannotError("the modseq of this transaction is already taken")
+        self._floor = max(self._floor, floor)
 
     def create_mailbox_as(self, name: str, parent: int = 0, *, uidvalidity: int,
                           role: str | None = None, subscribed: bool = True) -> int:
@@ -1301,6 +1315,45 @@ class MailTxn(ReadView):
         u = self.remove_membership(e, m, tombstone=False)
         self.w.put("expunged", K.mbx_seq(self.a, m, modseq, u), b"")
         return u
+
+    def adopt_uidvalidity(self, m: int, uidvalidity: int) -> None:
+        """Give a mailbox that never held a message (UIDNEXT 1: a new account's INBOX,
+        Sent...) the source's UIDVALIDITY.  No client can hold a UID of it, so nothing
+        it cached is invalidated (RFC 3501 §2.3.1.1); a Mailbox change for JMAP."""
+        rec = self.require_mailbox(m)
+        if isinstance(uidvalidity, bool) or not isinstance(uidvalidity, int) \
+                or not 0 < uidvalidity <= 0xFFFFFFFF:
+            raise errors.LimitError("UIDVALIDITY must be 1..2^32-1")
+        if int(rec["uidnext"]) != 1:
+            raise errors.CannotError("the mailbox has held messages: its UIDVALIDITY stays", mailbox=m)
+        if int(rec["uidvalidity"]) == uidvalidity:
+            return
+        rec["uidvalidity"] = uidvalidity
+        self._log("Mailbox", m, "u")
+        self._p.mailboxes.add(m)
+
+    def set_migration_state(self, m: int, state: dict[str, Any] | None) -> None:
+        """Record ``dualmail migrate``'s bookkeeping for ``m`` in its record (same
+        transaction as the data it describes).  Not visible to clients: no modseq.
+        ``m`` 0: the account's map of migrated source mailboxes (written with the
+        account record, so only by a transaction that changes something)."""
+        if m == 0:
+            self.modseq
+            if state:
+                self._acct["migrated"] = dict(state)
+            else:
+                self._acct.pop("migrated", None)
+            return
+        rec = self.require_mailbox(m)
+        if state is None:
+            rec.pop("migrated", None)
+        else:
+            rec["migrated"] = dict(state)
+
+    @property
+    def touched_mailboxes(self) -> frozenset[int]:
+        """Mailboxes this transaction changed so far (what its Commit will name)."""
+        return frozenset(self._p.mailboxes)
 
     def carry_highest_modseq(self, m: int, hms: int) -> None:
         """Set ``m``'s HIGHESTMODSEQ to the source's.  It never goes below the value the

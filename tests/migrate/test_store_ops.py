@@ -94,7 +94,11 @@ def test_raise_modseq_must_come_first(store, account):
             tx.create_mailbox("X")
             tx.raise_modseq(1000)
     with store.write(account) as tx:
-        assert tx.raise_modseq(1) == 2  # already above: the next value, as always
+        tx.raise_modseq(1)  # already above: the next value, as always
+        tx.create_mailbox("Y")
+        assert tx.modseq == 2
+    with store.write(account) as tx:
+        tx.raise_modseq(100)  # a transaction that changes nothing takes no modseq
     with store.read(account) as r:
         assert r.highest_modseq == 2
 
