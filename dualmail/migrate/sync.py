@@ -48,7 +48,7 @@ class MigrationResult:
         who = f"{self.address}: " if self.address else ""
         return (f"{who}mailboxes {self.mailboxes} (created {self.created}, renamed {self.renamed}, "
                 f"deleted {self.deleted}, unchanged {self.unchanged}), messages {self.messages} "
-                f"({self.bytes} bytes, {self.merged} merged), flags changed {self.flags}, "
+                f"({self.bytes} bytes, merged {self.merged}), flags changed {self.flags}, "
                 f"expunged {self.expunges}, errors {len(self.failures)}")
 
 
