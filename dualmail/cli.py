@@ -184,11 +184,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .migrate.export import export_account
+    from .migrate.export import ExportError, export_account
 
     with _opened(args) as store:
         a = store.require_account(args.address)
-        res = export_account(store, a, args.dir)
+        try:
+            res = export_account(store, a, args.dir)
+        except (ExportError, OSError) as e:
+            raise CliError(str(e)) from None
     print(res.summary_line())
     return 0
 

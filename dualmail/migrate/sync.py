@@ -435,7 +435,9 @@ def migrate_account(store: Store, account: int, src: Source, *, patterns: list[s
                 if st is None:
                     continue
                 nxt = int(r.require_mailbox(m)["uidnext"]) if m is not None else 1
-                run.res.messages += len(src.uids_from(nxt)) if st.uidnext > nxt and st.messages else 0
+                if st.uidnext > nxt and st.messages:
+                    src.examine(b.name)
+                    run.res.messages += len(src.uids_from(nxt))
         return run.res
     for b in boxes:
         m = plan.get(b.name)

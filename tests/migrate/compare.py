@@ -52,22 +52,23 @@ def snapshot(client: Any, sep: str, *, bodies: bool = True) -> dict[str, Box]:
     return out
 
 
-def diff(a: dict[str, Box], b: dict[str, Box]) -> list[str]:
-    """Every difference, readable (empty: the same)."""
+def diff(a: dict[str, Box], b: dict[str, Box], *, modseqs: bool = True) -> list[str]:
+    """Every difference, readable (empty: the same); ``modseqs=False``: without
+    HIGHESTMODSEQ and MODSEQ."""
     out = []
     for path in sorted(set(a) | set(b)):
         if path not in a or path not in b:
             out.append(f"{path}: only on {'dualmail' if path in b else 'the source'}")
             continue
         x, y = a[path], b[path]
-        for what in ("uidvalidity", "uidnext", "hms"):
+        for what in ("uidvalidity", "uidnext", "hms")[:3 if modseqs else 2]:
             if getattr(x, what) != getattr(y, what):
                 out.append(f"{path}: {what} {getattr(x, what)} != {getattr(y, what)}")
         if set(x.messages) != set(y.messages):
             out.append(f"{path}: UIDs differ: {sorted(set(x.messages) ^ set(y.messages))[:10]}")
         for u in sorted(set(x.messages) & set(y.messages)):
             mx, my = x.messages[u], y.messages[u]
-            for i, what in enumerate(("bytes", "flags", "INTERNALDATE", "MODSEQ")):
+            for i, what in enumerate(("bytes", "flags", "INTERNALDATE", "MODSEQ")[:4 if modseqs else 3]):
                 if mx[i] != my[i]:
                     out.append(f"{path} UID {u}: {what} {str(mx[i])[:60]} != {str(my[i])[:60]}")
     return out
