@@ -74,7 +74,8 @@ def read_mapping(path: str, server: SourceURL) -> list[Job]:
 
 def run_job(store: Store, job: Job, *, starttls: bool = False, ssl_context: ssl.SSLContext | None = None,
             patterns: list[str] | None = None, dry_run: bool = False,
-            progress: Progress | None = None, merge: bool = True) -> MigrationResult:
+            progress: Progress | None = None, merge: bool = True,
+            workers: int | None = None) -> MigrationResult:
     """One account; a connection or protocol failure becomes the result's failure."""
     res = MigrationResult(address=job.address)
     try:
@@ -85,7 +86,7 @@ def run_job(store: Store, job: Job, *, starttls: bool = False, ssl_context: ssl.
         return res
     try:
         res = migrate_account(store, a, src, patterns=patterns, dry_run=dry_run,
-                              progress=progress, merge=merge)
+                              progress=progress, merge=merge, workers=workers)
         res.address = job.address
     except Exception as e:  # the source went away mid-run: what is committed stays
         res.failures.append(f"{job.address}: {_why(e)} (committed messages stay; rerun to resume)")
@@ -103,8 +104,12 @@ def run_jobs(store: Store, jobs: list[Job], *, parallel: int = 4,
             with lock:
                 progress(n)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="dualmail-migrate") as pool:
-        futures = [pool.submit(run_job, store, j, progress=tick, **kw) for j in jobs]  # type: ignore[arg-type]
+    if len(jobs) == 1 or parallel <= 1:  # on this thread: the parsers can be forked
+        return [run_job(store, j, progress=progress, **kw) for j in jobs]  # type: ignore[arg-type]
+    workers = max(1, (os.cpu_count() or 1) // parallel)
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="dualmail-migrate") as pool:
+        futures = [pool.submit(run_job, store, j, progress=tick, workers=workers, **kw)  # type: ignore[arg-type]
+                   for j in jobs]
         return [f.result() for f in futures]
 
 

@@ -16,9 +16,11 @@ renamed or deleted there) is not touched; the run reports it and exits non-zero.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..importer_run import BATCH_BYTES, MAX_MESSAGE, _parsed, _Writer
 from ..mail.ops import flags_to_keywords, prepare
 from ..model import errors
 from ..store.store import Store
@@ -27,6 +29,14 @@ from .names import assign_roles, selected
 from .source import Meta, Source, SourceMailbox, Status
 
 Progress = Callable[[int], None]
+BATCH_MESSAGES = 500  # messages per transaction (a rerun resumes after the last one committed)
+PARALLEL_FROM = 200  # fewer new messages in a mailbox: parsed in this process
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    meta: Meta
+    raw: bytes
 
 
 @dataclass
@@ -64,8 +74,9 @@ def _begin(tx: MailTxn, floor: int) -> None:
 
 class _Run:
     def __init__(self, store: Store, account: int, src: Source, *, patterns: list[str],
-                 dry_run: bool, progress: Progress | None, merge: bool) -> None:
+                 dry_run: bool, progress: Progress | None, merge: bool, workers: int) -> None:
         self.store, self.a, self.src = store, account, src
+        self.workers = workers
         self.patterns, self.dry_run, self.progress, self.merge = patterns, dry_run, progress, merge
         self.res = MigrationResult()
 
@@ -338,39 +349,79 @@ class _Run:
 
     def _copy(self, b: SourceMailbox, m: int, status: Status, condstore: bool, floor: int,
               uids: list[int]) -> None:
-        """New messages, in UID order, a group per transaction."""
+        """New messages in UID order: fetched here, parsed in the importer's parsing
+        processes (importer_run), committed a group per transaction by its writer thread
+        while the next ones are fetched.  A group is all or nothing; a failed group
+        stops the mailbox there, and a rerun resumes at its first UID."""
         if not uids:
             return
         metas = sorted(self.src.meta(uids), key=lambda x: x.uid)
-        for group in self.src.bodies(metas):
-            try:
-                self._write_group(m, group, status, condstore, floor)
-            except errors.DomainError:
-                for one in group:  # find the message the store refuses; keep the others
-                    try:
-                        self._write_group(m, [one], status, condstore, floor)
-                    except errors.DomainError as e:
-                        self.fail(f"{b.name} UID {one[0].uid}: {e.message or type(e).__name__}")
-            if self.progress is not None:
-                self.progress(len(group))
+        workers = self.workers if len(metas) >= PARALLEL_FROM else 0
 
-    def _write_group(self, m: int, group: list[tuple[Meta, bytes]], status: Status,
-                     condstore: bool, floor: int) -> None:
-        parsed = [(meta, raw, prepare(raw, meta.flags, meta.received)) for meta, raw in group]
+        def fetched() -> Any:
+            for group in self.src.bodies(metas):
+                for meta, raw in group:
+                    yield _Fetched(meta, raw), None
 
+        writer = _Writer(self.store, self.a)
+        batch: list[tuple[Meta, Any]] = []
+        nbytes = 0
+
+        def collect() -> None:
+            for items, merged in writer.completed():
+                self.res.merged += merged
+                self.res.messages += len(items)
+                self.res.bytes += sum(len(p.raw) for _meta, p in items)
+                if self.progress is not None:
+                    self.progress(len(items))
+
+        def flush() -> None:
+            nonlocal batch, nbytes
+            items, batch, nbytes = batch, [], 0
+            writer.submit(self._group_writer(m, items, status, condstore, floor), items)
+            collect()
+
+        try:
+            for (f, _key), parsed in _parsed(fetched(), workers, collect):
+                if writer.error is not None:
+                    break
+                if parsed is None:
+                    self.fail(f"{b.name} UID {f.meta.uid}: larger than {MAX_MESSAGE} bytes; not copied")
+                    continue
+                fields, enc, digest = parsed
+                p = prepare(f.raw, f.meta.flags, f.meta.received, summary=fields, encoded=enc, digest=digest)
+                batch.append((f.meta, p))
+                nbytes += len(f.raw)
+                if len(batch) >= BATCH_MESSAGES or nbytes >= BATCH_BYTES:
+                    flush()
+            if batch and writer.error is None:
+                flush()
+        finally:
+            writer.close()
+        collect()
+        if writer.error is not None:
+            if isinstance(writer.error, errors.DomainError):
+                self.fail(f"{b.name}: {writer.error.message or type(writer.error).__name__}; "
+                          "the rest of this mailbox is not copied (a rerun retries)")
+            else:
+                raise writer.error
+
+    def _group_writer(self, m: int, group: list[tuple[Meta, Any]], status: Status,
+                      condstore: bool, floor: int) -> Callable[[MailTxn], int]:
         def write(tx: MailTxn) -> int:
             merged = 0
-            _begin(tx, max([status.hms] + [meta.modseq for meta, _r, _p in parsed]))
+            _begin(tx, max([status.hms] + [meta.modseq for meta, _p in group]))
             before = int(tx.require_mailbox(m)["hms"])
             top = 0
-            for meta, raw, p in parsed:
-                e = self._merge_target(tx, m, raw, p) if self.merge else None
+            for meta, p in group:
+                e = self._merge_target(tx, m, p) if self.merge else None
                 if e is not None:
                     tx.add_membership_as(e, m, meta.uid, deleted=p.deleted)
                     merged += 1
                 else:
                     e, _ = tx.create_email(p.raw, p.summary, [m], p.keywords, p.received,
-                                           deleted=p.deleted, at_uids={m: meta.uid})
+                                           deleted=p.deleted, at_uids={m: meta.uid},
+                                           encoded=p.encoded, digest=p.digest)
                 if condstore:
                     s = max(meta.modseq, floor) or 1
                     tx.carry_modseq(e, m, s)
@@ -380,17 +431,15 @@ class _Run:
             self._mark(tx)
             return merged
 
-        self.res.merged += self.store.transact(self.a, write)
-        self.res.messages += len(parsed)
-        self.res.bytes += sum(len(raw) for _m, raw, _p in parsed)
+        return write
 
-    def _merge_target(self, tx: MailTxn, m: int, raw: bytes, p: Any) -> int | None:
+    def _merge_target(self, tx: MailTxn, m: int, p: Any) -> int | None:
         """An Email with the same Message-ID and bytes in another mailbox and the same
         keywords: this copy becomes one more membership of it (CONTRACT §2)."""
         mids = p.summary.get("message_id") or []
         if not isinstance(mids, list) or not mids or not isinstance(mids[0], str):
             return None
-        sha = hashlib.sha256(raw).hexdigest()
+        sha = p.digest.hex() if p.digest is not None else hashlib.sha256(p.raw).hexdigest()
         kws = _kw(p.keywords)
         for e in tx.emails_by_message_id(mids[0]):
             rec = tx.email(e)
@@ -419,10 +468,13 @@ class _DryRun(Exception):
 
 def migrate_account(store: Store, account: int, src: Source, *, patterns: list[str] | None = None,
                     dry_run: bool = False, progress: Progress | None = None,
-                    merge: bool = True) -> MigrationResult:
-    """Bring ``account`` up to date with the source; see the module docstring."""
+                    merge: bool = True, workers: int | None = None) -> MigrationResult:
+    """Bring ``account`` up to date with the source; see the module docstring.
+    ``workers``: parsing processes (default: one per CPU, at most 4; 0: parse here)."""
+    if workers is None:
+        workers = max(1, min(os.cpu_count() or 1, 4))
     run = _Run(store, account, src, patterns=list(patterns or []), dry_run=dry_run,
-               progress=progress, merge=merge)
+               progress=progress, merge=merge, workers=workers)
     boxes = [b for b in src.mailboxes() if selected(list(b.path), run.patterns)]
     statuses = {b.name: src.status(b.name) for b in boxes if b.selectable}
     try:
