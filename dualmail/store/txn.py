@@ -994,19 +994,19 @@ class MailTxn(ReadView):
         self._visibility_changed(e, rec, was, jmap_mailbox_ids(rec))
         return True
 
-    def add_membership(self, e: int, m: int) -> int:
-        """Put Email ``e`` into mailbox ``m`` with a new UID (IMAP COPY/MOVE, JMAP mailboxIds)."""
+    def add_membership(self, e: int, m: int, *, at_uid: int | None = None, deleted: bool = False) -> int:
+        """Put Email ``e`` into mailbox ``m`` with a new UID (IMAP COPY/MOVE, JMAP mailboxIds).
+
+        Migration (``add_membership_as``): ``at_uid`` is the source's UID (``place_uid``)
+        and ``deleted`` this membership's own ``\\Deleted``."""
         rec = self.require_email(e)
         self.require_mailbox(m)
         mk = str(m)
         if mk in rec["mbx"]:
             raise errors.AlreadyExistsError("the email is already in that mailbox")
         was = jmap_mailbox_ids(rec)
-        u = self._allocate_uid(m)
-        rec["mbx"][mk] = [u, 0, self.modseq]
-        self.w.put("uid", K.uid(self.a, m, u), K.u64(e))
-        self._set_membership_modseq(m, u, None)
-        self._apply(m, int(rec["thread"]), None, _contrib(rec, mk))
+        u = self._allocate_uid(m) if at_uid is None else self.place_uid(m, at_uid)
+        self._insert_membership(e, rec, m, u, deleted)
         self._put_email(e, rec)
         self._visibility_changed(e, rec, was, jmap_mailbox_ids(rec))
         return u
@@ -1230,17 +1230,7 @@ class MailTxn(ReadView):
     def add_membership_as(self, e: int, m: int, u: int, *, deleted: bool = False) -> int:
         """``add_membership`` at the source's UID ``u`` (see ``place_uid``), with this
         membership's own ``\\Deleted`` (one source message found in several mailboxes)."""
-        rec = self.require_email(e)
-        self.require_mailbox(m)
-        mk = str(m)
-        if mk in rec["mbx"]:
-            raise errors.AlreadyExistsError("the email is already in that mailbox")
-        was = jmap_mailbox_ids(rec)
-        u = self.place_uid(m, u)
-        self._insert_membership(e, rec, m, u, deleted)
-        self._put_email(e, rec)
-        self._visibility_changed(e, rec, was, jmap_mailbox_ids(rec))
-        return u
+        return self.add_membership(e, m, at_uid=u, deleted=deleted)
 
     def _insert_membership(self, e: int, rec: dict[str, Any], m: int, u: int, deleted: bool) -> None:
         mk = str(m)
