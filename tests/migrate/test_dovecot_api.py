@@ -218,3 +218,64 @@ def test_cli_dry_run_writes_nothing_and_bad_input_is_refused(tmp_path, dovecot, 
             assert (r2.highest_modseq, sorted(m["name"] for m in r2.mailboxes())) == before
     finally:
         s2.close()
+
+
+def test_merged_copy_whose_flags_change_on_the_source_gets_its_own_email(dovecot, store):
+    from datetime import datetime, timezone
+
+    c = dovecot.client()
+    c.create_folder("A")
+    c.create_folder("B")
+    raw = b"Message-ID: <same@x>\r\nSubject: twice\r\n\r\nbody\r\n"
+    when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    for box in ("A", "B"):
+        c.append(box, raw, [b"\\Seen"], when)
+    a = store.account_id("bob@example.org")
+    src = _source(dovecot)
+    res = migrate_account(store, a, src)
+    assert res.merged == 1
+    with store.read(a) as r:
+        ma, mb = r.mailbox_by_path(["A"]), r.mailbox_by_path(["B"])
+        e = r.email_at(ma, 1)
+        assert r.email_at(mb, 1) == e and sorted(r.email(e)["mbx"]) == sorted([str(ma), str(mb)])
+    c.select_folder("A")
+    c.add_flags([1], [b"\\Flagged"])
+    res = migrate_account(store, a, src)
+    assert res.flags == 1 and not res.failures
+    with store.read(a) as r:
+        ea, eb = r.email_at(ma, 1), r.email_at(mb, 1)
+        assert ea != eb and eb == e
+        assert r.email(ea)["kw"] == ["$flagged", "$seen"] and r.email(eb)["kw"] == ["$seen"]
+        assert r.raw_message(ea) == raw == r.raw_message(eb)
+    src.close()
+    c.logout()
+    _ok(store, "bob@example.org")
+
+
+def test_safety_rule_rename_and_delete_on_the_dualmail_side(dovecot, store):
+    from datetime import datetime, timezone
+
+    c = dovecot.client()
+    for box in ("Keep", "Moved", "Gone"):
+        c.create_folder(box)
+        c.append(box, f"Subject: {box}\r\n\r\nx\r\n".encode(), [], datetime.now(timezone.utc))
+    a = store.account_id("bob@example.org")
+    src = _source(dovecot)
+    assert not migrate_account(store, a, src).failures
+    with store.write(a) as tx:
+        tx.update_mailbox(tx.mailbox_by_path(["Moved"]), name="Renamed here")
+        tx.delete_mailbox(tx.mailbox_by_path(["Gone"]), remove_emails=True)
+    for box in ("Keep", "Moved", "Gone"):
+        c.append(box, b"Subject: later\r\n\r\ny\r\n", [], datetime.now(timezone.utc))
+    res = migrate_account(store, a, src)
+    assert sorted(res.failures) == [
+        "Gone: deleted in dualmail since the last run; not re-created",
+        "Renamed here: renamed in dualmail since the last run (was Moved); not synced",
+    ]
+    with store.read(a) as r:
+        assert r.mailbox_by_path(["Gone"]) is None and r.mailbox_by_path(["Moved"]) is None
+        assert r.mailbox(r.mailbox_by_path(["Renamed here"]))["counts"]["msgs"] == 1
+        assert r.mailbox(r.mailbox_by_path(["Keep"]))["counts"]["msgs"] == 2  # the others go on
+    src.close()
+    c.logout()
+    _ok(store, "bob@example.org")
