@@ -244,7 +244,10 @@ class _Run:
 
     # -- one mailbox ------------------------------------------------------------------
 
-    def mailbox(self, b: SourceMailbox, m: int) -> None:
+    def mailbox(self, b: SourceMailbox, m: int, listed: Status) -> None:
+        """``listed``: the STATUS taken before the tree was synced; when it equals what
+        the last run left, the mailbox is not even selected (a SELECT of a large
+        mailbox costs the source time)."""
         src = self.src
         with self.store.read(self.a) as r:
             rec = r.require_mailbox(m)
@@ -252,15 +255,22 @@ class _Run:
             local_next = int(rec["uidnext"])
             local_msgs = int(rec["counts"]["msgs"])
             hms_before = int(rec["hms"])
+        done = bool(st.get("done"))
+        prev = int(st.get("shms", 0))
+
+        def unchanged(s: Status) -> bool:
+            return done and src.condstore and s.hms > 0 and s.hms == prev and s.uidnext <= local_next \
+                and s.messages == local_msgs and s.uidvalidity == int(st.get("uv", 0))
+
+        if unchanged(listed):
+            self.res.unchanged += 1
+            return
         status = src.examine(b.name)
         if status.uidvalidity != int(st.get("uv", 0)):
             self.fail(f"{b.name}: UIDVALIDITY changed on the source during the run; rerun")
             return
-        done = bool(st.get("done"))
-        prev = int(st.get("shms", 0))
         condstore = src.condstore and status.hms > 0
-        if done and condstore and status.hms == prev and status.uidnext <= local_next \
-                and status.messages == local_msgs:
+        if unchanged(status):
             self.res.unchanged += 1
             return
         floor = hms_before + 1 if done else 0
@@ -494,5 +504,5 @@ def migrate_account(store: Store, account: int, src: Source, *, patterns: list[s
     for b in boxes:
         m = plan.get(b.name)
         if m is not None:
-            run.mailbox(b, m)
+            run.mailbox(b, m, statuses[b.name])
     return run.res
