@@ -79,7 +79,10 @@ class Source:
         self.c.login(url.login, password)
         caps = {_s(c).upper() for c in self.c.capabilities()}
         self.condstore = "CONDSTORE" in caps or "QRESYNC" in caps
-        if self.condstore and "ENABLE" in caps:
+        self.qresync = "QRESYNC" in caps and "ENABLE" in caps
+        if self.qresync:
+            self.c.enable("QRESYNC")  # implies CONDSTORE (RFC 7162 §3.2.3)
+        elif self.condstore and "ENABLE" in caps:
             self.c.enable("CONDSTORE")
         self._selected: str | None = None
 
@@ -122,6 +125,31 @@ class Source:
     def changed_since(self, modseq: int) -> list[int]:
         """UIDs whose MODSEQ is above ``modseq`` (CONDSTORE SEARCH MODSEQ)."""
         return sorted(self.c.search(["MODSEQ", str(modseq + 1)]))
+
+    def changes_since(self, modseq: int) -> tuple[list[Meta], list[int]]:
+        """QRESYNC (RFC 7162 §3.2.6): ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)``
+        in the selected mailbox: the messages changed since ``modseq`` (flags, MODSEQ)
+        and the UIDs expunged since; O(changes) on the source too."""
+        from imapclient.response_parser import parse_fetch_response
+
+        imap = self.c._imap
+        imap.untagged_responses.pop("VANISHED", None)
+        typ, data = imap.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {int(modseq)} VANISHED)")
+        if typ != "OK":
+            raise OSError(f"FETCH CHANGEDSINCE failed: {data!r}")
+        vanished: list[int] = []
+        for v in imap.untagged_responses.pop("VANISHED", []) or []:
+            text = _s(v).replace("(EARLIER)", "").strip()
+            vanished += _uid_set(text)
+        metas = []
+        items = [d for d in data if d is not None]
+        for u, d in parse_fetch_response(items, False, True).items():
+            if b"FLAGS" not in d:
+                continue
+            ms = d.get(b"MODSEQ") or (0,)
+            metas.append(Meta(int(u), tuple(_s(f) for f in d[b"FLAGS"]), 0, 0, int(ms[0])))
+        metas.sort(key=lambda x: x.uid)
+        return metas, sorted(set(vanished))
 
     def meta(self, uids: list[int], *, with_date: bool = True) -> Iterator[Meta]:
         items = (FETCH_META if with_date else ["FLAGS"]) + (["MODSEQ"] if self.condstore else [])
@@ -168,3 +196,19 @@ class Source:
                 got[int(found.group(1))] = bytes(raw)
         # expunged meanwhile: left out, the next run sees it gone
         return [(m, got[m.uid]) for m in group if m.uid in got]
+
+
+def _uid_set(text: str) -> list[int]:
+    """``1:3,7`` -> [1, 2, 3, 7] (a VANISHED UID set; ranges bounded by the mailbox)."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition(":")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            continue
+        a, b = int(lo), int(hi or lo)
+        if a > b:
+            a, b = b, a
+        if b - a > 10_000_000:
+            raise OSError(f"VANISHED range too large: {part}")
+        out.extend(range(a, b + 1))
+    return out

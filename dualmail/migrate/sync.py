@@ -296,16 +296,23 @@ class _Run:
             return
         src = self.src
         gone: list[int] = []
-        if status.messages - new != local_msgs:
-            present = set(src.all_uids())
+        if condstore and src.qresync and prev:
+            # one command: what changed and what vanished since the last run
+            metas, vanished = src.changes_since(prev)
+            metas = [x for x in metas if x.uid < local_next]
             with self.store.read(self.a) as r:
-                gone = [u for u in r.uids(m) if u not in present]
-        if condstore:
-            changed = [u for u in src.changed_since(prev) if u < local_next]
+                gone = [u for u in vanished if u < local_next and r.email_at(m, u) is not None]
         else:
-            with self.store.read(self.a) as r:
-                changed = list(r.uids(m))
-        metas = list(src.meta(changed, with_date=False)) if changed else []
+            if status.messages - new != local_msgs:
+                present = set(src.all_uids())
+                with self.store.read(self.a) as r:
+                    gone = [u for u in r.uids(m) if u not in present]
+            if condstore:
+                changed = [u for u in src.changed_since(prev) if u < local_next]
+            else:
+                with self.store.read(self.a) as r:
+                    changed = list(r.uids(m))
+            metas = list(src.meta(changed, with_date=False)) if changed else []
         if not gone and not metas:
             return
         carried = [max(x.modseq, floor) for x in metas] + [max(status.hms, floor)]

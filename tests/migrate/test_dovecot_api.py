@@ -279,3 +279,29 @@ def test_safety_rule_rename_and_delete_on_the_dualmail_side(dovecot, store):
     src.close()
     c.logout()
     _ok(store, "bob@example.org")
+
+
+def test_condstore_without_qresync_finds_changes_by_search_modseq(dovecot, store):
+    c = dovecot.client()
+    seed.seed(c, 60)
+    a = store.account_id("bob@example.org")
+    src = _source(dovecot)
+    src.qresync = False  # as a server with CONDSTORE only: SEARCH MODSEQ, counts for expunges
+    assert not migrate_account(store, a, src).failures
+    c.select_folder("Junk")
+    uids = c.search(["ALL"])
+    c.add_flags(uids[:2], [b"Later"])
+    c.delete_messages(uids[2:3])
+    c.expunge(uids[2:3])
+    res = migrate_account(store, a, src)
+    assert (res.flags, res.expunges, res.messages, res.failures) == (2, 1, 0, [])
+    want = snapshot(c, ".", bodies=False)
+    src.close()
+    c.logout()
+    with store.read(a) as r:
+        m = r.mailbox_by_path(["Junk"])
+        assert list(r.uids(m)) == sorted(want["Junk"].messages)
+        assert r.mailbox(m)["hms"] == want["Junk"].hms
+        for u, (_b, _f, _d, ms) in want["Junk"].messages.items():
+            assert r.email(r.email_at(m, u))["mbx"][str(m)][2] == ms  # MODSEQ carried
+    _ok(store, "bob@example.org")
