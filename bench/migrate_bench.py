@@ -35,6 +35,34 @@ from tests.dovecot_util import Dovecot  # noqa: E402
 USER, PW = "bench@example.org", "bench"
 
 
+class SourceTimer:
+    """Time spent waiting on the source (Dovecot's work and the network) in a run."""
+
+    METHODS = ("mailboxes", "status", "examine", "uids_from", "all_uids", "changed_since",
+               "changes_since", "_bodies")
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        for name in self.METHODS:
+            real = getattr(Source, name)
+            setattr(Source, name, self._wrap(name, real))
+
+    def _wrap(self, name, real):
+        def timed(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return real(*a, **kw)
+            finally:
+                self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - t
+        return timed
+
+    def take(self) -> str:
+        out = ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.spent.items(), key=lambda x: -x[1]) if v >= 0.005)
+        total = sum(self.spent.values())
+        self.spent.clear()
+        return f"{total:.2f} s waiting on the source ({out})"
+
+
 def run(n: int, workdir: str) -> dict[str, float]:
     dv = Dovecot(os.path.join(workdir, f"dovecot-{n}"), {USER: PW})
     try:
@@ -59,12 +87,14 @@ def run(n: int, workdir: str) -> dict[str, float]:
         store = open_store(data)
         a = store.create_account("alice@example.org", "x")
         src = Source(parse_url(dv.url()), PW)
+        timer = SourceTimer()
         t = time.perf_counter()
         res = migrate_account(store, a, src)
         full = time.perf_counter() - t
         assert not res.failures, res.failures
         print(f"  full migration: {res.messages} messages, {res.bytes / 1e6:.1f} MB in {full:.1f} s: "
-              f"{res.messages / full:.0f} msg/s, {res.bytes / 1e6 / full:.1f} MB/s", flush=True)
+              f"{res.messages / full:.0f} msg/s, {res.bytes / 1e6 / full:.1f} MB/s; {timer.take()}",
+              flush=True)
         # 10 changes on Dovecot
         c.select_folder("INBOX")
         uids = c.search(["ALL"])
@@ -74,15 +104,17 @@ def run(n: int, workdir: str) -> dict[str, float]:
         for i in range(4):
             c.append("INBOX", f"Subject: new {i}\r\nMessage-ID: <b{i}@x>\r\n\r\nx\r\n".encode(), [],
                      datetime.now(timezone.utc))
+        timer.take()
         t = time.perf_counter()
         res2 = migrate_account(store, a, src)
         incr = time.perf_counter() - t
         assert not res2.failures and res2.messages == 4 and res2.expunges == 2, res2.summary_line()
-        print(f"  rerun after 10 changes: {incr:.2f} s ({res2.summary_line()})", flush=True)
+        print(f"  rerun after 10 changes: {incr:.2f} s, of which {timer.take()}; {res2.summary_line()}",
+              flush=True)
         t = time.perf_counter()
         res3 = migrate_account(store, a, src)
         idle = time.perf_counter() - t
-        print(f"  rerun with no change: {idle:.2f} s", flush=True)
+        print(f"  rerun with no change: {idle:.2f} s, of which {timer.take()}", flush=True)
         src.close()
         c.logout()
         store.close()
