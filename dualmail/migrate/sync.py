@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass, field
+from queue import Empty, Full, Queue
 from typing import Any, Callable
 
 from ..importer_run import BATCH_BYTES, MAX_MESSAGE, _parsed, _Writer
@@ -376,7 +378,7 @@ class _Run:
         workers = self.workers if len(metas) >= PARALLEL_FROM else 0
 
         def fetched() -> Any:
-            for group in self.src.bodies(metas):
+            for group in _prefetched(self.src.bodies(metas)):
                 for meta, raw in group:
                     yield _Fetched(meta, raw), None
 
@@ -475,6 +477,49 @@ class _Run:
             if st is not None:
                 st["dhms"] = int(tx.require_mailbox(mm)["hms"])
                 tx.set_migration_state(mm, st)
+
+
+def _prefetched(groups: Any, depth: int = 2) -> Any:
+    """The source's groups of bodies read on a thread of its own, ``depth`` ahead: the
+    wait for the source (its disk, the network) overlaps the parsing and writing.  Only
+    that thread uses the connection until the groups are all read (or one failed: its
+    error is raised here, in order)."""
+    q: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for g in groups:
+                while not stop.is_set():
+                    try:
+                        q.put(("g", g), timeout=0.5)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as e:  # handed to the consumer
+            q.put(("err", e))
+
+    t = threading.Thread(target=run, name="dualmail-migrate-fetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "err":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get(timeout=0.1)
+            except Empty:
+                pass
+        t.join()
 
 
 class _DryRun(Exception):
