@@ -305,3 +305,17 @@ def test_condstore_without_qresync_finds_changes_by_search_modseq(dovecot, store
         for u, (_b, _f, _d, ms) in want["Junk"].messages.items():
             assert r.email(r.email_at(m, u))["mbx"][str(m)][2] == ms  # MODSEQ carried
     _ok(store, "bob@example.org")
+
+
+def test_mailbox_patterns_limit_the_run(dovecot, store):
+    c = dovecot.client()
+    seed.seed(c, 40)
+    c.logout()
+    a = store.account_id("bob@example.org")
+    src = _source(dovecot)
+    res = migrate_account(store, a, src, patterns=["Archive"])
+    src.close()
+    assert not res.failures and res.mailboxes == 3
+    with store.read(a) as r:
+        migrated = sorted("/".join(r.mailbox_path(int(b["id"]))) for b in r.mailboxes() if b.get("migrated"))
+    assert migrated == ["Archive", "Archive/2023", "Archive/2023/Q1"]
