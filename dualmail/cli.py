@@ -162,6 +162,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             jobs = [Job(args.target[0], url, pw)]
     except (SourceURLError, MappingError, OSError) as e:
         raise CliError(str(e)) from None
+    ctx = None
+    if args.tls_ca:
+        import ssl
+
+        try:
+            ctx = ssl.create_default_context(cafile=args.tls_ca)
+        except (OSError, ssl.SSLError) as e:
+            raise CliError(f"{args.tls_ca}: {e}") from None
     with _opened(args) as store:
         for j in jobs:
             store.require_account(j.address)
@@ -169,7 +177,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         try:
             results = run_jobs(store, jobs, parallel=args.parallel,
                                progress=(bar.update if bar is not None else None),
-                               starttls=args.starttls, patterns=args.mailbox or [],
+                               starttls=args.starttls, ssl_context=ctx, patterns=args.mailbox or [],
                                dry_run=args.dry_run, merge=not args.no_merge)
         finally:
             if bar is not None:
@@ -245,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ADDRESS imap[s]://LOGIN@HOST[:PORT], or with --mapping only imap[s]://HOST[:PORT]")
     g.add_argument("--password-file", help="the source password's file (first line; default: stdin or prompt)")
     g.add_argument("--starttls", action="store_true", help="STARTTLS on imap://")
+    g.add_argument("--tls-ca", metavar="FILE", help="CA certificates (PEM) to verify the source with (default: the system's)")
     g.add_argument("--mailbox", action="append", metavar="PATTERN",
                    help="only source mailboxes matching (shell pattern on the /-separated name; repeatable)")
     g.add_argument("--dry-run", action="store_true", help="report what would be copied; write nothing")

@@ -45,7 +45,9 @@ def free_port() -> int:
 
 class Dovecot:
     def __init__(self, root: str, users: dict[str, str], *, mail_location: str | None = None,
-                 special_use: bool = True) -> None:
+                 special_use: bool = True, tls: tuple[str, str] | None = None) -> None:
+        """``tls``: (key.pem, cert.pem): STARTTLS on the IMAP port and implicit TLS on
+        ``self.imaps_port``."""
         require_dovecot()
         # Dovecot never runs mail processes as root: as root the mail user is "nobody",
         # and everything it reads lives in a directory of its own that it can reach
@@ -62,6 +64,7 @@ class Dovecot:
         self.root = str(root)
         self.users = dict(users)
         self.port = free_port()
+        self.imaps_port = free_port() if tls else 0
         self.host = "127.0.0.1"
         os.makedirs(self.root, exist_ok=True)
         for d in ("run", "state", "mail", "home"):
@@ -80,6 +83,12 @@ class Dovecot:
             for u, pw in self.users.items():
                 f.write(f"{u}:{{PLAIN}}{pw}::::\n")
         location = mail_location or f"maildir:{self.root}/mail/%u"
+        ssl_conf = "ssl = no"
+        if tls:
+            for i, src in enumerate(tls):
+                dst = os.path.join(self.root, ("key.pem", "cert.pem")[i])
+                shutil.copyfile(src, dst)
+            ssl_conf = f"ssl = yes\nssl_key = <{self.root}/key.pem\nssl_cert = <{self.root}/cert.pem"
         mailboxes = ""
         if special_use:
             mailboxes = """
@@ -103,7 +112,7 @@ state_dir = {self.root}/state
 instance_name = dovecot-{self.port}
 listen = 127.0.0.1
 protocols = imap
-ssl = no
+{ssl_conf}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = {self.log}
@@ -132,7 +141,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.imaps_port}
   }}
 }}
 service anvil {{

@@ -319,3 +319,34 @@ def test_mailbox_patterns_limit_the_run(dovecot, store):
     with store.read(a) as r:
         migrated = sorted("/".join(r.mailbox_path(int(b["id"]))) for b in r.mailboxes() if b.get("migrated"))
     assert migrated == ["Archive", "Archive/2023", "Archive/2023/Q1"]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "imaps"])
+def test_tls_to_the_source_with_its_ca(tmp_path, mode):
+    import subprocess
+    import sys
+
+    from tests.conftest import write_tls_files
+
+    key, cert, ca = write_tls_files(tmp_path)
+    dv = Dovecot(str(tmp_path / "dv"), {"bob@example.org": "pw-bob"}, tls=(str(key), str(cert)))
+    try:
+        c = dv.client()
+        c.append("INBOX", b"Subject: over TLS\r\n\r\nx\r\n")
+        c.logout()
+        data = str(tmp_path / "data")
+        s = open_store(data, sync=False)
+        s.create_account("bob@example.org", "x")
+        s.close()
+        (tmp_path / "pw").write_text("pw-bob\n")
+        url = f"imap://bob%40example.org@127.0.0.1:{dv.port}" if mode == "starttls" \
+            else f"imaps://bob%40example.org@127.0.0.1:{dv.imaps_port}"
+        args = [sys.executable, "-m", "dualmail.cli", "--data", data, "migrate", "bob@example.org", url,
+                "--password-file", str(tmp_path / "pw")] + (["--starttls"] if mode == "starttls" else [])
+        # without the CA the certificate is refused, and nothing is copied
+        r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in r.stdout, r.stdout + r.stderr
+        r = subprocess.run(args + ["--tls-ca", str(ca)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "messages 1 " in r.stdout, r.stdout + r.stderr
+    finally:
+        dv.stop()
