@@ -159,3 +159,85 @@ def test_carried_expunge_tombstone(store, account):
         assert r.expunged_since(m, 30) == []
         assert r.email(e) is None
     _ok(store, account)
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+OPS = st.lists(st.tuples(st.sampled_from(["new", "merge", "flags", "split", "expunge", "uidnext", "native"]),
+                         st.integers(0, 3), st.integers(1, 5), st.integers(0, 7)), min_size=1, max_size=25)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_random_migration_writes_keep_the_store_consistent(tmp_path_factory, ops):
+    """Any sequence of migration writes (and ordinary ones between them) leaves counters
+    and indexes equal to a recount (store/check.py), UIDs ascending and never reused,
+    HIGHESTMODSEQ never lower than before, the account counter above every modseq."""
+    from dualmail.store.store import open_store
+
+    store = open_store(str(tmp_path_factory.mktemp("s")), sync=False)
+    a = store.create_account("p@x", "pw")
+    src_modseq = 10
+    with store.write(a) as tx:
+        tx.raise_modseq(src_modseq)
+        boxes = [tx.create_mailbox_as(f"B{i}", uidvalidity=100 + i) for i in range(2)]
+    used: dict[int, set[int]] = {m: set() for m in boxes}
+    hms_seen = {m: 0 for m in boxes}
+    n = 0
+    for op, which, step, flag in ops:
+        m = boxes[which % 2]
+        src_modseq += step
+        try:
+            with store.write(a) as tx:
+                tx.raise_modseq(src_modseq)
+                rec = tx.require_mailbox(m)
+                live = [e for _u, e in tx.uid_items(m)]
+                if op == "new":
+                    u = int(rec["uidnext"]) + flag
+                    n += 1
+                    raw = f"Message-ID: <{n}@x>\r\n\r\n{n}\r\n".encode()
+                    e, _ = tx.create_email(raw, summary(f"{n}@x"), [m], ["$seen"] if flag % 2 else [],
+                                           1000, deleted=flag == 3, at_uids={m: u})
+                    tx.carry_modseq(e, m, src_modseq)
+                    used[m].add(u)
+                elif op == "merge":
+                    other = boxes[(which + 1) % 2]
+                    cand = [e for _u, e in tx.uid_items(other) if str(m) not in tx.email(e)["mbx"]]
+                    if not cand:
+                        continue
+                    u = int(rec["uidnext"]) + flag
+                    tx.add_membership_as(cand[0], m, u, deleted=flag == 3)
+                    tx.carry_modseq(cand[0], m, src_modseq)
+                    used[m].add(u)
+                elif op == "flags" and live:
+                    e = live[flag % len(live)]
+                    tx.set_keywords(e, ["$flagged"] if flag % 2 else [])
+                    for mk in tx.email(e)["mbx"]:
+                        tx.carry_modseq(e, int(mk), src_modseq)
+                elif op == "split" and live:
+                    e = live[flag % len(live)]
+                    if len(tx.email(e)["mbx"]) > 1:
+                        e2 = tx.split_membership(e, m, ["$answered"])
+                        tx.carry_modseq(e2, m, src_modseq)
+                elif op == "expunge" and live:
+                    tx.carry_expunge(live[flag % len(live)], m, src_modseq)
+                elif op == "uidnext":
+                    tx.raise_uidnext(m, int(rec["uidnext"]) + flag)
+                elif op == "native" and live:
+                    tx.set_deleted(live[flag % len(live)], m, bool(flag % 2))
+                    continue  # an ordinary write: its own modseq, no carrying
+                for mm in tx.touched_mailboxes:  # the mailbox now shows the source's HIGHESTMODSEQ
+                    tx.carry_highest_modseq(mm, max(hms_seen[mm], src_modseq))
+        finally:
+            with store.read(a) as r:
+                assert verify(r) == []
+                top = r.highest_modseq
+                for mm in boxes:
+                    box = r.mailbox(mm)
+                    assert box["hms"] >= hms_seen[mm]
+                    hms_seen[mm] = box["hms"]
+                    uids = list(r.uids(mm))
+                    assert uids == sorted(uids) and set(uids) <= used[mm]
+                    assert all(u < box["uidnext"] for u in used[mm])
+                    assert all(ms <= top for _u, ms in r.changed_since(mm, 0))
+    store.close()
