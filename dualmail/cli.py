@@ -144,6 +144,66 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if not result.failed else EXIT_FAIL
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Copy accounts from a live IMAP server, keeping UIDs (docs/operating.md)."""
+    from .migrate.mapping import Job, MappingError, parse_server, read_mapping, read_password_file, run_jobs
+    from .migrate.names import SourceURLError, parse_url
+
+    try:
+        if args.mapping:
+            if len(args.target) != 1:
+                raise CliError("with --mapping give only the server: imap[s]://HOST[:PORT]")
+            jobs = read_mapping(args.mapping, parse_server(args.target[0]))
+        else:
+            if len(args.target) != 2:
+                raise CliError("usage: dualmail migrate ADDRESS imap[s]://LOGIN@HOST[:PORT]")
+            url = parse_url(args.target[1])
+            pw = read_password_file(args.password_file) if args.password_file else _read_password(confirm=False)
+            jobs = [Job(args.target[0], url, pw)]
+    except (SourceURLError, MappingError, OSError) as e:
+        raise CliError(str(e)) from None
+    ctx = None
+    if args.tls_ca:
+        import ssl
+
+        try:
+            ctx = ssl.create_default_context(cafile=args.tls_ca)
+        except (OSError, ssl.SSLError) as e:
+            raise CliError(f"{args.tls_ca}: {e}") from None
+    with _opened(args) as store:
+        for j in jobs:
+            store.require_account(j.address)
+        bar = _progress(None, sys.stderr.isatty() and not args.quiet)
+        try:
+            results = run_jobs(store, jobs, parallel=args.parallel,
+                               progress=(bar.update if bar is not None else None),
+                               starttls=args.starttls, ssl_context=ctx, patterns=args.mailbox or [],
+                               dry_run=args.dry_run, merge=not args.no_merge)
+        finally:
+            if bar is not None:
+                bar.close()
+    failed = 0
+    for res in results:
+        print(("would copy: " if args.dry_run else "") + res.summary_line())
+        for f in res.failures:
+            print(f"  failed: {f}")
+        failed += len(res.failures)
+    return EXIT_FAIL if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .migrate.export import ExportError, export_account
+
+    with _opened(args) as store:
+        a = store.require_account(args.address)
+        try:
+            res = export_account(store, a, args.dir)
+        except (ExportError, OSError) as e:
+            raise CliError(str(e)) from None
+    print(res.summary_line())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dualmail", description="Manage a dualmail store.")
     p.add_argument("--data", help="data directory (default: $DUALMAIL_DATA or ./dualmail-data)")
@@ -187,6 +247,27 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--workers", type=int, default=None, help="parsing processes besides the writer (default: one per CPU, at most 4; 0: parse in the writer)")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
     i.set_defaults(func=cmd_import)
+
+    g = sub.add_parser("migrate", help="copy accounts from a live IMAP server, keeping UIDs (rerun to update)")
+    g.add_argument("target", nargs="+", metavar="ADDRESS URL",
+                   help="ADDRESS imap[s]://LOGIN@HOST[:PORT], or with --mapping only imap[s]://HOST[:PORT]")
+    g.add_argument("--password-file", help="the source password's file (first line; default: stdin or prompt)")
+    g.add_argument("--starttls", action="store_true", help="STARTTLS on imap://")
+    g.add_argument("--tls-ca", metavar="FILE", help="CA certificates (PEM) to verify the source with (default: the system's)")
+    g.add_argument("--mailbox", action="append", metavar="PATTERN",
+                   help="only source mailboxes matching (shell pattern on the /-separated name; repeatable)")
+    g.add_argument("--dry-run", action="store_true", help="report what would be copied; write nothing")
+    g.add_argument("--mapping", metavar="CSV", help="many accounts: lines of address,source login,password file")
+    g.add_argument("--parallel", type=int, default=4, help="accounts at once with --mapping (default 4)")
+    g.add_argument("--no-merge", action="store_true",
+                   help="keep copies of one message in several mailboxes as separate Emails")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_migrate)
+
+    x = sub.add_parser("export", help="write an account as a Maildir++ tree (with dovecot-uidlist UIDs)")
+    x.add_argument("address")
+    x.add_argument("dir")
+    x.set_defaults(func=cmd_export)
     return p
 
 

@@ -226,6 +226,18 @@ class ReadView:
             return None
         return e
 
+    def emails_by_message_id(self, message_id: str) -> list[int]:
+        """Emails whose Message-ID, In-Reply-To or References name ``message_id`` (the
+        threading index); the caller compares what it needs (migration de-duplication)."""
+        p = K.msgref(self.a, message_id)
+        return [K.un64(k, len(p)) for k, _v in self.kv.range("msgref", p, prefix_end(p))]
+
+    def migration_state(self, m: int) -> dict[str, Any] | None:
+        """What ``dualmail migrate`` recorded about mailbox ``m`` (None: not migrated)."""
+        rec = self.mailbox(m)
+        st = rec.get("migrated") if rec else None
+        return dict(st) if isinstance(st, dict) else None
+
     def raw_message(self, e: int) -> bytes | None:
         rec = self.email(e)
         return None if rec is None else self.blob(rec["blob"])
@@ -441,6 +453,7 @@ class MailTxn(ReadView):
         self.w: KVWrite = kv
         self._acct = self.account()
         self._modseq: int | None = None
+        self._floor = 0  # raise_modseq: the modseq taken is above this
         self._p = _Pending()
         self._mbx_cache: dict[int, dict[str, Any]] = {}
         self._mbx_orig: dict[int, bytes] = {}
@@ -454,7 +467,7 @@ class MailTxn(ReadView):
     def modseq(self) -> int:
         """This transaction's modseq, taken at first use: exactly the next value."""
         if self._modseq is None:
-            self._modseq = int(self._acct["modseq"]) + 1
+            self._modseq = max(int(self._acct["modseq"]), self._floor) + 1
             if self._modseq >= 2**53:
                 raise errors.LimitError("modseq space exhausted")
         return self._modseq
@@ -883,12 +896,15 @@ class MailTxn(ReadView):
                      keywords: Iterable[str] = (), received: int = 0,
                      deleted: bool = False, blob_sha: str | None = None,
                      encoded: "EncodedSummary | None" = None,
-                     digest: bytes | None = None) -> tuple[int, dict[int, int]]:
+                     digest: bytes | None = None,
+                     at_uids: dict[int, int] | None = None) -> tuple[int, dict[int, int]]:
         """A new Email (APPEND, import, delivery, Email/set create): (email, {mailbox: uid}).
 
         ``encoded`` is ``encode_summary(summary)`` made ahead of time (the importer makes it
         in its parsing processes); then ``summary`` needs only the threading fields.
         ``digest`` is the SHA-256 of ``raw`` when already computed (there too).
+        ``at_uids``: the UID to give in each mailbox instead of its UIDNEXT (migration
+        only, see ``place_uid``).
         """
         mbxs = sorted(set(mailboxes))
         if not mbxs:
@@ -911,7 +927,7 @@ class MailTxn(ReadView):
         }
         uids: dict[int, int] = {}
         for m in mbxs:
-            u = self._allocate_uid(m)
+            u = self._allocate_uid(m) if at_uids is None else self.place_uid(m, at_uids[m])
             uids[m] = u
             rec["mbx"][str(m)] = [u, 1 if deleted else 0, self.modseq]
             self.w.put("uid", K.uid(self.a, m, u), K.u64(e))
@@ -978,19 +994,19 @@ class MailTxn(ReadView):
         self._visibility_changed(e, rec, was, jmap_mailbox_ids(rec))
         return True
 
-    def add_membership(self, e: int, m: int) -> int:
-        """Put Email ``e`` into mailbox ``m`` with a new UID (IMAP COPY/MOVE, JMAP mailboxIds)."""
+    def add_membership(self, e: int, m: int, *, at_uid: int | None = None, deleted: bool = False) -> int:
+        """Put Email ``e`` into mailbox ``m`` with a new UID (IMAP COPY/MOVE, JMAP mailboxIds).
+
+        Migration (``add_membership_as``): ``at_uid`` is the source's UID (``place_uid``)
+        and ``deleted`` this membership's own ``\\Deleted``."""
         rec = self.require_email(e)
         self.require_mailbox(m)
         mk = str(m)
         if mk in rec["mbx"]:
             raise errors.AlreadyExistsError("the email is already in that mailbox")
         was = jmap_mailbox_ids(rec)
-        u = self._allocate_uid(m)
-        rec["mbx"][mk] = [u, 0, self.modseq]
-        self.w.put("uid", K.uid(self.a, m, u), K.u64(e))
-        self._set_membership_modseq(m, u, None)
-        self._apply(m, int(rec["thread"]), None, _contrib(rec, mk))
+        u = self._allocate_uid(m) if at_uid is None else self.place_uid(m, at_uid)
+        self._insert_membership(e, rec, m, u, deleted)
         self._put_email(e, rec)
         self._visibility_changed(e, rec, was, jmap_mailbox_ids(rec))
         return u
@@ -1150,6 +1166,195 @@ class MailTxn(ReadView):
         first = int(rec.get("recent", 1))
         rec["recent"] = int(rec["uidnext"])
         return first
+
+    # -- migration from another IMAP server (dualmail.migrate) -------------------------
+    #
+    # An IMAP client moved from the old server keeps its cache only if each mailbox keeps
+    # its UIDVALIDITY and every message its UID, and (CONDSTORE/QRESYNC) if no MODSEQ it
+    # saw goes backwards.  The rule (docs/operating.md "Migration", CONTRACT §4 note):
+    # a migrating transaction first raises the account counter above every modseq the
+    # source has shown (``raise_modseq``), so it and every later write take modseqs above
+    # all carried ones; it then stamps messages with their source MODSEQ (``carry_modseq``)
+    # and the mailbox with the source's HIGHESTMODSEQ (``carry_highest_modseq``), which
+    # never goes below the mailbox's value before the transaction.  JMAP states stay the
+    # transactions' own modseqs.  UIDs stay strictly ascending and are never reused:
+    # ``place_uid`` refuses a UID below UIDNEXT.
+
+    def raise_modseq(self, floor: int) -> None:
+        """This transaction's modseq, when it takes one, is above ``floor`` (the source's
+        highest modseq): the account counter jumps there, so every later write is above
+        it too.  Must come before the transaction's first change (refused after one
+        whose modseq is not above ``floor``); a transaction that then changes nothing
+        still takes no modseq."""
+        if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0 or floor + 1 >= 2**53:
+            raise errors.LimitError("modseq out of range")
+        if self._modseq is not None:
+            if self._modseq > floor:
+                return
+            raise errors.CannotError("the modseq of this transaction is already taken")
+        self._floor = max(self._floor, floor)
+
+    def create_mailbox_as(self, name: str, parent: int = 0, *, uidvalidity: int,
+                          role: str | None = None, subscribed: bool = True) -> int:
+        """``create_mailbox`` with the source server's UIDVALIDITY (RFC 3501 §2.3.1.1)."""
+        if isinstance(uidvalidity, bool) or not isinstance(uidvalidity, int) \
+                or not 0 < uidvalidity <= 0xFFFFFFFF:
+            raise errors.LimitError("UIDVALIDITY must be 1..2^32-1")
+        m = self.create_mailbox(name, parent, role=role, subscribed=subscribed)
+        self._mbx_cache[m]["uidvalidity"] = uidvalidity
+        return m
+
+    def place_uid(self, m: int, u: int) -> int:
+        """Use UID ``u`` for the next message of ``m``: at or above its UIDNEXT (so UIDs
+        stay ascending and are never reused); UIDNEXT becomes ``u + 1``."""
+        rec = self._touch_mailbox(m)
+        if isinstance(u, bool) or not isinstance(u, int) or u < int(rec["uidnext"]):
+            raise errors.CannotError("the UID is not above every UID the mailbox has had",
+                                     mailbox=m, uid=u)
+        if u >= 0xFFFFFFFF:
+            raise errors.LimitError("UID space of the mailbox exhausted")
+        rec["uidnext"] = u + 1
+        return u
+
+    def raise_uidnext(self, m: int, uidnext: int) -> bool:
+        """Raise ``m``'s UIDNEXT to the source's (UIDs expunged there before copying are
+        never handed out here either).  Never lowers it; True if it moved."""
+        rec = self.require_mailbox(m)
+        if isinstance(uidnext, bool) or not isinstance(uidnext, int) or uidnext > 0xFFFFFFFF:
+            raise errors.LimitError("UIDNEXT out of range")
+        if uidnext <= int(rec["uidnext"]):
+            return False
+        self._touch_mailbox(m)["uidnext"] = uidnext
+        return True
+
+    def add_membership_as(self, e: int, m: int, u: int, *, deleted: bool = False) -> int:
+        """``add_membership`` at the source's UID ``u`` (see ``place_uid``), with this
+        membership's own ``\\Deleted`` (one source message found in several mailboxes)."""
+        return self.add_membership(e, m, at_uid=u, deleted=deleted)
+
+    def _insert_membership(self, e: int, rec: dict[str, Any], m: int, u: int, deleted: bool) -> None:
+        mk = str(m)
+        rec["mbx"][mk] = [u, 1 if deleted else 0, self.modseq]
+        self.w.put("uid", K.uid(self.a, m, u), K.u64(e))
+        if deleted:
+            self.w.put("deleted", K.uid(self.a, m, u), K.u64(e))
+        self._set_membership_modseq(m, u, None)
+        self._apply(m, int(rec["thread"]), None, _contrib(rec, mk))
+
+    def split_membership(self, e: int, m: int, keywords: Iterable[str]) -> int:
+        """Give the membership of ``e`` in ``m`` an Email of its own (same bytes, same
+        UID, ``keywords``): the source changed the flags of a message that was merged
+        with a copy in another mailbox (keywords are one set per Email, CONTRACT §2).
+        IMAP sees a flag change; JMAP sees ``m`` leave ``e`` and a new Email in ``m``."""
+        rec = self.require_email(e)
+        ms = rec["mbx"].get(str(m))
+        if ms is None:
+            raise errors.NotFoundError("the email is not in that mailbox")
+        if len(rec["mbx"]) < 2:
+            raise errors.CannotError("the email has one membership")
+        u, deleted = int(ms[0]), bool(ms[1])
+        summary = self.summary(e) or {}
+        self.remove_membership(e, m, tombstone=False)
+        e2 = self._next("E")
+        self.ref_blob(rec["blob"])
+        t = int(rec["thread"])
+        kws = sorted({k.lower() for k in keywords})
+        for k in kws:
+            if not kwmod.is_valid_keyword(k):
+                raise errors.InvalidKeywordError(f"invalid keyword {k!r}")
+        rec2: dict[str, Any] = {"blob": rec["blob"], "size": rec["size"], "recv": rec["recv"],
+                                "kw": kws, "mbx": {}, "thread": t, "created": self.modseq}
+        th = self.thread(t) or {"emails": []}
+        th["emails"].append([int(rec["recv"]), e2, 0])
+        th["emails"].sort()
+        self._put_thread(t, th)
+        for mid in _ref_ids(summary):
+            val = self.w.get("msgref", K.msgref(self.a, mid, e))
+            if val is not None:
+                self.w.put("msgref", K.msgref(self.a, mid, e2), val)
+        for table in ("summary", "text", "srch"):
+            raw_t = self.w.get(table, K.email(self.a, e))
+            if raw_t is not None:
+                self.w.put(table, K.email(self.a, e2), raw_t)
+        self._insert_membership(e2, rec2, m, u, deleted)
+        self._put_email(e2, rec2)
+        self._visibility_changed(e2, rec2, [], jmap_mailbox_ids(rec2))
+        return e2
+
+    def carry_modseq(self, e: int, m: int, modseq: int) -> None:
+        """Stamp the membership of ``e`` in ``m`` with the source's MODSEQ instead of this
+        transaction's (which is above it: ``raise_modseq``)."""
+        rec = self.require_email(e)
+        ms = rec["mbx"].get(str(m))
+        if ms is None:
+            raise errors.NotFoundError("the email is not in that mailbox")
+        if isinstance(modseq, bool) or not isinstance(modseq, int) or not 0 < modseq <= self.modseq:
+            raise errors.CannotError("a carried modseq must be in 1..this transaction's modseq")
+        if int(ms[2]) == modseq:
+            return
+        self.w.delete("mbxmod", K.mbx_seq(self.a, m, int(ms[2]), int(ms[0])))
+        self.w.put("mbxmod", K.mbx_seq(self.a, m, modseq, int(ms[0])), b"")
+        ms[2] = modseq
+        self._put_email(e, rec)
+
+    def carry_expunge(self, e: int, m: int, modseq: int) -> int:
+        """Expunge ``e`` from ``m`` (``remove_membership``) with the tombstone at the
+        source's modseq (VANISHED (EARLIER) for clients whose state is below it)."""
+        if isinstance(modseq, bool) or not isinstance(modseq, int) or not 0 < modseq <= self.modseq:
+            raise errors.CannotError("a carried modseq must be in 1..this transaction's modseq")
+        u = self.remove_membership(e, m, tombstone=False)
+        self.w.put("expunged", K.mbx_seq(self.a, m, modseq, u), b"")
+        return u
+
+    def adopt_uidvalidity(self, m: int, uidvalidity: int) -> None:
+        """Give a mailbox that never held a message (UIDNEXT 1: a new account's INBOX,
+        Sent...) the source's UIDVALIDITY.  No client can hold a UID of it, so nothing
+        it cached is invalidated (RFC 3501 §2.3.1.1); a Mailbox change for JMAP."""
+        rec = self.require_mailbox(m)
+        if isinstance(uidvalidity, bool) or not isinstance(uidvalidity, int) \
+                or not 0 < uidvalidity <= 0xFFFFFFFF:
+            raise errors.LimitError("UIDVALIDITY must be 1..2^32-1")
+        if int(rec["uidnext"]) != 1:
+            raise errors.CannotError("the mailbox has held messages: its UIDVALIDITY stays", mailbox=m)
+        if int(rec["uidvalidity"]) == uidvalidity:
+            return
+        rec["uidvalidity"] = uidvalidity
+        self._log("Mailbox", m, "u")
+        self._p.mailboxes.add(m)
+
+    def set_migration_state(self, m: int, state: dict[str, Any] | None) -> None:
+        """Record ``dualmail migrate``'s bookkeeping for ``m`` in its record (same
+        transaction as the data it describes).  Not visible to clients: no modseq.
+        ``m`` 0: the account's map of migrated source mailboxes (written with the
+        account record, so only by a transaction that changes something)."""
+        if m == 0:
+            self.modseq
+            if state:
+                self._acct["migrated"] = dict(state)
+            else:
+                self._acct.pop("migrated", None)
+            return
+        rec = self.require_mailbox(m)
+        if state is None:
+            rec.pop("migrated", None)
+        else:
+            rec["migrated"] = dict(state)
+
+    @property
+    def touched_mailboxes(self) -> frozenset[int]:
+        """Mailboxes this transaction changed so far (what its Commit will name)."""
+        return frozenset(self._p.mailboxes)
+
+    def carry_highest_modseq(self, m: int, hms: int) -> None:
+        """Set ``m``'s HIGHESTMODSEQ to the source's.  It never goes below the value the
+        mailbox had before this transaction, nor above this transaction's modseq."""
+        rec = self.require_mailbox(m)
+        orig = self._mbx_orig.get(m)
+        before = int(codec.loads(orig)["hms"]) if orig is not None else 1
+        if isinstance(hms, bool) or not isinstance(hms, int) or not before <= hms <= self.modseq:
+            raise errors.CannotError("HIGHESTMODSEQ would go backwards", mailbox=m, hms=hms)
+        rec["hms"] = hms
+        self._p.mailboxes.add(m)
 
     # -- import de-duplication ---------------------------------------------------------
 
