@@ -376,7 +376,7 @@ def test_append(client: Client, store, account) -> None:
     assert m, out
     client.ok("b SELECT Drafts")
     out = client.ok("c FETCH 1 (FLAGS INTERNALDATE)")
-    assert "FLAGS ($custom \\Draft \\Recent)" in out and '"14-Jul-2023 00:44:25 +0000"' in out
+    assert "FLAGS ($Custom \\Draft \\Recent)" in out and '"14-Jul-2023 00:44:25 +0000"' in out
     out = client.send(b"d APPEND INBOX {5+}\r\nhello\r\n")
     assert tagged(out, "d").startswith("OK [APPENDUID")
 
