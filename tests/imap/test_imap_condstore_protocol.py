@@ -217,8 +217,8 @@ def test_fetch_changedsince_example_12(five: Client, store, account) -> None:
     ms = hms(store, account)
     assert lines(out) == [
         f"* OK [HIGHESTMODSEQ {ms}] Highest",  # the first CONDSTORE enabling command
-        f"* 2 FETCH (UID 2 FLAGS ($nojunk \\Recent) MODSEQ ({ms}))",
-        f"* 4 FETCH (UID 4 FLAGS ($nojunk \\Recent) MODSEQ ({ms}))",
+        f"* 2 FETCH (UID 2 FLAGS ($NoJunk \\Recent) MODSEQ ({ms}))",
+        f"* 4 FETCH (UID 4 FLAGS ($NoJunk \\Recent) MODSEQ ({ms}))",
         "c OK FETCH completed",
     ]
     # the set still restricts, by sequence number for FETCH
