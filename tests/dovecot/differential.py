@@ -9,7 +9,6 @@ SORT command it came from.
 from __future__ import annotations
 
 import mailbox
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -141,7 +140,6 @@ def norm_body(b: Any) -> Any:
     if not isinstance(b, list) or not b:
         return b
     if isinstance(b[0], list):
-        kids = [x for x in b if isinstance(x, list) and x and (isinstance(x[0], list) or isinstance(x[0], bytes))]
         n = 0
         while n < len(b) and isinstance(b[n], list):
             n += 1

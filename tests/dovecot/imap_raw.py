@@ -195,14 +195,3 @@ class Client:
             if len(r) >= 4 and str(r[2]).upper() == "FETCH":
                 out.setdefault(int(r[1]), {}).update(fetch_items(r))
         return out
-
-    def numbers(self, command: str, keyword: str = "SEARCH") -> list[int] | None:
-        """The numbers of a SEARCH/SORT reply; None if the server answered NO/BAD."""
-        reply = self.run(command, ok=False)
-        if reply.status != "OK":
-            return None
-        out: list[int] = []
-        for r in reply.untagged:
-            if len(r) >= 2 and str(r[1]).upper() == keyword:
-                out += [int(x) for x in r[2:] if isinstance(x, str) and x.isdigit()]
-        return out

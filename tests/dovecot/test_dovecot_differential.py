@@ -120,19 +120,27 @@ def _run_inbox(dport: int, mport: int) -> list[d.Diff]:
     return diffs
 
 
-@pytest_twisted.ensureDeferred
-async def test_same_answers_as_dovecot(tmp_path):
+async def _compare(tmp_path, run, setup=None) -> list[d.Diff]:
+    """Dovecot and dualmail side by side: ``setup(dovecot, data)`` (in a thread) before
+    dualmail starts, then ``run(dovecot, dualmail_port)`` (in a thread) -> differences."""
     data = tmp_path / "dualmail"
     _account(data)
     dc = await deferToThread(dovecot_util.start_dovecot)
     service = None
     try:
+        if setup is not None:
+            await deferToThread(setup, dc, data)
         service, port = await _dualmail(data)
-        diffs = await deferToThread(_run_inbox, dc.port, port)
+        return await deferToThread(run, dc, port)
     finally:
         if service is not None:
             await service.stopService()
         dc.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_same_answers_as_dovecot(tmp_path):
+    diffs = await _compare(tmp_path, lambda dc, port: _run_inbox(dc.port, port))
     _check(diffs, "inbox")
 
 
@@ -152,23 +160,14 @@ def _run_mbox(dc: dovecot_util.Dovecot, mport: int) -> list[d.Diff]:
 
 @pytest_twisted.ensureDeferred
 async def test_mbox_import_same_as_dovecot(tmp_path):
-    data = tmp_path / "dualmail"
-    _account(data)
-    dc = await deferToThread(dovecot_util.start_dovecot)
-    service = None
-    try:
+    def setup(dc: dovecot_util.Dovecot, data: Path) -> None:
         py = tmp_path / "python.mbox"
         d.python_mbox(str(py), MBOX_MSGS)
         mutt = tmp_path / "mutt.mbox"
         mutt.write_bytes(d.mutt_mbox(MBOX_MSGS))
-        dc.put_mbox("python", py.read_bytes())
-        dc.put_mbox("mutt", mutt.read_bytes())
         for path, name in ((py, "python"), (mutt, "mutt")):
-            await deferToThread(_import, data, path, "mbox/" + name)
-        service, port = await _dualmail(data)
-        diffs = await deferToThread(_run_mbox, dc, port)
-    finally:
-        if service is not None:
-            await service.stopService()
-        dc.stop()
+            dc.put_mbox(name, path.read_bytes())
+            _import(data, path, "mbox/" + name)
+
+    diffs = await _compare(tmp_path, _run_mbox, setup)
     _check(diffs, "mbox")
