@@ -5,7 +5,12 @@
 port (bind port 0, release), runs ``dovecot -F -c CONF`` as a child process and waits,
 with a bounded timeout, until the IMAP port answers.  ``stop()`` ends that child only.
 ``mail_location`` may point the users' mail at an existing Maildir (to read what
-``dualmail export`` wrote).
+``dualmail export`` wrote).  ``mbox=True`` adds a second namespace ``mbox/`` in mbox
+format (files written with ``put_mbox``), for comparing mbox import; ``separator`` is the
+hierarchy separator of both namespaces (Dovecot wants one for all listed namespaces).
+
+``start_dovecot()`` is the differential test's short form: one user ``USER``/``PASSWORD``,
+``/`` as separator, the mbox namespace, no special-use folders, in a fresh directory.
 
 Skips (``pytest.skip``) only when Dovecot is not installed outside CI; in CI
 (``CI=true``) a missing Dovecot is a failure, since ``.ci/run`` installs it.
@@ -24,6 +29,17 @@ import time
 from typing import Any
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+USER = "alice@example.org"
+PASSWORD = "secret"
+
+
+def dovecot_binary() -> str | None:
+    return DOVECOT if os.access(DOVECOT, os.X_OK) else None
+
+
+def skip_reason() -> str:
+    return ("Debian's dovecot-imapd is not installed (apt-get install dovecot-imapd; "
+            ".ci/run installs it in CI)")
 
 
 def require_dovecot() -> None:
@@ -45,7 +61,8 @@ def free_port() -> int:
 
 class Dovecot:
     def __init__(self, root: str, users: dict[str, str], *, mail_location: str | None = None,
-                 special_use: bool = True, tls: tuple[str, str] | None = None) -> None:
+                 special_use: bool = True, tls: tuple[str, str] | None = None,
+                 separator: str = ".", mbox: bool = False) -> None:
         """``tls``: (key.pem, cert.pem): STARTTLS on the IMAP port and implicit TLS on
         ``self.imaps_port``."""
         require_dovecot()
@@ -71,6 +88,22 @@ class Dovecot:
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
         for d in ("mail", "home"):
             os.chown(os.path.join(self.root, d), self.mail_uid, self.mail_gid)
+        mbox_ns = ""
+        if mbox:
+            for u in self.users:
+                for d in ("mbox", f"mbox/{u}", "mboxindex"):
+                    os.makedirs(os.path.join(self.root, d), exist_ok=True)
+                    os.chown(os.path.join(self.root, d), self.mail_uid, self.mail_gid)
+            mbox_ns = f"""
+mbox_write_locks = fcntl
+mbox_read_locks = fcntl
+namespace mbox {{{{
+  separator = {separator}
+  prefix = mbox{separator}
+  location = mbox:{self.root}/mbox/%u:INDEX={self.root}/mboxindex/%u
+  list = yes
+}}}}
+"""
         self.conf = os.path.join(self.root, "dovecot.conf")
         self.log = os.path.join(self.root, "dovecot.log")
         me = pwd.getpwuid(os.getuid())
@@ -159,9 +192,9 @@ service imap-login {{
 }}
 namespace inbox {{
   inbox = yes
-  separator = .
+  separator = {separator}
 {mailboxes}}}
-""")
+""" + mbox_ns.replace("{{", "{").replace("}}", "}"))
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             [DOVECOT, "-F", "-c", self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready(20.0)
@@ -220,6 +253,22 @@ namespace inbox {{
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    @property
+    def user(self) -> str:
+        return next(iter(self.users))
+
+    @property
+    def password(self) -> str:
+        return self.users[self.user]
+
+    def put_mbox(self, name: str, data: bytes) -> str:
+        """Write an mbox file (``mbox=True``); returns the mailbox name Dovecot shows it as."""
+        path = os.path.join(self.root, "mbox", self.user, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chown(path, self.mail_uid, self.mail_gid)
+        return "mbox/" + name
+
     def give_to_mail_user(self, path: str) -> None:
         """Let the mail user own ``path`` (a Maildir written by this process)."""
         for d, dirs, files in os.walk(path):
@@ -240,3 +289,15 @@ def _user_or(name: str, default: str) -> str:
         return name
     except KeyError:
         return default
+
+
+def start_dovecot() -> Dovecot:
+    """One user (``USER``/``PASSWORD``), separator ``/``, the ``mbox/`` namespace, no
+    special-use folders, in a fresh temporary directory removed by ``stop``."""
+    root = tempfile.mkdtemp(prefix="dualmail-dovecot-")
+    os.chmod(root, 0o755)
+    dc = Dovecot(root, {USER: PASSWORD}, special_use=False, separator="/", mbox=True)
+    if dc.root != root:  # as root the class made a directory of its own
+        os.rmdir(root)
+    dc._own_root = True
+    return dc

@@ -32,6 +32,7 @@ from typing import Any
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.sequence import ResolvedSet, SequenceSet
 from dualmail.mail.ops import imap_flags, membership_modseq
+from dualmail.model.keywords import Spellings
 
 
 SYSTEM_FLAGS = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
@@ -66,6 +67,7 @@ class SelectedMailbox:
         # new one is preceded by an updated ``* FLAGS`` (RFC 9051 §7.3.5)
         self.keywords: set[str] = set()
         self._new_keywords = False
+        self.spell: Spellings | None = None  # the account's keyword spellings (select.py)
 
     # -- the map ----------------------------------------------------------------
 
@@ -239,7 +241,7 @@ class SelectedMailbox:
         return out
 
     def flags_of(self, rec: dict[str, Any], uid: int, rev2: bool) -> list[str]:
-        flags = imap_flags(rec, self.mailbox)
+        flags = imap_flags(rec, self.mailbox, self.spell)
         for f in flags:
             if not f.startswith("\\") and f not in self.keywords:
                 self.keywords.add(f)

@@ -28,9 +28,13 @@ mbox
     the file's modification time.
 
     Flags come from ``Status:`` (``R`` -> ``\\Seen``; ``O`` only means "not
-    recent" and sets nothing) and ``X-Status:`` (``A`` -> ``\\Answered``,
-    ``F`` -> ``\\Flagged``, ``D`` -> ``\\Deleted``, ``T`` -> ``\\Draft``).  Those
-    headers are left in the message.
+    recent" and sets nothing), ``X-Status:`` (``A`` -> ``\\Answered``,
+    ``F`` -> ``\\Flagged``, ``D`` -> ``\\Deleted``, ``T`` -> ``\\Draft``) and
+    ``X-Keywords:`` (keywords, spelling kept).  These fields and ``X-UID``,
+    ``X-IMAPbase``, ``X-IMAP`` and ``Content-Length`` are the mbox's own
+    bookkeeping (the fields Dovecot's mbox driver hides): they are removed from
+    the top-level header, so the stored message is byte-exact as it was before
+    it went into the mbox.
 
 Maildir
     The top folder is INBOX (mailbox ``()``); Maildir++ subfolders
@@ -296,18 +300,63 @@ _XSTATUS_FLAGS = {
     ord("D"): "\\Deleted",
     ord("T"): "\\Draft",
 }
+#: The mbox's own bookkeeping fields, hidden as Dovecot's mbox driver hides them
+#: (docs/operating.md): a field of one of these names (with its continuation lines)
+#: anywhere in the top-level header is removed from the stored message.
+MBOX_META_FIELDS = ("status", "x-status", "x-keywords", "x-uid", "x-imapbase", "x-imap", "content-length")
+_META_FIELD = re.compile(
+    rb"\n(" + b"|".join(re.escape(n.encode()) for n in MBOX_META_FIELDS) + rb")[ \t]*:"
+    rb"([^\n]*(?:\n[ \t][^\n]*)*)",
+    re.I,
+)
+_KEYWORD_SPLIT = re.compile(rb"[\s,]+")
 
 
-def _mbox_flags(block: bytes) -> frozenset[str]:
+def _mbox_meta(raw: bytes) -> tuple[bytes, frozenset[str]]:
+    """Strip the mbox metadata fields from the header of ``raw`` (CRLF line ends);
+    return the message as it was before it went into the mbox, and its flags.
+
+    ``Status:`` R -> \\Seen (O only means "not recent"); ``X-Status:`` A F D T ->
+    \\Answered \\Flagged \\Deleted \\Draft; ``X-Keywords:`` (space or comma separated)
+    -> keywords.  ``X-UID``, ``X-IMAPbase``, ``X-IMAP`` and ``Content-Length`` go too.
+    """
+    if raw.startswith(b"\r\n"):
+        return raw, frozenset()
+    end = raw.find(b"\r\n\r\n")
+    head_end = len(raw) if end < 0 else end + 2
+    nl_block = b"\n" + raw[:head_end]
     flags: set[str] = set()
-    nl_block = b"\n" + block
-    status = _header_nl(nl_block, b"Status")
-    if status:
-        flags.update(_STATUS_FLAGS[c] for c in status if c in _STATUS_FLAGS)
-    xstatus = _header_nl(nl_block, b"X-Status")
-    if xstatus:
-        flags.update(_XSTATUS_FLAGS[c] for c in xstatus if c in _XSTATUS_FLAGS)
-    return frozenset(flags)
+    cuts: list[tuple[int, int]] = []
+    for m in _META_FIELD.finditer(nl_block):
+        name = m.group(1).lower()
+        value = m.group(2)
+        # nl_block[k] is raw[k - 1]: the field is raw[m.start() : m.end()], its line
+        # end included (the LF after the match is raw[m.end() - 1]).
+        start, stop = m.start(), min(m.end(), head_end)
+        cuts.append((start, stop))
+        if name == b"status":
+            flags.update(_STATUS_FLAGS[c] for c in value if c in _STATUS_FLAGS)
+        elif name == b"x-status":
+            flags.update(_XSTATUS_FLAGS[c] for c in value if c in _XSTATUS_FLAGS)
+        elif name == b"x-keywords":
+            for word in _KEYWORD_SPLIT.split(value.strip()):
+                kw = word.decode("ascii", "replace")
+                if kw and not kw.startswith("\\") and _is_atom(kw):
+                    flags.add(kw)
+    if not cuts:
+        return raw, frozenset(flags)
+    out: list[bytes] = []
+    pos = 0
+    for start, stop in cuts:
+        out.append(raw[pos:start])
+        pos = stop
+    out.append(raw[pos:])
+    return b"".join(out), frozenset(flags)
+
+
+def _is_atom(word: str) -> bool:
+    """An IMAP flag-keyword: printable ASCII without ( ) { ] % * " \\ (RFC 9051 §9)."""
+    return all(0x21 <= ord(c) <= 0x7E and c not in '(){]%*"\\' for c in word) and len(word) <= 255
 
 
 _ESCAPED_FROM = re.compile(rb">+From ")
@@ -479,6 +528,7 @@ def _mbox_messages(f: BinaryIO, p: str, mtime: int) -> Iterator[SourceMessage]:
                 raw = raw.replace(b"\n", b"\r\n")
             elif raw.count(b"\n") != raw.count(b"\r\n"):
                 raw = _BARE_LF.sub(b"\r\n", raw)
+        raw, flags = _mbox_meta(raw)
         block = _header_block(raw)
         date = from_date
         if date is None:
@@ -488,7 +538,7 @@ def _mbox_messages(f: BinaryIO, p: str, mtime: int) -> Iterator[SourceMessage]:
         yield SourceMessage(
             mailbox=(),
             raw=raw,
-            flags=_mbox_flags(block),
+            flags=flags,
             internal_date=date,
             origin=f"{p}: message {number} at byte {start}",
         )

@@ -27,6 +27,7 @@ class Prepared:
     deleted: bool = False
     encoded: EncodedSummary | None = None  # stored forms, when made ahead (importer)
     digest: bytes | None = None  # SHA-256 of raw, when computed ahead (importer)
+    spellings: tuple[str, ...] = ()  # the IMAP flags as given (keyword spellings)
 
 
 def flags_to_keywords(flags: Iterable[str]) -> tuple[frozenset[str], bool]:
@@ -48,12 +49,17 @@ def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
             summary: dict[str, Any] | None = None, encoded: EncodedSummary | None = None,
             digest: bytes | None = None) -> Prepared:
     """Parse once (outside any transaction); IMAP flags or JMAP keywords both accepted."""
+    flags = tuple(flags)
     kws, deleted = flags_to_keywords(flags)
+    spellings = tuple(f for f in flags if not f.startswith("\\"))
     return Prepared(raw, summarize(raw) if summary is None else summary, kws,
-                    int(time.time()) if received is None else int(received), deleted, encoded, digest)
+                    int(time.time()) if received is None else int(received), deleted, encoded, digest,
+                    spellings)
 
 
 def store_prepared(tx: MailTxn, p: Prepared, mailboxes: Sequence[int]) -> tuple[int, dict[int, int]]:
+    if p.spellings:
+        tx.remember_spellings(p.spellings)
     return tx.create_email(p.raw, p.summary, mailboxes, p.keywords, p.received, deleted=p.deleted,
                            encoded=p.encoded, digest=p.digest)
 
@@ -67,9 +73,11 @@ def deliver(store: Store, account: int, raw: bytes, mailbox: int, flags: Iterabl
     return e, uids[mailbox]
 
 
-def imap_flags(rec: dict[str, Any], mailbox: int) -> list[str]:
-    """The IMAP flags of one membership: the Email's keywords plus its own ``\\Deleted``."""
-    out = [kwmod.keyword_to_flag(k) for k in rec["kw"]]
+def imap_flags(rec: dict[str, Any], mailbox: int, spell: kwmod.Spellings | None = None) -> list[str]:
+    """The IMAP flags of one membership: the Email's keywords (with the account's
+    spellings when ``spell`` is given) plus its own ``\\Deleted``."""
+    flag = spell.flag if spell is not None else kwmod.keyword_to_flag
+    out = [flag(k) for k in rec["kw"]]
     ms = rec["mbx"].get(str(mailbox))
     if ms and ms[1]:
         out.append(kwmod.DELETED)
@@ -107,6 +115,8 @@ def apply_flags(tx: MailTxn, mailbox: int, email: int, mode: str, flags: Iterabl
         new_deleted = bool(deleted)
     changed = False
     if new != cur:
+        if new - cur:
+            tx.remember_spellings(f for f in flags if f.lower() in new - cur)
         changed |= tx.set_keywords(email, new)
     if new_deleted is not None:
         changed |= tx.set_deleted(email, mailbox, new_deleted)

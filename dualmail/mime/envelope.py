@@ -9,7 +9,8 @@ Latin-1) but not RFC 2047-decoded: None (NIL) when the field is absent,
 ``[name, adl, mailbox, host]`` with group markers ``[None, None, name,
 None]`` ... ``[None, None, None, None]``, or None when absent or empty.
 Sender and Reply-To default to From when absent or empty.  The first
-instance of each field is used.
+instance of each string field is used; the addresses of repeated address
+fields are joined.
 
 Must not import: twisted, lmdb, or anything from dualmail outside
 dualmail.mime.
@@ -33,7 +34,11 @@ def envelope(fields: Iterable[HeaderField]) -> dict[str, Any]:
     first: dict[str, bytes] = {}
     for f in fields:
         key = f.name.lower()
-        if (key in _STRINGS or key in _ADDRESSES) and key not in first:
+        if key in _ADDRESSES and key in first:
+            # A repeated address field (RFC 5322 §3.6 allows one): its addresses are
+            # added, so no recipient is lost (as Dovecot does).
+            first[key] += b"," + f.value
+        elif (key in _STRINGS or key in _ADDRESSES) and key not in first:
             first[key] = f.value
     env: dict[str, Any] = {}
     for key, out in _STRINGS.items():

@@ -31,6 +31,7 @@ from .text import codec_for, raw_header_str, valid_text
 __all__ = [
     "HeaderBlock",
     "HeaderField",
+    "parse_bare_text_type",
     "parse_content_type",
     "parse_date",
     "parse_disposition",
@@ -278,6 +279,17 @@ def parse_content_type(text: str) -> tuple[str, str, list[list[str]]] | None:
         if m is None:
             return None
     return m.group(1).lower(), m.group(2).lower(), decode_params(_raw_params(text, m.end()))
+
+
+_BARE_TEXT_RE = re.compile(r"\s*text\s*(?:;|$)", re.I)
+
+
+def parse_bare_text_type(text: str) -> tuple[str, str, list[list[str]]] | None:
+    """``text; params`` (a type without subtype) -> ("text", "plain", params), else None."""
+    m = _BARE_TEXT_RE.match(text)
+    if m is None:
+        return None
+    return "text", "plain", decode_params(_raw_params(text, m.end()))
 
 
 def parse_disposition(text: str) -> tuple[str, list[list[str]]] | None:

@@ -13,7 +13,7 @@ Wire choices:
 - type, subtype, encoding, parameter names and disposition type are
   upper-cased (as in the RFC 9051 examples); values keep their case;
 - text/* parts without a charset parameter get ``"CHARSET" "us-ascii"``
-  (RFC 2045 §5.2 default), as Dovecot does;
+  (RFC 2045 §5.2 default) after their other parameters, as Dovecot does;
 - a parameter value that is not ASCII after RFC 2231 decoding is sent
   re-encoded as ``NAME*`` ``utf-8''%XX..`` (RFC 2231 §4), so 7-bit
   IMAP4rev1 clients can still read it;
@@ -89,7 +89,7 @@ def _params(params: list[list[str]], text_default: bool) -> bytes:
         else:
             items += [key.upper() + "*", "utf-8''" + quote(value.encode("utf-8"), safe=_RFC2231_SAFE)]
     if text_default and not has_charset:
-        items = ["CHARSET", "us-ascii"] + items
+        items += ["CHARSET", "us-ascii"]  # after the others, as Dovecot does
     if not items:
         return b"NIL"
     return b"(" + b" ".join(_string(x) for x in items) + b")"

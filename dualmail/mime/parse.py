@@ -20,8 +20,9 @@ Keys::
     structure       dict      MIME tree with byte offsets (see structure.py)
     header_text     str       all top-level fields, "Name: decoded value" lines
     body_text       str       textBody text parts, then text/plain|html
-                              attachments, then the same for embedded
-                              messages; HTML as text; <= BODY_TEXT_LIMIT chars
+                              attachments, then for each embedded message
+                              its header fields ("Name: decoded value") and
+                              the same; HTML as text; <= BODY_TEXT_LIMIT chars
     header_names    [str]     lower-cased names of the top-level fields, in
                               order of first appearance (JMAP: absent -> null)
     size            int       len(raw)
@@ -41,7 +42,7 @@ from typing import Any
 from .addresses import jmap_addresses, parse_address_list
 from .bodylists import body_lists, has_attachment, mime_type
 from .envelope import envelope
-from .headers import HeaderField, parse_date, parse_msg_ids, unfold
+from .headers import HeaderField, parse_date, parse_msg_ids, split_header_block, unfold
 from .rfc2047 import decode_words, nfc
 from .structure import build
 from .subject import base_subject
@@ -95,7 +96,13 @@ def _collect_text(raw: bytes, structure: dict[str, Any], out: list[str], budget:
         for node in attachments:
             msg = node.get("message")
             if msg and budget > 0:
-                budget = _collect_text(raw, msg["structure"], out, budget, depth + 1)
+                # An embedded message's header is text of the enclosing body too
+                # (RFC 9051 §6.4.4 BODY/TEXT search it; so does Dovecot).
+                root = msg["structure"]
+                head = _header_text(split_header_block(raw, root["hdr_start"], root["hdr_end"]).fields)
+                out.append(head[:budget])
+                budget -= len(out[-1])
+                budget = _collect_text(raw, root, out, budget, depth + 1)
     return budget
 
 

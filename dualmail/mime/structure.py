@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .envelope import envelope
-from .headers import HeaderField, parse_content_type, parse_disposition, parse_language, split_header_block, unfold
+from .headers import HeaderField, parse_bare_text_type, parse_content_type, parse_disposition, parse_language, split_header_block, unfold
 from .rfc2047 import decode_words
 from .text import IDENTITY_ENCODINGS
 
@@ -71,10 +71,15 @@ class _Context:
 
 
 def count_lines(raw: bytes, start: int, end: int) -> int:
-    """Lines in raw[start:end]: LF count, plus one for an unterminated last line."""
+    """Lines in raw[start:end]: the number of line ends (LF) in it.
+
+    The line break in front of a delimiter belongs to the delimiter (RFC 2046
+    §5.1.1), so a part's last line has none and is not counted: the count
+    Dovecot and Cyrus give in BODYSTRUCTURE.
+    """
     if end <= start:
         return 0
-    return raw.count(b"\n", start, end) + (0 if raw[end - 1] == 0x0A else 1)
+    return raw.count(b"\n", start, end)
 
 
 def _first(fields: tuple[HeaderField, ...]) -> dict[str, bytes]:
@@ -92,7 +97,12 @@ def _node(fields: tuple[HeaderField, ...], default: tuple[str, str]) -> dict[str
     params: list[list[str]] = []
     has_ct = False
     if "content-type" in h:
-        parsed = parse_content_type(unfold(h["content-type"]))
+        value = unfold(h["content-type"])
+        parsed = parse_content_type(value)
+        if parsed is None:
+            # "Content-Type: text; charset=..." (no subtype): text/plain as RFC 2045
+            # §5.2 advises for an invalid field, but keeping the charset it names.
+            parsed = parse_bare_text_type(value)
         if parsed is not None:
             ctype, subtype, params = parsed
             has_ct = True
@@ -186,6 +196,35 @@ def _delimiters(ctx: _Context, boundary: bytes, start: int, end: int) -> list[tu
     return found
 
 
+def _reuses_boundary(ctx: _Context, boundary: bytes, start: int, stop: int) -> bool:
+    """Is the part at raw[start:] a multipart with the same boundary as its parent?
+
+    (An old Outlook Express habit.)  The boundary appearing before the next delimiter
+    is the cheap test; the header is parsed only then.
+    """
+    raw = ctx.raw
+    if raw.find(boundary, start, stop) < 0:
+        return False
+    block = split_header_block(raw, start, stop)
+    ct = _first(block.fields).get("content-type")
+    parsed = parse_content_type(unfold(ct)) if ct is not None else None
+    if parsed is None or parsed[0] != "multipart":
+        return False
+    return next((v for k, v in parsed[2] if k == "boundary"), "").encode("utf-8", "surrogateescape") == boundary
+
+
+def _skip_nested(ctx: _Context, boundary: bytes, delims: list[tuple[int, int, bool]], idx: int,
+                 end: int) -> list[tuple[int, int, bool]]:
+    """Delimiters of the parent once the nested multipart starting after delims[idx] (same
+    boundary) has taken its own: those up to its close delimiter, as a parser keeping a
+    stack of open boundaries (Dovecot's, Thunderbird's) assigns them."""
+    close = next((k for k in range(idx + 1, len(delims)) if delims[k][2]), None)
+    if close is None:
+        return delims[: idx + 1]  # the nested one runs to the end
+    more = _delimiters(ctx, boundary, delims[close][1], end)
+    return delims[: idx + 1] + more
+
+
 def _crlf_before(raw: bytes, i: int, floor: int) -> int:
     """Offset where the line break attached to the delimiter at ``i`` starts."""
     if i - 2 >= floor and raw[i - 2 : i] == b"\r\n":
@@ -231,11 +270,17 @@ def _entity(
         elif ctx.count >= MAX_PARTS:
             ctx.defect("too_many_parts")
         else:
-            delims = _delimiters(ctx, boundary.encode("utf-8", "surrogateescape"), bstart, end)
+            bbytes = boundary.encode("utf-8", "surrogateescape")
+            delims = _delimiters(ctx, bbytes, bstart, end)
             child_default = ("message", "rfc822") if subtype == "digest" else ("text", "plain")
-            for idx, (i, line_end, close) in enumerate(delims):
+            idx = -1
+            while idx + 1 < len(delims):
+                idx += 1
+                i, line_end, close = delims[idx]
                 if close:
                     break
+                if idx + 1 < len(delims) and _reuses_boundary(ctx, bbytes, line_end, delims[idx + 1][0]):
+                    delims = _skip_nested(ctx, bbytes, delims, idx, end)
                 if idx + 1 < len(delims):
                     nxt = delims[idx + 1][0]
                     pend = max(line_end, _crlf_before(raw, nxt, line_end))

@@ -195,8 +195,7 @@ class _Engine:
             lo, hi = _bounds(c.lo, c.hi)
 
             def sent_day(d: _Doc) -> bool:
-                day = _sent_day(self.srch(d))
-                return day is not None and lo <= day < hi
+                return lo <= _sent_day(self.srch(d), d.rec) < hi
             return sent_day
         if isinstance(c, UidIn):
             if mk is None:
@@ -416,11 +415,13 @@ def _uid_ranges(c: Cond) -> tuple[tuple[int, int], ...] | None:
     return None
 
 
-def _sent_day(s: dict[str, Any]) -> int | None:
-    """The calendar day (days since 1970-01-01) of the Date field in its own zone."""
+def _sent_day(s: dict[str, Any], rec: dict[str, Any]) -> int:
+    """The calendar day (days since 1970-01-01) of the Date field in its own zone; of
+    the internal date (UTC) when there is no parseable Date field, the fallback RFC 5256
+    §2.2 gives SORT (DATE), so SENT* SEARCH and SORT agree about the same message."""
     d = s.get("d")
     if d is None:
-        return None
+        return int(rec["recv"]) // 86400
     return (int(d) + int(s.get("o") or 0) * 60) // 86400
 
 

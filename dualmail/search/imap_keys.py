@@ -12,7 +12,8 @@ The wire values are read by their attributes (duck typing), so this module impor
 nothing from ``dualmail.imap``: imports point from the protocols to the engine.
 
 Dates (BEFORE/ON/SINCE) are calendar days in UTC, the server's time zone for
-INTERNALDATE comparisons; SENT* compare the Date field's own calendar date.
+INTERNALDATE comparisons; SENT* compare the Date field's own calendar date, or the
+INTERNALDATE's when the message has no parseable Date (as SORT (DATE), RFC 5256 §2.2).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ RECENT, NEW, OLD     ``Recent()``, ``And((Recent(), Not(Keyword("$seen"))))``, `
 BEFORE/ON/SINCE d    ``Received(hi=day(d))``, ``Received(day(d), day(d)+86400)``,
                      ``Received(lo=day(d))`` -- internal date, dates taken in UTC
 SENTBEFORE/ON/SINCE  ``SentDay(hi=n)``, ``SentDay(n, n+1)``, ``SentDay(lo=n)``: the Date
-                     field's own calendar date (time and zone disregarded)
+                     field's own calendar date (time and zone disregarded); without a
+                     parseable Date, the internal date's (RFC 5256 §2.2)
 OLDER/YOUNGER n      ``Received(hi=now-n+1)`` / ``Received(lo=now-n)`` (RFC 5032 §3)
 LARGER/SMALLER n     ``Size(lo=n+1)`` / ``Size(hi=n)``
 UID set, seq set     ``UidIn(ranges)`` (the session resolves sequence numbers to UIDs)
@@ -105,8 +106,9 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class SentDay:
-    """``lo <= day < hi`` for the calendar day of the Date field in its own zone.
-    An Email without a Date field matches no ``SentDay``."""
+    """``lo <= day < hi`` for the calendar day of the Date field in its own zone; an
+    Email without a parseable Date field uses its internal date's UTC day instead (the
+    RFC 5256 §2.2 SORT (DATE) fallback, so SEARCH and SORT agree)."""
 
     lo: int | None = None
     hi: int | None = None

@@ -13,7 +13,8 @@ table          key                                    value
 meta           b"format"                              format version (ascii int)
 meta           b"gseq"                                last global commit number (u64)
 meta           b"next_account"                        last account number (u64)
-account        A                                      {address, pw, modseq, next: {M,E,T,I}, ...}
+account        A                                      {address, pw, modseq, next: {M,E,T,I}, kwspell:
+                                                      {lowercase keyword: IMAP spelling}, ...}
 login          address (lowercase utf-8)              A
 token          H(token)                               {account, kind, created, expires, note}
 mailbox        A M                                    mailbox record (name, parent, role, counters...)

@@ -113,6 +113,10 @@ class ReadView:
         rec: dict[str, Any] = codec.loads(raw)
         return rec
 
+    def keyword_spellings(self) -> dict[str, str]:
+        """{lowercase keyword: IMAP spelling} of the account (see ``remember_spellings``)."""
+        return dict(self.account().get("kwspell") or {})
+
     @property
     def highest_modseq(self) -> int:
         return int(self.account()["modseq"])
@@ -490,6 +494,18 @@ class MailTxn(ReadView):
     def account(self) -> dict[str, Any]:
         a = getattr(self, "_acct", None)
         return a if a is not None else ReadView.account(self)
+
+    def remember_spellings(self, flags: Iterable[str]) -> None:
+        """Keep the IMAP spelling of keywords used for the first time (model/keywords.py).
+
+        Stored in the account record (``kwspell``: lowercase -> spelling), which is
+        written back only by a changing transaction: the first use of a keyword changes
+        a message, so its spelling is committed with it, in the same transaction.
+        """
+        known = self._acct.get("kwspell") or {}
+        new = kwmod.new_spellings(flags, known)
+        if new:
+            self._acct["kwspell"] = {**known, **new}
 
     def set_orphan_subscriptions(self, names: Iterable[str]) -> None:
         """Replace the subscriptions of missing names (see ``orphan_subscriptions``)."""

@@ -217,8 +217,8 @@ def test_fetch_changedsince_example_12(five: Client, store, account) -> None:
     ms = hms(store, account)
     assert lines(out) == [
         f"* OK [HIGHESTMODSEQ {ms}] Highest",  # the first CONDSTORE enabling command
-        f"* 2 FETCH (UID 2 FLAGS ($nojunk \\Recent) MODSEQ ({ms}))",
-        f"* 4 FETCH (UID 4 FLAGS ($nojunk \\Recent) MODSEQ ({ms}))",
+        f"* 2 FETCH (UID 2 FLAGS ($NoJunk \\Recent) MODSEQ ({ms}))",
+        f"* 4 FETCH (UID 4 FLAGS ($NoJunk \\Recent) MODSEQ ({ms}))",
         "c OK FETCH completed",
     ]
     # the set still restricts, by sequence number for FETCH
@@ -319,8 +319,8 @@ def test_qresync_select_example(store, account) -> None:
     assert f"* OK [HIGHESTMODSEQ {hms(store, account)}] Highest" in ls
     i = ls.index("* VANISHED (EARLIER) 2,4")  # 6 is not in the known set
     assert ls[i + 1:] == [
-        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $mdnsent)",  # a new keyword
-        f"* 2 FETCH (UID 3 FLAGS ($mdnsent) MODSEQ ({modseq_of(store, account, 3)}))",
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $MDNSent)",  # a new keyword, spelt as set (the RFC 7162 §3.2.5.1 example)
+        f"* 2 FETCH (UID 3 FLAGS ($MDNSent) MODSEQ ({modseq_of(store, account, 3)}))",
         f"* 4 FETCH (UID 7 FLAGS (\\Answered \\Seen) MODSEQ ({modseq_of(store, account, 7)}))",
         "a1 OK [READ-WRITE] SELECT completed",
     ]

@@ -53,7 +53,7 @@ def _imapclient_session(port: int) -> None:
         data = c.fetch([1, 2], ["FLAGS", "ENVELOPE", "BODY.PEEK[]", "RFC822.SIZE", "INTERNALDATE",
                                 "BODYSTRUCTURE", "BINARY.SIZE[1]"])
         assert data[1][b"ENVELOPE"].subject == b"subject 0"
-        assert _fl(data[2][b"FLAGS"]) == (b"$work",)
+        assert _fl(data[2][b"FLAGS"]) == (b"$Work",)  # the spelling it was set with
         assert data[1][b"BODY[]"].startswith(b"From: Bob")
         c.add_flags([1], [b"\\Flagged"])
         c.remove_flags([2], [b"$work"])

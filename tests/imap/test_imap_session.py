@@ -365,9 +365,9 @@ def test_store_and_expunge(client: Client, store, account) -> None:
     client.ok("a SELECT INBOX")
     out = client.ok("b STORE 1:2 +FLAGS (\\Deleted $Label)")
     # a keyword the session was not told of yet comes with an updated FLAGS first
-    assert lines(out)[:3] == ["* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $label)",
-                              "* 1 FETCH (UID 1 FLAGS ($label \\Deleted))",
-                              "* 2 FETCH (UID 2 FLAGS ($label \\Deleted))"]
+    assert lines(out)[:3] == ["* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label)",
+                              "* 1 FETCH (UID 1 FLAGS ($Label \\Deleted))",
+                              "* 2 FETCH (UID 2 FLAGS ($Label \\Deleted))"]
     assert client.ok("c STORE 2 -FLAGS.SILENT ($label)") == "c OK STORE completed\r\n"
     out = client.ok("d STORE 3 FLAGS (\\Seen \\Flagged)")
     assert "* 3 FETCH (UID 3 FLAGS (\\Flagged \\Seen))" in out
@@ -402,7 +402,7 @@ def test_append(client: Client, store, account) -> None:
     assert m, out
     client.ok("b SELECT Drafts")
     out = client.ok("c FETCH 1 (FLAGS INTERNALDATE)")
-    assert "FLAGS ($custom \\Draft \\Recent)" in out and '"14-Jul-2023 00:44:25 +0000"' in out
+    assert "FLAGS ($Custom \\Draft \\Recent)" in out and '"14-Jul-2023 00:44:25 +0000"' in out
     out = client.send(b"d APPEND INBOX {5+}\r\nhello\r\n")
     assert tagged(out, "d").startswith("OK [APPENDUID")
 

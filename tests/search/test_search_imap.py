@@ -49,7 +49,9 @@ CASES = [
     ("SENTON 3-Jan-2024", [4, 8]),
     ("SENTON 5-Jan-2024", [6]),
     ("SENTSINCE 8-Jan-2024", [11, 12]),
-    ("NOT SENTSINCE 1-Jan-2000", [7]),  # no Date field: no SENT* key matches
+    # no Date field: the INTERNALDATE's day (Jan 7) stands in, as for SORT (DATE) (RFC 5256 §2.2)
+    ("SENTON 7-Jan-2024", [7, 10]),
+    ("NOT SENTSINCE 1-Jan-2000", []),
     ("LARGER 5000", [9]),
     ("SMALLER 5000", [n for n in ALLN if n != 9]),
     ("UID 2:4", [2, 3, 4]),

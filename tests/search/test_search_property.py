@@ -70,9 +70,10 @@ def brute(r, e, uid, mailbox, c) -> bool:  # noqa: C901 - a plain evaluator, one
         if isinstance(c, Received):
             return (c.lo is None or rec["recv"] >= c.lo) and (c.hi is None or rec["recv"] < c.hi)
         if isinstance(c, SentDay):
-            if summary["sent_at"] is None:
-                return False
-            d = (summary["sent_at"] + summary["sent_at_offset"] * 60) // 86400
+            if summary["sent_at"] is None:  # the internal date's day (RFC 5256 §2.2)
+                d = rec["recv"] // 86400
+            else:
+                d = (summary["sent_at"] + summary["sent_at_offset"] * 60) // 86400
             return (c.lo is None or d >= c.lo) and (c.hi is None or d < c.hi)
         if isinstance(c, Size):
             return (c.lo is None or rec["size"] >= c.lo) and (c.hi is None or rec["size"] < c.hi)

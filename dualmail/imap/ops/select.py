@@ -28,6 +28,7 @@ from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.sequence import ResolvedSet
 from dualmail.model import ids
+from dualmail.model.keywords import Spellings
 
 if TYPE_CHECKING:
     from dualmail.imap.session import Session
@@ -75,6 +76,7 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
                               recent_from)
         sel.condstore = s.condstore
         sel.qresync = s.qresync
+        sel.spell = Spellings(_spellings_loader(s))
         q = cmd.qresync
         if q is not None and q.uidvalidity == sel.uidvalidity:
             resync = _qresync(s, sel, view, q, int(rec["uidnext"]))
@@ -169,6 +171,15 @@ def _seq_match_floor(sel: SelectedMailbox, seq_match: tuple[Any, Any]) -> int:
             break
         floor = uid
     return floor
+
+
+def _spellings_loader(s: Any) -> Any:
+    store, account = s.store, s.account
+
+    def load() -> dict[str, str]:
+        with store.read(account) as view:
+            return view.keyword_spellings()
+    return load
 
 
 def _first_unseen(view: Any, m: int, uids: Any) -> int | None:

@@ -66,6 +66,8 @@ def store(s: Session, cmd: c.Store) -> Gen:
                     continue
             changed = apply_flags(tx, sel.mailbox, e, mode, cmd.flags)
             done.append((seq, uid, e, changed))
+        if sel.spell is not None:
+            sel.spell.update(tx.keyword_spellings())  # spellings first used here, uncommitted
         for seq, uid, e, changed in done:
             rec = tx.require_email(e)
             if not cmd.silent:
