@@ -387,7 +387,7 @@ class _Run:
         nbytes = 0
 
         def collect() -> None:
-            for items, merged in writer.completed():
+            for items, (merged, _skipped, _keys, _failed) in writer.completed():
                 self.res.merged += merged
                 self.res.messages += len(items)
                 self.res.bytes += sum(len(p.raw) for _meta, p in items)
@@ -426,8 +426,10 @@ class _Run:
                 raise writer.error
 
     def _group_writer(self, m: int, group: list[tuple[Meta, Any]], status: Status,
-                      condstore: bool, floor: int) -> Callable[[MailTxn], int]:
-        def write(tx: MailTxn) -> int:
+                      condstore: bool, floor: int) -> Callable[[MailTxn, Any], tuple[int, int, list[bytes]]]:
+        def write(tx: MailTxn, _items: Any) -> tuple[int, int, list[bytes]]:
+            """One group in one transaction (the importer's writer-thread form: the
+            result is (merged, 0, []); nothing here fails a single message on its own)."""
             merged = 0
             _begin(tx, max([status.hms] + [meta.modseq for meta, _p in group]))
             before = int(tx.require_mailbox(m)["hms"])
@@ -448,7 +450,7 @@ class _Run:
             if condstore:
                 tx.carry_highest_modseq(m, max(before, top, status.hms))
             self._mark(tx)
-            return merged
+            return merged, 0, []
 
         return write
 
