@@ -14,7 +14,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from .model.errors import DomainError
+from .model.errors import DomainError, UnavailableError
 
 EXIT_USAGE = 2
 EXIT_FAIL = 1
@@ -28,12 +28,17 @@ def _data_dir(args: argparse.Namespace) -> str:
     return args.data or os.environ.get("DUALMAIL_DATA") or "./dualmail-data"
 
 
+def _store_target(args: argparse.Namespace) -> str:
+    """``--store`` (a postgresql:// URL), else $DUALMAIL_STORE, else the LMDB ``--data``."""
+    return getattr(args, "store", None) or os.environ.get("DUALMAIL_STORE") or _data_dir(args)
+
+
 @contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Any]:
     """The store of ``--data``, closed however the command ends."""
     from .store.store import open_store
 
-    store = open_store(_data_dir(args))
+    store = open_store(_store_target(args))
     try:
         yield store
     finally:
@@ -147,6 +152,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dualmail", description="Manage a dualmail store.")
     p.add_argument("--data", help="data directory (default: $DUALMAIL_DATA or ./dualmail-data)")
+    p.add_argument("--store", help="a postgresql://USER@HOST/DB store instead of LMDB in --data "
+                                   "(default: $DUALMAIL_STORE)")
     sub = p.add_subparsers(dest="command", required=True)
 
     u = sub.add_parser("user", help="manage users")
@@ -195,8 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, DomainError) as e:
-        msg = e.message if isinstance(e, DomainError) else str(e)
+    except (CliError, DomainError, UnavailableError) as e:
+        msg = e.message if isinstance(e, (DomainError, UnavailableError)) else str(e)
         print(f"dualmail: {msg}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:

@@ -46,7 +46,7 @@ class DualmailService(MultiService):
 
     def _open(self) -> Store:
         try:
-            return open_store(self.data_dir)
+            return open_store(self.options.get("store") or self.data_dir)
         except DomainError as e:
             raise SystemExit(f"dualmail: {e.message}") from None
 
@@ -59,7 +59,8 @@ class DualmailService(MultiService):
         if self.store is None:
             self.store = self._open()
             self._build_listeners(self.store)
-        self.log.info("dualmail store open at {path}", path=self.data_dir)
+        self.log.info("dualmail store open at {path}", path=self.data_dir if not self.options.get("store")
+                      else "PostgreSQL " + self.options["store"].split("@")[-1])
         self.reactor.callWhenRunning(self._announce)
         if not self.options.get("no-first-account"):
             hints = [f"  IMAP: {ep}" for ep in self.options["imap"]] + \

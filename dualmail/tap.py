@@ -25,6 +25,8 @@ class Options(usage.Options):
         ["tls-cert", None, None, "PEM certificate file (enables STARTTLS and --imaps)."],
         ["tls-key", None, None, "PEM private key file for --tls-cert."],
         ["base-url", None, None, "Public base URL of the JMAP service (behind a proxy)."],
+        ["store", None, None, "Mail store: postgresql://USER@HOST/DB for a shared PostgreSQL "
+                              "(several nodes); default $DUALMAIL_STORE, else LMDB in --data."],
     ]
     optFlags = [
         ["allow-plaintext", None, "Allow LOGIN/PLAIN without TLS on non-loopback connections."],
@@ -53,6 +55,13 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["data"]:
             self["data"] = os.environ.get("DUALMAIL_DATA") or DEFAULT_DATA
+        if not self["store"]:
+            self["store"] = os.environ.get("DUALMAIL_STORE") or None
+        if self["store"]:
+            from .store.store import is_database_url
+
+            if not is_database_url(self["store"]):
+                raise usage.UsageError("--store takes a postgresql:// URL (LMDB is chosen with --data)")
         if not self["imap"] and not self["imaps"]:
             self["imap"] = [DEFAULT_IMAP]
         if not self["jmap"]:

@@ -56,3 +56,32 @@ async def start_jmap_over_tls(data, key_pem, cert_pem):
     service.startService()
     [port] = await service.bound_ports("jmap")
     return service, f"127.0.0.1:{port.getHost().port}"
+
+
+# -- PostgreSQL (issue 18): one real server per test session -----------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL cluster in a temporary directory (tests/pg/server.py), stopped at
+    the end of the session.  Skipped only where PostgreSQL cannot be installed; in CI
+    (CI=true, .ci/run installs Debian's ``postgresql``) a missing server is a failure."""
+    import os
+
+    from tests.pg.server import PgServer, pg_bindir
+
+    if pg_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run must install Debian's postgresql")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+def open_test_store(engine: str, tmp_path, request) -> Store:
+    """A fresh store on ``engine`` ("lmdb": a temporary directory; "postgresql": a new
+    database on the session's server)."""
+    if engine == "postgresql":
+        return open_store(request.getfixturevalue("pg_server").fresh_url())
+    return open_store(str(tmp_path / "data"), sync=False)

@@ -37,7 +37,7 @@ from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.parser import (CommandParser, Done, LiteralTooLarge, NeedContinuation,
                                        ParseError, RawLine)
 from dualmail.imap.wire.sequence import ResolvedSet
-from dualmail.model.errors import DomainError
+from dualmail.model.errors import DomainError, UnavailableError
 
 
 # -- effects the protocol carries out -------------------------------------------------
@@ -251,6 +251,10 @@ class Session:
         except MailboxGoneError:
             yield from self._mailbox_gone()
             return
+        except UnavailableError as e:  # the shared database is away: rolled back, retry later
+            self.log.warn("IMAP command {tag} for {user}: {err}", tag=tag, user=self.user, err=e.message)
+            tagged = r.Tagged(tag, "NO", "The mail store is temporarily unavailable; nothing was changed",
+                              r.code("UNAVAILABLE"))
         except Exception:
             self.log.failure("IMAP command failed: {tag} for {user}", tag=tag, user=self.user)
             tagged = r.Tagged(tag, "NO", "Internal server error; nothing was changed",

@@ -128,7 +128,7 @@ class Store:
     @contextmanager
     def write(self, account: int) -> Iterator[MailTxn]:
         """The one write transaction: commits on normal exit, then publishes."""
-        with self.kv.write() as w:
+        with self.kv.write(account) as w:
             tx = MailTxn(w, account)
             yield tx
             commit = self._finish(w, tx)
@@ -144,7 +144,7 @@ class Store:
             box[0] = self._finish(w, tx)
             return result
 
-        result = self.kv.run_write(run)
+        result = self.kv.run_write(run, account)
         self._after_commit(box[0])
         return result
 
@@ -218,7 +218,7 @@ class Store:
     def set_password(self, address: str, password: str) -> None:
         a = self.require_account(address)
         pw = hash_password(password)
-        with self.kv.write() as w:
+        with self.kv.write(a) as w:
             rec = codec.loads(w.get("account", K.acct(a)))
             rec["pw"] = pw
             w.put("account", K.acct(a), codec.dumps(rec))
@@ -240,7 +240,7 @@ class Store:
                 if codec.loads(v).get("account") == a:
                     w.delete("token", k)
 
-        self.kv.run_write(run)
+        self.kv.run_write(run, a)
         self.uid_maps.forget(a)
 
     def authenticate(self, address: str, password: str) -> int | None:
@@ -335,9 +335,23 @@ class Store:
                     if codec.loads(v).get("account") == a]
 
 
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(target: str) -> bool:
+    """Whether a ``--store``/``--data`` value names a PostgreSQL database, not a directory."""
+    return target.startswith(DATABASE_SCHEMES)
+
+
 def open_store(path: str, *, sync: bool = True) -> Store:
-    """Open (or create) the store in directory ``path`` on LMDB."""
+    """Open (or create) the store in directory ``path`` on LMDB, or in the PostgreSQL
+    database ``path`` names when it is a ``postgresql://`` URL (``kv_pg``)."""
     from .keys import TABLES
+
+    if is_database_url(path):
+        from .kv_pg import PgKV
+
+        return Store(PgKV(path, TABLES))
     from .kv_lmdb import LmdbKV
 
     if os.path.exists(path) and not os.path.isdir(path):
