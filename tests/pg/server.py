@@ -90,6 +90,10 @@ class PgServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def fresh_database(self, prefix: str = "db") -> str:
+        """A new, empty database (its own NOTIFY channel: for tests of several nodes)."""
+        return self.create_database(f"{prefix}{os.getpid()}_{next(_counter)}")
+
     def fresh_url(self, prefix: str = "t") -> str:
         """A new, empty store: its own schema in one shared database (the engine creates
         its tables there), which is ~5x cheaper than a database per test."""
