@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from dualmail.store.store import Store, open_store
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
-    s = open_store(str(tmp_path / "data"), sync=False)
+def store(tmp_path, request) -> Store:
+    # DUALMAIL_TEST_ENGINE=postgresql runs every test using this fixture on PostgreSQL.
+    s = open_test_store(os.environ.get("DUALMAIL_TEST_ENGINE", "lmdb"), tmp_path, request)
     yield s
     s.close()
 
@@ -66,8 +69,6 @@ def pg_server():
     """A real PostgreSQL cluster in a temporary directory (tests/pg/server.py), stopped at
     the end of the session.  Skipped only where PostgreSQL cannot be installed; in CI
     (CI=true, .ci/run installs Debian's ``postgresql``) a missing server is a failure."""
-    import os
-
     from tests.pg.server import PgServer, pg_bindir
 
     if pg_bindir() is None:
