@@ -226,9 +226,19 @@ class Session:
         except MailboxGoneError:
             yield from self._mailbox_gone()
             return
+        except UnavailableError as e:
+            if not isinstance(cmd, c.Logout):  # LOGOUT needs no store
+                yield self.encode(self._unavailable(cmd.tag, e))
+                return
         allow = not (isinstance(cmd, _NO_EXPUNGE) and not getattr(cmd, "uid", False))
         yield from self._drive_tagged(handler(self, cmd), cmd.tag, allow_expunge=allow,
                                       updates=not isinstance(cmd, c.Logout))
+
+    def _unavailable(self, tag: str, e: UnavailableError) -> r.Tagged:
+        """RFC 5530 UNAVAILABLE: the shared database is away; the command was rolled back."""
+        self.log.warn("IMAP command {tag} for {user}: {err}", tag=tag, user=self.user, err=e.message)
+        return r.Tagged(tag, "NO", "The mail store is temporarily unavailable; nothing was changed",
+                        r.code("UNAVAILABLE"))
 
     def _drive_tagged(self, gen: Generator[Any, None, r.Tagged | None], tag: str, *,
                       allow_expunge: bool = True, updates: bool = True) -> Iterator[Output]:
@@ -252,9 +262,7 @@ class Session:
             yield from self._mailbox_gone()
             return
         except UnavailableError as e:  # the shared database is away: rolled back, retry later
-            self.log.warn("IMAP command {tag} for {user}: {err}", tag=tag, user=self.user, err=e.message)
-            tagged = r.Tagged(tag, "NO", "The mail store is temporarily unavailable; nothing was changed",
-                              r.code("UNAVAILABLE"))
+            tagged = self._unavailable(tag, e)
         except Exception:
             self.log.failure("IMAP command failed: {tag} for {user}", tag=tag, user=self.user)
             tagged = r.Tagged(tag, "NO", "Internal server error; nothing was changed",
@@ -267,6 +275,8 @@ class Session:
             except MailboxGoneError:
                 yield from self._mailbox_gone()
                 return
+            except UnavailableError:
+                pass  # the updates are told after a later command
         if self.hms_on_tagged:
             # RFC 7162 §3.2.7, §3.2.9: EXPUNGE with QRESYNC ends OK [HIGHESTMODSEQ n]
             self.hms_on_tagged = False
