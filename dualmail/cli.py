@@ -149,6 +149,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if not result.failed else EXIT_FAIL
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    """``store copy --from A --to B``: every row, from one snapshot of A into an empty B."""
+    from .store.copy import copy_store
+    from .store.store import open_kv
+
+    src = open_kv(getattr(args, "from"))
+    try:
+        dst = open_kv(args.to)
+        try:
+            counts = copy_store(src, dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    print(f"copied {sum(counts.values())} rows ({counts.get('email', 0)} emails, "
+          f"{counts.get('account', 0)} accounts)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dualmail", description="Manage a dualmail store.")
     p.add_argument("--data", help="data directory (default: $DUALMAIL_DATA or ./dualmail-data)")
@@ -194,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--workers", type=int, default=None, help="parsing processes besides the writer (default: one per CPU, at most 4; 0: parse in the writer)")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
     i.set_defaults(func=cmd_import)
+
+    st = sub.add_parser("store", help="move an installation between engines")
+    stsub = st.add_subparsers(dest="action", required=True)
+    sc = stsub.add_parser("copy", help="copy every record (ids, UIDs, modseqs, states kept) into an empty store")
+    sc.add_argument("--from", required=True, metavar="DIR_OR_URL", help="source: an LMDB data directory or a postgresql:// URL")
+    sc.add_argument("--to", required=True, metavar="DIR_OR_URL", help="destination (must be empty; nothing may serve it meanwhile)")
+    st.set_defaults(func=cmd_store)
     return p
 
 

@@ -346,16 +346,21 @@ def is_database_url(target: str) -> bool:
 def open_store(path: str, *, sync: bool = True) -> Store:
     """Open (or create) the store in directory ``path`` on LMDB, or in the PostgreSQL
     database ``path`` names when it is a ``postgresql://`` URL (``kv_pg``)."""
+    return Store(open_kv(path, sync=sync))
+
+
+def open_kv(path: str, *, sync: bool = True) -> KV:
+    """The bare engine of ``open_store`` (no format record written): ``store copy``."""
     from .keys import TABLES
 
     if is_database_url(path):
         from .kv_pg import PgKV
 
-        return Store(PgKV(path, TABLES))
+        return PgKV(path, TABLES)
     from .kv_lmdb import LmdbKV
 
     if os.path.exists(path) and not os.path.isdir(path):
         raise errors.StoreLockedError(f"{path} is not a directory")
     if os.path.isdir(path) and not os.access(path, os.W_OK):
         raise errors.StoreLockedError(f"the data directory {path} is not writable")
-    return Store(LmdbKV(path, TABLES, sync=sync))
+    return LmdbKV(path, TABLES, sync=sync)
