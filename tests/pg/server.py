@@ -31,7 +31,8 @@ def pg_bindir() -> str | None:
 class PgServer:
     """One PostgreSQL cluster in its own temporary directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        self.fsync = fsync  # benchmarks: on, as in production
         bindir = pg_bindir()
         if bindir is None:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -57,7 +58,8 @@ class PgServer:
         return self
 
     def pg_ctl_start(self) -> None:
-        opts = (f"-k {self.dir} -c listen_addresses='' -c fsync=off -c full_page_writes=off "
+        durability = "" if self.fsync else "-c fsync=off -c full_page_writes=off "
+        opts = (f"-k {self.dir} -c listen_addresses='' {durability}"
                 "-c max_connections=300 -c shared_buffers=32MB")
         r = self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o", opts, "start",
                       check=False)
