@@ -38,7 +38,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from imap_bench import PASSWORD, USER, build, client, timed  # noqa: E402
+from imap_bench import PASSWORD, USER, Server, build, client, timed  # noqa: E402
 
 from dualmail.store.store import open_store  # noqa: E402
 from tests.pg.server import PgServer  # noqa: E402
@@ -72,12 +72,7 @@ class Node:
     def port(self) -> int:
         return self.ports["IMAP"]
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+    stop = Server.stop
 
 
 def login(port: int, user: str) -> imaplib.IMAP4:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 import psycopg
@@ -211,42 +211,33 @@ class PgKV:
         finally:
             self._pool.putconn(conn)
 
-    @contextmanager
-    def read(self) -> Iterator[_Txn]:
-        with self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None) as (conn, cur):
-            try:
-                yield _Txn(cur, self._sql, False)
-            except _TEMPORARY as e:
-                _rollback(conn)
-                raise _unavailable(e) from e
-            except BaseException:
-                _rollback(conn)
-                raise
-            try:
-                conn.execute("COMMIT")
-            except _TEMPORARY:
-                pass  # a read-only transaction: nothing to lose
+    def read(self) -> AbstractContextManager[_Txn]:
+        return self._transaction(None, write=False)
+
+    def write(self, account: int | None = None) -> AbstractContextManager[_Txn]:
+        return self._transaction(account, write=True)
 
     @contextmanager
-    def write(self, account: int | None = None) -> Iterator[_Txn]:
-        with self._begin("BEGIN ISOLATION LEVEL READ COMMITTED", account) as (conn, cur):
-            txn = _Txn(cur, self._sql, True)
+    def _transaction(self, account: int | None, *, write: bool) -> Iterator[_Txn]:
+        begin = "BEGIN ISOLATION LEVEL " + ("READ COMMITTED" if write else "REPEATABLE READ READ ONLY")
+        with self._begin(begin, account) as (conn, cur):
+            txn = _Txn(cur, self._sql, write)
             try:
                 yield txn
-                if txn.dirty:
-                    cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "" if account is None else str(account)))
+                _notify(txn, account)
             except _TEMPORARY as e:
                 _rollback(conn)
                 raise _unavailable(e) from e
             except BaseException:
                 _rollback(conn)
                 raise
-            try:
-                conn.execute("COMMIT")
-            except _TEMPORARY as e:
-                raise errors.UnavailableError(
-                    "the database connection failed during commit: the change may or may not "
-                    f"have been applied ({type(e).__name__})") from e
+            if write:
+                _commit(conn)
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except _TEMPORARY:
+                    pass  # a read-only transaction: nothing to lose
 
     def run_write(self, fn: Callable[[_Txn], T], account: int | None = None) -> T:
         pause = _RETRY_PAUSE
@@ -256,18 +247,11 @@ class PgKV:
                     txn = _Txn(cur, self._sql, True)
                     try:
                         result = fn(txn)
-                        if txn.dirty:
-                            cur.execute("SELECT pg_notify(%s, %s)",
-                                        (CHANNEL, "" if account is None else str(account)))
+                        _notify(txn, account)
                     except BaseException:
                         _rollback(conn)
                         raise
-                    try:
-                        conn.execute("COMMIT")
-                    except _TEMPORARY as e:
-                        raise errors.UnavailableError(
-                            "the database connection failed during commit: the change may or may "
-                            f"not have been applied ({type(e).__name__})") from e
+                    _commit(conn)
                     return result
             except _TEMPORARY as e:  # before COMMIT: rolled back, safe to run again
                 if attempt == _RETRIES - 1 or isinstance(e, psycopg.errors.LockNotAvailable):
@@ -325,6 +309,21 @@ class PgKV:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _notify(txn: _Txn, account: int | None) -> None:
+    """Tell every node's listener, at commit (PostgreSQL delivers it only if committed)."""
+    if txn.dirty:
+        txn._cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "" if account is None else str(account)))
+
+
+def _commit(conn: psycopg.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except _TEMPORARY as e:  # never retried: the outcome is unknown
+        raise errors.UnavailableError(
+            "the database connection failed during commit: the change may or may not "
+            f"have been applied ({type(e).__name__})") from e
 
 
 def _rollback(conn: psycopg.Connection) -> None:

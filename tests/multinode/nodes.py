@@ -104,3 +104,14 @@ def start_nodes(url: str, tmp_path, n: int = 3) -> list[Node]:
             node.stop()
         raise
     return nodes
+
+
+def database_with_account(pg_server, prefix: str, user: str, password: str) -> str:
+    """A fresh database (its own NOTIFY channel) holding one account: its URL."""
+    from dualmail.store.store import open_store
+
+    url = pg_server.fresh_database(prefix)
+    s = open_store(url)
+    s.create_account(user, password)
+    s.close()
+    return url

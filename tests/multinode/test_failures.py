@@ -15,9 +15,8 @@ import base64
 import pytest
 from imapclient import IMAPClient
 
-from dualmail.store.store import open_store
 from tests.cross.cross_util import PASSWORD, TIMEOUT, USER, message
-from tests.multinode.nodes import dualmail_cli, start_node, start_nodes
+from tests.multinode.nodes import database_with_account, dualmail_cli, start_node, start_nodes
 from tests.pg.server import PgServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -54,10 +53,7 @@ def jmap_post(node, calls: list) -> dict:
 
 
 def test_kill_9_of_a_node_loses_no_acknowledged_write(pg_server, tmp_path):
-    url = pg_server.fresh_database("k9")
-    s = open_store(url)
-    s.create_account(USER, PASSWORD)
-    s.close()
+    url = database_with_account(pg_server, "k9", USER, PASSWORD)
     nodes = start_nodes(url, tmp_path, 3)
     try:
         n1, n2, n3 = nodes
@@ -91,10 +87,7 @@ def test_kill_9_of_a_node_loses_no_acknowledged_write(pg_server, tmp_path):
 def test_a_database_restart_gives_temporary_errors_then_service_resumes(tmp_path):
     server = PgServer().start()  # its own cluster: this test stops it
     try:
-        url = server.fresh_database("rs")
-        s = open_store(url)
-        s.create_account(USER, PASSWORD)
-        s.close()
+        url = database_with_account(server, "rs", USER, PASSWORD)
         node = start_node("node", url, str(tmp_path / "node"))
         try:
             node.wait_listening()

@@ -22,19 +22,15 @@ from imapclient.response_parser import parse_fetch_response
 from treq.client import HTTPClient
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from dualmail.store.store import open_store
 from tests.cross.cross_util import JMAP, PASSWORD, TIMEOUT, USER, close, idle_until, in_thread, message
-from tests.multinode.nodes import dualmail_cli, start_nodes
+from tests.multinode.nodes import database_with_account, dualmail_cli, start_nodes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
 def cluster(pg_server, tmp_path):
-    url = pg_server.fresh_database("mn")
-    s = open_store(url)
-    s.create_account(USER, PASSWORD)
-    s.close()
+    url = database_with_account(pg_server, "mn", USER, PASSWORD)
     nodes = start_nodes(url, tmp_path, 3)
     yield url, nodes
     for node in nodes:
