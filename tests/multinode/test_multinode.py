@@ -5,6 +5,8 @@ with one modseq (CONTRACT §4, §5).
 - An IMAP session in IDLE (RFC 2177, CONDSTORE RFC 7162 §3.1) on node 1 and a JMAP
   EventSource (RFC 8620 §7.3) on node 2 both hear an APPEND made through node 3, with the
   new MODSEQ as the Email state, without polling.
+- Every node's LISTEN connection cut: a commit made meanwhile still reaches node 1, which
+  reads the commit log when it reconnects.
 - Writers on one account from all three nodes at once: every MODSEQ an IMAP STORE answered
   is distinct and each client's are increasing, no update is lost (each node's keywords on
   the one Email all stick), and ``dualmail check`` (counters = recount) is clean.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg
 import pytest
 import pytest_twisted
 from imapclient import IMAPClient
@@ -47,7 +50,7 @@ def imap(node) -> IMAPClient:
 async def test_idle_on_node1_and_eventsource_on_node2_hear_an_append_through_node3(cluster):
     from twisted.internet import reactor
 
-    _url, (n1, n2, n3) = cluster
+    url, (n1, n2, n3) = cluster
     pool = HTTPConnectionPool(reactor, persistent=False)
     jmap = JMAP(HTTPClient(Agent(reactor, pool=pool)), n2.jmap_base)
     await jmap.start()
@@ -90,6 +93,22 @@ async def test_idle_on_node1_and_eventsource_on_node2_hear_an_append_through_nod
         got = await jmap.call("Email/query", {})
         assert len(got["ids"]) == 1 and got["queryState"]
         assert await jmap.state("Email") == str(modseq)
+
+        # Every node's LISTEN connection is cut; a commit made meanwhile still reaches
+        # node 1's IDLE: the listener reconnects and reads the commit log first.
+        def cut_listeners_then_append():
+            c.idle()
+            with psycopg.connect(url, autocommit=True) as admin:
+                cut = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'").fetchall()
+            assert len(cut) == 3, cut
+            append_on_node3()
+            seen = idle_until(c, lambda got: any(r[1:2] == (b"EXISTS",) and r[0] == 2 for r in got))
+            c.idle_done()
+            return seen
+
+        assert (2, b"EXISTS") in await in_thread(cut_listeners_then_append)
     finally:
         events.close()
         await in_thread(close, c)
