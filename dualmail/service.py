@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from .firstrun import ensure_demo_account
-from .model.errors import DomainError
+from .model.errors import AlreadyExistsError, DomainError
 from .indexing import SearchIndexer
 from .notify import ExternalCommitWatcher
 from .store.store import Store, open_store
@@ -65,7 +65,10 @@ class DualmailService(MultiService):
         if not self.options.get("no-first-account"):
             hints = [f"  IMAP: {ep}" for ep in self.options["imap"]] + \
                     [f"  JMAP: {ep} (session at /.well-known/jmap)" for ep in self.options["jmap"]]
-            text = ensure_demo_account(self.store, self.data_dir, hints)
+            try:
+                text = ensure_demo_account(self.store, self.data_dir, hints)
+            except AlreadyExistsError:  # another node on the same database made it first
+                text = None
             if text:
                 self.log.info("{text}", text=text)
         super().startService()

@@ -96,17 +96,15 @@ class _Txn:
     ) -> Iterator[tuple[bytes, bytes]]:
         q = self._table(table)
         page = _FIRST_PAGE
-        if not reverse:
-            lo, lo_incl, hi = start, True, stop
-        else:
-            lo, hi, hi_excl = start, stop, True
+        lo, lo_incl, hi = start, True, stop  # the window still to read
         while True:
+            # Each page is read whole before it is yielded: the caller may use the same
+            # transaction (another get or range) between rows.
             if not reverse:
                 name = ("fwd_ge" if lo_incl else "fwd_gt") + ("" if hi is None else "_lt")
-                params = (lo, page) if hi is None else (lo, hi, page)
             else:
-                name = "rev" + ("" if hi is None else ("_lt" if hi_excl else "_le"))
-                params = (lo, page) if hi is None else (lo, hi, page)
+                name = "rev" + ("" if hi is None else "_lt")
+            params = (lo, page) if hi is None else (lo, hi, page)
             rows = self._cur.execute(q[name], params, binary=True).fetchall()
             yield from rows
             if len(rows) < page:
@@ -114,7 +112,7 @@ class _Txn:
             if not reverse:
                 lo, lo_incl = rows[-1][0], False
             else:
-                hi, hi_excl = rows[-1][0], True
+                hi = rows[-1][0]
             page = min(page * 4, _MAX_PAGE)
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
@@ -143,7 +141,6 @@ def _statements(table: str) -> dict[str, Any]:
         "fwd_gt_lt": s("SELECT k, v FROM {t} WHERE k > %s AND k < %s ORDER BY k LIMIT %s"),
         "rev": s("SELECT k, v FROM {t} WHERE k >= %s ORDER BY k DESC LIMIT %s"),
         "rev_lt": s("SELECT k, v FROM {t} WHERE k >= %s AND k < %s ORDER BY k DESC LIMIT %s"),
-        "rev_le": s("SELECT k, v FROM {t} WHERE k >= %s AND k <= %s ORDER BY k DESC LIMIT %s"),
     }
 
 

@@ -6,7 +6,7 @@ the ``Commit`` published to subscribers (IMAP sessions, JMAP push).  Commits mad
 processes (the CLI) are found by ``poll_external()``, which the service calls when the
 data file changes (inotify); a global commit counter makes that exact and cheap.
 
-Imports no twisted and no lmdb (the engine is ``kv_lmdb``, chosen in ``open_store``).
+Imports no twisted and no lmdb (the engine, ``kv_lmdb`` or ``kv_pg``, is chosen in ``open_store``).
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ class Store:
         self._after_commit(commit)
 
     def transact(self, account: int, fn: Callable[[MailTxn], T]) -> T:
-        """Run ``fn(tx)`` in one write transaction (re-run if the map had to grow)."""
+        """Run ``fn(tx)`` in one write transaction (re-run if the map had to grow or the
+        database connection was lost before the commit)."""
         box: list[Commit | None] = [None]
 
         def run(w: KVWrite) -> T:
