@@ -53,7 +53,7 @@ async def start_jmap_over_tls(data, key_pem, cert_pem):
     from dualmail.tap import Options, makeService
 
     options = Options()
-    options.parseOptions(["--data", str(data), "--no-first-account",
+    options.parseOptions(["--data", str(data), "--no-first-account", "--imap", "tcp:0:interface=127.0.0.1",
                           "--jmap", f"ssl:0:interface=127.0.0.1:privateKey={key_pem}:certKey={cert_pem}"])
     service = makeService(options, reactor)
     service.startService()
@@ -80,9 +80,14 @@ def pg_server():
     server.stop()
 
 
-def open_test_store(engine: str, tmp_path, request) -> Store:
-    """A fresh store on ``engine`` ("lmdb": a temporary directory; "postgresql": a new
-    database on the session's server)."""
+def store_target(engine: str, tmp_path, request) -> str:
+    """Where a fresh store on ``engine`` lives: a temporary directory (LMDB) or a new store
+    on the session's PostgreSQL server; ``--data``/``--store`` and ``open_store`` take either."""
     if engine == "postgresql":
-        return open_store(request.getfixturevalue("pg_server").fresh_url())
-    return open_store(str(tmp_path / "data"), sync=False)
+        return request.getfixturevalue("pg_server").fresh_url()
+    return str(tmp_path / "data")
+
+
+def open_test_store(engine: str, tmp_path, request) -> Store:
+    """A fresh store on ``engine`` (``store_target``)."""
+    return open_store(store_target(engine, tmp_path, request), sync=False)
