@@ -168,3 +168,99 @@ def test_concurrent_writers_on_three_nodes_lose_nothing(cluster):
         assert ms == sorted(ms) and len(set(ms)) == len(ms)
     r = dualmail_cli("--store", url, "check")
     assert r.returncode == 0 and f"{USER}: ok" in r.stdout, r.stdout + r.stderr
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_kind_of_write_through_node3_reaches_node1_and_node2_and_the_views_agree(cluster):
+    """APPEND, STORE, MOVE (RFC 6851), EXPUNGE, RENAME through node 3's IMAP and Email/set
+    through node 3's JMAP: node 1's QRESYNC session in IDLE (RFC 7162 §3.2.10: VANISHED)
+    hears each, node 2's EventSource reaches the final Email state, and afterwards IMAP
+    (node 1) and JMAP (node 2) agree on every mailbox's counts, and HIGHESTMODSEQ equals the
+    Email state (CONTRACT §4)."""
+    from twisted.internet import reactor
+
+    _url, (n1, n2, n3) = cluster
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    jmap2 = JMAP(HTTPClient(Agent(reactor, pool=pool)), n2.jmap_base)
+    jmap3 = JMAP(HTTPClient(Agent(reactor, pool=pool)), n3.jmap_base)
+    await jmap2.start()
+    await jmap3.start()
+
+    def seed():
+        w = imap(n3)
+        for i in range(4):
+            w.append("INBOX", message(f"m{i}", msgid=f"<m{i}@x>"))
+        w.create_folder("Work")
+        w.logout()
+
+    await in_thread(seed)
+    events = await jmap2.events()
+    listener = await in_thread(lambda: _idle_qresync(n1))
+    try:
+        def imap_writes_on_node3():
+            w = imap(n3)
+            try:
+                w.select_folder("INBOX")
+                w.add_flags([1], [b"\\Flagged"])
+                w.move([2], "Archive")
+                w.add_flags([3], [b"\\Deleted"])
+                w.expunge()
+                w.rename_folder("Work", "Projects")
+            finally:
+                w.logout()
+
+        await in_thread(imap_writes_on_node3)
+        email_ids = (await jmap3.call("Email/query", {"sort": [{"property": "receivedAt"}]}))["ids"]
+        result = await jmap3.call("Email/set", {"update": {email_ids[-1]: {"keywords/$seen": True}}})
+        final = result["newState"]
+
+        def heard():
+            seen = idle_until(listener, lambda got: any(_modseq(r) == int(final) for r in got))
+            listener.idle_done()
+            return seen
+
+        seen = await in_thread(heard)
+        flagged = [r for r in seen if r[1:2] == (b"FETCH",) and b"\\Flagged" in r[2][r[2].index(b"FLAGS") + 1]]
+        assert flagged and flagged[0][0] == 1, seen  # STORE
+        assert [r[1] for r in seen if r[0] == b"VANISHED"] == [2, 3], seen  # MOVE, then EXPUNGE
+        _, change = await events.wait_for(
+            lambda e: e[0] == "state" and e[1]["changed"].get(jmap2.account, {}).get("Email") == final)
+        assert change["changed"][jmap2.account]["Email"] == final
+
+        boxes = await jmap2.mailboxes()
+        assert "Projects" in boxes and "Work" not in boxes
+
+        def imap_view():
+            c = imap(n1)
+            try:
+                out = {}
+                for name in ("INBOX", "Archive", "Projects"):
+                    st = c.folder_status(name, ["MESSAGES", "UNSEEN", "HIGHESTMODSEQ"])
+                    out[name] = (st[b"MESSAGES"], st[b"UNSEEN"], st[b"HIGHESTMODSEQ"])
+                return out
+            finally:
+                c.logout()
+
+        view = await in_thread(imap_view)
+        for name, (messages, unseen, _hms) in view.items():
+            assert (boxes[name]["totalEmails"], boxes[name]["unreadEmails"]) == (messages, unseen), name
+        assert max(h for _m, _u, h in view.values()) == int(final) == int(await jmap2.state("Email"))
+    finally:
+        events.close()
+        await in_thread(close, listener)
+        await pool.closeCachedConnections()
+
+
+def _modseq(response) -> int | None:
+    """The MODSEQ of an untagged FETCH as imapclient's IDLE gives it, else None."""
+    if response[1:2] != (b"FETCH",) or b"MODSEQ" not in response[2]:
+        return None
+    return response[2][response[2].index(b"MODSEQ") + 1][0]
+
+
+def _idle_qresync(node) -> IMAPClient:
+    c = imap(node)
+    c.enable("QRESYNC")
+    c.select_folder("INBOX")
+    c.idle()
+    return c
