@@ -14,7 +14,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from .model.errors import DomainError
+from .model.errors import DomainError, UnavailableError
 
 EXIT_USAGE = 2
 EXIT_FAIL = 1
@@ -28,12 +28,17 @@ def _data_dir(args: argparse.Namespace) -> str:
     return args.data or os.environ.get("DUALMAIL_DATA") or "./dualmail-data"
 
 
+def _store_target(args: argparse.Namespace) -> str:
+    """``--store`` (a postgresql:// URL), else $DUALMAIL_STORE, else the LMDB ``--data``."""
+    return getattr(args, "store", None) or os.environ.get("DUALMAIL_STORE") or _data_dir(args)
+
+
 @contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Any]:
     """The store of ``--data``, closed however the command ends."""
     from .store.store import open_store
 
-    store = open_store(_data_dir(args))
+    store = open_store(_store_target(args))
     try:
         yield store
     finally:
@@ -204,9 +209,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    """``store copy --from A --to B``: every row, from one snapshot of A into an empty B."""
+    from .store.copy import copy_store
+    from .store.store import open_kv
+
+    src = open_kv(getattr(args, "from"))
+    try:
+        dst = open_kv(args.to)
+        try:
+            counts = copy_store(src, dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    print(f"copied {sum(counts.values())} rows ({counts.get('email', 0)} emails, "
+          f"{counts.get('account', 0)} accounts)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dualmail", description="Manage a dualmail store.")
     p.add_argument("--data", help="data directory (default: $DUALMAIL_DATA or ./dualmail-data)")
+    p.add_argument("--store", help="a postgresql://USER@HOST/DB store instead of LMDB in --data "
+                                   "(default: $DUALMAIL_STORE)")
     sub = p.add_subparsers(dest="command", required=True)
 
     u = sub.add_parser("user", help="manage users")
@@ -268,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("address")
     x.add_argument("dir")
     x.set_defaults(func=cmd_export)
+
+    st = sub.add_parser("store", help="move an installation between engines")
+    stsub = st.add_subparsers(dest="action", required=True)
+    sc = stsub.add_parser("copy", help="copy every record (ids, UIDs, modseqs, states kept) into an empty store")
+    sc.add_argument("--from", required=True, metavar="DIR_OR_URL", help="source: an LMDB data directory or a postgresql:// URL")
+    sc.add_argument("--to", required=True, metavar="DIR_OR_URL", help="destination (must be empty; nothing may serve it meanwhile)")
+    st.set_defaults(func=cmd_store)
     return p
 
 
@@ -276,8 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, DomainError) as e:
-        msg = e.message if isinstance(e, DomainError) else str(e)
+    except (CliError, DomainError, UnavailableError) as e:
+        msg = e.message if isinstance(e, (DomainError, UnavailableError)) else str(e)
         print(f"dualmail: {msg}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:

@@ -4,6 +4,9 @@ In-process commits are published by the store right after they commit.  Commits 
 another process (the ``dualmail`` CLI) are noticed through inotify on the LMDB data file
 and read from the store's global commit log (``Store.poll_external``): nothing polls on a
 timer where inotify exists.  On platforms without inotify a slow timer is the fallback.
+A shared engine (PostgreSQL) has its own signal instead: ``kv.listen`` calls back after
+every commit of any node (``NOTIFY``) and after each reconnection, and the same commit
+log read (``poll_external``) publishes what other nodes did.
 """
 
 from __future__ import annotations
@@ -30,9 +33,15 @@ class ExternalCommitWatcher(Service):
         self._notifier: Any = None
         self._loop: task.LoopingCall | None = None
         self._pending = False
+        self._stop_listening: Any = None
 
     def startService(self) -> None:
         super().startService()
+        listen = getattr(self.store.kv, "listen", None)
+        self._stop_listening = listen(self._signal_from_thread) if listen is not None else None
+        if self._stop_listening is not None:  # a shared engine's own signal (PostgreSQL NOTIFY)
+            self.log.info("listening for commits of other nodes")
+            return
         path = self.store.kv.changed_path()
         try:
             from twisted.internet import inotify
@@ -49,6 +58,10 @@ class ExternalCommitWatcher(Service):
             self._loop.clock = self.reactor
             self._loop.start(self.fallback_interval, now=False)
 
+    def _signal_from_thread(self) -> None:
+        # Called on the engine's listener thread: hop to the reactor, then coalesce.
+        self.reactor.callFromThread(self._changed, None, None, 0)
+
     def _changed(self, _watch: Any, _path: Any, _mask: int) -> None:
         # Coalesce a burst of modify events into one look at the commit log.
         if not self._pending:
@@ -63,6 +76,9 @@ class ExternalCommitWatcher(Service):
             self.log.failure("reading external commits failed")
 
     def stopService(self) -> None:
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
         if self._notifier is not None:
             self._notifier.loseConnection()
             self._notifier = None

@@ -17,7 +17,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from .firstrun import ensure_demo_account
-from .model.errors import DomainError
+from .model.errors import AlreadyExistsError, DomainError
 from .indexing import SearchIndexer
 from .notify import ExternalCommitWatcher
 from .store.store import Store, open_store
@@ -96,7 +96,7 @@ class DualmailService(MultiService):
 
     def _open(self) -> Store:
         try:
-            return open_store(self.data_dir)
+            return open_store(self.options.get("store") or self.data_dir)
         except DomainError as e:
             raise SystemExit(f"dualmail: {e.message}") from None
 
@@ -126,13 +126,17 @@ class DualmailService(MultiService):
         if self.store is None:
             self.store = self._open()
             self._build_listeners(self.store)
-        self.log.info("dualmail store open at {path}", path=self.data_dir)
+        self.log.info("dualmail store open at {path}", path=self.data_dir if not self.options.get("store")
+                      else "PostgreSQL " + self.options["store"].split("@")[-1])
         self.reactor.callWhenRunning(self._announce)
         if not self.options.get("no-first-account"):
             hints = [f"  IMAP: {ep}" for ep in self.options["imap"]] + \
                     [f"  JMAP: {ep} (session at /.well-known/jmap)" for ep in self.options["jmap"]] + \
                     [f"  LMTP: {ep}" for ep in self.options.get("lmtp", [])]
-            text = ensure_demo_account(self.store, self.data_dir, hints)
+            try:
+                text = ensure_demo_account(self.store, self.data_dir, hints)
+            except AlreadyExistsError:  # another node on the same database made it first
+                text = None
             if text:
                 self.log.info("{text}", text=text)
         super().startService()

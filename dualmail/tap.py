@@ -53,6 +53,8 @@ class Options(usage.Options):
         ["max-recipients-per-day", None, None, "Recipients an account may send to per day (default 1000)."],
         ["max-send-size", None, None, "Largest message that may be sent, octets (default 26214400)."],
         ["queue-lifetime", None, None, "Seconds a message is retried before it fails (default 432000)."],
+        ["store", None, None, "Mail store: postgresql://USER@HOST/DB for a shared PostgreSQL "
+                              "(several nodes); default $DUALMAIL_STORE, else LMDB in --data."],
     ]
     optFlags = [
         ["allow-plaintext", None, "Allow LOGIN/PLAIN without TLS on non-loopback connections."],
@@ -86,6 +88,13 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["data"]:
             self["data"] = os.environ.get("DUALMAIL_DATA") or DEFAULT_DATA
+        if not self["store"]:
+            self["store"] = os.environ.get("DUALMAIL_STORE") or None
+        if self["store"]:
+            from .store.store import is_database_url
+
+            if not is_database_url(self["store"]):
+                raise usage.UsageError("--store takes a postgresql:// URL (LMDB is chosen with --data)")
         if not self["imap"] and not self["imaps"]:
             self["imap"] = [DEFAULT_IMAP]
         if not self["jmap"]:

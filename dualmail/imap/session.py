@@ -37,7 +37,7 @@ from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.parser import (CommandParser, Done, LiteralTooLarge, NeedContinuation,
                                        ParseError, RawLine)
 from dualmail.imap.wire.sequence import ResolvedSet
-from dualmail.model.errors import DomainError
+from dualmail.model.errors import DomainError, UnavailableError
 
 
 # -- effects the protocol carries out -------------------------------------------------
@@ -284,9 +284,19 @@ class Session:
         except MailboxGoneError:
             yield from self._mailbox_gone()
             return
+        except UnavailableError as e:
+            if not isinstance(cmd, c.Logout):  # LOGOUT needs no store
+                yield self.encode(self._unavailable(cmd.tag, e))
+                return
         allow = not (isinstance(cmd, _NO_EXPUNGE) and not getattr(cmd, "uid", False))
         yield from self._drive_tagged(handler(self, cmd), cmd.tag, allow_expunge=allow,
                                       updates=not isinstance(cmd, c.Logout))
+
+    def _unavailable(self, tag: str, e: UnavailableError) -> r.Tagged:
+        """RFC 5530 UNAVAILABLE: the shared database is away; the command was rolled back."""
+        self.log.warn("IMAP command {tag} for {user}: {err}", tag=tag, user=self.user, err=e.message)
+        return r.Tagged(tag, "NO", "The mail store is temporarily unavailable; nothing was changed",
+                        r.code("UNAVAILABLE"))
 
     def _drive_tagged(self, gen: Generator[Any, None, r.Tagged | None], tag: str, *,
                       allow_expunge: bool = True, updates: bool = True) -> Iterator[Output]:
@@ -309,6 +319,8 @@ class Session:
         except MailboxGoneError:
             yield from self._mailbox_gone()
             return
+        except UnavailableError as e:  # the shared database is away: rolled back, retry later
+            tagged = self._unavailable(tag, e)
         except Exception:
             self.log.failure("IMAP command failed: {tag} for {user}", tag=tag, user=self.user)
             tagged = r.Tagged(tag, "NO", "Internal server error; nothing was changed",
@@ -321,6 +333,8 @@ class Session:
             except MailboxGoneError:
                 yield from self._mailbox_gone()
                 return
+            except UnavailableError:
+                pass  # the updates are told after a later command
         if self.hms_on_tagged:
             # RFC 7162 §3.2.7, §3.2.9: EXPUNGE with QRESYNC ends OK [HIGHESTMODSEQ n]
             self.hms_on_tagged = False

@@ -55,8 +55,9 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 from zope.interface import implementer
 
+from ..model.errors import UnavailableError
 from .dispatch import Dispatcher, Method, core_methods
-from .errors import RequestError
+from .errors import ERROR_NS, RequestError
 from .request import parse_request
 from .session import CoreLimits, SessionInfo, build_session, server_capabilities
 
@@ -794,8 +795,15 @@ class JMAPApp:
 
     @app.handle_errors(Exception)
     def unexpected_error(self, request: IRequest, failure: Failure) -> bytes:
-        self.log.failure("JMAP request failed", failure)
         self._cors(request)
+        if failure.check(UnavailableError):  # the shared database is away (before any method ran)
+            self.log.warn("JMAP request refused: {err}", err=failure.value.message)
+            request.setResponseCode(503)
+            request.setHeader(b"retry-after", b"5")
+            request.setHeader(b"content-type", b"application/problem+json")
+            return _json({"type": ERROR_NS + "serverUnavailable", "status": 503,
+                          "detail": "the mail store is temporarily unavailable"})
+        self.log.failure("JMAP request failed", failure)
         request.setResponseCode(500)
         request.setHeader(b"content-type", b"application/problem+json")
         return _json({"type": "about:blank", "status": 500, "detail": "internal server error"})

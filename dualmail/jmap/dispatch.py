@@ -25,6 +25,7 @@ from typing import Any, Union
 
 from twisted.logger import Logger
 
+from ..model.errors import UnavailableError
 from .errors import MethodError
 from .request import Invocation, Request, resolve_references
 from .session import CORE, Account, CoreLimits
@@ -179,6 +180,9 @@ class Dispatcher:
             return [Invocation(name, dict(arguments), call.call_id) for name, arguments in result]
         except MethodError as e:
             return [Invocation("error", e.to_json(), call.call_id)]
+        except UnavailableError as e:  # the shared database is away: rolled back (RFC 8620 §3.6.2)
+            self.log.warn("JMAP method {method}: {err}", method=call.name, err=e.message)
+            return [Invocation("error", {"type": "serverUnavailable", "description": e.message}, call.call_id)]
         except Exception:
             self.log.failure("JMAP method {method} (call {call_id}) failed", method=call.name, call_id=call.call_id)
             return [

@@ -66,3 +66,15 @@ class StoreLockedError(DomainError):
 
 class InvalidSourceError(DomainError):
     """An import path that is neither an mbox file nor a Maildir."""
+
+
+class UnavailableError(Exception):
+    """The store is temporarily unreachable (a shared database restarted, a connection was
+    lost, a lock wait timed out): the operation was rolled back, trying again later may
+    succeed.  IMAP answers ``NO [UNAVAILABLE]`` (RFC 5530), JMAP ``serverUnavailable``
+    (RFC 8620 §3.6.2).  Deliberately not a ``DomainError``: it must abort the whole
+    command or method call, never become a per-object refusal."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -116,7 +116,7 @@ def index_pending(store: Any, account: int, budget: int = 200) -> int:
         w.put("ftsmeta", K.acct(account), K.u64(last))
         return n
 
-    result: int = store.kv.run_write(run)
+    result: int = store.kv.run_write(run, account)
     return result
 
 

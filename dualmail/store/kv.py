@@ -6,6 +6,23 @@ FoundationDB) can replace it by implementing these three protocols.
 
 Keys and values are bytes; keys compare as unsigned bytes (memcmp order).  Tables are the
 names listed in ``keys.TABLES``.  Imports nothing from twisted or lmdb.
+
+The one widening for shared engines (``kv_pg``, several nodes on one database):
+
+- ``write(account)`` / ``run_write(fn, account)`` name the account the transaction changes.
+  A shared engine runs one write transaction per account at a time across all nodes and
+  lets different accounts write in parallel; an embedded engine (LMDB: one writer per
+  environment) may ignore it.  Rows whose key starts with an account number are written
+  only in a transaction of that account (or of a new account nobody can reach yet);
+  the global tables (``meta``, ``login``, ``token``, ``commits``) are serialised by the
+  engine itself.  ``account=None``: a transaction that touches global tables only.
+- ``listen(on_change)``: an engine with its own commit signal (PostgreSQL ``NOTIFY``)
+  calls ``on_change()`` from any thread after another process's commit, and once after
+  each reconnection (so the caller catches up from the global commit log); it returns a
+  stop function.  An engine without one returns None and offers ``changed_path()`` (a
+  file to watch with inotify) instead.
+- An engine whose server is temporarily unreachable raises
+  ``model.errors.UnavailableError`` with nothing applied.
 """
 
 from __future__ import annotations
@@ -35,12 +52,19 @@ class KVWrite(KVRead, Protocol):
 class KV(Protocol):
     def read(self) -> AbstractContextManager[KVRead]: ...
 
-    def write(self) -> AbstractContextManager[KVWrite]:
-        """The one write transaction: committed durably when the block exits normally."""
+    def write(self, account: int | None = None) -> AbstractContextManager[KVWrite]:
+        """The one write transaction (of ``account``): committed durably when the block
+        exits normally."""
         ...
 
-    def run_write(self, fn: Callable[[KVWrite], T]) -> T:
-        """Run ``fn`` in a write transaction, re-running it if the engine had to grow."""
+    def run_write(self, fn: Callable[[KVWrite], T], account: int | None = None) -> T:
+        """Run ``fn`` in a write transaction (of ``account``), re-running it if the engine
+        had to grow or lost its connection before committing: ``fn`` must only touch the
+        transaction."""
+        ...
+
+    def listen(self, on_change: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``on_change`` after other processes' commits; a stop function, or None."""
         ...
 
     def changed_path(self) -> str | None:

@@ -180,7 +180,7 @@ class LmdbKV:
             self._end(txn, False)
 
     @contextmanager
-    def write(self) -> Iterator[_Txn]:
+    def write(self, account: int | None = None) -> Iterator[_Txn]:
         self._ensure_headroom()
         txn = self._begin(True)
         try:
@@ -190,7 +190,7 @@ class LmdbKV:
             raise
         self._end(txn, True)
 
-    def run_write(self, fn: Callable[[_Txn], T]) -> T:
+    def run_write(self, fn: Callable[[_Txn], T], account: int | None = None) -> T:
         for _attempt in range(8):
             self._ensure_headroom()
             txn = self._begin(True)
@@ -213,6 +213,9 @@ class LmdbKV:
 
     def changed_path(self) -> str | None:
         return os.path.join(self.path, "data.mdb")
+
+    def listen(self, on_change: Callable[[], None]) -> None:
+        return None  # one writer per environment: other processes are seen via changed_path()
 
     def disk_size(self) -> int:
         return os.path.getsize(os.path.join(self.path, "data.mdb"))

@@ -6,7 +6,7 @@ the ``Commit`` published to subscribers (IMAP sessions, JMAP push).  Commits mad
 processes (the CLI) are found by ``poll_external()``, which the service calls when the
 data file changes (inotify); a global commit counter makes that exact and cheap.
 
-Imports no twisted and no lmdb (the engine is ``kv_lmdb``, chosen in ``open_store``).
+Imports no twisted and no lmdb (the engine, ``kv_lmdb`` or ``kv_pg``, is chosen in ``open_store``).
 """
 
 from __future__ import annotations
@@ -128,14 +128,15 @@ class Store:
     @contextmanager
     def write(self, account: int) -> Iterator[MailTxn]:
         """The one write transaction: commits on normal exit, then publishes."""
-        with self.kv.write() as w:
+        with self.kv.write(account) as w:
             tx = MailTxn(w, account)
             yield tx
             commit = self._finish(w, tx)
         self._after_commit(commit)
 
     def transact(self, account: int, fn: Callable[[MailTxn], T]) -> T:
-        """Run ``fn(tx)`` in one write transaction (re-run if the map had to grow)."""
+        """Run ``fn(tx)`` in one write transaction (re-run if the map had to grow or the
+        database connection was lost before the commit)."""
         box: list[Commit | None] = [None]
 
         def run(w: KVWrite) -> T:
@@ -144,7 +145,7 @@ class Store:
             box[0] = self._finish(w, tx)
             return result
 
-        result = self.kv.run_write(run)
+        result = self.kv.run_write(run, account)
         self._after_commit(box[0])
         return result
 
@@ -218,7 +219,7 @@ class Store:
     def set_password(self, address: str, password: str) -> None:
         a = self.require_account(address)
         pw = hash_password(password)
-        with self.kv.write() as w:
+        with self.kv.write(a) as w:
             rec = codec.loads(w.get("account", K.acct(a)))
             rec["pw"] = pw
             w.put("account", K.acct(a), codec.dumps(rec))
@@ -240,7 +241,7 @@ class Store:
                 if codec.loads(v).get("account") == a:
                     w.delete("token", k)
 
-        self.kv.run_write(run)
+        self.kv.run_write(run, a)
         self.uid_maps.forget(a)
 
     def authenticate(self, address: str, password: str) -> int | None:
@@ -335,13 +336,32 @@ class Store:
                     if codec.loads(v).get("account") == a]
 
 
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(target: str) -> bool:
+    """Whether a ``--store``/``--data`` value names a PostgreSQL database, not a directory."""
+    return target.startswith(DATABASE_SCHEMES)
+
+
 def open_store(path: str, *, sync: bool = True) -> Store:
-    """Open (or create) the store in directory ``path`` on LMDB."""
+    """Open (or create) the store in directory ``path`` on LMDB, or in the PostgreSQL
+    database ``path`` names when it is a ``postgresql://`` URL (``kv_pg``)."""
+    return Store(open_kv(path, sync=sync))
+
+
+def open_kv(path: str, *, sync: bool = True) -> KV:
+    """The bare engine of ``open_store`` (no format record written): ``store copy``."""
     from .keys import TABLES
+
+    if is_database_url(path):
+        from .kv_pg import PgKV
+
+        return PgKV(path, TABLES)
     from .kv_lmdb import LmdbKV
 
     if os.path.exists(path) and not os.path.isdir(path):
         raise errors.StoreLockedError(f"{path} is not a directory")
     if os.path.isdir(path) and not os.access(path, os.W_OK):
         raise errors.StoreLockedError(f"the data directory {path} is not writable")
-    return Store(LmdbKV(path, TABLES, sync=sync))
+    return LmdbKV(path, TABLES, sync=sync)

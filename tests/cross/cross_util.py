@@ -27,6 +27,8 @@ PASSWORD = "secret"
 AUTH = {b"Authorization": [b"Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode())]}
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 TIMEOUT = 10  # seconds any single wait may take before the test fails
+# Set by tests/cross/conftest.py to run a test on PostgreSQL: () -> a fresh store URL.
+STORE_URL_FACTORY: Callable[[], str] | None = None
 
 
 def message(subject: str = "hello", body: str = "Hello world\r\n", msgid: str | None = None) -> bytes:
@@ -189,11 +191,13 @@ async def running(tmp_path: Any) -> AsyncIterator[Service]:
     from twisted.internet import reactor
 
     data = str(tmp_path / "data")
-    setup = open_store(data, sync=False)
+    target = STORE_URL_FACTORY() if STORE_URL_FACTORY is not None else data
+    setup = open_store(target, sync=False)
     setup.create_account(USER, PASSWORD)
     setup.close()
     options = Options()
-    options.parseOptions(["--data", data, "--imap", "tcp:0:interface=127.0.0.1",
+    options.parseOptions(["--data", data, *(["--store", target] if target != data else []),
+                          "--imap", "tcp:0:interface=127.0.0.1",
                           "--jmap", "tcp:0:interface=127.0.0.1", "--no-first-account"])
     service = makeService(options, reactor)
     service.startService()

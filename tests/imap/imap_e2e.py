@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from dualmail.store.store import Store, open_store
 from dualmail.tap import Options, makeService
 
 USER = "alice@example.org"
 PASSWORD = "secret"
+# Set by tests/imap/conftest.py for the PostgreSQL run of an e2e test: () -> a store URL.
+STORE_URL_FACTORY: Callable[[], str] | None = None
 
 
 @dataclass
@@ -28,6 +30,8 @@ async def running(tmp_path: Any, *extra: str, imaps: bool = False) -> AsyncItera
     from twisted.internet import reactor
 
     data = str(tmp_path / "data")
+    if STORE_URL_FACTORY is not None:  # on PostgreSQL (``--data`` takes a URL too)
+        data = STORE_URL_FACTORY()
     setup = open_store(data, sync=False)
     setup.create_account(USER, PASSWORD)
     setup.close()

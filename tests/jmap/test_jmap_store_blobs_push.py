@@ -193,7 +193,8 @@ def test_commit_from_another_process_is_pushed(client, alice, store, tmp_path):
         "store.close()\n"
     )
     repo = pathlib.Path(__file__).resolve().parents[2]
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "data"), str(alice)], check=True, cwd=repo)
+    target = getattr(store.kv, "url", None) or str(tmp_path / "data")  # either engine
+    subprocess.run([sys.executable, "-c", script, target, str(alice)], check=True, cwd=repo)
     client.stub.flush()
     assert stream.events() == []
     store.poll_external()

@@ -12,6 +12,7 @@ from treq.client import HTTPClient
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from dualmail.store.store import open_store
+from tests.conftest import store_target
 from dualmail.tap import Options, makeService
 
 pytestmark = pytest.mark.e2e
@@ -20,12 +21,13 @@ AUTH = {b"Authorization": [b"Basic " + base64.b64encode(b"alice@example.org:secr
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 
 
+@pytest.mark.parametrize("engine", ["lmdb", "postgresql"])
 @pytest_twisted.ensureDeferred
-async def test_service_session_api_and_push(tmp_path):
+async def test_service_session_api_and_push(tmp_path, engine, request):
 
     from twisted.internet import reactor
 
-    data = str(tmp_path / "data")
+    data = store_target(engine, tmp_path, request)  # LMDB directory or PostgreSQL URL
     setup = open_store(data, sync=False)
     alice = setup.create_account("alice@example.org", "secret")
     setup.close()
@@ -80,8 +82,9 @@ async def test_service_session_api_and_push(tmp_path):
         await service.stopService()
 
 
+@pytest.mark.parametrize("engine", ["lmdb", "postgresql"])
 @pytest_twisted.ensureDeferred
-async def test_jmapc_client_over_tls(tmp_path):
+async def test_jmapc_client_over_tls(tmp_path, engine, request):
     """A real JMAP client from PyPI (jmapc; synchronous, so in a thread) over
     TLS from an ``ssl:`` endpoint string: session discovery, Core/echo, and
     Mailbox/query + Mailbox/get with a result reference."""
@@ -93,7 +96,7 @@ async def test_jmapc_client_over_tls(tmp_path):
 
     key_pem, cert_pem, ca_pem = write_tls_files(tmp_path)
 
-    data = str(tmp_path / "data")
+    data = store_target(engine, tmp_path, request)  # LMDB directory or PostgreSQL URL
     setup = open_store(data, sync=False)
     setup.create_account("alice@example.org", "secret")
     setup.close()

@@ -68,11 +68,11 @@ def test_unknown_user_is_delayed_too(client, clock):
 def test_bearer_token_from_cli(client, store, alice, tmp_path):
     """``dualmail token create`` prints a token the Bearer path accepts;
     ``token revoke`` removes it."""
+    data = getattr(store.kv, "url", None) or str(tmp_path / "data")  # either engine
     store.close()  # the CLI opens the store itself (another process would)
-    data = str(tmp_path / "data")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert cli.main(["--data", data, "token", "create", "alice@example.org"]) == 0
+        assert cli.main(["--store" if "://" in data else "--data", data, "token", "create", "alice@example.org"]) == 0
     token = out.getvalue().strip()
     reopened = open_store(data, sync=False)
     try:
@@ -82,7 +82,7 @@ def test_bearer_token_from_cli(client, store, alice, tmp_path):
         assert json.loads(response.body)["username"] == "alice@example.org"
         reopened.close()
         with contextlib.redirect_stdout(io.StringIO()):
-            assert cli.main(["--data", data, "token", "revoke", "alice@example.org"]) == 0
+            assert cli.main(["--store" if "://" in data else "--data", data, "token", "revoke", "alice@example.org"]) == 0
         reopened = open_store(data, sync=False)
         c = Client(reopened, auth=ALICE)
         d = c.request("GET", "/jmap/session", headers={"Authorization": "Bearer " + token}, fired=False)

@@ -12,6 +12,7 @@ import pytest_twisted
 from dualmail.mail.ops import deliver, imap_flags
 from dualmail.model import ids
 from dualmail.store.store import open_store
+from tests.conftest import store_target
 
 pytestmark = pytest.mark.e2e
 
@@ -22,8 +23,9 @@ def _message(subject: str, message_id: str, extra: str = "") -> bytes:
             f"Body of {subject}.\r\n").encode()
 
 
+@pytest.mark.parametrize("engine", ["lmdb", "postgresql"])
 @pytest_twisted.ensureDeferred
-async def test_jmapc_mail_client(tmp_path):
+async def test_jmapc_mail_client(tmp_path, engine, request):
     jmapc = pytest.importorskip("jmapc")
     pytest.importorskip("trustme")
     from twisted.internet.threads import deferToThread
@@ -32,7 +34,7 @@ async def test_jmapc_mail_client(tmp_path):
 
     key_pem, cert_pem, ca_pem = write_tls_files(tmp_path)
 
-    data = str(tmp_path / "data")
+    data = store_target(engine, tmp_path, request)  # LMDB directory or PostgreSQL URL
     setup = open_store(data, sync=False)
     alice = setup.create_account("alice@example.org", "secret")
     first, _ = deliver(setup, alice, _message("Lunch", "l1@x"), 1, received=1_700_000_000)

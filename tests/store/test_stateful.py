@@ -12,6 +12,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -28,7 +30,7 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp()
-        self.store = open_store(self.dir, sync=False)
+        self.store = self._open()
         self.a = self.store.create_account("m@x", "pw")
         self.boxes = {1, 2, 3, 4, 5, 6}
         self.emails: dict[int, dict] = {}  # e -> {"kw": set, "mbx": {m: [uid, deleted]}, "thread": t}
@@ -37,6 +39,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.snapshots: list[tuple[int, dict, dict]] = []
         self.n = 0
         self._snapshot()
+
+    def _open(self):
+        return open_store(self.dir, sync=False)
 
     def teardown(self) -> None:
         self.store.close()
@@ -257,3 +262,26 @@ StoreMachine.TestCase.settings = settings(
     max_examples=int(os.environ.get("STATEFUL_EXAMPLES", "60")), stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 TestStore = StoreMachine.TestCase
+
+
+class PgStoreMachine(StoreMachine):
+    """The same machine on the PostgreSQL engine (fewer examples: each step is a few
+    round trips to a real server)."""
+
+    fresh_url = None  # set by the fixture below
+
+    def _open(self):
+        return open_store(PgStoreMachine.fresh_url())
+
+
+@pytest.fixture(autouse=True)
+def _pg_for_machine(request):
+    if request.node.cls is PgStoreMachine.TestCase or request.node.name == "TestStorePg":
+        PgStoreMachine.fresh_url = request.getfixturevalue("pg_server").fresh_url
+    yield
+
+
+PgStoreMachine.TestCase.settings = settings(
+    max_examples=int(os.environ.get("STATEFUL_EXAMPLES_PG", "12")), stateful_step_count=20, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+TestStorePg = PgStoreMachine.TestCase

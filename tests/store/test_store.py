@@ -281,10 +281,11 @@ def test_accounts_are_isolated(store):
         assert r.mailbox(1)["counts"]["msgs"] == 0
 
 
-def test_newer_format_is_refused(tmp_path):
+def test_newer_format_is_refused(tmp_path, engine, request):
     from dualmail.store.store import open_store
+    from tests.conftest import store_target
 
-    path = str(tmp_path / "d")
+    path = store_target(engine, tmp_path, request)
     s = open_store(path)
     with s.kv.write() as w:
         w.put("meta", b"format", b"999")
@@ -293,11 +294,13 @@ def test_newer_format_is_refused(tmp_path):
         open_store(path)
 
 
-def test_external_commits_are_published(tmp_path):
-    """A second Store on the same directory (another process, e.g. the CLI) is noticed."""
+def test_external_commits_are_published(tmp_path, engine, request):
+    """A second Store on the same directory or database (another process, e.g. the CLI)
+    is noticed."""
     from dualmail.store.store import open_store
+    from tests.conftest import store_target
 
-    path = str(tmp_path / "d")
+    path = store_target(engine, tmp_path, request)
     s1 = open_store(path, sync=False)
     seen = []
     s1.subscribe(seen.append)
@@ -317,6 +320,7 @@ def test_external_commits_are_published(tmp_path):
 
 
 def test_map_grows_by_itself(tmp_path):
+    # LMDB only: the memory map and its growth are LMDB's; PostgreSQL has no map.
     from dualmail.store.store import open_store
 
     s = open_store(str(tmp_path / "g"), sync=False)
@@ -379,7 +383,7 @@ def test_rfc2047_and_utf8_headers_are_decoded_once(store, account):
 
 
 def test_map_does_not_move_under_a_reader_on_another_thread(tmp_path):
-    """LMDB may resize the map only when no transaction is open in the process: a read on
+    """(LMDB only: the memory map is LMDB's.)  LMDB may resize the map only when no transaction is open in the process: a read on
     the password-check thread pool must never be invalidated by a write's growth."""
     import threading
 
@@ -414,7 +418,7 @@ def test_map_does_not_move_under_a_reader_on_another_thread(tmp_path):
 
 
 def test_a_full_map_waits_for_another_threads_short_read(tmp_path):
-    """A write that fills the map while another thread reads waits for that read to end,
+    """(LMDB only: the memory map is LMDB's.)  A write that fills the map while another thread reads waits for that read to end,
     then grows the map and succeeds (the importer's writer thread and its reading thread)."""
     import threading
 

@@ -1,0 +1,342 @@
+"""PostgreSQL implementation of the ``kv`` interface: the only module that imports psycopg.
+
+Each table of ``keys.TABLES`` is a PostgreSQL table ``dm_<name> (k bytea PRIMARY KEY, v
+bytea)``; ``bytea`` compares bytewise with a shorter prefix first, which is exactly the
+memcmp order the interface promises, so a range scan is an index range scan.
+
+- A read view is one ``REPEATABLE READ READ ONLY`` transaction: one snapshot for the view.
+- A write transaction is ``READ COMMITTED`` and begins by taking a transaction-scoped
+  advisory lock keyed by its account: one writer per account across every node, and
+  writers of different accounts never wait for each other's locks.  The tables whose keys
+  do not start with an account number (``GLOBAL_TABLES``: the format and counters in
+  ``meta``, ``login``, ``token``, the global commit log) are guarded by one more advisory
+  lock, taken the first time a transaction touches one of them.  Every read in a write
+  transaction therefore sees every earlier writer's commit (read committed, after the
+  lock), so a read-modify-write never loses an update.  Locks are always taken account
+  first, global second: no lock cycle.
+- ``synchronous_commit`` is on (the server default, set again per session).
+- A commit sends ``NOTIFY dualmail_commits`` (payload: the account number) inside the
+  transaction, so PostgreSQL delivers it after the commit and only if it committed;
+  ``listen`` turns those into calls of a callback, reconnecting (and calling it once, so
+  the caller catches up from the commit log) after a lost connection.
+- Range scans stream in keyset pages (16 rows first, growing to 1,000), so a scan that
+  stops early reads little and a 100k-row scan never holds everything.
+- A lost connection, a server restart, a deadlock or a lock wait past ``lock_timeout``
+  is retried where nothing can have been applied (before the first statement of a
+  ``write`` block; a whole ``run_write`` function), else raised as
+  ``errors.UnavailableError``: the transaction is rolled back, never half-applied.  A
+  failure during COMMIT itself is always raised (its outcome is unknown to the client).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Callable, Iterator, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..model import errors
+
+T = TypeVar("T")
+
+# Tables whose keys do not begin with the account number.
+GLOBAL_TABLES = frozenset({"meta", "login", "token", "commits", "outdue"})  # outdue: the queue's one global index
+CHANNEL = "dualmail_commits"
+
+_LOCK_NS_ACCOUNT = 0x646D6101  # advisory lock key spaces ("dma\x01", "dma\x02")
+_LOCK_NS_GLOBAL = 0x646D6102
+_LOCK_NS_SCHEMA = 0x646D6103
+_FIRST_PAGE = 16
+_MAX_PAGE = 1000
+_RETRIES = 3
+_RETRY_PAUSE = 0.1  # seconds, doubled per attempt
+_GETCONN_TIMEOUT = 1.0  # seconds a transaction waits for a pooled connection
+
+
+def _signed32(n: int) -> int:
+    n &= 0xFFFFFFFF
+    return n - (1 << 32) if n >= 1 << 31 else n
+
+
+def _unavailable(e: BaseException) -> errors.UnavailableError:
+    return errors.UnavailableError(f"the database is unavailable: {type(e).__name__}: {str(e).strip()}")
+
+
+_TEMPORARY = (psycopg.OperationalError, PoolTimeout)
+
+
+class _Txn:
+    """One PostgreSQL transaction seen as a ``KVRead``/``KVWrite``."""
+
+    __slots__ = ("_cur", "_sql", "_global_locked", "_write", "dirty")
+
+    def __init__(self, cur: psycopg.Cursor, statements: dict[str, dict[str, Any]], write: bool) -> None:
+        self._cur = cur
+        self._sql = statements
+        self._write = write
+        self._global_locked = False
+        self.dirty = False
+
+    def _table(self, table: str) -> dict[str, Any]:
+        if self._write and not self._global_locked and table in GLOBAL_TABLES:
+            self._cur.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NS_GLOBAL,))
+            self._global_locked = True
+        return self._sql[table]
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        row = self._cur.execute(self._table(table)["get"], (key,), binary=True).fetchone()
+        return None if row is None else row[0]
+
+    def range(
+        self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        q = self._table(table)
+        page = _FIRST_PAGE
+        lo, lo_incl, hi = start, True, stop  # the window still to read
+        while True:
+            # Each page is read whole before it is yielded: the caller may use the same
+            # transaction (another get or range) between rows.
+            if not reverse:
+                name = ("fwd_ge" if lo_incl else "fwd_gt") + ("" if hi is None else "_lt")
+            else:
+                name = "rev" + ("" if hi is None else "_lt")
+            params = (lo, page) if hi is None else (lo, hi, page)
+            rows = self._cur.execute(q[name], params, binary=True).fetchall()
+            yield from rows
+            if len(rows) < page:
+                return
+            if not reverse:
+                lo, lo_incl = rows[-1][0], False
+            else:
+                hi = rows[-1][0]
+            page = min(page * 4, _MAX_PAGE)
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        self._cur.execute(self._table(table)["put"], (key, bytes(value)), binary=True)
+        self.dirty = True
+
+    def delete(self, table: str, key: bytes) -> bool:
+        self._cur.execute(self._table(table)["delete"], (key,), binary=True)
+        self.dirty = True
+        return self._cur.rowcount > 0
+
+
+def _statements(table: str) -> dict[str, Any]:
+    t = sql.Identifier(f"dm_{table}")
+
+    def s(text: str) -> Any:
+        return sql.SQL(text).format(t=t)
+
+    return {
+        "get": s("SELECT v FROM {t} WHERE k = %s"),
+        "put": s("INSERT INTO {t} (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"),
+        "delete": s("DELETE FROM {t} WHERE k = %s"),
+        "fwd_ge": s("SELECT k, v FROM {t} WHERE k >= %s ORDER BY k LIMIT %s"),
+        "fwd_gt": s("SELECT k, v FROM {t} WHERE k > %s ORDER BY k LIMIT %s"),
+        "fwd_ge_lt": s("SELECT k, v FROM {t} WHERE k >= %s AND k < %s ORDER BY k LIMIT %s"),
+        "fwd_gt_lt": s("SELECT k, v FROM {t} WHERE k > %s AND k < %s ORDER BY k LIMIT %s"),
+        "rev": s("SELECT k, v FROM {t} WHERE k >= %s ORDER BY k DESC LIMIT %s"),
+        "rev_lt": s("SELECT k, v FROM {t} WHERE k >= %s AND k < %s ORDER BY k DESC LIMIT %s"),
+    }
+
+
+class PgKV:
+    """The tables of ``tables`` in the PostgreSQL database at ``url`` (a libpq URI)."""
+
+    def __init__(self, url: str, tables: tuple[str, ...], *, max_connections: int = 16,
+                 connect_timeout: float = 5.0, lock_timeout_ms: int = 30_000) -> None:
+        self.url = url
+        self.tables = tables
+        self._sql = {t: _statements(t) for t in tables}
+        self._timeout = connect_timeout
+        self._lock_timeout_ms = int(lock_timeout_ms)
+        try:
+            self._pool = ConnectionPool(
+                url, min_size=1, max_size=max_connections, open=False, timeout=connect_timeout,
+                kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
+                configure=self._configure, check=ConnectionPool.check_connection,
+                name="dualmail")
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except (psycopg.Error, PoolTimeout) as e:
+            raise errors.StoreLockedError(f"cannot open the PostgreSQL store {_redact(url)}: {e}") from e
+        self._create_schema()
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.execute("SET synchronous_commit = on")
+        conn.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
+
+    def _create_schema(self) -> None:
+        # Several nodes may start at once: CREATE TABLE IF NOT EXISTS is not race-free.
+        with self._pool.connection() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NS_SCHEMA,))
+                for t in self.tables:
+                    conn.execute(sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {t} (k bytea PRIMARY KEY, v bytea NOT NULL)"
+                    ).format(t=sql.Identifier(f"dm_{t}")))
+
+    # -- transactions --------------------------------------------------------------
+
+    @contextmanager
+    def _begin(self, begin_sql: str, lock: int | None) -> Iterator[tuple[psycopg.Connection, psycopg.Cursor]]:
+        """A pooled connection inside a begun transaction (with the account lock taken);
+        retried while nothing has been done yet."""
+        pause = _RETRY_PAUSE
+        for attempt in range(_RETRIES):
+            conn = None
+            try:
+                conn = self._pool.getconn(timeout=_GETCONN_TIMEOUT)
+                cur = conn.cursor()
+                cur.execute(begin_sql)
+                if lock is not None:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NS_ACCOUNT, _signed32(lock)))
+            except _TEMPORARY as e:
+                if conn is not None:
+                    self._pool.putconn(conn)
+                if attempt == _RETRIES - 1 or isinstance(e, psycopg.errors.LockNotAvailable):
+                    raise _unavailable(e) from e
+                time.sleep(pause)
+                pause *= 2
+                continue
+            break
+        try:
+            yield conn, cur
+        finally:
+            self._pool.putconn(conn)
+
+    def read(self) -> AbstractContextManager[_Txn]:
+        return self._transaction(None, write=False)
+
+    def write(self, account: int | None = None) -> AbstractContextManager[_Txn]:
+        return self._transaction(account, write=True)
+
+    @contextmanager
+    def _transaction(self, account: int | None, *, write: bool) -> Iterator[_Txn]:
+        begin = "BEGIN ISOLATION LEVEL " + ("READ COMMITTED" if write else "REPEATABLE READ READ ONLY")
+        with self._begin(begin, account) as (conn, cur):
+            txn = _Txn(cur, self._sql, write)
+            try:
+                yield txn
+                _notify(txn, account)
+            except _TEMPORARY as e:
+                _rollback(conn)
+                raise _unavailable(e) from e
+            except BaseException:
+                _rollback(conn)
+                raise
+            if write:
+                _commit(conn)
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except _TEMPORARY:
+                    pass  # a read-only transaction: nothing to lose
+
+    def run_write(self, fn: Callable[[_Txn], T], account: int | None = None) -> T:
+        pause = _RETRY_PAUSE
+        for attempt in range(_RETRIES):
+            try:
+                with self._begin("BEGIN ISOLATION LEVEL READ COMMITTED", account) as (conn, cur):
+                    txn = _Txn(cur, self._sql, True)
+                    try:
+                        result = fn(txn)
+                        _notify(txn, account)
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+                    _commit(conn)
+                    return result
+            except _TEMPORARY as e:  # before COMMIT: rolled back, safe to run again
+                if attempt == _RETRIES - 1 or isinstance(e, psycopg.errors.LockNotAvailable):
+                    raise _unavailable(e) from e
+                time.sleep(pause)
+                pause *= 2
+        raise AssertionError("unreachable")
+
+    # -- change signal ----------------------------------------------------------------
+
+    def changed_path(self) -> str | None:
+        return None
+
+    def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
+        """Call ``on_change()`` (on a background thread) after every commit of any node, and
+        once after every (re)connection of the listening session; returns a stop function."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self._listen_loop, args=(on_change, stop),
+                                  name="dualmail-pg-listen", daemon=True)
+        thread.start()
+
+        def stop_listening() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        return stop_listening
+
+    def _listen_loop(self, on_change: Callable[[], None], stop: threading.Event) -> None:
+        import logging
+
+        log = logging.getLogger("dualmail.store.pg")
+        pause = 0.05
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True,
+                                     connect_timeout=max(1, int(self._timeout))) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+                    pause = 0.05
+                    on_change()  # catch up on whatever was committed while not listening
+                    while not stop.is_set():
+                        for _n in conn.notifies(timeout=0.5, stop_after=1):
+                            on_change()
+            except psycopg.Error as e:
+                log.warning("PostgreSQL listen connection lost (%s); reconnecting", e)
+                stop.wait(pause)
+                pause = min(pause * 2, 2.0)
+            except Exception:
+                log.exception("commit listener failed")
+                stop.wait(pause)
+
+    def disk_size(self) -> int:
+        with self.read() as r:
+            row = r._cur.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _notify(txn: _Txn, account: int | None) -> None:
+    """Tell every node's listener, at commit (PostgreSQL delivers it only if committed)."""
+    if txn.dirty:
+        txn._cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "" if account is None else str(account)))
+
+
+def _commit(conn: psycopg.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except _TEMPORARY as e:  # never retried: the outcome is unknown
+        raise errors.UnavailableError(
+            "the database connection failed during commit: the change may or may not "
+            f"have been applied ({type(e).__name__})") from e
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass  # a broken connection is discarded by the pool
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (for messages)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        d = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(unparsable URL)"
+    d.pop("password", None)
+    return " ".join(f"{k}={v}" for k, v in d.items())
