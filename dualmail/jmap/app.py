@@ -135,7 +135,13 @@ def _json(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj)
     except TypeError:  # integers beyond 64 bits, non-string keys, lone surrogates
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # a lone surrogate (e.g. in a summary stored before decoded text was made
+            # valid): U+FFFD for it, a split pair joined again -- never a 500
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
 
 
 def _limit(name: str, status: int, detail: str) -> RequestError:

@@ -216,7 +216,9 @@ def test_import_is_crash_safe(tmp_path):
         if line.startswith("COMMIT"):
             reported += pending
             pending = []
-            parsers = [int(x) for x in line.split()[1:]]
+            # the parsers seen at some commit: by the 500th message they may have parsed
+            # the whole file and ended (on a loaded machine the commits trail behind)
+            parsers = [int(x) for x in line.split()[1:]] or parsers
             if len(reported) >= 500:
                 p.send_signal(signal.SIGKILL)
                 break

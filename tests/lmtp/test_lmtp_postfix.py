@@ -16,10 +16,20 @@ from twisted.internet.threads import deferToThread
 from dualmail.store.check import verify
 
 from lmtp_util import OTHER, TIMEOUT, USER, running
-from postfix_util import require_postfix, start_postfix, stop_postfix
+from tests.postfix_util import require_postfix, start_postfix, stop_postfix
 from test_lmtp_e2e import fetch_all, idle_start, idle_until_exists, imap_login, jmap_subjects
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NAMES = "myhostname = mx.example.org\nmydomain = example.org\nmyorigin = example.org\n" \
+        "mynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n"
+ROUTES = {
+    # example.org is a local domain; local(8) hands each mailbox to dualmail
+    "mailbox_transport": "mydestination = example.org\nmailbox_transport = lmtp:inet:127.0.0.1:{lmtp_port}\n",
+    # example.org is relayed straight to dualmail: one LMTP transaction per message
+    "transport_maps": "mydestination =\nrelay_domains = example.org\n"
+                      "transport_maps = inline:{{example.org=lmtp:inet:127.0.0.1:{lmtp_port}}}\n",
+}
 
 MSG = (b"From: Dave <dave@example.net>\r\nTo: alice@example.org, bob@example.org\r\n"
        b"Subject: Through Postfix\r\nMessage-ID: <via-postfix@example.net>\r\n"
@@ -35,7 +45,7 @@ def postfix_available():
 @pytest_twisted.ensureDeferred
 async def test_postfix_delivers_over_lmtp_and_imap_and_jmap_see_it(tmp_path, postfix_available, route):
     async with running(tmp_path) as srv:
-        pf = await deferToThread(start_postfix, srv.lmtp_port, route)
+        pf = await deferToThread(start_postfix, NAMES + ROUTES[route].format(lmtp_port=srv.lmtp_port))
         try:
             alice = await deferToThread(imap_login, srv.imap_port, USER)
             bob = await deferToThread(imap_login, srv.imap_port, OTHER)

@@ -6,9 +6,6 @@ relays on to an aiosmtpd sink, where the message is checked."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 
 import pytest
 import pytest_twisted
@@ -17,7 +14,7 @@ from twisted.internet.threads import deferToThread
 from dualmail.store import outbox
 from dualmail.submission.message import outgoing_bytes, received_field
 from dualmail.submission.relay import OutboxRunner
-from tests.submission.postfix_util import Postfix, available
+from tests.postfix_util import require_postfix, start_postfix, stop_postfix
 from tests.submission.submission_util import Smarthost, config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -26,25 +23,32 @@ RAW = (b"From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: via 
        b"Message-ID: <pf1@example.org>\r\n\r\nHello through Postfix\r\n")
 
 
+# relays everything to the test sink; trusts 127.0.0.1 for XCLIENT (Postfix's XCLIENT_README)
+RELAY = """\
+myhostname = postfix.test
+mydomain = postfix.test
+myorigin = postfix.test
+mydestination =
+mynetworks = 127.0.0.0/8 192.0.2.0/24
+relayhost = [127.0.0.1]:{relay_port}
+smtpd_authorized_xclient_hosts = 127.0.0.1
+smtpd_sasl_authenticated_header = yes
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
+"""
+
+
 @pytest.fixture
 def postfix():
-    why = available()
-    if why is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)  # CI installs postfix (.ci/run) and runs as root: never skipped there
-        pytest.skip(why)
-    # not under pytest's tmp_path: Postfix's unprivileged daemons must reach it (0700 there)
-    root = tempfile.mkdtemp(prefix="dualmail-postfix-")
-    os.chmod(root, 0o755)
+    require_postfix()  # never skipped in CI: .ci/run installs postfix and runs as root
     sink = Smarthost().start()
-    instance = Postfix(root, sink.port)
     try:
-        instance.start()
-        yield instance, sink
+        instance = start_postfix(RELAY.format(relay_port=sink.port))
+        try:
+            yield instance, sink
+        finally:
+            stop_postfix(instance)
     finally:
-        instance.stop()
         sink.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def wait_for_message(sink, timeout: float = 60):
@@ -66,7 +70,7 @@ async def test_xclient_address_and_login_reach_postfix(store, alice, clock, post
                             "rcpt": [{"email": "bob@example.net", "state": "queued", "reply": ""}],
                             "login": "alice@example.org", "client": "192.0.2.77"},
                        outgoing_bytes(RAW, trace), now)
-    runner = OutboxRunner(store, config(instance.port), reactor, clock=clock)
+    runner = OutboxRunner(store, config(instance.smtp_port), reactor, clock=clock)
     runner.startService()
     try:
         await runner.drain()
