@@ -54,7 +54,8 @@ class Node:
         extra = ["--store", store] if store else []
         self.proc = subprocess.Popen(
             [*cmd, "-n", "--pidfile=", "--logfile=-", "dualmail", "--data", data, *extra, "--no-first-account",
-             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1"],
+             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1",
+             "--lmtp", "tcp:0:interface=127.0.0.1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"})
         self.ports: dict[str, int] = {}
@@ -63,9 +64,9 @@ class Node:
             m = _LISTEN.search(line)
             if m:
                 self.ports[m.group(1)] = int(m.group(2))
-            if len(self.ports) == 2 and (not wait_index or "search index caught up" in line):
+            if {"imap", "jmap"} <= self.ports.keys() and (not wait_index or "search index caught up" in line):
                 break
-        assert len(self.ports) == 2, "the node did not report its ports"
+        assert {"imap", "jmap"} <= self.ports.keys(), "the node did not report its ports"
         threading.Thread(target=lambda: [None for _line in self.proc.stdout], daemon=True).start()
 
     @property

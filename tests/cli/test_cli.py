@@ -256,7 +256,8 @@ def test_twistd_first_start_and_sigterm(tmp_path):
     data = tmp_path / "data"
     env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"}
     args = [*_twistd(), "-n", "--pidfile=", "--logfile=-", "dualmail", "--data", str(data),
-            "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1"]
+            "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1",
+            "--lmtp", "tcp:0:interface=127.0.0.1"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
     lines = []
     for line in p.stdout:
@@ -355,7 +356,7 @@ def test_twistd_port_in_use_is_one_line_and_exit_1(tmp_path):
             args = [*_twistd(), "-n", "--pidfile=", "--logfile=-", "dualmail",
                     "--data", str(tmp_path / "data"), "--no-first-account",
                     f"--{kind}", f"tcp:{port}:interface=127.0.0.1",
-                    f"--{other}", "tcp:0:interface=127.0.0.1"]
+                    f"--{other}", "tcp:0:interface=127.0.0.1", "--lmtp", "tcp:0:interface=127.0.0.1"]
             p = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
             out = p.stdout + p.stderr
             assert p.returncode == 1, out
@@ -402,7 +403,7 @@ def test_twistd_as_a_daemon_pidfile_logfile_and_stop(tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT}
     args = [*_twistd(), f"--pidfile={pidfile}", f"--logfile={logfile}", "dualmail",
             "--data", str(tmp_path / "data"), "--imap", "tcp:0:interface=127.0.0.1",
-            "--jmap", "tcp:0:interface=127.0.0.1"]
+            "--jmap", "tcp:0:interface=127.0.0.1", "--lmtp", "tcp:0:interface=127.0.0.1"]
     started = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert started.returncode == 0, started.stdout + started.stderr  # the parent returns at once
     assert _wait_for(lambda: pidfile.exists() and logfile.exists() and "dualmail ready" in logfile.read_text())

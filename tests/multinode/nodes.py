@@ -51,9 +51,9 @@ class Node:
 
     def wait_listening(self) -> None:
         with self.cond:
-            ok = self.cond.wait_for(lambda: len(self.ports) == 2 or self.proc.poll() is not None,
+            ok = self.cond.wait_for(lambda: {"imap", "jmap"} <= self.ports.keys() or self.proc.poll() is not None,
                                     START_TIMEOUT)
-        if not ok or len(self.ports) < 2:
+        if not ok or not {"imap", "jmap"} <= self.ports.keys():
             raise AssertionError(f"node {self.name} did not start:\n{self.log()}")
 
     def log(self) -> str:
@@ -86,7 +86,7 @@ def start_node(name: str, url: str, data_dir: str) -> Node:
     env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"}
     args = [*_twistd(), "-n", "--pidfile=", "--logfile=-", "dualmail", "--store", url, "--data", data_dir,
             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1",
-            "--no-first-account"]
+            "--lmtp", "tcp:0:interface=127.0.0.1", "--no-first-account"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                             env=env)
     node = Node(name, proc)
