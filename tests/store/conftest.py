@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import open_test_store
+from dualmail.store.store import open_store
+from tests.conftest import store_target
 
 
 @pytest.fixture(params=["lmdb", "postgresql"])
@@ -14,7 +15,9 @@ def engine(request) -> str:
 
 @pytest.fixture
 def store(engine, tmp_path, request):
-    s = open_test_store(engine, tmp_path, request)
+    target = store_target(engine, tmp_path, request)
+    s = open_store(target, sync=False)
+    s.test_target = target  # where it lives: a tests may hand it to the CLI (--data/--store)
     yield s
     s.close()
 

@@ -106,8 +106,8 @@ def test_a_password_changed_by_the_cli_in_another_process_is_a_miss(tmp_path, st
     cache = CredentialCache(store)
     cache.verify(USER, PASSWORD)
     env = {**os.environ, "PYTHONPATH": ROOT}
-    subprocess.run([sys.executable, "-m", "dualmail.cli", "--data", str(tmp_path / "data"),
-                    "user", "passwd", USER], input="changed\n", text=True, check=True, env=env,
+    where = ["--store", store.test_target] if "://" in store.test_target else ["--data", store.test_target]
+    subprocess.run([sys.executable, "-m", "dualmail.cli", *where, "user", "passwd", USER], input="changed\n", text=True, check=True, env=env,
                    capture_output=True)
     assert cache.lookup(USER, PASSWORD) is None
     assert cache.verify(USER, "changed") == account
