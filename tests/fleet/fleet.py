@@ -37,8 +37,8 @@ SYSTEM = {"\\seen": "$seen", "\\flagged": "$flagged", "\\answered": "$answered",
 OPS = ["deliver", "append", "import", "draft", "imap_store", "jmap_keywords", "race", "copy",
        "move", "jmap_patch", "delete_expunge", "uid_expunge", "destroy", "imap_create",
        "jmap_create", "imap_rename", "jmap_rename", "imap_delete", "jmap_delete",
-       "jmap_move_selected", "rename_queried"]
-WEIGHTS = [4, 3, 2, 2, 4, 4, 2, 3, 2, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 2, 1]
+       "jmap_move_selected", "rename_queried", "delete_shared"]
+WEIGHTS = [4, 3, 2, 2, 4, 4, 2, 3, 2, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1]
 
 
 class FleetFailure(AssertionError):
@@ -242,6 +242,7 @@ class Fleet:
         for _, _, name in self.checker.list_folders():
             self.checker.select_folder(name, readonly=True)
             out[name] = self._uid_view(self.checker, "1:*")
+        self.checker.unselect_folder()  # the server may close a session whose mailbox goes
         return out
 
     def new_n(self) -> int:
@@ -266,6 +267,11 @@ class Fleet:
     def run(self, kind: str, seed: int) -> None:
         rng = random.Random(seed)
         getattr(self, "op_" + kind)(rng)
+        # Leave no user mailbox selected: another session deleting a selected mailbox may
+        # end this one with BYE (as Dovecot does), which the walk does not model.
+        for c in (self.writer, self.writer2):
+            if c._imap.state == "SELECTED":
+                c.unselect_folder()
 
     def op_deliver(self, rng: random.Random) -> None:
         c = smtplib.LMTP("127.0.0.1", self.lmtp_port, timeout=TIMEOUT)
@@ -315,9 +321,7 @@ class Fleet:
     def op_race(self, rng: random.Random) -> None:
         """IMAP STORE UNCHANGEDSINCE (RFC 7162 §3.1.3) and JMAP Email/set ifInState (RFC 8620
         §5.3) on the same Email from the same pre-state, at once: exactly one wins."""
-        got = self.pick_member(rng)
-        if not got:
-            return
+        got = self.pick_member(rng) or (self.op_deliver(rng), self.pick_member(rng))[1]
         box, uid, eid = got
         self.writer2.select_folder(box)
         modseq = self.writer2.fetch([uid], ["MODSEQ"])[uid][b"MODSEQ"][0]
@@ -433,14 +437,52 @@ class Fleet:
             r = self.jmap.call("Mailbox/set", {"destroy": [mid], "onDestroyRemoveEmails": True})
             assert r.get("destroyed") == [mid], r
 
+    def _shared_box(self, rng: random.Random) -> str:
+        """A user mailbox holding an Email that is in another mailbox too (made if need be)."""
+        for name in self.user_boxes():
+            view = self.server_imap()
+            for eid, _ in view[name].values():
+                if sum(any(e == eid for e, _ in v.values()) for v in view.values()) > 1:
+                    return name
+        name = f"b{self.new_n()}"
+        self.writer.create_folder(name)
+        self.op_deliver(rng)
+        self.writer.select_folder("INBOX")
+        uid = max(uid_fetch(self.writer, "1:*", ["FLAGS"]))
+        self.writer.copy([uid], name)
+        return name
+
+    def op_delete_shared(self, rng: random.Random) -> None:
+        """Deletion of a mailbox holding Emails also in other mailboxes, from either side:
+        they keep their other memberships (CONTRACT §2, RFC 8621 §2.5)."""
+        name = self._shared_box(rng)
+        view = self.server_imap()
+        others = {e for m, v in view.items() if m != name for e, _ in v.values()}
+        shared = {e for e, _ in view[name].values()} & others
+        if rng.random() < 0.5:
+            self.writer.select_folder("INBOX")
+            self.writer.delete_folder(name)
+        else:
+            mid = self.names()[name]
+            r = self.jmap.call("Mailbox/set", {"destroy": [mid], "onDestroyRemoveEmails": True})
+            assert r.get("destroyed") == [mid], r
+        _, emails = self.jmap.emails()
+        if not shared <= set(emails):
+            raise FleetFailure(f"deleting {name} destroyed Emails still in other mailboxes: {shared - set(emails)}")
+
     def op_jmap_move_selected(self, rng: random.Random) -> None:
         """A JMAP move out of Archive, which the EXAMINE session has selected and has not
         yet been told about (its EXPUNGE is pending until its next command)."""
         ids = self.names()
         got = self.pick_member(rng, "Archive")
-        if got is None:
-            return
-        eid = got[2]
+        if got is None:  # put one there first, and let the EXAMINE session learn of it
+            if self.pick_email(rng) is None:
+                self.op_deliver(rng)
+            eid = self.pick_email(rng)[0]
+            self.jmap.call("Email/set", {"update": {eid: {f"mailboxIds/{ids['Archive']}": True}}})
+            self.check()
+        else:
+            eid = got[2]
         target = ids[rng.choice(sorted(set(ids) - {"Archive"}))]
         r = self.jmap.call("Email/set", {"update": {eid: {f"mailboxIds/{ids['Archive']}": None,
                                                           f"mailboxIds/{target}": True}}})
@@ -449,11 +491,8 @@ class Fleet:
     def op_rename_queried(self, rng: random.Random) -> None:
         """IMAP RENAME of a mailbox a JMAP client is querying: the query keeps its results
         and queryChanges from the old queryState is exact (or cannotCalculateChanges)."""
+        old = self._shared_box(rng)
         ids = self.names()
-        boxes = self.user_boxes()
-        if not boxes:
-            return
-        old = rng.choice(boxes)
         q = self.jmap2.call("Email/query", {"filter": {"inMailbox": ids[old]}})
         self.writer.select_folder("INBOX")
         self.writer.rename_folder(old, f"q{self.new_n()}")
@@ -608,6 +647,7 @@ class Fleet:
             if view != imap[name]:
                 raise FleetFailure(f"{name}: QRESYNC from {cp.modseq} gave {view}, server {imap[name]}")
             keep.append(cp)
+            self.checker.unselect_folder()
         rng = random.Random(len(self.checkpoints))
         name = rng.choice(sorted(imap))
         st = self.checker.folder_status(name, ["UIDVALIDITY", "HIGHESTMODSEQ"])

@@ -10,7 +10,7 @@ import os
 import pytest
 import pytest_twisted
 
-from tests.fleet.fleet import run_seed
+from tests.fleet.fleet import replay, run_seed
 
 pytestmark = pytest.mark.e2e
 
@@ -29,3 +29,20 @@ async def test_fleet_walk(tmp_path, seed):
         return d
 
     await run_seed(fresh, seed, STEPS)
+
+
+# The corners the issue names, each forced once (the op sets up what it needs), between
+# ordinary steps; every view is checked after each.
+CORNERS = [("deliver", 1), ("race", 2), ("append", 3), ("race", 4), ("jmap_move_selected", 5),
+           ("imap_store", 6), ("jmap_move_selected", 7), ("rename_queried", 8), ("delete_shared", 9),
+           ("delete_shared", 10), ("delete_shared", 11), ("rename_queried", 12)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_fleet_corners(tmp_path):
+    """Concurrent STORE UNCHANGEDSINCE vs Email/set ifInState on one Email (exactly one
+    wins, RFC 7162 §3.1.3, RFC 8620 §5.3); a JMAP move out of the mailbox the EXAMINE
+    session has selected, its EXPUNGE pending until its next command (RFC 9051 §7.5.1);
+    IMAP RENAME of a mailbox a JMAP client is querying; deleting a mailbox whose Emails
+    are also elsewhere, from both sides."""
+    await replay(tmp_path, CORNERS)
