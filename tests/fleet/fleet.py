@@ -581,7 +581,7 @@ class Fleet:
         self.idler.unsolicited = None
         self.idle_view.update(new)
         self.idler.idle()
-        if self.idle_view != server:
+        if _fold(self.idle_view) != _fold(server):
             raise FleetFailure(f"IDLE view {self.idle_view} server {server}")
 
     def check_examiner(self, server: dict) -> None:
@@ -598,7 +598,7 @@ class Fleet:
         got = uid_fetch(self.examiner, f"{top + 1}:*", ["FLAGS"])
         self.exam_view += [(u, frozenset(_s_all(d[b"FLAGS"]))) for u, d in sorted(got.items()) if u > top]
         want = [(u, f) for u, (_, f) in sorted(server.items())]
-        if self.exam_view != want:
+        if [(u, _lower(f)) for u, f in self.exam_view] != [(u, _lower(f)) for u, f in want]:
             raise FleetFailure(f"EXAMINE view {self.exam_view} server {want}")
 
     def check_changes(self, state: str, emails: dict, boxes: dict) -> None:
@@ -680,6 +680,18 @@ def _s_all(flags: Any) -> set[str]:
     """Flags as str; \\Recent dropped: it is per session (RFC 3501 §2.3.2), so two
     sessions rightly differ on it, and JMAP never sees it (CONTRACT §2)."""
     return {f for f in (f.decode() if isinstance(f, bytes) else f for f in flags) if f.lower() != "\\recent"}
+
+
+def _lower(flags: frozenset) -> frozenset:
+    return frozenset(f.lower() for f in flags)
+
+
+def _fold(view: dict) -> dict:
+    """A session's view with keywords compared case-insensitively (RFC 9051 §2.3.2): a
+    session that showed a keyword before any IMAP client spelt it keeps showing it
+    lowercase (dualmail/model/keywords.py ``Spellings``), while later sessions show the
+    first IMAP spelling; docs/consistency.md."""
+    return {u: (e, _lower(f)) for u, (e, f) in view.items()}
 
 
 def _box(m: dict) -> dict:
