@@ -215,7 +215,14 @@ class Fleet:
         self.jmap_boxes = {m["id"]: _box(m) for m in mb["list"]}
         self.checkpoints: list[Checkpoint] = []
 
+    def figures(self) -> dict:
+        _, emails = self.jmap.emails()
+        return {"emails": len(emails), "mailboxes": len(self.jmap.mailboxes()),
+                "state": int(self.jmap.call("Email/get", {"ids": []})["state"]),
+                "pushes": len(self.events.states), "checkpoints": len(self.checkpoints)}
+
     def close(self) -> None:
+        self.result = self.figures()
         self.events.close()
         try:
             self.idler.idle_done()
@@ -729,7 +736,7 @@ async def shrink(ops: list, fails: Callable[[list], Any], budget: int = 30) -> l
     return ops
 
 
-async def replay(tmp_path: Any, ops: list, check_every: bool = True) -> None:
+async def replay(tmp_path: Any, ops: list, check_every: bool = True) -> "Fleet":
     """A fresh real service (IMAP, JMAP, LMTP on tcp:0) and the fleet running ``ops``."""
     from tests.cross.cross_util import in_thread
     from tests.lmtp.lmtp_util import running
@@ -745,15 +752,15 @@ async def replay(tmp_path: Any, ops: list, check_every: bool = True) -> None:
                 fleet.close()
 
         await in_thread(go)
+        return fleet
 
 
-async def run_seed(tmp_factory: Callable[[], Any], seed: int, steps: int, check_every: bool = True) -> None:
+async def run_seed(tmp_factory: Callable[[], Any], seed: int, steps: int, check_every: bool = True) -> "Fleet":
     """Run one seeded walk; on failure shrink it and raise with the seed and the shortest
     failing operation list (replay it with ``replay``)."""
     ops = walk(seed, steps)
     try:
-        await replay(tmp_factory(), ops, check_every)
-        return
+        return await replay(tmp_factory(), ops, check_every)
     except FleetFailure as exc:
         first = exc
 
