@@ -722,17 +722,22 @@ def execute(fleet: Fleet, ops: list[tuple[str, int]], check_every: bool = True) 
             raise FleetFailure(f"step {i} {kind}/{seed}: {type(exc).__name__}: {exc}") from exc
 
 
-async def shrink(ops: list, fails: Callable[[list], Any], budget: int = 30) -> list:
-    """Drop operations one at a time while the sequence still fails (``await fails(ops)``),
-    at most ``budget`` replays."""
-    i = 0
-    while i < len(ops) and budget > 0:
-        candidate = ops[:i] + ops[i + 1:]
-        budget -= 1
-        if await fails(candidate):
-            ops = candidate
-        else:
-            i += 1
+async def shrink(ops: list, fails: Callable[[list], Any], budget: int = 40) -> list:
+    """Drop chunks of operations (halves, quarters, ... single ones) while the sequence
+    still fails (``await fails(ops)``), at most ``budget`` replays."""
+    size = max(1, len(ops) // 2)
+    while budget > 0:
+        i = 0
+        while i < len(ops) and budget > 0:
+            candidate = ops[:i] + ops[i + size:]
+            budget -= 1
+            if candidate and await fails(candidate):
+                ops = candidate
+            else:
+                i += size
+        if size == 1:
+            break
+        size = max(1, size // 2)
     return ops
 
 

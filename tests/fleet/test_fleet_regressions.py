@@ -45,3 +45,36 @@ async def test_keyword_spelling_is_stable_per_session(tmp_path):
                 fleet.close()
 
         await in_thread(go)
+
+
+@pytest_twisted.ensureDeferred
+async def test_expunging_a_hidden_email_moves_highestmodseq_not_the_email_state(tmp_path):
+    """Seed 1 (25 steps): STORE \\Deleted on an Email's only membership hides it from JMAP
+    (CONTRACT §2), which is an Email change; the UID EXPUNGE after it changes what IMAP
+    sees (HIGHESTMODSEQ moves, RFC 7162 §3.1.7) but no JMAP object, so the Email state
+    stays and Email/changes from it is empty."""
+    async with running(tmp_path) as srv:
+        fleet = Fleet(srv.imap_port, srv.jmap_port, srv.lmtp_port)
+
+        def go() -> None:
+            fleet.start()
+            try:
+                w = fleet.writer
+                w.append("Sent", message(1, "one"))
+                w.select_folder("Sent")
+                w.add_flags([1], ["\\Deleted"])
+                fleet.check()
+                state = fleet.jmap.call("Email/get", {"ids": []})["state"]
+                before = w.folder_status("Sent", ["HIGHESTMODSEQ"])[b"HIGHESTMODSEQ"]
+                w.uid_expunge([1])
+                after = w.folder_status("Sent", ["HIGHESTMODSEQ"])[b"HIGHESTMODSEQ"]
+                assert after > before
+                assert fleet.jmap.call("Email/get", {"ids": []})["state"] == state
+                ch = fleet.jmap.call("Email/changes", {"sinceState": state})
+                assert (ch["created"], ch["updated"], ch["destroyed"]) == ([], [], [])
+                w.unselect_folder()
+                fleet.check()
+            finally:
+                fleet.close()
+
+        await in_thread(go)
