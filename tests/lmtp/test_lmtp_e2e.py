@@ -202,7 +202,9 @@ async def test_a_flood_of_pipelined_commands_is_answered_in_order(tmp_path):
             import threading
 
             n = 50_000
-            s = socket.create_connection(("127.0.0.1", srv.lmtp_port), timeout=TIMEOUT)
+            # a bounded wait per read, generous: on a loaded 2-core CI machine the server's
+            # turn between two reads of this flood can exceed the usual 10 s
+            s = socket.create_connection(("127.0.0.1", srv.lmtp_port), timeout=6 * TIMEOUT)
             sender = threading.Thread(target=s.sendall, args=(b"NOOP\r\n" * n + b"QUIT\r\n",))
             sender.start()
             got = b""
