@@ -72,12 +72,46 @@ def cmd_user(args: argparse.Namespace) -> int:
         elif args.action == "list":
             for _a, address in store.list_accounts():
                 print(address)
+        elif args.action == "quota":
+            _user_quota(store, args)
         elif args.action == "delete":
             if not args.yes:
                 raise CliError("deleting a user removes all their mail: add --yes to confirm")
             store.delete_account(args.address)
             print(f"deleted {args.address.lower()}")
     return 0
+
+
+def _quota_limit(text: str | None, what: str, sized: bool) -> int | None:
+    """``none`` removes the limit; sizes take K/M/G/T (binary units)."""
+    assert text is not None
+    t = text.strip().upper()
+    if t in ("NONE", "UNLIMITED"):
+        return None
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4} if sized else {}
+    mult = 1
+    if t[-1:] in units:
+        t, mult = t[:-1], units[t[-1]]
+    if not t.isdigit():
+        raise CliError(f"--{what}: expected a number{' with K/M/G/T' if sized else ''} or 'none', not {text!r}")
+    return int(t) * mult
+
+
+def _user_quota(store: Any, args: argparse.Namespace) -> None:
+    a = store.require_account(args.address)
+    limits: dict[str, int | None] = {}
+    if args.storage is not None:
+        limits["octets"] = _quota_limit(args.storage, "storage", True)
+    if args.messages is not None:
+        limits["count"] = _quota_limit(args.messages, "messages", False)
+    if limits:
+        store.set_quota(args.address, limits)
+    with store.read(a) as view:
+        have, used = view.quota_limits(), view.usage()
+    for resource, label in (("octets", "storage"), ("count", "messages")):
+        limit = have.get(resource)
+        print(f"{label}: {used[resource]} of {limit if limit is not None else 'unlimited'}"
+              f"{' octets' if resource == 'octets' else ''}")
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -241,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
         x = usub.add_parser(name, help=f"{name} a user (password from stdin or prompt)")
         x.add_argument("address")
     usub.add_parser("list", help="list users")
+    q = usub.add_parser("quota", help="show or set a user's quota (RFC 9425 / RFC 9208)")
+    q.add_argument("address")
+    q.add_argument("--storage", help="limit on the size of the user's mail, e.g. 2G ('none' removes it)")
+    q.add_argument("--messages", help="limit on the number of messages ('none' removes it)")
     d = usub.add_parser("delete", help="delete a user and all their mail")
     d.add_argument("address")
     d.add_argument("--yes", action="store_true", help="confirm")

@@ -65,6 +65,15 @@ _MESSAGE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, Arithmeti
                    RecursionError, errors.InvalidNameError)
 
 
+class _QuotaStopError(Exception):
+    """Storing ``items[index]`` would take the account over its quota: the items before
+    it are committed, and the import stops there."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(index, reason)
+        self.index, self.reason = index, reason
+
+
 class _MessageFailedError(Exception):
     """Storing ``items[index]`` of a batch failed for a reason of its own."""
 
@@ -293,6 +302,7 @@ class _Writer:
         self._done: SimpleQueue[tuple[Any, Any]] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.quota_stop: str | None = None  # why the account's quota stopped the import
 
     def busy(self) -> bool:
         return self._jobs.full()
@@ -314,6 +324,8 @@ class _Writer:
                 self.error = e
                 continue
             self._done.put((items, out))
+            if self.quota_stop is not None:
+                self.error = errors.OverQuotaError(self.quota_stop)
 
     def _write(self, write: _Write, items: list[Any]) -> tuple[int, int, list[bytes], list[tuple[Any, str]]]:
         """Commit ``items`` in one transaction; when one of them fails on its own
@@ -326,6 +338,12 @@ class _Writer:
         while items:
             try:
                 parts.append(self._store.transact(self._account, lambda tx: write(tx, items)))
+                break
+            except _QuotaStopError as e:
+                head = items[: e.index]
+                if head:
+                    parts.append(self._store.transact(self._account, lambda tx: write(tx, head)))
+                self.quota_stop = e.reason
                 break
             except _MessageFailedError as e:
                 failed.append((items[e.index], e.reason))
@@ -408,6 +426,8 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
                     continue
                 e, _uids = store_prepared(tx, prep, [m])
                 tx.mark_imported(m, key, e)
+            except errors.OverQuotaError as exc:
+                raise _QuotaStopError(index, exc.message) from exc
             except _MESSAGE_ERRORS as exc:
                 raise _MessageFailedError(index, f"could not be stored ({type(exc).__name__})") from exc
             imported += 1
@@ -424,6 +444,11 @@ def run_import(store: Store, account: int, path: str, *, mailbox: str | None = N
                 on_commit(keys)
             if progress is not None:
                 progress(len(items))
+        if isinstance(writer.error, errors.OverQuotaError):
+            raise errors.OverQuotaError(
+                f"the account is over its quota ({writer.error.message}): stopped after importing "
+                f"{result.imported} message(s); raise the quota (dualmail user quota) and run the "
+                "same import again - messages already imported are skipped")
         if writer.error is not None:
             raise writer.error
 

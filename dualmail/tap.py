@@ -59,6 +59,8 @@ class Options(usage.Options):
     optFlags = [
         ["allow-plaintext", None, "Allow LOGIN/PLAIN without TLS on non-loopback connections."],
         ["no-first-account", None, "Do not create the demo account on an empty store."],
+        ["quota-tempfail", None, "LMTP answers 452 4.2.2 (retry) instead of 552 5.2.2 (bounce) "
+                                 "to mail for an account over its quota."],
     ]
 
     def __init__(self) -> None:

@@ -38,6 +38,7 @@ TABLE: tuple[tuple[type[e.DomainError], str, str | None], ...] = (
     (e.CycleError, "CANNOT", None),
     (e.RoleError, "USEATTR", None),
     (e.InvalidKeywordError, "CANNOT", None),
+    (e.OverQuotaError, "OVERQUOTA", None),  # RFC 9208 §4.3.1
     (e.LimitError, "LIMIT", None),
     (e.CannotError, "CANNOT", None),
 )

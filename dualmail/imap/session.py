@@ -160,6 +160,7 @@ class Session:
             "ESEARCH", "SEARCHRES", "WITHIN", "SORT", "THREAD=REFERENCES",
             "THREAD=ORDEREDSUBJECT", "CONDSTORE", "QRESYNC", "OBJECTID",
         ]
+        caps += ["QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE"]  # RFC 9208
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
         return caps

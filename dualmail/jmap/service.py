@@ -28,7 +28,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web import server
 
-from ..model import ids
+from ..model import errors, ids
 from ..store.credentials import CredentialCache
 from ..store.store import Store
 from ..store.txn import Commit
@@ -38,7 +38,7 @@ from .dispatch import Method, core_methods
 from .errors import RequestError
 from .session import Account, CoreLimits, SessionInfo
 from .state import to_state
-from .types import MAIL, SORT_OPTIONS, SUBMISSION, VACATION, store_methods
+from .types import MAIL, QUOTA, SORT_OPTIONS, SUBMISSION, VACATION, store_methods
 from .types.email_blobs import resolve_blob
 
 # Seconds a wrong password or token waits before its 401 (the IMAP login
@@ -90,7 +90,7 @@ class StoreBackend:
         self._unsubscribe_store: Callable[[], None] | None = None
 
     def capabilities(self) -> Mapping[str, Mapping[str, Any]]:
-        return {MAIL: {}, SUBMISSION: {}, VACATION: {}}
+        return {MAIL: {}, SUBMISSION: {}, VACATION: {}, QUOTA: {}}
 
     def _account_capabilities(self) -> dict[str, dict[str, Any]]:
         return {
@@ -106,6 +106,7 @@ class StoreBackend:
             SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {},
                          "maxRecipients": self.submission.limits.max_recipients},
             VACATION: {},
+            QUOTA: {},  # RFC 9425 §2.1: an empty object
         }
 
     def _address(self, principal: int) -> str:
@@ -121,7 +122,7 @@ class StoreBackend:
         return SessionInfo(
             username=address,
             accounts={account_id: account},
-            primary_accounts={uri: account_id for uri in (MAIL, SUBMISSION, VACATION)},
+            primary_accounts={uri: account_id for uri in (MAIL, SUBMISSION, VACATION, QUOTA)},
         )
 
     def _own(self, principal: int, account_id: str) -> bool:
@@ -133,8 +134,14 @@ class StoreBackend:
         if not self._own(principal, account_id):
             raise RequestError("about:blank", 404, f"no account {account_id!r}")
         data = body.read()
-        with self.store.write(principal) as tx:
-            sha = tx.put_blob(data, content_type=content_type, uploaded=int(self.now()))
+        try:
+            with self.store.write(principal) as tx:
+                # An upload that could never become an Email of this account is refused
+                # (its storage quota, RFC 9425); RFC 8620 §5.3 names the error overQuota.
+                tx.check_quota(len(data), 0)
+                sha = tx.put_blob(data, content_type=content_type, uploaded=int(self.now()))
+        except errors.OverQuotaError as e:
+            raise RequestError("overQuota", 403, e.message) from None
         return {"accountId": account_id, "blobId": ids.blob_id(sha), "type": content_type, "size": len(data)}
 
     def download(self, principal: int, account_id: str, blob_id: str) -> bytes | None:

@@ -27,7 +27,10 @@ Two addresses of one user thus make one Email (in the union of the mailboxes the
 each with its own 250 reply.  The stored bytes start with ``Return-Path:`` (RFC 5321
 §4.4), one ``Delivered-To:`` per recipient address of that account, and a ``Received:``
 trace field, then the message as received.  A failed transaction answers 451 4.3.0 for
-that account's recipients only (the MTA retries them); the others are unaffected.
+that account's recipients only (the MTA retries them); the others are unaffected.  An
+account over its quota (RFC 9208, ``dualmail user quota``) gets 552 5.2.2 "mailbox full"
+(RFC 3463 §3.3: permanent, the message bounces - Dovecot's default too), or 452 4.2.2
+(the MTA keeps retrying) with ``--quota-tempfail``; nothing is written for it.
 
 The seam for what happens after a delivery (vacation replies, RFC 3834): once an account's
 transaction has committed, and before its replies are sent,
@@ -48,6 +51,7 @@ from typing import Any, Callable, Sequence
 from twisted.logger import Logger
 
 from ..mail.ops import prepare, store_prepared
+from ..model import errors
 from ..store.store import Store
 from ..store.txn import MailTxn
 from .core import Address, Envelope, Recipient, Reply
@@ -96,8 +100,9 @@ class StoreDelivery:
 
     def __init__(self, store: Store, *, hostname: str = "localhost", peer: str = "",
                  after_delivery: AfterDelivery = no_after_delivery,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time, quota_tempfail: bool = False) -> None:
         self.store = store
+        self.quota_tempfail = quota_tempfail
         self.hostname = hostname
         self.peer = peer
         self.after_delivery = after_delivery
@@ -155,6 +160,14 @@ class StoreDelivery:
             wanted = [targets[i].mailbox for i in indexes]
             try:
                 email_id = self._deliver_one(account, raw, wanted)
+            except errors.OverQuotaError as exc:
+                self.log.info("LMTP refused from <{sender}> to account {account}: {why}",
+                              sender=sender, account=account, why=exc.message)
+                reply = (Reply(452, "4.2.2", "Mailbox full (over quota); try again later") if self.quota_tempfail
+                         else Reply(552, "5.2.2", "Mailbox full (over quota)"))
+                for i in indexes:
+                    replies[i] = reply
+                continue
             except Exception:
                 self.log.failure("LMTP delivery to account {account} failed", account=account)
                 for i in indexes:

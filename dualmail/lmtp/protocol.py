@@ -61,7 +61,8 @@ class LMTPServerProtocol(Protocol):
         f = self.factory
         self.peer = _peer_text(self.transport.getPeer())
         handler = StoreDelivery(f.store, hostname=f.hostname, peer=self.peer,
-                                after_delivery=f.after_delivery, now=f.reactor.seconds)
+                                after_delivery=f.after_delivery, now=f.reactor.seconds,
+                                quota_tempfail=f.quota_tempfail)
         self.session = LMTPSession(handler, f.hostname, f.limits)
         self.transport.registerProducer(self, True)
         self.log.debug("LMTP connection from {peer}", peer=self.peer)
@@ -118,8 +119,9 @@ class LMTPFactory(Factory):
 
     def __init__(self, store: Any, reactor: Any, *, hostname: str | None = None,
                  limits: Limits | None = None, after_delivery: AfterDelivery = no_after_delivery,
-                 timeout: float = 300.0) -> None:
+                 timeout: float = 300.0, quota_tempfail: bool = False) -> None:
         self.store = store
+        self.quota_tempfail = quota_tempfail
         self.reactor = reactor
         self.hostname = hostname or socket.gethostname() or "localhost"
         self.limits = limits or Limits()
@@ -134,4 +136,6 @@ def make_factories(store: Any, options: Any, reactor: Any,
                    after_delivery: AfterDelivery = no_after_delivery) -> list[tuple[str, Any]]:
     size = options.get("max-message-size") if hasattr(options, "get") else None
     limits = Limits(max_message_size=size) if size else Limits()  # one figure: = APPENDLIMIT
-    return [("lmtp", LMTPFactory(store, reactor, limits=limits, after_delivery=after_delivery))]
+    tempfail = bool(options.get("quota-tempfail")) if hasattr(options, "get") else False
+    return [("lmtp", LMTPFactory(store, reactor, limits=limits, after_delivery=after_delivery,
+                                 quota_tempfail=tempfail))]

@@ -44,6 +44,11 @@ class LimitError(DomainError):
     """A configured limit was exceeded (message size, mailbox count...)."""
 
 
+class OverQuotaError(LimitError):
+    """The account's storage or message-count quota would be exceeded (RFC 9208 OVERQUOTA,
+    RFC 8620 overQuota)."""
+
+
 class InvalidKeywordError(DomainError):
     """A keyword outside RFC 8621 §4.1.1's alphabet."""
 

@@ -18,6 +18,7 @@ THREAD = "T"
 ACCOUNT = "A"
 IDENTITY = "I"
 SUBMISSION = "S"
+QUOTA = "Q"
 
 
 def _b32(n: int) -> str:

@@ -69,6 +69,10 @@ def verify(view: ReadView) -> list[str]:
         if recv != {e for e, _r in vis}:
             problems.append(f"mailbox {m} receivedAt index disagrees with memberships")
         problems += _recv_values(view, "recv", K.mailbox(view.a, m), emails, f"mailbox {m}")
+    use = acct.get("use")  # absent: a store from before quotas, recounted on read
+    want_use = [sum(int(r["size"]) for r in emails.values()), len(emails)]
+    if use is not None and [int(x) for x in use] != want_use:
+        problems.append(f"account quota usage {use} != recount {want_use}")
     visible_all = {e for e, r in emails.items() if jmap_mailbox_ids(r)}
     if set(view.received_order(None)) != visible_all:
         problems.append("account receivedAt index disagrees with visible emails")

@@ -14,7 +14,9 @@ meta           b"format"                              format version (ascii int)
 meta           b"gseq"                                last global commit number (u64)
 meta           b"next_account"                        last account number (u64)
 account        A                                      {address, pw, modseq, next: {M,E,T,I}, kwspell:
-                                                      {lowercase keyword: IMAP spelling}, ...}
+                                                      {lowercase keyword: IMAP spelling}, use:
+                                                      [octets, messages] (each Email once), quota:
+                                                      {octets: N, count: N} (limits), ...}
 login          address (lowercase utf-8)              A
 token          H(token)                               {account, kind, created, expires, note}
 mailbox        A M                                    mailbox record (name, parent, role, counters...)
@@ -83,6 +85,7 @@ KIND_THREAD = b"T"
 KIND_IDENTITY = b"I"
 KIND_SUBMISSION = b"S"
 KIND_VACATION = b"V"
+KIND_QUOTA = b"Q"
 
 _u32 = struct.Struct(">I")
 _u64 = struct.Struct(">Q")

@@ -186,7 +186,7 @@ class Store:
             a = (K.un64(raw) if raw else 0) + 1
             w.put("meta", b"next_account", K.u64(a))
             w.put("login", address.encode(), K.u32(a))
-            rec = {"address": address, "pw": pw, "modseq": 0, "created": 1, "next": {},
+            rec = {"address": address, "pw": pw, "modseq": 0, "created": 1, "next": {}, "use": [0, 0],
                    "ctime": int(time.time())}
             w.put("account", K.acct(a), codec.dumps(rec))
             tx = MailTxn(w, a)
@@ -195,6 +195,18 @@ class Store:
             commit = self._finish(w, tx)
         self._after_commit(commit)
         return a
+
+    def set_quota(self, address: str, limits: dict[str, int | None]) -> int:
+        """Set or remove (None) the account's hard limits, {"octets": N, "count": N}, in one
+        transaction; the account's modseq (JMAP Quota state) moves if anything changed."""
+        a = self.require_account(address)
+
+        def run(tx: MailTxn) -> int:
+            for resource, limit in limits.items():
+                tx.set_quota(resource, limit)
+            return a
+
+        return self.transact(a, run)
 
     def account_id(self, address: str) -> int | None:
         with self.kv.read() as r:

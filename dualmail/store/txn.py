@@ -44,8 +44,14 @@ KINDS = {
     "Identity": K.KIND_IDENTITY,
     "EmailSubmission": K.KIND_SUBMISSION,
     "VacationResponse": K.KIND_VACATION,
+    "Quota": K.KIND_QUOTA,
 }
 KIND_NAMES = {v: k for k, v in KINDS.items()}
+
+# The account's quota resources (RFC 9425 resourceType; RFC 9208 STORAGE and MESSAGE) and
+# the number of the Quota object of each.  Usage counts every Email once, however many
+# mailboxes it is in (IMAP COPY shares the Email, CONTRACT §2), in the account record.
+QUOTA_RESOURCES = {"octets": 1, "count": 2}
 
 _ZERO_COUNTS = {"msgs": 0, "unseen": 0, "deleted": 0, "size": 0,
                 "total": 0, "unread": 0, "threads": 0, "unreadThreads": 0}
@@ -116,6 +122,21 @@ class ReadView:
     def keyword_spellings(self) -> dict[str, str]:
         """{lowercase keyword: IMAP spelling} of the account (see ``remember_spellings``)."""
         return dict(self.account().get("kwspell") or {})
+
+    def usage(self) -> dict[str, int]:
+        """{"octets": sum of Email sizes, "count": number of Emails}, each Email once.
+
+        Kept in the account record by every write that creates or destroys an Email; a
+        store written before quotas existed has none until its next such write, and is
+        recounted here meanwhile (once per read, an upgrade path only)."""
+        use = self.account().get("use")
+        if use is None:
+            return recount_usage(self)
+        return {"octets": int(use[0]), "count": int(use[1])}
+
+    def quota_limits(self) -> dict[str, int]:
+        """The hard limits set on this account ({} = none): resource -> limit."""
+        return {k: int(v) for k, v in (self.account().get("quota") or {}).items()}
 
     @property
     def highest_modseq(self) -> int:
@@ -268,6 +289,17 @@ class ReadView:
         """UIDs of ``m`` whose membership is ``\\Deleted``, ascending; O(those)."""
         p = K.mailbox(self.a, m)
         return [K.un32(k, 8) for k, _v in self.kv.range("deleted", p, prefix_end(p))]
+
+    def deleted_size(self, m: int) -> int:
+        """Sum of RFC822.SIZE of the ``\\Deleted`` messages of ``m`` (RFC 9208 §4.1.4
+        DELETED-STORAGE); reads the ``deleted`` index, so costs the number of them."""
+        p = K.mailbox(self.a, m)
+        total = 0
+        for _k, v in self.kv.range("deleted", p, prefix_end(p)):
+            rec = self.email(K.un64(v))
+            if rec is not None:
+                total += int(rec["size"])
+        return total
 
     def uids(self, m: int) -> array:
         """Every UID in mailbox ``m``, ascending (IMAP SELECT builds its seq<->UID map)."""
@@ -517,6 +549,63 @@ class MailTxn(ReadView):
             self._acct["subs"] = new
         else:
             self._acct.pop("subs", None)
+
+    # -- quota (RFC 9425, RFC 9208) ----------------------------------------------------
+
+    def _usage_list(self) -> list[int]:
+        """The account's usage record, recounted first if the store predates quotas: call
+        before the Email being added or removed touches the email table."""
+        use = self._acct.get("use")
+        if use is None:
+            u = recount_usage(self)
+            use = self._acct["use"] = [u["octets"], u["count"]]
+        return use
+
+    def check_quota(self, octets: int, count: int) -> None:
+        """Refuse (OverQuotaError) an addition that would take usage over a hard limit;
+        nothing is written before this check, so a refused Email leaves no trace."""
+        limits = self.quota_limits()
+        if not limits:
+            return
+        use = self._usage_list()
+        if octets > 0 and "octets" in limits and use[0] + octets > limits["octets"]:
+            raise errors.OverQuotaError(
+                f"storage quota exceeded ({use[0] + octets} of {limits['octets']} octets)")
+        if count > 0 and "count" in limits and use[1] + count > limits["count"]:
+            raise errors.OverQuotaError(f"message quota exceeded ({limits['count']} messages)")
+
+    def _use(self, octets: int, count: int) -> None:
+        use = self._usage_list()
+        use[0] += octets
+        use[1] += count
+        self.modseq  # the account record is written back only by a changing transaction
+        for resource in self.quota_limits():
+            self._log("Quota", QUOTA_RESOURCES[resource], "k")  # "used" only (RFC 9425 §4.3)
+
+    def set_quota(self, resource: str, limit: int | None) -> bool:
+        """Set (or with None remove) the hard limit of ``resource`` ("octets" or "count").
+        The Quota object exists while its limit does.  True if anything changed."""
+        if resource not in QUOTA_RESOURCES:
+            raise errors.CannotError(f"unknown quota resource {resource!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or not 0 <= limit < 2**53):
+            raise errors.CannotError("a quota limit is an integer from 0 to 2^53-1")
+        limits = self.quota_limits()
+        if limits.get(resource) == limit:
+            return False
+        n = QUOTA_RESOURCES[resource]
+        self._usage_list()  # usage is exact from here on
+        op = "c" if resource not in limits else ("d" if limit is None else "u")
+        if limit is None:
+            del limits[resource]
+        else:
+            limits[resource] = limit
+        if limits:
+            self._acct["quota"] = limits
+        else:
+            self._acct.pop("quota", None)
+        self._log("Quota", n, op)
+        return True
 
     def _log(self, kind: str, obj: int, op: str) -> None:
         """Record one object change; several changes of one object in a transaction merge.
@@ -931,6 +1020,8 @@ class MailTxn(ReadView):
         for k in kws:
             if not kwmod.is_valid_keyword(k):
                 raise errors.InvalidKeywordError(f"invalid keyword {k!r}")
+        self.check_quota(len(raw), 1)
+        self._usage_list()
         e = self._next("E")
         if blob_sha is None:
             blob_sha = self.put_blob(raw, digest=digest)
@@ -957,6 +1048,7 @@ class MailTxn(ReadView):
         self.w.put("srch", K.email(self.a, e), enc.search)  # dualmail.search (keys.py "srch")
         self._put_email(e, rec)
         self._visibility_changed(e, rec, [], jmap_mailbox_ids(rec))
+        self._use(len(raw), 1)
         return e, uids
 
     def require_email(self, e: int) -> dict[str, Any]:
@@ -1069,6 +1161,7 @@ class MailTxn(ReadView):
             self.remove_membership(e, int(mk))
 
     def _destroy_record(self, e: int, rec: dict[str, Any]) -> None:
+        self._usage_list()
         self.w.delete("email", K.email(self.a, e))
         summary = self.summary(e) or {}
         self.w.delete("summary", K.email(self.a, e))
@@ -1082,6 +1175,7 @@ class MailTxn(ReadView):
         if th is not None:
             th["emails"] = [x for x in th["emails"] if x[1] != e]
             self._put_thread(t, th if th["emails"] else None)
+        self._use(-int(rec["size"]), -1)
 
     def expunge(self, m: int, uids: Iterable[int] | None = None) -> list[int]:
         """Remove the ``\\Deleted`` memberships of ``m`` (only among ``uids`` if given)."""
@@ -1271,6 +1365,7 @@ class MailTxn(ReadView):
         u, deleted = int(ms[0]), bool(ms[1])
         summary = self.summary(e) or {}
         self.remove_membership(e, m, tombstone=False)
+        self._usage_list()  # a second Email of the same bytes: counted, never refused
         e2 = self._next("E")
         self.ref_blob(rec["blob"])
         t = int(rec["thread"])
@@ -1295,6 +1390,7 @@ class MailTxn(ReadView):
         self._insert_membership(e2, rec2, m, u, deleted)
         self._put_email(e2, rec2)
         self._visibility_changed(e2, rec2, [], jmap_mailbox_ids(rec2))
+        self._use(int(rec2["size"]), 1)
         return e2
 
     def carry_modseq(self, e: int, m: int, modseq: int) -> None:
@@ -1402,6 +1498,17 @@ class MailTxn(ReadView):
             return False
         self._log(kind, n, "d")
         return True
+
+
+def recount_usage(view: ReadView) -> dict[str, int]:
+    """Usage by reading every Email record of the account (``dualmail check``, and the
+    one-time upgrade of a store written before quotas existed)."""
+    p = K.acct(view.a)
+    octets = count = 0
+    for _k, v in view.kv.range("email", p, prefix_end(p)):
+        octets += int(codec.loads(v)["size"])
+        count += 1
+    return {"octets": octets, "count": count}
 
 
 def _ref_ids(summary: dict[str, Any]) -> list[str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dualmail.imap.ops import (append, auth, basic, copy, expunge, fetch, mailboxes, search,
-                               select, store)
+from dualmail.imap.ops import (append, auth, basic, copy, expunge, fetch, mailboxes, quota,
+                               search, select, store)
 from dualmail.imap.wire import commands as c
 
 HANDLERS: dict[type[c.Command], Any] = {
@@ -35,6 +35,9 @@ HANDLERS: dict[type[c.Command], Any] = {
     c.List: mailboxes.list_,
     c.Lsub: mailboxes.lsub,
     c.Status: mailboxes.status,
+    c.GetQuota: quota.getquota,
+    c.GetQuotaRoot: quota.getquotaroot,
+    c.SetQuota: quota.setquota,
     c.Append: append.append,
     c.Expunge: expunge.expunge,
     c.Fetch: fetch.fetch,

@@ -298,6 +298,8 @@ def status_values(s: Session, view: Any, m: int, items: tuple[str, ...]) -> list
             out.append((item, int(counts["deleted"])))
         elif item == "SIZE":
             out.append((item, int(counts["size"])))
+        elif item == "DELETED-STORAGE":  # RFC 9208 §4.1.4: octets an EXPUNGE would remove
+            out.append((item, view.deleted_size(m)))
         elif item == "RECENT":
             first = int(rec.get("recent", 1))
             out.append((item, sum(1 for _ in view.uid_items(m, first))))

@@ -334,6 +334,31 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    """RFC 9208 §4.1.1 GETQUOTA quota-root."""
+
+    tag: str
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    """RFC 9208 §4.1.2 GETQUOTAROOT mailbox."""
+
+    tag: str
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    """RFC 9208 §4.1.3 SETQUOTA quota-root (resource limit ...)."""
+
+    tag: str
+    root: str
+    limits: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Append(Command):
     """``binary``: sent as literal8 ``~{n}`` (RFC 3516); ``utf8``: the RFC 6855
     ``UTF8 (~{n})`` form.  ``message`` holds the literal's bytes unchanged."""

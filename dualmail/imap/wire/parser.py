@@ -138,7 +138,7 @@ _SIMPLE_ATTS = frozenset(
 )
 _STATUS_ITEMS = frozenset(
     "MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT HIGHESTMODSEQ MAILBOXID "
-    "APPENDLIMIT".split()
+    "APPENDLIMIT DELETED-STORAGE".split()
 )
 _SEARCH_RETURN = frozenset("MIN MAX ALL COUNT SAVE".split())
 _SORT_KEYS = frozenset("ARRIVAL CC DATE FROM SIZE SUBJECT TO DISPLAYFROM DISPLAYTO".split())
@@ -972,6 +972,29 @@ class _Reader:
         self.sp()
         return c.Status(tag, mailbox, self._status_items())
 
+    def cmd_getquota(self, tag: str) -> c.Command:
+        self.sp()
+        return c.GetQuota(tag, self.text(self.astring(), "Quota root"))
+
+    def cmd_getquotaroot(self, tag: str) -> c.Command:
+        self.sp()
+        return c.GetQuotaRoot(tag, self.mailbox())
+
+    def cmd_setquota(self, tag: str) -> c.Command:
+        """``setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")"`` (RFC 9208 §7)."""
+        self.sp()
+        root = self.text(self.astring(), "Quota root")
+        self.sp()
+        self.expect(0x28)
+        limits: list[tuple[str, int]] = []
+        while not self.take(0x29):
+            if limits:
+                self.sp()
+            name = self.keyword()
+            self.sp()
+            limits.append((name, self.number64()))
+        return c.SetQuota(tag, root, tuple(limits))
+
     def cmd_append(self, tag: str) -> c.Command:
         self.sp()
         mailbox = self.mailbox()
@@ -1331,6 +1354,9 @@ _COMMANDS: dict[str, Callable[[_Reader, str], c.Command]] = {
     "LIST": _Reader.cmd_list,
     "LSUB": _Reader.cmd_lsub,
     "STATUS": _Reader.cmd_status,
+    "GETQUOTA": _Reader.cmd_getquota,
+    "GETQUOTAROOT": _Reader.cmd_getquotaroot,
+    "SETQUOTA": _Reader.cmd_setquota,
     "APPEND": _Reader.cmd_append,
     "FETCH": _Reader.cmd_fetch,
     "STORE": _Reader.cmd_store,

@@ -3,7 +3,7 @@
 
 Implemented: Mailbox, Thread, Email (RFC 8621 §2-§4: the standard methods
 plus Email/import and Email/parse), SearchSnippet (§5), Identity (§6),
-VacationResponse (§8), Blob/copy (RFC 8620 §6.3), EmailSubmission (§7,
+VacationResponse (§8), Quota (RFC 9425, ``quota.py``), Blob/copy (RFC 8620 §6.3), EmailSubmission (§7,
 ``email_submission.py``).
 
 Must not import twisted.internet or klein.
@@ -23,11 +23,12 @@ from .email_import import email_methods
 from .email_submission import submission_methods
 from .identity import SUBMISSION, IdentityType
 from .mailbox import MAIL, MailboxType
+from .quota import QUOTA, QuotaType
 from .searchsnippet import snippet_methods
 from .thread import ThreadType
 from .vacation import VACATION, VacationResponseType
 
-__all__ = ["MAIL", "SORT_OPTIONS", "SUBMISSION", "VACATION", "store_methods"]
+__all__ = ["MAIL", "QUOTA", "SORT_OPTIONS", "SUBMISSION", "VACATION", "store_methods"]
 
 
 def store_methods(store: Store, now: Callable[[], float], submission: Any = None) -> dict[str, Method]:
@@ -36,7 +37,7 @@ def store_methods(store: Store, now: Callable[[], float], submission: Any = None
     (None: no smarthost, EmailSubmission/set answers forbiddenToSend)."""
     methods: dict[str, Method] = {}
     for datatype in (MailboxType(store), ThreadType(store), EmailType(store, now), IdentityType(store),
-                     VacationResponseType(store)):
+                     VacationResponseType(store), QuotaType(store)):
         methods.update(standard_methods(datatype))
     methods.update(email_methods(store, now))
     methods.update(snippet_methods(store))
