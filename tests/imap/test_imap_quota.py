@@ -119,7 +119,7 @@ def test_status_deleted_and_deleted_storage(store, account, client: Client) -> N
     client.ok("s SELECT INBOX")
     client.ok("t STORE 2 +FLAGS.SILENT (\\Deleted)")
     out = client.ok("u STATUS INBOX (MESSAGES DELETED DELETED-STORAGE SIZE)")
-    assert f"* STATUS "INBOX" (MESSAGES 2 DELETED 1 DELETED-STORAGE {len(big)} SIZE {len(small) + len(big)})" in out
+    assert f"* STATUS \"INBOX\" (MESSAGES 2 DELETED 1 DELETED-STORAGE {len(big)} SIZE {len(small) + len(big)})" in out
     client.ok("e EXPUNGE")
     out = client.ok("u STATUS INBOX (DELETED DELETED-STORAGE)")
-    assert "* STATUS "INBOX" (DELETED 0 DELETED-STORAGE 0)" in out
+    assert "* STATUS \"INBOX\" (DELETED 0 DELETED-STORAGE 0)" in out
