@@ -79,6 +79,17 @@ async def test_imap_and_jmap_show_the_same_quota(tmp_path):
 
         await in_thread(append)
         quota, got = await views(srv)
+
+        def with_imapclient():  # a real client library's RFC 2087/9208 support
+            c = srv.imap()
+            try:
+                return c.get_quota_root("INBOX"), c.get_quota("INBOX")
+            finally:
+                c.logout()
+
+        (roots, root_quotas), quotas = await in_thread(with_imapclient)
+        assert roots.quota_roots == [""] and root_quotas == quotas
+        assert {(q.resource, q.usage, q.limit) for q in quotas} >= {("MESSAGE", 3, 10)}
         by_type = {q["resourceType"]: q for q in got["list"]}
         assert set(by_type) == {"octets", "count"}
         octets, count = by_type["octets"], by_type["count"]

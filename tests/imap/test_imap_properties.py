@@ -23,6 +23,8 @@ COMMAND_LINES = {
     c.Move: "UID MOVE 1:* Trash", c.Sort: "SORT (DATE) UTF-8 ALL",
     c.Thread: "THREAD REFERENCES UTF-8 ALL", c.Unselect: "UNSELECT", c.Close: "CLOSE",
 }
+COMMAND_LINES.update({c.GetQuota: 'GETQUOTA ""', c.GetQuotaRoot: "GETQUOTAROOT INBOX",
+                      c.SetQuota: 'SETQUOTA "" (STORAGE 1)'})
 
 
 def test_every_state_command_pair(store, account) -> None:

@@ -10,6 +10,7 @@ import time
 
 from dualmail import cli
 from dualmail.jmap.session import CORE
+from dualmail.jmap.types.quota import QUOTA
 from dualmail.store.store import open_store
 from tests.jmap.jmap_store_util import (
     ALICE, BASE, MAIL, SUBMISSION, VACATION, Client, aid, basic, has_result, header, result_of,
@@ -21,7 +22,7 @@ def test_session_object(client, alice):
     assert response.code == 200
     session = json.loads(response.body)
     account = aid(alice)
-    assert set(session["capabilities"]) == {CORE, MAIL, SUBMISSION, VACATION}
+    assert set(session["capabilities"]) == {CORE, MAIL, SUBMISSION, VACATION, QUOTA}
     assert session["capabilities"][MAIL] == {}
     assert session["username"] == "alice@example.org"
     assert list(session["accounts"]) == [account]
@@ -31,7 +32,9 @@ def test_session_object(client, alice):
     assert caps[SUBMISSION] == {"maxDelayedSend": 0, "submissionExtensions": {}, "maxRecipients": 100}
     assert caps[VACATION] == {}
     assert session["accounts"][account]["isPersonal"] is True
-    assert session["primaryAccounts"] == {MAIL: account, SUBMISSION: account, VACATION: account}
+    assert session["primaryAccounts"] == {MAIL: account, SUBMISSION: account, VACATION: account,
+                                          QUOTA: account}
+    assert caps[QUOTA] == {}  # RFC 9425 §2.1
     assert session["apiUrl"] == BASE + "/jmap/api"
     # the same object at /jmap/session
     assert json.loads(client.request("GET", "/jmap/session").body) == session
