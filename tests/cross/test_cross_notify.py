@@ -10,58 +10,43 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 
 import pytest
 import pytest_twisted
 
-from tests.cross.cross_util import AUTH, PASSWORD, TIMEOUT, USER, in_thread, message, running
+from tests.cross.cross_util import AUTH, PASSWORD, USER, in_thread, message, running
+from tests.dovecot.imap_raw import Client as RawClient
 
 pytestmark = pytest.mark.e2e
 
 
-class Line:
-    """A raw IMAP connection: send commands, read lines until a condition holds."""
+class Line(RawClient):
+    """A raw IMAP connection (tests/dovecot/imap_raw.py) that can also wait for
+    unsolicited responses with no command in progress."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        self.f = self.sock.makefile("rb")
-        self.readline()  # greeting
-        self.run(f"l LOGIN {USER} {PASSWORD}")
+        super().__init__(port)
+        self.login(USER, PASSWORD)
 
-    def readline(self) -> str:
-        line = self.f.readline()
-        if not line:
-            raise AssertionError("connection closed")
-        m = re.search(rb"\{(\d+)\}\r\n$", line)
-        if m:  # a literal: keep it on the same logical line
-            line += self.f.read(int(m.group(1))) + self.f.readline()
-        return line.decode("utf-8", "replace").rstrip("\r\n")
-
-    def run(self, command: str) -> list[str]:
-        tag = command.split(" ", 1)[0]
-        self.sock.sendall(command.encode() + b"\r\n")
-        out = []
-        while True:
-            line = self.readline()
-            out.append(line)
-            if line.startswith(tag + " "):
-                assert line.startswith(tag + " OK"), out
-                return out
+    def cmd(self, command: str) -> list[str]:
+        """The untagged responses of ``command`` (which must end OK), as text."""
+        reply = self.run(command)
+        return [" ".join(_text(v) for v in resp) for resp in reply.untagged]
 
     def until(self, pred) -> list[str]:
-        """Unsolicited lines, read with no command in progress, until ``pred(lines)``."""
+        """Unsolicited lines until ``pred(lines)``; the socket timeout bounds each wait."""
         seen: list[str] = []
         while not pred(seen):
-            seen.append(self.readline())  # socket timeout bounds each wait
+            seen.append(self._response().decode("utf-8", "replace").rstrip("\r\n"))
         return seen
 
-    def close(self) -> None:
-        try:
-            self.run("z LOGOUT")
-        except (AssertionError, OSError):
-            pass
-        self.sock.close()
+
+def _text(value) -> str:
+    if isinstance(value, list):
+        return "(" + " ".join(_text(v) for v in value) + ")"
+    if isinstance(value, bytes):
+        return '"' + value.decode("utf-8", "replace") + '"'
+    return "NIL" if value is None else str(value)
 
 
 def has(pattern: str):
@@ -78,8 +63,8 @@ async def test_jmap_changes_reach_a_notify_client_between_commands(tmp_path):
         archive = boxes["Archive"]["id"]
         imap = await in_thread(Line, srv.imap_port)
         try:
-            await in_thread(imap.run, "s SELECT INBOX")
-            out = await in_thread(imap.run, "n NOTIFY SET STATUS (selected (MessageNew MessageExpunge)) "
+            await in_thread(imap.cmd, "SELECT INBOX")
+            out = await in_thread(imap.cmd, "NOTIFY SET STATUS (selected (MessageNew MessageExpunge)) "
                                   "(personal (MessageNew MessageExpunge FlagChange MailboxName))")
             assert any(ln.startswith('* STATUS "Archive" (MESSAGES 0 UIDNEXT 1') for ln in out), out
 
@@ -130,11 +115,11 @@ async def test_metadata_reaches_another_session_and_moves_no_jmap_state(tmp_path
         watcher = await in_thread(Line, srv.imap_port)
         writer = await in_thread(Line, srv.imap_port)
         try:
-            await in_thread(watcher.run, "n NOTIFY SET (personal (MailboxMetadataChange)) "
+            await in_thread(watcher.cmd, "NOTIFY SET (personal (MailboxMetadataChange)) "
                             "(inboxes (MessageNew MessageExpunge))")
-            await in_thread(writer.run, 'w SETMETADATA INBOX (/shared/comment "shared note")')
+            await in_thread(writer.cmd, 'SETMETADATA INBOX (/shared/comment "shared note")')
             await in_thread(watcher.until, has(r'^\* METADATA "INBOX" /shared/comment$'))
-            out = await in_thread(watcher.run, "g GETMETADATA INBOX /shared/comment")
+            out = await in_thread(watcher.cmd, "GETMETADATA INBOX /shared/comment")
             assert '* METADATA "INBOX" (/shared/comment "shared note")' in out
             assert [await jmap.state(k) for k in ("Mailbox", "Email", "Thread")] == states
         finally:
