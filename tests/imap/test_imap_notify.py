@@ -27,6 +27,13 @@ def pushed(c: Conn, clock: Any) -> list[str]:
     return lines(c.take())
 
 
+def expect_pushes(c: Conn, other: Conn, clock: Any, steps: list[tuple[str, list[str]]]) -> None:
+    """Each command of ``other`` (which must end OK) makes ``c`` hear exactly that."""
+    for i, (command, expected) in enumerate(steps):
+        assert f"x{i} OK" in other.send(f"x{i} {command}\r\n"), command
+        assert pushed(c, clock) == expected, command
+
+
 def test_status_indicator_reports_watched_mailboxes(store, account, clock) -> None:
     """RFC 5465 §3.1: with STATUS, a STATUS for each watched non-selected mailbox before
     the tagged OK: MESSAGES/UIDNEXT/UIDVALIDITY for MessageNew, MESSAGES for
@@ -95,20 +102,15 @@ def test_mailbox_name_and_subscription_events(store, account, clock) -> None:
     and §5.5 (LIST with \\Subscribed iff subscribed), for another session's changes."""
     c = connect(store, clock)
     c.send("a NOTIFY SET (personal (MailboxName SubscriptionChange))\r\n")
-    other = connect(store, clock)
-    other.send("x CREATE Projects\r\n")
-    assert pushed(c, clock) == ['* LIST (\\HasNoChildren) "/" "Projects"']
-    other.send("y RENAME Projects Plans\r\n")
-    assert pushed(c, clock) == ['* LIST (\\HasNoChildren) "/" "Plans" ("OLDNAME" ("Projects"))']
-    other.send("z SUBSCRIBE Plans\r\n")
-    assert pushed(c, clock) == ['* LIST (\\HasNoChildren \\Subscribed) "/" "Plans"']
-    other.send("w UNSUBSCRIBE Plans\r\n")
-    assert pushed(c, clock) == ['* LIST (\\HasNoChildren) "/" "Plans"']
-    other.send("v DELETE Plans\r\n")
-    assert pushed(c, clock) == ['* LIST (\\NonExistent) "/" "Plans"']
-    other.send("u SUBSCRIBE Nowhere\r\n")  # a name that is no mailbox (RFC 9051 §6.3.7)
-    assert pushed(c, clock) == ['* LIST (\\NonExistent \\Subscribed) "/" "Nowhere"']
-
+    expect_pushes(c, connect(store, clock), clock, [
+        ("CREATE Projects", ['* LIST (\\HasNoChildren) "/" "Projects"']),
+        ("RENAME Projects Plans", ['* LIST (\\HasNoChildren) "/" "Plans" ("OLDNAME" ("Projects"))']),
+        ("SUBSCRIBE Plans", ['* LIST (\\HasNoChildren \\Subscribed) "/" "Plans"']),
+        ("UNSUBSCRIBE Plans", ['* LIST (\\HasNoChildren) "/" "Plans"']),
+        ("DELETE Plans", ['* LIST (\\NonExistent) "/" "Plans"']),
+        # a name that is no mailbox (RFC 9051 §6.3.7)
+        ("SUBSCRIBE Nowhere", ['* LIST (\\NonExistent \\Subscribed) "/" "Nowhere"']),
+    ])
 
 def test_own_changes_are_not_told_back(store, account, clock) -> None:
     """RFC 5465 §5: the server SHOULD NOT notify the client of what it did itself."""
@@ -123,14 +125,12 @@ def test_metadata_change_by_other_session(store, account, clock) -> None:
     """RFC 5465 §5.6/§5.7: ``* METADATA name entry`` (names only, RFC 5464 §4.4.2)."""
     c = connect(store, clock)
     c.send("a NOTIFY SET (mailboxes INBOX (MailboxMetadataChange ServerMetadataChange))\r\n")
-    other = connect(store, clock)
-    other.send('x SETMETADATA INBOX (/shared/comment "hi" /private/comment "me")\r\n')
-    assert pushed(c, clock) == ['* METADATA "INBOX" /shared/comment /private/comment']
-    other.send('y SETMETADATA "" (/shared/comment "server")\r\n')
-    assert pushed(c, clock) == ['* METADATA "" /shared/comment']
-    other.send('z SETMETADATA Archive (/shared/comment "not watched")\r\n')
-    assert pushed(c, clock) == []
-
+    expect_pushes(c, connect(store, clock), clock, [
+        ('SETMETADATA INBOX (/shared/comment "hi" /private/comment "me")',
+         ['* METADATA "INBOX" /shared/comment /private/comment']),
+        ('SETMETADATA "" (/shared/comment "server")', ['* METADATA "" /shared/comment']),
+        ('SETMETADATA Archive (/shared/comment "not watched")', []),
+    ])
 
 def test_selected_delayed_holds_expunges_until_a_command(store, account, clock) -> None:
     """RFC 5465 §6.1.2: SELECTED-DELAYED holds MessageExpunge until a command that may
