@@ -104,8 +104,7 @@ class NotifyState:
             if filt == "PERSONAL" or (filt == "INBOXES" and path == "INBOX") or \
                     (filt == "SUBSCRIBED" and subscribed) or \
                     (filt == "MAILBOXES" and path in wanted) or \
-                    (filt == "SUBTREE" and any(path == n or path.startswith(n + names.SEP)
-                                               for n in wanted)):
+                    (filt == "SUBTREE" and _in_subtree(path, wanted)):
                 out |= events
         return frozenset(out)
 
@@ -118,19 +117,20 @@ class NotifyState:
     def start(self, view: Any, *, status: bool, selected: int | None, utf8: bool,
               max_mailboxes: int) -> list[r.Response]:
         """Take the snapshot; the STATUS responses of ``NOTIFY SET STATUS`` (§3.1)."""
-        self._take_tree(view)
+        recs = self._take_tree(view)
         self.orphans = set(view.orphan_subscriptions())
         watched = [m for m in sorted(self.tree, key=lambda m: self.tree[m][0])
                    if self._events_of(m) & MESSAGE]
         if len(watched) > max_mailboxes:
             raise ImapNo(f"NOTIFY may watch at most {max_mailboxes} mailboxes",
                          "NOTIFICATIONOVERFLOW")
+        # every mailbox's counters, watched or not: one that becomes watched later (a
+        # subscription, a rename into a subtree) is compared with what it was, not with
+        # what it is by the time this registration looks
+        self.boxes = {m: _Box.of(rec) for m, rec in recs.items()}
         out: list[r.Response] = []
         for m in watched:
-            rec = view.mailbox(m)
-            if rec is None:
-                continue
-            box = self.boxes[m] = _Box.of(rec)
+            box = self.boxes[m]
             if not status or m == selected:
                 continue
             ev = self._events_of(m)
@@ -147,9 +147,12 @@ class NotifyState:
             out.append(r.status(self.tree[m][0], items, utf8=utf8))
         return out
 
-    def _take_tree(self, view: Any) -> None:
+    def _take_tree(self, view: Any) -> dict[int, dict[str, Any]]:
+        """Re-read the mailbox list; the records, by number."""
+        full = names.tree(view)
         self.tree = {m: (path, int(rec["parent"]), str(rec["name"]), bool(rec.get("sub")))
-                     for m, (path, rec) in names.tree(view).items()}
+                     for m, (path, rec) in full.items()}
+        return {m: rec for m, (_path, rec) in full.items()}
 
     # -- hearing of commits ------------------------------------------------------------
 
@@ -212,15 +215,14 @@ class NotifyState:
     def _names(self, view: Any, own: set[int], utf8: bool, paths: set[str]) -> list[r.Response]:
         """LIST responses for created, deleted, renamed and (un)subscribed mailboxes."""
         old = self.tree
-        self._take_tree(view)
+        recs = self._take_tree(view)
         new = self.tree
         kids = {p for _path, p, _n, _s in new.values()}
         out: list[r.Response] = []
 
         def listing(m: int, ext: tuple[tuple[str, Any], ...] = ()) -> r.Response:
             path, _p, _n, sub = new[m]
-            rec = view.mailbox(m) or {}
-            attrs = names.attributes(rec, m in kids) + (["\\Subscribed"] if sub else [])
+            attrs = names.attributes(recs[m], m in kids) + (["\\Subscribed"] if sub else [])
             return r.list_response(attrs, names.SEP, path, utf8=utf8, extended=ext)
 
         told: set[int] = set()
@@ -254,11 +256,9 @@ class NotifyState:
                 elif before[3] != after[3] and "SubscriptionChange" in (
                         self._events_of(m) | self.events_for(before[0], True)):
                     out.append(listing(m))
-        for m in new:  # mailboxes that came into a watched set (created, moved, subscribed)
-            if m not in self.boxes and self._events_of(m) & MESSAGE:
-                rec = view.mailbox(m)
-                if rec is not None:
-                    self.boxes[m] = _Box.of(rec)
+        for m in new:  # a new mailbox started empty: what came since is news
+            if m not in self.boxes:
+                self.boxes[m] = _Box(0, 1, 0, 0, int(recs[m]["uidvalidity"]))
         return out
 
     def _orphans(self, view: Any, utf8: bool, told: set[str]) -> list[r.Response]:
@@ -304,6 +304,16 @@ class NotifyState:
         if condstore:
             items.append(("HIGHESTMODSEQ", new.hms))
         return [r.status(self.tree[m][0] if m in self.tree else "", items, utf8=utf8)]
+
+
+def _in_subtree(path: str, roots: frozenset[str]) -> bool:
+    """``path`` is one of ``roots`` or below one: O(depth) set lookups, not O(roots)."""
+    i = len(path)
+    while i > 0:
+        if path[:i] in roots:
+            return True
+        i = path.rfind(names.SEP, 0, i)
+    return False
 
 
 def _metadata(path: str, entries: list[str], utf8: bool) -> r.Data:

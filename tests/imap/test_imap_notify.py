@@ -212,3 +212,26 @@ def test_overflow_when_client_does_not_read(store, account, clock) -> None:
     deliver(store, account, "Archive")
     assert pushed(c, clock) == []
     assert c.proto.session.notify is None
+
+
+def test_filters_subtree_inboxes_subscribed(store, account, clock) -> None:
+    """RFC 5465 §6.3 INBOXES (here: INBOX, where mail is delivered), §6.4 SUBSCRIBED (the
+    subscriptions of the moment: "the server MUST reevaluate the list"), §6.5 SUBTREE (the
+    mailbox and everything below it), §6.6 MAILBOXES (no wildcard expansion)."""
+    c = connect(store, clock)
+    for name in ("Lists", "Lists/a", "Listsx", "Other", "Sub"):
+        c.send(f"m CREATE {name}\r\n")
+    c.send("n SUBSCRIBE Sub\r\n")
+    assert "a OK" in c.send("a NOTIFY SET (subtree Lists (MessageNew MessageExpunge)) (inboxes (MessageNew MessageExpunge)) "
+           "(subscribed (MessageNew MessageExpunge)) (mailboxes \"Oth%\" (MessageNew MessageExpunge))\r\n")
+    told = {}
+    for name in ("Lists", "Lists/a", "Listsx", "INBOX", "Other", "Sub"):
+        deliver(store, account, name)
+        told[name] = pushed(c, clock)
+    assert {n: bool(v) for n, v in told.items()} == {
+        "Lists": True, "Lists/a": True, "Listsx": False, "INBOX": True, "Other": False,
+        "Sub": True}
+    other = connect(store, clock)
+    other.send("s SUBSCRIBE Other\r\n")
+    deliver(store, account, "Other")
+    assert pushed(c, clock) == ['* STATUS "Other" (MESSAGES 2 UIDNEXT 3 UNSEEN 2)']
