@@ -120,3 +120,18 @@ def test_binary_value_round_trips_as_literal8(client) -> None:
     client.send("a SETMETADATA INBOX (/private/bin ~{3+}\r\na\x00b)\r\n")
     out = client.ok("b GETMETADATA INBOX /private/bin")
     assert "* METADATA \"INBOX\" (/private/bin ~{3}\r\na\x00b)" in out
+
+
+def test_store_check_sees_metadata_of_deleted_mailboxes_gone(client, store, account) -> None:
+    """``dualmail check``: no entry outlives its mailbox (the delete's own transaction)."""
+    from dualmail.store.check import verify
+
+    client.ok("a CREATE Gone")
+    client.ok('b SETMETADATA Gone (/private/comment "x")')
+    with store.read(account) as view:
+        gone = int(view.mailbox_by_path(["Gone"]))
+        assert list(md.entries(view.kv, account, gone)) == [("/private/comment", b"x")]
+    client.ok("c DELETE Gone")
+    with store.read(account) as view:
+        assert verify(view) == []
+        assert list(md.entries(view.kv, account, gone)) == []
