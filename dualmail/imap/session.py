@@ -424,6 +424,8 @@ class Session:
             return
         if spec.overflowed:
             self.notify = None
+            self.log.info("IMAP {peer}: NOTIFY overflow for {user}; notifications off",
+                          peer=self.peer, user=self.user)
             yield self.encode(r.UntaggedStatus(
                 "OK", "Too many changes to tell; NOTIFY is off now (NOTIFY NONE)",
                 r.code("NOTIFICATIONOVERFLOW")))
