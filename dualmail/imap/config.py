@@ -25,3 +25,12 @@ class ImapConfig:
     jmap_url: str | None = None  # RFC 9698 JMAPACCESS session URL
     server_name: str = "dualmail"
     server_version: str = "0"
+    # RFC 5464 METADATA: largest value, entries per mailbox (and for the server), longest
+    # entry name (the RFC's floor is 1024 octets and 10 entries)
+    metadata_max_size: int = 64 * 1024
+    metadata_max_entries: int = 100
+    metadata_max_name: int = 1024
+    # RFC 5465 NOTIFY: changes held for a client that is not reading before it gets
+    # * OK [NOTIFICATIONOVERFLOW] and NOTIFY NONE (§5.8); mailboxes one NOTIFY may watch
+    notify_max_pending: int = 10_000
+    notify_max_mailboxes: int = 10_000

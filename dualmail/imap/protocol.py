@@ -117,6 +117,8 @@ class IMAPServerProtocol(Protocol):
     def resumeProducing(self) -> None:
         self._paused = False
         self._pump()
+        if self.session is not None and self.session.notify is not None:
+            self._schedule_push()  # what waited while the transport was full
 
     def stopProducing(self) -> None:
         self._closing = True
@@ -257,8 +259,14 @@ class IMAPServerProtocol(Protocol):
 
     def _on_commit(self, commit: Any) -> None:
         s = self.session
-        if s is None or self._closing or not s.wants_commit(commit.account, commit.mailboxes):
+        if s is None or self._closing:
             return
+        s.note_commit(commit)  # NOTIFY (RFC 5465): what it touched, for later
+        if not s.wants_commit(commit.account, commit.mailboxes):
+            return
+        self._schedule_push()
+
+    def _schedule_push(self) -> None:
         if not self._push_scheduled:
             self._push_scheduled = True
             self.factory.reactor.callLater(0, self._push)
@@ -266,11 +274,17 @@ class IMAPServerProtocol(Protocol):
     def _push(self) -> None:
         self._push_scheduled = False
         s = self.session
-        if s is None or self._closing or not s.idling or self._current is not None:
+        if s is None or self._closing or self._current is not None:
             return
         try:
-            for item in s.pending_updates():
-                self._carry_out(item)
+            if s.idling:
+                for item in s.pending_updates():
+                    self._carry_out(item)
+            elif s.notify is not None and not (self._waiting or self._paused):
+                # RFC 5465 §3.1: a NOTIFY client hears of changes between commands too;
+                # while the transport is full they wait (and may overflow, §5.8)
+                for item in s.between_commands():
+                    self._carry_out(item)
         except Exception:
             self.log.failure("IMAP IDLE update failed for {peer}", peer=self.peer)
 

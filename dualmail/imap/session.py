@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterator, Union
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Union
 
 from twisted.logger import Logger
 
@@ -38,6 +38,9 @@ from dualmail.imap.wire.parser import (CommandParser, Done, LiteralTooLarge, Nee
                                        ParseError, RawLine)
 from dualmail.imap.wire.sequence import ResolvedSet
 from dualmail.model.errors import DomainError, UnavailableError
+
+if TYPE_CHECKING:
+    from dualmail.imap.notify import NotifyState
 
 
 # -- effects the protocol carries out -------------------------------------------------
@@ -131,6 +134,8 @@ class Session:
         self.sasl_tag: str | None = None
         self.saved: ResolvedSet | None = None  # SEARCHRES result, as UIDs (RFC 5182)
         self.client_id: tuple[tuple[str, str | None], ...] | None = None
+        self.notify: NotifyState | None = None  # RFC 5465 NOTIFY SET registration
+        self._running = False  # a command's handler is running: its commits are its own
 
     def _new_parser(self) -> CommandParser:
         # before login a non-synchronising literal may not be larger than a synchronising
@@ -163,6 +168,7 @@ class Session:
         caps += ["QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE"]  # RFC 9208
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
+        caps += ["METADATA", "METADATA-SERVER", "NOTIFY"]  # RFC 5464, RFC 5465
         return caps
 
     def enable_condstore(self) -> list[r.Response]:
@@ -304,11 +310,14 @@ class Session:
         tagged: r.Tagged | None
         try:
             while True:
+                self._running = True
                 try:
                     item = next(gen)
                 except StopIteration as stop:
                     tagged = stop.value
                     break
+                finally:
+                    self._running = False
                 yield self.encode(item) if isinstance(item, (r.Tagged, r.UntaggedStatus, r.Data,
                                                              r.Continuation)) else item
         except ie.ImapNo as e:
@@ -336,6 +345,8 @@ class Session:
                 return
             except UnavailableError:
                 pass  # the updates are told after a later command
+        if updates and self.notify is not None and tagged.status != "BAD":
+            yield from self._notify_updates()
         if self.hms_on_tagged:
             # RFC 7162 §3.2.7, §3.2.9: EXPUNGE with QRESYNC ends OK [HIGHESTMODSEQ n]
             self.hms_on_tagged = False
@@ -369,11 +380,93 @@ class Session:
             sel.settle()
             return
         first = self._claim_recent() if sel.pending_new and not self.rev2 else None
+        arrived = list(sel.pending_new) if self.notify is not None and self.notify.fetch_atts else []
         with self.store.read(self.account) as view:
             out = sel.emit(view, allow_expunge=allow_expunge, rev2=self.rev2, recent_first=first,
                            announce_hms=not self.hms_on_tagged)
+            if arrived:
+                out += self._message_new(view, arrived)
         for resp in out:
             yield self.encode(resp)
+
+    def _message_new(self, view: Any, uids: list[int]) -> list[r.Response]:
+        """RFC 5465 §5.2: after EXISTS, a FETCH of the NOTIFY fetch-atts for each new
+        message of the selected mailbox (BODY[...] is read as BODY.PEEK: nothing is set)."""
+        from dualmail.imap.ops.fetch import _render
+
+        sel, spec = self.selected, self.notify
+        assert sel is not None and spec is not None
+        atts = [c.FetchAtt(a.name, a.section, a.partial, True, a.lazy) for a in spec.fetch_atts]
+        out: list[r.Response] = []
+        for u in uids:
+            seq = sel.seq_of(u)
+            e = view.email_at(sel.mailbox, u) if seq is not None else None
+            rec = view.email(e) if e is not None else None
+            if seq is None or e is None or rec is None:
+                continue
+            try:
+                out += sel.fetch(seq, _render(self, sel, view, e, rec, u, atts))
+            except (ie.ImapBad, ie.ImapNo):
+                continue  # e.g. a section this message does not have
+        return out
+
+    # -- NOTIFY (RFC 5465) ------------------------------------------------------------------
+
+    def note_commit(self, commit: Any) -> None:
+        """Every commit of the store (the protocol passes them on): a NOTIFY registration
+        remembers what one of its account touched.  A commit made while this session's
+        own command runs is its own (§5: not to be told back)."""
+        if self.notify is not None and commit.account == self.account:
+            self.notify.note(commit, self._running)
+
+    def _notify_updates(self) -> Iterator[bytes]:
+        spec = self.notify
+        if spec is None or self.account is None or not spec.has_pending:
+            return
+        if spec.overflowed:
+            self.notify = None
+            self.log.info("IMAP {peer}: NOTIFY overflow for {user}; notifications off",
+                          peer=self.peer, user=self.user)
+            yield self.encode(r.UntaggedStatus(
+                "OK", "Too many changes to tell; NOTIFY is off now (NOTIFY NONE)",
+                r.code("NOTIFICATIONOVERFLOW")))
+            return
+        try:
+            with self.store.read(self.account) as view:
+                out = spec.updates(view, selected=self.selected.mailbox if self.selected else None,
+                                   condstore=self.condstore, utf8=self.utf8)
+        except UnavailableError:
+            return  # told later
+        for resp in out:
+            yield self.encode(resp)
+
+    def _selected_notify(self, idle: bool) -> Iterator[Output]:
+        """The selected mailbox's changes as NOTIFY SELECTED / SELECTED-DELAYED asked for
+        them: expunges at once with SELECTED (or in IDLE), held with SELECTED-DELAYED
+        (§6.1.2); flag changes only with FlagChange; nothing without a SELECTED group."""
+        spec, sel = self.notify, self.selected
+        if spec is None or sel is None or not spec.selected_events:
+            return
+        allow = idle or spec.selected_filter == "SELECTED"
+        keep: set[int] = set()
+        try:
+            if "FlagChange" not in spec.selected_events:  # told at the next command's end
+                with self.store.read(self.account) as view:  # type: ignore[arg-type]
+                    sel.absorb(view)
+                keep, sel.pending_flags = sel.pending_flags, set()
+            yield from self._updates(allow)
+        except MailboxGoneError:
+            yield from self._mailbox_gone()
+        finally:
+            sel.pending_flags |= keep
+
+    def between_commands(self) -> Iterator[Output]:
+        """What a NOTIFY client is told while no command runs (RFC 5465 §3.1: "even
+        when no command is in progress")."""
+        if self.notify is None or self.state is State.LOGOUT:
+            return
+        yield from self._selected_notify(idle=False)
+        yield from self._notify_updates()
 
     def _mailbox_gone(self) -> Iterator[Output]:
         name = self.selected.name if self.selected else ""
@@ -383,7 +476,12 @@ class Session:
         yield Disconnect()
 
     def pending_updates(self) -> Iterator[Output]:
-        """Untagged updates now (IDLE, RFC 2177): EXISTS, EXPUNGE and FETCH at once."""
+        """Untagged updates now (IDLE, RFC 2177): EXISTS, EXPUNGE and FETCH at once.  With
+        NOTIFY, exactly what it asked for (RFC 5465 §4)."""
+        if self.notify is not None:
+            yield from self._selected_notify(idle=True)
+            yield from self._notify_updates()
+            return
         if self.selected is None or self.account is None:
             return
         try:
@@ -432,5 +530,7 @@ class Session:
     def wants_commit(self, account: int, mailboxes: frozenset[int]) -> bool:
         """Should a commit be pushed to this session now (it is in IDLE on an affected
         mailbox)?"""
+        if self.notify is not None:  # RFC 5465: other mailboxes, and outside IDLE too
+            return account == self.account
         return (self.idle_tag is not None and self.selected is not None
                 and account == self.account and self.selected.mailbox in mailboxes)

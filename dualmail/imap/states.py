@@ -69,6 +69,9 @@ LEGAL: dict[type[c.Command], frozenset[State]] = {
     c.Move: frozenset({_S}),
     c.Sort: frozenset({_S}),
     c.Thread: frozenset({_S}),
+    c.GetMetadata: _AUTH,  # RFC 5464 §4.2, §4.3
+    c.SetMetadata: _AUTH,
+    c.Notify: _AUTH,  # RFC 5465 §8: command-auth
 }
 
 

@@ -77,6 +77,11 @@ def verify(view: ReadView) -> list[str]:
     if set(view.received_order(None)) != visible_all:
         problems.append("account receivedAt index disagrees with visible emails")
     problems += _recv_values(view, "recvall", K.acct(view.a), emails, "account")
+    # IMAP METADATA entries belong to the server (0) or to a mailbox that exists
+    p = K.acct(view.a)
+    for m in sorted({K.un32(k, 4) for k, _v in view.kv.range("metadata", p, prefix_end(p))}):
+        if m and m not in boxes:
+            problems.append(f"metadata of missing mailbox {m}")
     return problems
 
 

@@ -230,3 +230,15 @@ def sendlog(a: int, when: int, q: int | None = None) -> bytes:
 
 def vacsent(a: int, sender: str) -> bytes:
     return _u32.pack(a) + h16(sender.strip().lower())
+
+
+# -- IMAP METADATA (RFC 5464, ``store/metadata.py``) --
+#
+# =============  =====================================  ===========================================
+# metadata       A M(0 = server) entry (lowercase)      the entry's value (raw octets)
+# =============  =====================================  ===========================================
+#
+# A METADATA write takes no modseq (it is invisible to JMAP and to CONDSTORE); its commit
+# log record carries ``md: [[M, entry], ...]`` so other sessions hear of it.
+
+TABLES = TABLES + ("metadata",)

@@ -109,7 +109,8 @@ class Store:
         self._gseq_seen = top
         out = []
         for _g, c in found:
-            commit = Commit(c["a"], c["s"], frozenset(c["k"]), frozenset(c["m"]))
+            commit = Commit(c["a"], c["s"], frozenset(c["k"]), frozenset(c["m"]),
+                            tuple((int(m), str(n)) for m, n in c.get("md", ())))
             out.append(commit)
             self._publish(commit)
         return out
@@ -153,17 +154,47 @@ class Store:
         commit = tx.finish()
         if commit is None:
             return None
-        raw = w.get("meta", b"gseq")
-        g = (K.un64(raw) if raw else 0) + 1
-        w.put("meta", b"gseq", K.u64(g))
-        w.put("commits", K.u64(g), codec.dumps(
-            {"a": commit.account, "s": commit.modseq, "k": sorted(commit.kinds),
-             "m": sorted(commit.mailboxes)}))
+        g = self._log_commit(w, {"a": commit.account, "s": commit.modseq, "k": sorted(commit.kinds),
+                                 "m": sorted(commit.mailboxes)})
         if g > COMMIT_HISTORY and g % 1000 == 0:
             for k, _v in list(w.range("commits", K.u64(0), K.u64(g - COMMIT_HISTORY))):
                 w.delete("commits", k)
         object.__setattr__(tx, "_gseq", g)
         return commit
+
+    def _log_commit(self, w: KVWrite, record: dict[str, Any]) -> int:
+        """Append ``record`` to the global commit log; its number."""
+        raw = w.get("meta", b"gseq")
+        g = (K.un64(raw) if raw else 0) + 1
+        w.put("meta", b"gseq", K.u64(g))
+        w.put("commits", K.u64(g), codec.dumps(record))
+        return g
+
+    def write_metadata(self, account: int, mailbox: int,
+                       changes: list[tuple[str, bytes | None]], *, max_entries: int,
+                       max_size: int, readonly: tuple[str, ...] = ()) -> list[str]:
+        """IMAP SETMETADATA (RFC 5464): one KV transaction that checks the mailbox exists
+        (``mailbox`` 0: the server), applies the limits and the changes, and logs them
+        for the other sessions.  It takes no modseq: no JMAP state and no HIGHESTMODSEQ
+        moves (docs/consistency.md).  Returns the entry names that changed."""
+        from . import metadata as md
+
+        def run(w: KVWrite) -> tuple[list[str], Commit | None]:
+            if mailbox and w.get("mailbox", K.mailbox(account, mailbox)) is None:
+                raise errors.NotFoundError("no such mailbox")
+            changed = md.apply(w, account, mailbox, changes, max_entries=max_entries,
+                               max_size=max_size, readonly=readonly)
+            if not changed:
+                return changed, None
+            modseq = int(codec.loads(w.get("account", K.acct(account)))["modseq"])
+            pairs = [[mailbox, n] for n in changed]
+            self._log_commit(w, {"a": account, "s": modseq, "k": [], "m": [], "md": pairs})
+            return changed, Commit(account, modseq, frozenset(), frozenset(),
+                                   tuple((mailbox, n) for n in changed))
+
+        changed, commit = self.kv.run_write(run, account)
+        self._after_commit(commit)
+        return changed
 
     def _after_commit(self, commit: Commit | None) -> None:
         if commit is None:

@@ -80,6 +80,9 @@ class Commit:
     modseq: int
     kinds: frozenset[str]
     mailboxes: frozenset[int]
+    # IMAP METADATA entries changed ((mailbox, entry); mailbox 0 = server): a METADATA
+    # write has no kinds and no mailboxes, so JMAP push and IDLE ignore it
+    metadata: tuple[tuple[int, str], ...] = ()
 
 
 class CannotCalculateChangesError(errors.DomainError):
@@ -839,7 +842,7 @@ class MailTxn(ReadView):
         for u, e in list(self.uid_items(m)):
             self.remove_membership(e, m, tombstone=False)
         p = K.mailbox(self.a, m)
-        for table in ("expunged", "mbxmod", "dedup"):
+        for table in ("expunged", "mbxmod", "dedup", "metadata"):
             for k, _v in list(self.w.range(table, p, prefix_end(p))):
                 self.w.delete(table, k)
         self.w.delete("mbxname", K.mbxname(self.a, rec["parent"], rec["name"]))

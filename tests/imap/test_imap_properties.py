@@ -22,6 +22,8 @@ COMMAND_LINES = {
     c.Store: "UID STORE 1:* +FLAGS (\\Seen)", c.Copy: "UID COPY 1:* Trash",
     c.Move: "UID MOVE 1:* Trash", c.Sort: "SORT (DATE) UTF-8 ALL",
     c.Thread: "THREAD REFERENCES UTF-8 ALL", c.Unselect: "UNSELECT", c.Close: "CLOSE",
+    c.GetMetadata: 'GETMETADATA "" /shared/comment', c.SetMetadata: 'SETMETADATA "" (/shared/c NIL)',
+    c.Notify: "NOTIFY NONE",
 }
 COMMAND_LINES.update({c.GetQuota: 'GETQUOTA ""', c.GetQuotaRoot: "GETQUOTAROOT INBOX",
                       c.SetQuota: 'SETQUOTA "" (STORAGE 1)'})

@@ -8,6 +8,7 @@ from typing import Any
 
 from dualmail.imap.ops import (append, auth, basic, copy, expunge, fetch, mailboxes, quota,
                                search, select, store)
+from dualmail.imap.ops import metadata, notify
 from dualmail.imap.wire import commands as c
 
 HANDLERS: dict[type[c.Command], Any] = {
@@ -47,4 +48,7 @@ HANDLERS: dict[type[c.Command], Any] = {
     c.Search: search.search,
     c.Sort: search.sort,
     c.Thread: search.thread,
+    c.GetMetadata: metadata.getmetadata,
+    c.SetMetadata: metadata.setmetadata,
+    c.Notify: notify.notify,
 }

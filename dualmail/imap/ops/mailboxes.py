@@ -19,6 +19,7 @@ from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.mail.ops import copy_messages
 from dualmail.model import ids
+from dualmail.store import metadata
 
 if TYPE_CHECKING:
     from dualmail.imap.session import Session
@@ -118,6 +119,7 @@ def rename(s: Session, cmd: c.Rename) -> Gen:
             parent = _ensure_parents(tx, comps)
             new = _create(tx, comps, parent)
             copy_messages(tx, m, list(tx.uids(m)), new, move=True)
+            metadata.copy_all(tx.w, s.account, m, new)  # RFC 5464 §4.1: INBOX keeps its own
         else:
             parent = _ensure_parents(tx, comps)
             tx.update_mailbox(m, name=comps[-1], parent=parent)

@@ -448,3 +448,48 @@ def _hdr_name(name: str) -> str:
     if name and all(33 <= ord(ch) < 127 and ch not in '(){%*"\\]' for ch in name):
         return name
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# -- RFC 5464 METADATA, RFC 5465 NOTIFY ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GetMetadata(Command):
+    """``mailbox`` "" names the server; ``entries`` lower-cased; ``depth`` None is
+    "infinity"; ``maxsize`` None: no MAXSIZE option."""
+
+    tag: str
+    mailbox: str
+    entries: tuple[str, ...]
+    maxsize: int | None = None
+    depth: int | None = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetMetadata(Command):
+    """(entry, value) pairs; value None (NIL) removes the entry."""
+
+    tag: str
+    mailbox: str
+    entries: tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One event-group: ``filter`` upper-cased (SELECTED, SELECTED-DELAYED, INBOXES,
+    PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES), ``mailboxes`` for SUBTREE/MAILBOXES,
+    ``events`` as sent but case-normalised (() for NONE), ``fetch_atts`` of MessageNew."""
+
+    filter: str
+    mailboxes: tuple[str, ...]
+    events: tuple[str, ...]
+    fetch_atts: tuple[FetchAtt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """``groups`` None is NOTIFY NONE."""
+
+    tag: str
+    groups: tuple[NotifyGroup, ...] | None
+    status: bool = False

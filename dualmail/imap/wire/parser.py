@@ -44,6 +44,7 @@ from enum import Enum
 from typing import Callable, Union
 
 from dualmail.imap.wire import commands as c
+from dualmail.imap.wire import ext_parse as _ext
 from dualmail.imap.wire.sequence import MAX_NUMBER, SequenceSet
 
 # -- events ------------------------------------------------------------------
@@ -1365,6 +1366,9 @@ _COMMANDS: dict[str, Callable[[_Reader, str], c.Command]] = {
     "THREAD": _Reader.cmd_thread,
     "COPY": _Reader.cmd_copy,
     "MOVE": _Reader.cmd_move,
+    "GETMETADATA": _ext.getmetadata,
+    "SETMETADATA": _ext.setmetadata,
+    "NOTIFY": _ext.notify,
 }
 
 _UID_COMMANDS: dict[str, Callable[[_Reader, str, bool], c.Command]] = {
