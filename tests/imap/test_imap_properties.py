@@ -22,6 +22,9 @@ COMMAND_LINES = {
     c.Store: "UID STORE 1:* +FLAGS (\\Seen)", c.Copy: "UID COPY 1:* Trash",
     c.Move: "UID MOVE 1:* Trash", c.Sort: "SORT (DATE) UTF-8 ALL",
     c.Thread: "THREAD REFERENCES UTF-8 ALL", c.Unselect: "UNSELECT", c.Close: "CLOSE",
+    c.GenUrlAuth: 'GENURLAUTH "imap://u@h/INBOX/;uid=1;urlauth=anonymous" INTERNAL',
+    c.ResetKey: "RESETKEY", c.UrlFetch: 'URLFETCH "imap://u@h/INBOX/;uid=1"',
+    c.Replace: 'UID REPLACE 1 INBOX CATENATE (URL "/INBOX/;uid=1")', c.Unauthenticate: "UNAUTHENTICATE",
 }
 
 

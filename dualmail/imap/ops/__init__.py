@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from dualmail.imap.ops import (append, auth, basic, copy, expunge, fetch, mailboxes, search,
-                               select, store)
+                               select, store, urlauth)
 from dualmail.imap.wire import commands as c
 
 HANDLERS: dict[type[c.Command], Any] = {
@@ -36,6 +36,11 @@ HANDLERS: dict[type[c.Command], Any] = {
     c.Lsub: mailboxes.lsub,
     c.Status: mailboxes.status,
     c.Append: append.append,
+    c.Replace: append.replace,
+    c.GenUrlAuth: urlauth.genurlauth,
+    c.ResetKey: urlauth.resetkey,
+    c.UrlFetch: urlauth.urlfetch,
+    c.Unauthenticate: auth.unauthenticate,
     c.Expunge: expunge.expunge,
     c.Fetch: fetch.fetch,
     c.Store: store.store,
