@@ -173,8 +173,8 @@ class Session:
         ]
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
-        caps += ["MULTIAPPEND", "CATENATE", "URLAUTH", "URLAUTH=BINARY", "REPLACE",
-                 "UNAUTHENTICATE"]
+        caps += ["MULTIAPPEND", "CATENATE", "URLAUTH", "REPLACE",
+                 "UNAUTHENTICATE", "SAVEDATE"]
         return caps
 
     def enable_condstore(self) -> list[r.Response]:
