@@ -36,7 +36,6 @@ def test_multiappend_and_catenate(feed) -> None:
     b'a APPEND INBOX CATENATE ()',  # RFC 4469 §5: 1*cat-part
     b'a APPEND INBOX CATENATE (FOO "x")',
     b'a APPEND INBOX CATENATE (URL "x" )',
-    b"a APPEND INBOX {3+}\r\nabc  {1+}\r\nx",
     b"a REPLACE 0 INBOX {1+}\r\nx",
     b"a GENURLAUTH \"imap://u@h/INBOX/;uid=1;urlauth=anonymous\"",
     b"a URLFETCH (\"imap://u@h/x\" BODY BINARY)",

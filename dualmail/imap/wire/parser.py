@@ -999,8 +999,12 @@ class _Reader:
                         m.catenate, tuple(msgs[1:]))
 
     def append_message(self) -> c.AppendMessage:
-        """``SP [flag-list SP] [date-time SP] append-data`` (RFC 4466 §2.1.1)."""
+        """``SP [flag-list SP] [date-time SP] append-data`` (RFC 4466 §2.1.1).  Extra
+        spaces before a message are tolerated: imapclient 4's multiappend sends two
+        between consecutive literals."""
         self.sp()
+        while self.take(0x20):
+            pass
         flags: tuple[str, ...] = ()
         when: datetime | None = None
         if self.peek() == 0x28:
