@@ -59,6 +59,8 @@ class Options(usage.Options):
     optFlags = [
         ["allow-plaintext", None, "Allow LOGIN/PLAIN without TLS on non-loopback connections."],
         ["no-first-account", None, "Do not create the demo account on an empty store."],
+        ["literal-minus", None, "IMAP: advertise LITERAL- (RFC 7888 §5: non-synchronising "
+                                "literals of at most 4096 octets) instead of LITERAL+."],
     ]
 
     def __init__(self) -> None:
