@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Generator
 
 from dualmail.imap.errors import ImapNo
 from dualmail.imap.ops import names
+from dualmail.imap.ops.fetch import _section_spec  # the one FETCH section -> spec mapping
 from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire import urls
@@ -91,15 +92,6 @@ def _message(view: Any, url: urls.ImapUrl) -> tuple[int, int, dict[str, Any]]:
     if e is None or rec is None:
         raise urls.UrlError("no such message")
     return m, e, rec
-
-
-def _section_spec(section: c.Section) -> list[Any]:
-    spec: list[Any] = list(section.part)
-    if section.text:
-        spec.append(section.text)
-    if section.fields:
-        spec.append(list(section.fields))
-    return spec
 
 
 # -- tokens ---------------------------------------------------------------------------------
