@@ -237,6 +237,16 @@ def test_replace(store: Any, account: int, selected: Client) -> None:
     assert "UID 2 " in got and "UID 3 FLAGS (\\Draft" in got and "UID 1 " not in got
 
 
+def test_replace_with_qresync(selected: Client) -> None:
+    """RFC 8508 §4.5: the replaced message goes as with UID EXPUNGE: VANISHED and the
+    tagged OK carries HIGHESTMODSEQ (RFC 7162 §3.2.10)."""
+    selected.ok("u UNSELECT")
+    selected.ok("e ENABLE QRESYNC")
+    selected.ok("s SELECT INBOX")
+    out = selected.send(b"r UID REPLACE 2 INBOX " + lit(message("new")) + b"\r\n")
+    assert "* VANISHED 2" in out and re.search(r"^r OK \[HIGHESTMODSEQ \d+\]", out, re.M), out
+
+
 def test_replace_failure_changes_nothing(store: Any, account: int, selected: Client) -> None:
     """RFC 8508 §3.4: an error leaves the selected mailbox as it was; no EXPUNGE."""
     before = snapshot(store, account)

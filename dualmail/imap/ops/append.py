@@ -86,6 +86,8 @@ def replace(s: Session, cmd: c.Replace) -> Gen:
     sel.expunged([old_uid])
     if dst != sel.mailbox:
         sel.own_write(before, modseq)
+    if s.qresync:  # §4.5: as UID EXPUNGE, so OK [HIGHESTMODSEQ] (RFC 7162 §3.2.10)
+        s.hms_on_tagged = True
     yield r.UntaggedStatus("OK", "Replacement message ready", r.code_appenduid(uidvalidity, uids))
     return r.Tagged(cmd.tag, "OK", "REPLACE completed")
 
