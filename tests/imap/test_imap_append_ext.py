@@ -331,3 +331,22 @@ def test_savedate_old_records_use_internaldate(store: Any, account: int, selecte
     out = selected.ok("f UID FETCH 1 (SAVEDATE INTERNALDATE)")
     saved = re.search(r'SAVEDATE "([^"]+)"', out).group(1)  # type: ignore[union-attr]
     assert f'INTERNALDATE "{saved}"' in out
+
+
+def test_literal_minus_option(tmp_path: Any) -> None:
+    """``--literal-minus`` reaches the IMAP config (RFC 7888 §5: a configuration choice)."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    from dualmail.imap.protocol import make_factories
+    from dualmail.store.store import open_store
+    from dualmail.tap import Options
+
+    for flag, want in (([], False), (["--literal-minus"], True)):
+        opts = Options()
+        opts.parseOptions(["--data", str(tmp_path / "d")] + flag)
+        store = open_store(str(tmp_path / "d"), sync=False)
+        try:
+            [(_kind, imap)] = make_factories(store, opts, MemoryReactorClock())
+            assert imap.config.literal_minus is want
+        finally:
+            store.close()
