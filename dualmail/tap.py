@@ -61,6 +61,8 @@ class Options(usage.Options):
         ["no-first-account", None, "Do not create the demo account on an empty store."],
         ["quota-tempfail", None, "LMTP answers 452 4.2.2 (retry) instead of 552 5.2.2 (bounce) "
                                  "to mail for an account over its quota."],
+        ["literal-minus", None, "IMAP: advertise LITERAL- (RFC 7888 §5: non-synchronising "
+                                "literals of at most 4096 octets) instead of LITERAL+."],
     ]
 
     def __init__(self) -> None:

@@ -34,3 +34,13 @@ class ImapConfig:
     # * OK [NOTIFICATIONOVERFLOW] and NOTIFY NONE (§5.8); mailboxes one NOTIFY may watch
     notify_max_pending: int = 10_000
     notify_max_mailboxes: int = 10_000
+    # RFC 3502 MULTIAPPEND / RFC 4469 CATENATE: every message is bounded by appendlimit;
+    # one command's literals together by max_append_total, its messages by
+    # max_append_messages (NO [LIMIT] past it); all are held in memory until the one write
+    max_append_total: int = 100 * 1024 * 1024
+    max_append_messages: int = 1000
+    max_catenate_parts: int = 100  # parts of one CATENATE message
+    # RFC 7888 §5: advertise LITERAL- instead of LITERAL+ (never both): non-synchronising
+    # literals of at most 4096 octets
+    literal_minus: bool = False
+    max_urlfetch_urls: int = 100  # URLs of one GENURLAUTH / URLFETCH (RFC 4467)

@@ -399,6 +399,8 @@ def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, An
         jmap_url=jmap_session_url(options),
         server_version=__version__,
     )
+    if get("literal-minus"):  # --literal-minus (RFC 7888 §5)
+        config = replace(config, literal_minus=True)
     if get("max-message-size"):  # --max-message-size: the same limit as JMAP maxSizeUpload
         config = replace(config, appendlimit=int(get("max-message-size")))
     credentials = CredentialCache(store)  # one for every IMAP listener

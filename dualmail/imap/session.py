@@ -141,8 +141,17 @@ class Session:
         # before login a non-synchronising literal may not be larger than a synchronising
         # one would be allowed (LOGIN, AUTHENTICATE): a stranger cannot make us hold 50 MB
         return CommandParser(max_line=self.config.max_line, max_literal=self.config.appendlimit,
-                             max_nonsync_literal=self.config.max_literal_unauthenticated,
-                             max_search_depth=self.config.max_search_depth)
+                             max_nonsync_literal=self._nonsync_limit(False),
+                             max_search_depth=self.config.max_search_depth,
+                             max_command_literals=self.config.max_append_total)
+
+    def _nonsync_limit(self, authenticated: bool) -> int | None:
+        """LITERAL- (RFC 7888 §5): 4096 octets everywhere; LITERAL+: up to APPENDLIMIT
+        once logged in, ``max_literal_unauthenticated`` before."""
+        limit = None if authenticated else self.config.max_literal_unauthenticated
+        if self.config.literal_minus:
+            return 4096 if limit is None else min(limit, 4096)
+        return limit
 
     # -- capabilities ---------------------------------------------------------------
 
@@ -152,7 +161,9 @@ class Session:
         return self.secure or self.loopback or self.config.allow_plaintext
 
     def capabilities(self) -> list[str]:
-        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "ID", "IDLE"]
+        # RFC 7888 §5: LITERAL- or LITERAL+, never both
+        literal = "LITERAL-" if self.config.literal_minus else "LITERAL+"
+        caps = ["IMAP4rev1", "IMAP4rev2", literal, "SASL-IR", "ENABLE", "ID", "IDLE"]
         if self.state is State.NOT_AUTHENTICATED:
             if self.config.tls_available and not self.secure:
                 caps.append("STARTTLS")
@@ -169,6 +180,8 @@ class Session:
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
         caps += ["METADATA", "METADATA-SERVER", "NOTIFY"]  # RFC 5464, RFC 5465
+        caps += ["MULTIAPPEND", "CATENATE", "URLAUTH", "REPLACE",
+                 "UNAUTHENTICATE", "SAVEDATE"]
         return caps
 
     def enable_condstore(self) -> list[r.Response]:
@@ -216,6 +229,13 @@ class Session:
     def _event(self, ev: Any) -> Iterator[Output]:
         if isinstance(ev, NeedContinuation):
             yield from self._continuation(ev)
+        elif isinstance(ev, LiteralTooLarge) and not ev.sync and self.config.literal_minus \
+                and self.state is not State.NOT_AUTHENTICATED and ev.size <= self.config.appendlimit:
+            # RFC 7888 §5, §4 choice 1: the parser reads and drops the octets; for APPEND
+            # the tagged BAD MUST carry TOOBIG
+            text = "Non-synchronizing literal over 4096 octets (LITERAL-)"
+            yield self.encode(r.Tagged(ev.tag, "BAD", text, r.code("TOOBIG")) if ev.tag
+                              else r.UntaggedStatus("BAD", text, r.code("TOOBIG")))
         elif isinstance(ev, ParseError) and ev.code == "TOOBIG" or \
                 isinstance(ev, LiteralTooLarge) and not ev.sync:
             yield from self._too_big(ev.tag, getattr(ev, "text", "Literal too large"))
@@ -510,9 +530,21 @@ class Session:
         self.account = account
         self.user = check.user
         self.state = State.AUTHENTICATED
-        self.parser.max_nonsync_literal = None  # LITERAL+: up to APPENDLIMIT from now on
+        self.parser.max_nonsync_literal = self._nonsync_limit(True)  # LITERAL+: APPENDLIMIT
         yield self.encode(r.Tagged(check.tag, "OK", "Logged in",
                                    r.code_capability(self.capabilities())))
+
+    def unauthenticate(self) -> None:
+        """RFC 8437 §3, §4.1: back to the not-authenticated state with every piece of
+        per-login state dropped (the selected mailbox without expunging, ENABLEd
+        extensions, CONDSTORE, the SEARCHRES result); TLS and ID survive."""
+        self.account = None
+        self.user = None
+        self.selected = None
+        self.state = State.NOT_AUTHENTICATED
+        self.rev2 = self.utf8 = self.condstore = self.qresync = self.hms_on_tagged = False
+        self.saved = None
+        self.parser.max_nonsync_literal = self._nonsync_limit(False)
 
     def tls_started(self) -> None:
         self.secure = True

@@ -5,9 +5,11 @@ Rules:
 * NOT_AUTHENTICATED: CAPABILITY, NOOP, LOGOUT, ID, STARTTLS, AUTHENTICATE, LOGIN.
 * AUTHENTICATED: the "any state" commands, ENABLE (RFC 5161: only here), and the mailbox
   commands (SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB,
-  NAMESPACE, STATUS, APPEND, IDLE, GETJMAPACCESS).
+  NAMESPACE, STATUS, APPEND, IDLE, GETJMAPACCESS, GENURLAUTH, RESETKEY, URLFETCH,
+  UNAUTHENTICATE).
 * SELECTED: everything legal in AUTHENTICATED except ENABLE, plus the message commands
-  (CHECK, CLOSE, UNSELECT, EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE, SORT, THREAD).
+  (CHECK, CLOSE, UNSELECT, EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE, SORT, THREAD,
+  REPLACE).
 * LOGOUT: nothing; the connection is closing.
 
 A command outside its states gets ``tag BAD`` and changes nothing.  Imports only the wire
@@ -58,6 +60,10 @@ LEGAL: dict[type[c.Command], frozenset[State]] = {
     c.Append: _AUTH,
     c.Idle: _AUTH,
     c.GetJmapAccess: _AUTH,
+    c.GenUrlAuth: _AUTH,  # RFC 4467 §9: command-auth
+    c.ResetKey: _AUTH,
+    c.UrlFetch: _AUTH,
+    c.Unauthenticate: _AUTH,  # RFC 8437 §5: command-auth, command-select
     c.Check: frozenset({_S}),
     c.Close: frozenset({_S}),
     c.Unselect: frozenset({_S}),
@@ -72,6 +78,7 @@ LEGAL: dict[type[c.Command], frozenset[State]] = {
     c.GetMetadata: _AUTH,  # RFC 5464 §4.2, §4.3
     c.SetMetadata: _AUTH,
     c.Notify: _AUTH,  # RFC 5465 §8: command-auth
+    c.Replace: frozenset({_S}),  # RFC 8508 §3.5: selected state only
 }
 
 

@@ -381,3 +381,9 @@ def nul_parts_to_base64(raw: bytes, structure: Node) -> bytes:
     for start, end, data in sorted(edits, reverse=True):
         raw = raw[:start] + data + raw[end:]
     return raw
+
+
+def part_node(structure: Node, path: Sequence[int]) -> Node | None:
+    """The structure node of IMAP part ``path`` (empty: the message itself), or None
+    (URLFETCH BODYPARTSTRUCTURE, RFC 5524 §3)."""
+    return structure if not path else _resolve(structure, list(path))

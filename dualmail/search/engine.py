@@ -40,7 +40,7 @@ from . import fts
 from .collate import fold, sort_key
 from .query import (
     And, Contains, Cond, Context, Deleted, EmailId, HasAttachment, Header, InMailbox,
-    InMailboxOtherThan, Keyword, ModSeq, Not, Or, Received, Recent, SentDay, Size, SortKey,
+    InMailboxOtherThan, Keyword, ModSeq, Not, Or, Received, Recent, Saved, SentDay, Size, SortKey,
     ThreadId, ThreadKeyword, UidIn,
 )
 
@@ -191,6 +191,16 @@ class _Engine:
         if isinstance(c, Size):
             lo, hi = _bounds(c.lo, c.hi)
             return lambda d: lo <= int(d.rec["size"]) < hi
+        if isinstance(c, Saved):
+            if self.m is None:
+                return lambda d: False
+            lo, hi = _bounds(c.lo, c.hi)
+            m, view = self.m, self.v
+
+            def saved(d: _Doc) -> bool:
+                when = view.save_date(m, d.uid)
+                return lo <= (int(d.rec["recv"]) if when is None else when) < hi
+            return saved
         if isinstance(c, SentDay):
             lo, hi = _bounds(c.lo, c.hi)
 

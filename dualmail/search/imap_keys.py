@@ -25,7 +25,7 @@ from ..mime.text import codec_for, valid_text
 from ..model import ids
 from .query import (
     ALL, NOTHING, And, Contains, Cond, Deleted, EmailId, Header, Keyword, ModSeq, Not, Or,
-    Received, Recent, SentDay, Size, ThreadId, UidIn,
+    Received, Recent, Saved, SentDay, Size, ThreadId, UidIn,
 )
 
 __all__ = ["BadCharsetError", "from_imap_keys", "uses_modseq"]
@@ -104,6 +104,11 @@ def from_imap_keys(keys: Any, *, uid_set: Callable[[Any], Ranges], seq_set: Call
         if name in ("BEFORE", "ON", "SINCE"):
             t = _day(args[0]) * _DAY
             return {"BEFORE": Received(hi=t), "ON": Received(t, t + _DAY), "SINCE": Received(lo=t)}[name]
+        if name in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):  # RFC 8514 §4.3
+            t = _day(args[0]) * _DAY
+            return {"SAVEDBEFORE": Saved(hi=t), "SAVEDON": Saved(t, t + _DAY), "SAVEDSINCE": Saved(lo=t)}[name]
+        if name == "SAVEDATESUPPORTED":  # every mailbox keeps save dates
+            return ALL
         if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
             n = _day(args[0])
             return {"SENTBEFORE": SentDay(hi=n), "SENTON": SentDay(n, n + 1), "SENTSINCE": SentDay(lo=n)}[name]

@@ -26,6 +26,8 @@ SUBJECT BODY TEXT    ``Contains("subject"|"body"|"text", s)``
 HEADER f s           ``Header(f, s)``; ``s == ""``: the field is present
 MODSEQ [e t] n       ``ModSeq(n)`` (RFC 7162 §3.1.5: modseq >= n)
 EMAILID/THREADID     ``EmailId(e)`` / ``ThreadId(t)`` (RFC 8474 §5)
+SAVEDBEFORE/ON/SINCE ``Saved(...)`` like BEFORE/ON/SINCE on the save date (RFC 8514 §4.3);
+SAVEDATESUPPORTED    ``ALL`` (every mailbox keeps save dates)
 OR a b, NOT a        ``Or((a, b))``, ``Not(a)``
 ===================  ============================================================
 
@@ -99,6 +101,15 @@ class Recent:
 @dataclass(frozen=True, slots=True)
 class Received:
     """``lo <= receivedAt < hi`` (None: unbounded); IMAP INTERNALDATE."""
+
+    lo: int | None = None
+    hi: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """``lo <= save date < hi`` in the mailbox searched (RFC 8514 §3; a membership older
+    than save dates uses its internal date); never matches outside a mailbox scope."""
 
     lo: int | None = None
     hi: int | None = None
@@ -205,7 +216,7 @@ class ThreadId:
 
 Cond = Union[And, Or, Not, Keyword, Deleted, Recent, Received, SentDay, Size, UidIn, InMailbox,
              InMailboxOtherThan, ThreadKeyword, HasAttachment, Contains, Header, ModSeq, EmailId,
-             ThreadId]
+             ThreadId, Saved]
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,6 +213,21 @@ def fts(a: int, token: bytes, first: int | None = None) -> bytes:
 TABLES = TABLES + ("outq", "outmsg", "outdue", "sendlog", "vacsent")
 
 
+# -- IMAP-only per-mailbox data (not JMAP-visible: writing them takes no modseq) -----------
+#
+# =============  =====================================  ===========================================
+# table          key                                    value
+# =============  =====================================  ===========================================
+# urlauthkey     A M                                    the mailbox access key of RFC 4467 §3 (32
+#                                                       random octets); RESETKEY replaces/deletes it
+# savedate       A M U                                  u64 epoch seconds: when the message entered
+#                                                       that mailbox (RFC 8514), written with the
+#                                                       membership; absent for older memberships
+# =============  =====================================  ===========================================
+
+TABLES = TABLES + ("urlauthkey", "savedate")
+
+
 def outq(a: int, q: int | None = None) -> bytes:
     k = _u32.pack(a)
     return k if q is None else k + _u64.pack(q)

@@ -13,6 +13,7 @@ Speaks only to ``kv.KVRead``/``kv.KVWrite``; imports no lmdb and no twisted.
 from __future__ import annotations
 
 import hashlib
+import time
 import zlib
 from array import array
 from dataclasses import dataclass, field
@@ -112,6 +113,22 @@ class ReadView:
     def __init__(self, kv: KVRead, account: int) -> None:
         self.kv = kv
         self.a = account
+
+    # -- IMAP-only per-mailbox data (keys.py: urlauthkey, savedate) -------------------
+
+    def urlauth_key(self, m: int) -> bytes | None:
+        """The mailbox access key of RFC 4467 §3, if one was made."""
+        return self.kv.get("urlauthkey", K.mailbox(self.a, m))
+
+    def urlauth_mailboxes(self) -> list[int]:
+        """The mailboxes that have an access key."""
+        start = K.acct(self.a)
+        return [K.un32(k, 4) for k, _v in self.kv.range("urlauthkey", start, prefix_end(start))]
+
+    def save_date(self, m: int, u: int) -> int | None:
+        """When message ``u`` entered mailbox ``m`` (RFC 8514), if recorded."""
+        raw = self.kv.get("savedate", K.uid(self.a, m, u))
+        return K.un64(raw) if raw is not None else None
 
     # -- account ---------------------------------------------------------------
 
@@ -846,6 +863,7 @@ class MailTxn(ReadView):
             for k, _v in list(self.w.range(table, p, prefix_end(p))):
                 self.w.delete(table, k)
         self.w.delete("mbxname", K.mbxname(self.a, rec["parent"], rec["name"]))
+        self.w.delete("urlauthkey", p)
         self.w.delete("mailbox", p)
         self._mbx_cache.pop(m, None)
         self._mbx_orig.pop(m, None)
@@ -979,6 +997,20 @@ class MailTxn(ReadView):
         if bool(was) != bool(now):
             self._thread_visibility(int(rec["thread"]), e, bool(now))
 
+    # -- IMAP-only per-mailbox data ------------------------------------------------------
+
+    def set_urlauth_key(self, m: int, key: bytes | None) -> None:
+        """Store (None: delete) the URLAUTH access key of mailbox ``m``.  Not JMAP-visible:
+        takes no modseq and logs nothing, so no state string moves (RFC 4467 §3)."""
+        if key is None:
+            self.w.delete("urlauthkey", K.mailbox(self.a, m))
+        else:
+            self.w.put("urlauthkey", K.mailbox(self.a, m), key)
+
+    def _stamp_saved(self, m: int, u: int) -> None:
+        """RFC 8514 save date of a new membership, in the transaction that makes it."""
+        self.w.put("savedate", K.uid(self.a, m, u), K.u64(int(time.time())))
+
     # -- emails ------------------------------------------------------------------------
 
     def _put_email(self, e: int, rec: dict[str, Any]) -> None:
@@ -1044,6 +1076,7 @@ class MailTxn(ReadView):
             if deleted:
                 self.w.put("deleted", K.uid(self.a, m, u), K.u64(e))
             self._set_membership_modseq(m, u, None)
+            self._stamp_saved(m, u)
             self._apply(m, t, None, _contrib(rec, str(m)))
         enc = encoded if encoded is not None else encode_summary(summary)
         self.w.put("summary", K.email(self.a, e), enc.summary)
@@ -1136,6 +1169,7 @@ class MailTxn(ReadView):
         self.w.delete("uid", K.uid(self.a, m, u))
         if ms[1]:
             self.w.delete("deleted", K.uid(self.a, m, u))
+        self.w.delete("savedate", K.uid(self.a, m, u))
         self.w.delete("mbxmod", K.mbx_seq(self.a, m, ms[2], u))
         if tombstone:
             self.w.put("expunged", K.mbx_seq(self.a, m, self.modseq, u), b"")
@@ -1352,6 +1386,7 @@ class MailTxn(ReadView):
         if deleted:
             self.w.put("deleted", K.uid(self.a, m, u), K.u64(e))
         self._set_membership_modseq(m, u, None)
+        self._stamp_saved(m, u)
         self._apply(m, int(rec["thread"]), None, _contrib(rec, mk))
 
     def split_membership(self, e: int, m: int, keywords: Iterable[str]) -> int:

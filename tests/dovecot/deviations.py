@@ -102,10 +102,26 @@ DEVIATIONS: list[Deviation] = [
       "is empty; Dovecot sorts its MISSING_MAILBOX placeholder", ""),
     D("inbox", "query", "SEARCH TEXT inner", "RFC 9051 §6.4.4: TEXT is matched against the decoded header and body "
       "text; a MIME part's boundary parameter (boundary=\"inner\") is structure, not text", ""),
+    # -- the APPEND family (scope "append": tests/dovecot/test_dovecot_append_ext.py; item =
+    #    the tagged status and response code of one scenario)
+    D("append", "multiappend-empty-second", "status",
+      "RFC 5530 §3 (CANNOT: the operation violates an invariant of the server)",
+      "both refuse a MULTIAPPEND with an empty message and append nothing; dualmail says why with "
+      "[CANNOT] as for a single empty APPEND, Dovecot gives no code"),
+    D("append", "catenate-missing-part", "status",
+      "RFC 4469 §5 (BADURL: the URL is invalid or cannot be resolved) and §3",
+      "a ;SECTION= naming a part the message does not have resolves to nothing: dualmail answers "
+      "NO [BADURL url]; Dovecot appends the other parts and an empty one"),
+    D("append", "catenate-empty", "status",
+      "RFC 4469 §3 (the result is the message APPEND stores) and RFC 5322 §3.5",
+      "an empty CATENATE result is refused like an empty APPEND literal (NO [CANNOT]), which "
+      "Dovecot refuses too; Dovecot accepts the zero-byte result of CATENATE"),
 ]
 
 
 def _scope(diff) -> str:
+    if diff.item == "status":  # a command scenario (test_dovecot_append_ext.py)
+        return "append"
     return "mbox" if diff.item.startswith("[") else "inbox"
 
 

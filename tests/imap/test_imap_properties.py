@@ -24,6 +24,9 @@ COMMAND_LINES = {
     c.Thread: "THREAD REFERENCES UTF-8 ALL", c.Unselect: "UNSELECT", c.Close: "CLOSE",
     c.GetMetadata: 'GETMETADATA "" /shared/comment', c.SetMetadata: 'SETMETADATA "" (/shared/c NIL)',
     c.Notify: "NOTIFY NONE",
+    c.GenUrlAuth: 'GENURLAUTH "imap://u@h/INBOX/;uid=1;urlauth=anonymous" INTERNAL',
+    c.ResetKey: "RESETKEY", c.UrlFetch: 'URLFETCH "imap://u@h/INBOX/;uid=1"',
+    c.Replace: 'UID REPLACE 1 INBOX CATENATE (URL "/INBOX/;uid=1")', c.Unauthenticate: "UNAUTHENTICATE",
 }
 COMMAND_LINES.update({c.GetQuota: 'GETQUOTA ""', c.GetQuotaRoot: "GETQUOTAROOT INBOX",
                       c.SetQuota: 'SETQUOTA "" (STORAGE 1)'})

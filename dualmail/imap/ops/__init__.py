@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from dualmail.imap.ops import (append, auth, basic, copy, expunge, fetch, mailboxes, quota,
-                               search, select, store)
+                               search, select, store, urlauth)
 from dualmail.imap.ops import metadata, notify
 from dualmail.imap.wire import commands as c
 
@@ -40,6 +40,11 @@ HANDLERS: dict[type[c.Command], Any] = {
     c.GetQuotaRoot: quota.getquotaroot,
     c.SetQuota: quota.setquota,
     c.Append: append.append,
+    c.Replace: append.replace,
+    c.GenUrlAuth: urlauth.genurlauth,
+    c.ResetKey: urlauth.resetkey,
+    c.UrlFetch: urlauth.urlfetch,
+    c.Unauthenticate: auth.unauthenticate,
     c.Expunge: expunge.expunge,
     c.Fetch: fetch.fetch,
     c.Store: store.store,

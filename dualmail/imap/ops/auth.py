@@ -1,4 +1,5 @@
-"""STARTTLS (RFC 9051 §6.2.1), LOGIN, AUTHENTICATE PLAIN (RFC 4616) with SASL-IR (RFC 4959).
+"""STARTTLS (RFC 9051 §6.2.1), LOGIN, AUTHENTICATE PLAIN (RFC 4616) with SASL-IR (RFC 4959),
+UNAUTHENTICATE (RFC 8437).
 
 Passwords are checked by the protocol off the reactor thread (``CheckPassword`` effect);
 over cleartext off loopback both are refused with [PRIVACYREQUIRED] (LOGINDISABLED,
@@ -81,3 +82,12 @@ def _plain(s: Session, tag: str, data: bytes) -> Gen:
         return r.Tagged(tag, "NO", "Cannot act as another user", r.code("AUTHORIZATIONFAILED"))
     yield CheckPassword(tag, authc, password, "PLAIN")
     return None
+
+
+def unauthenticate(s: Session, cmd: c.Unauthenticate) -> Gen:
+    """RFC 8437 §3: never NO; the state is reset before the OK is sent, so a pipelined
+    AUTHENTICATE or LOGIN after it runs in the not-authenticated state."""
+    s.log.info("IMAP {peer}: {user} unauthenticated", peer=s.peer, user=s.user)
+    s.unauthenticate()
+    return r.Tagged(cmd.tag, "OK", "UNAUTHENTICATE completed")
+    yield  # pragma: no cover

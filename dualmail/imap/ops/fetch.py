@@ -220,6 +220,9 @@ def _render(s: Session, sel: SelectedMailbox, view: Any, e: int, rec: dict[str, 
             items.append(("FLAGS", r.flag_list(sel.flags_of(rec, uid, s.rev2))))
         elif name == "INTERNALDATE":
             items.append(("INTERNALDATE", r.quoted(internal_date(rec["recv"]))))
+        elif name == "SAVEDATE":  # RFC 8514 §4.2; older memberships: the internal date
+            saved = view.save_date(sel.mailbox, uid)
+            items.append(("SAVEDATE", r.quoted(internal_date(rec["recv"] if saved is None else saved))))
         elif name == "RFC822.SIZE":
             items.append(("RFC822.SIZE", r.number(int(rec["size"]))))
         elif name == "ENVELOPE":

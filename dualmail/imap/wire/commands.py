@@ -370,6 +370,79 @@ class Append(Command):
     message: bytes
     binary: bool = False
     utf8: bool = False
+    catenate: tuple[CatPart, ...] | None = None  # RFC 4469: the message is built from parts
+    more: tuple[AppendMessage, ...] = ()  # RFC 3502 MULTIAPPEND: the messages after the first
+
+    def messages(self) -> tuple[AppendMessage, ...]:
+        """Every message of the command, in order (one for a plain APPEND)."""
+        first = AppendMessage(self.flags, self.date_time, self.message, self.binary, self.utf8,
+                              self.catenate)
+        return (first,) + self.more
+
+
+@dataclass(frozen=True, slots=True)
+class CatPart:
+    """One CATENATE part (RFC 4469 §5): ``TEXT`` with its literal bytes, or ``URL``."""
+
+    text: bytes | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of an APPEND (RFC 3502 ``append-message``)."""
+
+    flags: tuple[str, ...]
+    date_time: datetime | None
+    message: bytes
+    binary: bool = False
+    utf8: bool = False
+    catenate: tuple[CatPart, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Replace(Command):
+    """REPLACE / UID REPLACE (RFC 8508 §3): append ``message`` to ``mailbox`` and expunge
+    message ``number`` of the selected mailbox, atomically."""
+
+    tag: str
+    uid: bool
+    number: int
+    mailbox: str
+    message: AppendMessage
+
+
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth(Command):
+    """GENURLAUTH (RFC 4467 §7.1): (url, mechanism) pairs."""
+
+    tag: str
+    urls: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetKey(Command):
+    """RESETKEY (RFC 4467 §7.2): no mailbox resets every key of the user."""
+
+    tag: str
+    mailbox: str | None = None
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch(Command):
+    """URLFETCH (RFC 4467 §7.3, RFC 5524): (url, (BODYPARTSTRUCTURE/BODY/BINARY ...)) pairs;
+    empty parameters: the plain form, answered ``url nstring``."""
+
+    tag: str
+    urls: tuple[tuple[str, tuple[str, ...] | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unauthenticate(Command):
+    """UNAUTHENTICATE (RFC 8437 §3)."""
+
+    tag: str
 
 
 @dataclass(frozen=True, slots=True)

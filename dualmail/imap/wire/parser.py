@@ -11,8 +11,9 @@ Rules of the framing state machine (``next_event`` pulls, ``feed`` only buffers)
   ``~{n}`` announces a literal of n octets; the command ends at the first line
   that announces none.
 * Before accepting a literal, the command so far is parsed as a prefix.  A syntax
-  error there, or a literal over ``max_literal`` (counting the command's earlier
-  literals) or a non-synchronising one over ``max_nonsync_literal`` (LITERAL-), is
+  error there, a literal over ``max_literal``, the command's literals together over
+  ``max_command_literals`` (MULTIAPPEND), or a non-synchronising one over
+  ``max_nonsync_literal`` (LITERAL-, or before login), is
   reported without a "+": a synchronising literal then ends the command (the
   client will not send it, RFC 9051 §7.5), a non-synchronising one is swallowed
   with the rest of its command (RFC 7888 §4).  A non-synchronising literal over
@@ -135,7 +136,7 @@ _MACROS = {
 }
 _SIMPLE_ATTS = frozenset(
     "ENVELOPE FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE UID RFC822 RFC822.HEADER "
-    "RFC822.TEXT MODSEQ EMAILID THREADID PREVIEW".split()
+    "RFC822.TEXT MODSEQ EMAILID THREADID PREVIEW SAVEDATE".split()
 )
 _STATUS_ITEMS = frozenset(
     "MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT HIGHESTMODSEQ MAILBOXID "
@@ -151,10 +152,11 @@ _USE_ATTRS = {
 }
 _SEARCH_NOARG = frozenset(
     "ALL ANSWERED DELETED DRAFT FLAGGED NEW OLD RECENT SEEN UNANSWERED UNDELETED "
-    "UNDRAFT UNFLAGGED UNSEEN".split()
+    "UNDRAFT UNFLAGGED UNSEEN SAVEDATESUPPORTED".split()
 )
 _SEARCH_STRING = frozenset("BCC BODY CC FROM SUBJECT TEXT TO".split())
-_SEARCH_DATE = frozenset("BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE".split())
+_SEARCH_DATE = frozenset("BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE SAVEDBEFORE SAVEDON "
+                         "SAVEDSINCE".split())  # SAVED*: RFC 8514 §4.3
 
 
 class _Syntax(Exception):
@@ -184,9 +186,13 @@ class CommandParser:
         max_literal: int = 64 * 1024 * 1024,
         max_nonsync_literal: int | None = None,
         max_search_depth: int = 200,
+        max_command_literals: int | None = None,
     ) -> None:
         self.max_line = max_line
         self.max_literal = max_literal
+        # all literals of one command together (MULTIAPPEND, CATENATE): each literal is
+        # bounded by max_literal, their sum by this (None: max_literal as well)
+        self.max_command_literals = max_command_literals
         self.max_nonsync_literal = max_nonsync_literal
         self.max_search_depth = max_search_depth
         self._buf = bytearray()
@@ -229,6 +235,14 @@ class CommandParser:
         self._state = _State.LINE
         self._need = 0
         self._reset()
+
+    def _command_literals(self) -> int:
+        """The bound on all literals of the command being received: only APPEND (and
+        REPLACE) carry several messages (RFC 3502) or parts (RFC 4469)."""
+        total = self.max_command_literals
+        if total is None or _command_of(self._lines[0]) not in ("APPEND", "REPLACE"):
+            return self.max_literal
+        return max(total, self.max_literal)
 
     @property
     def buffered(self) -> int:
@@ -413,7 +427,7 @@ class CommandParser:
                 return ParseError(tag, exc.text, exc.code)
         size = _size(marker.group(2))
         sync = not marker.group(3)
-        too_big = size > self.max_literal - self._lit_total or (
+        too_big = size > self.max_literal or size > self._command_literals() - self._lit_total or (
             not sync and self.max_nonsync_literal is not None and size > self.max_nonsync_literal)
         problem: ParseError | LiteralTooLarge | None = None
         if too_big and not sync:
@@ -997,9 +1011,24 @@ class _Reader:
         return c.SetQuota(tag, root, tuple(limits))
 
     def cmd_append(self, tag: str) -> c.Command:
+        """``APPEND mailbox 1*(SP append-message)``: MULTIAPPEND (RFC 3502 §6) and
+        CATENATE (RFC 4469 §5) are part of the one grammar."""
         self.sp()
         mailbox = self.mailbox()
+        msgs = [self.append_message()]
+        while self.peek() == 0x20:
+            msgs.append(self.append_message())
+        m = msgs[0]
+        return c.Append(tag, mailbox, m.flags, m.date_time, m.message, m.binary, m.utf8,
+                        m.catenate, tuple(msgs[1:]))
+
+    def append_message(self) -> c.AppendMessage:
+        """``SP [flag-list SP] [date-time SP] append-data`` (RFC 4466 §2.1.1).  Extra
+        spaces before a message are tolerated: imapclient 4's multiappend sends two
+        between consecutive literals."""
         self.sp()
+        while self.take(0x20):
+            pass
         flags: tuple[str, ...] = ()
         when: datetime | None = None
         if self.peek() == 0x28:
@@ -1010,16 +1039,87 @@ class _Reader:
             self.sp()
         b = self.peek()
         if b == 0x7B:
-            return c.Append(tag, mailbox, flags, when, self.literal())
+            return c.AppendMessage(flags, when, self.literal())
         if b == 0x7E:
-            return c.Append(tag, mailbox, flags, when, self.literal(eight=True), binary=True)
+            return c.AppendMessage(flags, when, self.literal(eight=True), binary=True)
         if self.at_keyword(b"UTF8"):
             self.sp()
             self.expect(0x28)
             data = self.literal(eight=True)
             self.expect(0x29)
-            return c.Append(tag, mailbox, flags, when, data, binary=True, utf8=True)
+            return c.AppendMessage(flags, when, data, binary=True, utf8=True)
+        if self.at_keyword(b"CATENATE"):
+            self.sp()
+            self.expect(0x28)
+            parts = [self.cat_part()]
+            while not self.take(0x29):
+                self.sp()
+                parts.append(self.cat_part())
+            return c.AppendMessage(flags, when, b"", catenate=tuple(parts))
         raise self.error("Expected message literal")
+
+    def cat_part(self) -> c.CatPart:
+        """``"TEXT" SP literal / "URL" SP astring`` (RFC 4469 §5; literal8 with BINARY,
+        RFC 3516 §4.4)."""
+        if self.at_keyword(b"TEXT"):
+            self.sp()
+            return c.CatPart(text=self.literal(eight=self.peek() == 0x7E))
+        if self.at_keyword(b"URL"):
+            self.sp()
+            return c.CatPart(url=self.text(self.astring(), "URL"))
+        raise self.error("Expected TEXT or URL")
+
+    def cmd_replace(self, tag: str, uid: bool = False) -> c.Command:
+        """``[UID] REPLACE SP number SP mailbox append-message`` (RFC 8508 §5)."""
+        self.sp()
+        number = self.nz_number()
+        self.sp()
+        mailbox = self.mailbox()
+        return c.Replace(tag, uid, number, mailbox, self.append_message())
+
+    def cmd_genurlauth(self, tag: str) -> c.Command:
+        """``GENURLAUTH 1*(SP url-rump SP mechanism)`` (RFC 4467 §9)."""
+        urls: list[tuple[str, str]] = []
+        while True:
+            self.sp()
+            url = self.text(self.astring(), "URL")
+            self.sp()
+            urls.append((url, self.keyword()))
+            if self.peek() != 0x20:
+                return c.GenUrlAuth(tag, tuple(urls))
+
+    def cmd_resetkey(self, tag: str) -> c.Command:
+        """``RESETKEY [SP mailbox *(SP mechanism)]`` (RFC 4467 §9)."""
+        if not self.take(0x20):
+            return c.ResetKey(tag)
+        mailbox = self.mailbox()
+        mechs: list[str] = []
+        while self.take(0x20):
+            mechs.append(self.keyword())
+        return c.ResetKey(tag, mailbox, tuple(mechs))
+
+    def cmd_urlfetch(self, tag: str) -> c.Command:
+        """``URLFETCH 1*(SP url)`` (RFC 4467 §9), each url optionally
+        ``"(" url *(SP param) ")"`` with BODYPARTSTRUCTURE / BODY / BINARY (RFC 5524 §3)."""
+        urls: list[tuple[str, tuple[str, ...] | None]] = []
+        while True:
+            self.sp()
+            if self.take(0x28):
+                url = self.text(self.astring(), "URL")
+                params: list[str] = []
+                while not self.take(0x29):
+                    self.sp()
+                    p = self.keyword()
+                    if p not in ("BODYPARTSTRUCTURE", "BODY", "BINARY"):
+                        raise _Syntax(f"Unknown URLFETCH parameter {p}")
+                    params.append(p)
+                if "BODY" in params and "BINARY" in params:
+                    raise _Syntax("URLFETCH takes BODY or BINARY, not both")
+                urls.append((url, tuple(params)))
+            else:
+                urls.append((self.text(self.astring(), "URL"), None))
+            if self.peek() != 0x20:
+                return c.UrlFetch(tag, tuple(urls))
 
     def cmd_fetch(self, tag: str, uid: bool = False) -> c.Command:
         self.sp()
@@ -1338,6 +1438,7 @@ _SIMPLE: dict[str, Callable[[str], c.Command]] = {
     "IDLE": c.Idle,
     "EXPUNGE": c.Expunge,
     "GETJMAPACCESS": c.GetJmapAccess,
+    "UNAUTHENTICATE": c.Unauthenticate,
 }
 
 _COMMANDS: dict[str, Callable[[_Reader, str], c.Command]] = {
@@ -1369,6 +1470,10 @@ _COMMANDS: dict[str, Callable[[_Reader, str], c.Command]] = {
     "GETMETADATA": _ext.getmetadata,
     "SETMETADATA": _ext.setmetadata,
     "NOTIFY": _ext.notify,
+    "REPLACE": _Reader.cmd_replace,
+    "GENURLAUTH": _Reader.cmd_genurlauth,
+    "RESETKEY": _Reader.cmd_resetkey,
+    "URLFETCH": _Reader.cmd_urlfetch,
 }
 
 _UID_COMMANDS: dict[str, Callable[[_Reader, str, bool], c.Command]] = {
@@ -1380,4 +1485,17 @@ _UID_COMMANDS: dict[str, Callable[[_Reader, str, bool], c.Command]] = {
     "COPY": _Reader.cmd_copy,
     "MOVE": _Reader.cmd_move,
     "EXPUNGE": _Reader.cmd_uid_expunge,
+    "REPLACE": _Reader.cmd_replace,
 }
+
+
+def parse_section(text: bytes) -> c.Section:
+    """A ``section-spec`` without its brackets (``1.2``, ``HEADER.FIELDS (A B)``), as in
+    an IMAP URL's ``;SECTION=`` (RFC 5092 §3, decoded); ValueError when malformed."""
+    try:
+        r = _Reader([b"[" + text + b"]"], [], False, 4)
+        section = r.section()
+        r.end()
+    except _Syntax as exc:
+        raise ValueError(exc.text) from None
+    return section
