@@ -59,6 +59,8 @@ class Options(usage.Options):
     optFlags = [
         ["allow-plaintext", None, "Allow LOGIN/PLAIN without TLS on non-loopback connections."],
         ["no-first-account", None, "Do not create the demo account on an empty store."],
+        ["no-html-sanitize", None, "Serve text/html JMAP bodyValues as sent, not cleaned "
+                                   "(for clients that sanitise HTML themselves; docs/security.md)."],
     ]
 
     def __init__(self) -> None:

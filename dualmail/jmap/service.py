@@ -271,6 +271,7 @@ def build_app(
     run_blocking: Callable[..., Deferred[Any]] | None = None,
     failed_login_delay: float = FAILED_LOGIN_DELAY,
     submission: SubmissionConfig | None = None,
+    sanitize_html: bool = True,
 ) -> JMAPApp:
     """The JMAP app over ``store``; ``reactor`` is the clock (and thread pool
     for password checks unless ``run_blocking`` is given)."""
@@ -283,7 +284,8 @@ def build_app(
     return JMAPApp(
         StoreAuthenticator(store, run_blocking),
         backend,
-        methods=offload_searches({**core_methods(), **store_methods(store, reactor.seconds, submission)},
+        methods=offload_searches({**core_methods(), **store_methods(store, reactor.seconds, submission,
+                                                                             sanitize_html=sanitize_html)},
                                  run_blocking),
         limits=limits,
         clock=reactor,
@@ -302,7 +304,8 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
     if options.get("max-message-size"):  # --max-message-size: the same limit as IMAP APPENDLIMIT
         limits = replace(limits, max_size_upload=int(options["max-message-size"]))
     jmap = build_app(store, reactor, base_url=options.get("base-url") or None, limits=limits,
-                     submission=options.get("submission") or submission_config(options))
+                     submission=options.get("submission") or submission_config(options),
+                     sanitize_html=not options.get("no-html-sanitize"))
     janitor = UploadJanitor(store, reactor)
     return make_app_site(jmap, JMAPSite, janitor=janitor)
 
