@@ -12,8 +12,8 @@ What ``sanitize_html`` removes:
   attributes survive), forms and their controls, ``iframe``/``frame``/``object``/
   ``embed``/``applet``, ``<base>``, ``<meta>``, ``<link>``, comments;
 - every URL whose scheme is not in ``URL_SCHEMES`` (``javascript:``, ``vbscript:``,
-  ``file:`` ...); ``data:`` only survives as the ``src`` of an ``<img>`` with an
-  ``image/*`` type (inline images); ``cid:`` (RFC 2392, inline parts) is kept;
+  ``file:`` ...); ``data:`` only survives as the ``src`` of an ``<img>`` with a
+  raster ``image/*`` type (inline images; not SVG, which can hold script); ``cid:`` (RFC 2392, inline parts) is kept;
 - CSS that can load or run something: a ``style`` attribute or a ``<style>`` element
   that mentions ``url(``, ``@import``, ``image-set(``, ``expression(``, ``behavior``,
   ``-moz-binding`` or holds a CSS escape (``\\``, which could spell any of those) is
@@ -62,7 +62,8 @@ _CLEAN_CONTENT = {"script", "title", "noscript", "template", "textarea", "select
 _CSS_DANGER = re.compile(r"url\s*\(|@import|image-set\s*\(|image\s*\(|expression\s*\(|behavior|binding|"
                          r"javascript:|\\", re.I)
 _CSS_COMMENT = re.compile(r"/\*.*?(\*/|$)", re.S)
-_DATA_IMAGE = re.compile(r"\s*data:image/[a-z0-9.+-]+[;,]", re.I)
+# raster types only: an SVG document can carry script and links of its own
+_DATA_IMAGE = re.compile(r"\s*data:image/(png|jpeg|jpg|gif|webp|bmp|avif|x-icon|vnd\.microsoft\.icon)[;,]", re.I)
 _URL_ATTRS = frozenset({"href", "src", "cite", "action", "background", "poster", "longdesc"})
 
 
