@@ -34,6 +34,8 @@ import re
 
 import nh3
 
+from .text import html_to_text, too_deep
+
 __all__ = ["URL_SCHEMES", "sanitize_html", "truncate_html"]
 
 #: Schemes a link or image may keep. ``data`` is narrowed to inline images below.
@@ -102,7 +104,13 @@ def _drop_dangerous_style(m: re.Match[str]) -> str:
 
 
 def sanitize_html(html: str) -> str:
-    """``html`` (a whole document or a fragment) made safe to show in a web page."""
+    """``html`` (a whole document or a fragment) made safe to show in a web page.
+
+    A document nested deeper than browsers build (``text.too_deep``: the HTML5 tree
+    builder is quadratic there) is served as its text, in a ``<pre>``."""
+    if too_deep(html):
+        text = html_to_text(html).strip("\n").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return _CLEANER.clean("<pre>" + text + "</pre>")
     out = _CLEANER.clean(html)
     if "<style" in out:
         out = _STYLE_BLOCK.sub(_drop_dangerous_style, out)
