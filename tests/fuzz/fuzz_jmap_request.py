@@ -11,7 +11,9 @@ names and values JMAP uses (ids of this account, of another account, of nothing)
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import sys
 import tempfile
 
@@ -45,6 +47,7 @@ def _world() -> dict:
         from tests.jmap_mail.jmap_mail_util import add, message
 
         directory = tempfile.mkdtemp(prefix="dualmail-fuzz-")
+        atexit.register(shutil.rmtree, directory, True)
         store = open_store(directory, sync=False)
         alice = store.create_account("alice@example.org", "secret")
         bob = store.create_account("bob@example.org", "hunter2")
