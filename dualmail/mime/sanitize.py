@@ -74,6 +74,12 @@ def _css_is_dangerous(css: str) -> bool:
 
 
 def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
+    if "<" in value or ">" in value:
+        # html5ever writes "<" and ">" in attribute values as they are; without them, every
+        # "<" and ">" of the output is markup (or <style> text), which the <style> pass
+        # and truncate_html rely on: a value holding "<style>" could otherwise be cut
+        # out of its quotes and turn later text into attributes
+        return None
     if attr == "style":
         return None if _css_is_dangerous(value) else value
     if attr in _URL_ATTRS and value.lstrip()[:5].lower() == "data:":

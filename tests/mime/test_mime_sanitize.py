@@ -114,6 +114,21 @@ def test_remote_css_removed_rest_kept():
     assert out == "<style>b{color:red}</style><div>a</div>"
 
 
+def test_markup_in_attribute_values_cannot_break_out():
+    """An attribute value holding "<style>" must not let the <style> pass (or a cut) take
+    its closing quote away: values with "<" or ">" are dropped."""
+    html = ('<p title="<style>">url(</p><style>a{}</style>'
+            '<a href="http://x.example/" title=" onclick=alert(1) ">x</a>')
+    out = check(html)
+    assert 'title="<' not in out and 'title=" onclick=alert(1) "' in out  # a quoted value, not a handler
+    assert out.count('"') % 2 == 0
+    for budget in range(1, len(out.encode()) + 1):
+        value, _cut = truncate_html(out, budget)
+        assert audit(value) == []
+        lt = value.rfind("<")
+        assert lt < 0 or value.find(">", lt) >= 0
+
+
 def test_base_forms_frames_removed():
     out = sanitize_html('<base href="http://evil.example/"><form action="http://phish.example/">'
                         '<input name="pw"><button>Go</button></form><iframe src="http://x/">in</iframe>'
@@ -132,7 +147,8 @@ _VALUE = st.sampled_from(["javascript:alert(1)", "JaVaScRiPt:alert(1)", " \tjava
                           "jav&#x09;ascript:alert(1)", "data:text/html,<script>alert(1)</script>",
                           "data:image/png;base64,AAAA", "cid:x@y", "http://ok.example/", "background:url(x)",
                           "color:red", "x:expression(alert(1))", "u\\72l(x)", "\"><script>alert(1)</script>",
-                          "'", "\"", "", "&#106;avascript:alert(1)", "vbscript:x", "<!--", "-->"])
+                          "'", "\"", "", "&#106;avascript:alert(1)", "vbscript:x", "<!--", "-->",
+                          "<style>", "</style>", "a>b", "x<y", "url("])
 _TEXT = st.sampled_from(["hi", "alert(1)", "<", ">", "&", "&amp;", "<!--", "-->", "<![CDATA[", "]]>",
                          "@import 'x';", "</", "\x00", "\u2028", "javascript:", "</style>", "</script>"])
 
