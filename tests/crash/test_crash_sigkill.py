@@ -1,7 +1,7 @@
 """SIGKILL at random points of every write path (issue 17; docs/security.md "Crash
 safety"): a real ``twistd dualmail`` is driven through IMAP APPEND, STORE, COPY, MOVE,
 EXPUNGE, JMAP Email/set, Email/import (after an upload), Mailbox/set, LMTP delivery and
-the CLI's ``import``, ``token create`` and ``user add``; a seeded random point in that
+the CLI's ``import``, ``token create``, ``token revoke`` and ``user add``; a seeded random point in that
 stream (right after a request went out, before its answer) gets the server SIGKILLed.
 After each kill, with the server down:
 
@@ -157,7 +157,7 @@ class Driver:
 
     def run(self) -> None:
         kinds = ["append", "store", "copy", "move", "expunge", "email_set", "email_import", "mailbox_set",
-                 "lmtp", "cli_import", "cli_token", "cli_user"]
+                 "lmtp", "cli_import", "cli_token", "cli_revoke", "cli_user"]
         try:
             while True:
                 kind = self.rng.choice(kinds)
@@ -260,6 +260,16 @@ class Driver:
 
         self.step(op, run)
 
+    def op_cli_revoke(self, op: Op) -> None:
+        op.steps = 2
+        self.op_cli_token(op)
+
+        def run() -> None:
+            done = _cli(self.data, "token", "revoke", USER, op.info["token"])
+            assert done.returncode == 0, done.stderr
+
+        self.step(op, run)
+
     def op_cli_user(self, op: Op) -> None:
         address = "u" + op.name.replace("@crash.example", "").replace("-", "x") + "@example.org"
         op.info["address"] = address
@@ -343,6 +353,8 @@ def _check(data: str, ops: list[Op], in_flight: set[int]) -> None:
                     assert len(present) == 2, f"acknowledged import {op.name} incomplete"
             elif op.kind == "cli_token" and done:
                 assert store.verify_token(op.info["token"], kind="app") is not None
+            elif op.kind == "cli_revoke" and done:
+                assert store.verify_token(op.info["token"], kind="app") is None, "revoked token still valid"
             elif op.kind == "cli_user" and done:
                 assert store.authenticate(op.info["address"], "pw-" + op.info["address"]) is not None
     finally:
