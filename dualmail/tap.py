@@ -63,6 +63,8 @@ class Options(usage.Options):
                                  "to mail for an account over its quota."],
         ["literal-minus", None, "IMAP: advertise LITERAL- (RFC 7888 §5: non-synchronising "
                                 "literals of at most 4096 octets) instead of LITERAL+."],
+        ["no-html-sanitize", None, "Serve text/html JMAP bodyValues as sent, not cleaned "
+                                   "(for clients that sanitise HTML themselves; docs/security.md)."],
     ]
 
     def __init__(self) -> None:

@@ -269,6 +269,30 @@ def offload_searches(methods: dict[str, Method], run_blocking: Callable[..., Def
     return out
 
 
+# Methods that decode, and sanitise (nh3), whole body parts when body values are asked
+# for: a large or hostile HTML part then takes a worker thread, not the event loop.
+BODY_VALUE_METHODS = ("Email/get", "Email/parse")
+_FETCH_FLAGS = ("fetchTextBodyValues", "fetchHTMLBodyValues", "fetchAllBodyValues")
+
+
+def offload_body_values(methods: dict[str, Method], run_blocking: Callable[..., Deferred[Any]]) -> dict[str, Method]:
+    """``methods`` with ``BODY_VALUE_METHODS`` run through ``run_blocking`` when a call
+    asks for body values (other calls stay on the event loop: no thread hop)."""
+    out = dict(methods)
+    for name in BODY_VALUE_METHODS:
+        method = out.get(name)
+        if method is None:
+            continue
+
+        def handler(ctx: Any, args: dict[str, Any], _inline: Any = method.handler) -> Any:
+            if any(args.get(flag) is True for flag in _FETCH_FLAGS):
+                return run_blocking(_inline, ctx, args)
+            return _inline(ctx, args)
+
+        out[name] = Method(method.capability, handler)
+    return out
+
+
 def build_app(
     store: Store,
     reactor: Any,
@@ -278,6 +302,7 @@ def build_app(
     run_blocking: Callable[..., Deferred[Any]] | None = None,
     failed_login_delay: float = FAILED_LOGIN_DELAY,
     submission: SubmissionConfig | None = None,
+    sanitize_html: bool = True,
 ) -> JMAPApp:
     """The JMAP app over ``store``; ``reactor`` is the clock (and thread pool
     for password checks unless ``run_blocking`` is given)."""
@@ -290,8 +315,9 @@ def build_app(
     return JMAPApp(
         StoreAuthenticator(store, run_blocking),
         backend,
-        methods=offload_searches({**core_methods(), **store_methods(store, reactor.seconds, submission)},
-                                 run_blocking),
+        methods=offload_body_values(offload_searches(
+            {**core_methods(), **store_methods(store, reactor.seconds, submission, sanitize_html=sanitize_html)},
+            run_blocking), run_blocking),
         limits=limits,
         clock=reactor,
         failed_login_delay=failed_login_delay,
@@ -309,7 +335,8 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
     if options.get("max-message-size"):  # --max-message-size: the same limit as IMAP APPENDLIMIT
         limits = replace(limits, max_size_upload=int(options["max-message-size"]))
     jmap = build_app(store, reactor, base_url=options.get("base-url") or None, limits=limits,
-                     submission=options.get("submission") or submission_config(options))
+                     submission=options.get("submission") or submission_config(options),
+                     sanitize_html=not options.get("no-html-sanitize"))
     janitor = UploadJanitor(store, reactor)
     return make_app_site(jmap, JMAPSite, janitor=janitor)
 

@@ -186,8 +186,9 @@ def idle_until(client: IMAPClient, pred: Callable[[list], bool]) -> list:
 
 
 @asynccontextmanager
-async def running(tmp_path: Any) -> AsyncIterator[Service]:
-    """The real service, IMAP and JMAP on ``tcp:0`` loopback, one account."""
+async def running(tmp_path: Any, extra: tuple[str, ...] = ()) -> AsyncIterator[Service]:
+    """The real service, IMAP and JMAP on ``tcp:0`` loopback, one account;
+    ``extra``: more ``twistd dualmail`` options."""
     from twisted.internet import reactor
 
     data = str(tmp_path / "data")
@@ -198,7 +199,7 @@ async def running(tmp_path: Any) -> AsyncIterator[Service]:
     options = Options()
     options.parseOptions(["--data", data, *(["--store", target] if target != data else []),
                           "--imap", "tcp:0:interface=127.0.0.1",
-                          "--jmap", "tcp:0:interface=127.0.0.1", "--no-first-account"])
+                          "--jmap", "tcp:0:interface=127.0.0.1", "--no-first-account", *extra])
     service = makeService(options, reactor)
     service.startService()
     pool = HTTPConnectionPool(reactor, persistent=False)

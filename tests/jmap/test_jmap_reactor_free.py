@@ -56,3 +56,35 @@ async def test_other_requests_are_answered_while_an_email_query_runs(tmp_path, m
             assert gate.outcome == {"released": True}, gate.outcome
         finally:
             gate.release()
+
+
+@pytest_twisted.ensureDeferred
+async def test_email_get_with_body_values_runs_off_the_reactor(tmp_path, monkeypatch) -> None:
+    """Email/get with fetch*BodyValues decodes and sanitises whole parts (nh3): on a worker
+    thread, so a huge or hostile HTML part does not stall other requests."""
+    from dualmail.jmap.types import email_props
+
+    gate = Gate(email_props.sanitize_html)
+    async with running(tmp_path) as srv:
+        [port] = await srv.service.bound_ports("jmap")
+        jmap = port.getHost().port
+        account = f"A{srv.account}"
+        raw = (b"From: a@example.org\r\nSubject: h\r\nContent-Type: text/html\r\n\r\n<p onclick=x>hi</p>\r\n")
+        from dualmail.mail.ops import deliver
+
+        deliver(srv.store, srv.account, raw, 1)
+        await deferToThread(_api, jmap, [["Core/echo", {}, "warm"]])
+        monkeypatch.setattr(email_props, "sanitize_html", gate)
+        try:
+            get = deferToThread(_api, jmap, [["Email/get", {"accountId": account, "ids": None,
+                                                            "properties": ["bodyValues"],
+                                                            "fetchHTMLBodyValues": True}, "g"]])
+            assert await deferToThread(gate.started.wait, 20)
+            echo = await deferToThread(_api, jmap, [["Core/echo", {"hello": 1}, "e"]])
+            assert echo["methodResponses"] == [["Core/echo", {"hello": 1}, "e"]]
+            gate.release()
+            [[name, result, _]] = (await get)["methodResponses"]
+            assert name == "Email/get" and list(result["list"][0]["bodyValues"].values())[0]["value"] == "<p>hi</p>\n"
+            assert gate.outcome == {"released": True}, gate.outcome
+        finally:
+            gate.release()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from email import message_from_bytes, policy
 
+from dualmail.mime.sanitize import sanitize_html
 from dualmail.model import ids
 from tests.jmap_mail.jmap_mail_util import DRAFTS, INBOX, add, aid, eid, message, mid
 
@@ -39,7 +40,8 @@ def test_email_get_example(client, store, alice):
     assert all(set(p) == {"partId", "blobId", "size", "type"} for p in email["htmlBody"])
     first, second = (email["bodyValues"][p["partId"]] for p in email["htmlBody"])
     assert first["isTruncated"] is True and len(first["value"].encode()) <= 256
-    assert first["value"].startswith("<html><body><p>Hello xxx")
+    # sanitised (RFC 8621 §9.1, docs/security.md): the fragment, without <html><body>
+    assert first["value"].startswith("<p>Hello xxx")
     assert second == {"value": "-- Sent by your friendly mailing list ...", "isEncodingProblem": False,
                       "isTruncated": False}
     assert set(email) == {"id", "threadId", "mailboxIds", "from", "subject", "receivedAt",
@@ -140,8 +142,11 @@ def test_save_draft_examples(client, store, alice):
     assert [p["type"] for p in email["bodyStructure"]["subParts"]] == ["text/html", "text/plain"]
     assert [p["type"] for p in email["textBody"]] == ["text/plain"]
     assert [p["type"] for p in email["htmlBody"]] == ["text/html"]
+    # the stored part is the value as given; its bodyValue comes back sanitised (§9.1)
     assert sorted(v["value"] for v in email["bodyValues"].values()) == sorted(
-        [html, "I have the most brilliant plan."])
+        [sanitize_html(html), "I have the most brilliant plan."])
+    with store.read(alice) as r:
+        assert html.encode() in r.raw_message(eid(new))
 
 
 def test_search_snippet_example(client, store, alice):

@@ -31,15 +31,17 @@ from .vacation import VACATION, VacationResponseType
 __all__ = ["MAIL", "QUOTA", "SORT_OPTIONS", "SUBMISSION", "VACATION", "store_methods"]
 
 
-def store_methods(store: Store, now: Callable[[], float], submission: Any = None) -> dict[str, Method]:
+def store_methods(store: Store, now: Callable[[], float], submission: Any = None, *,
+                  sanitize_html: bool = True) -> dict[str, Method]:
     """Every store-backed method: ``{"Mailbox/get": Method(...), ...}``.
     ``submission``: the ``dualmail.submission.config.SubmissionConfig``
-    (None: no smarthost, EmailSubmission/set answers forbiddenToSend)."""
+    (None: no smarthost, EmailSubmission/set answers forbiddenToSend).
+    ``sanitize_html``: clean text/html bodyValues (RFC 8621 §9.1; docs/security.md)."""
     methods: dict[str, Method] = {}
-    for datatype in (MailboxType(store), ThreadType(store), EmailType(store, now), IdentityType(store),
-                     VacationResponseType(store), QuotaType(store)):
+    for datatype in (MailboxType(store), ThreadType(store), EmailType(store, now, sanitize_html=sanitize_html),
+                     IdentityType(store), VacationResponseType(store), QuotaType(store)):
         methods.update(standard_methods(datatype))
-    methods.update(email_methods(store, now))
+    methods.update(email_methods(store, now, sanitize_html=sanitize_html))
     methods.update(snippet_methods(store))
     methods.update(blob_methods(store, now))
     methods.update(submission_methods(store, now, submission))

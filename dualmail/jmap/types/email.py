@@ -150,9 +150,10 @@ class EmailType(ChangesFromLog, StoreType):
     sort_properties = frozenset(SORT_OPTIONS)
     comparator_arguments = frozenset({"keyword"})
 
-    def __init__(self, store: Store, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, now: Callable[[], float] = time.time, *, sanitize_html: bool = True) -> None:
         super().__init__(store)
         self.now = now
+        self.sanitize_html = sanitize_html  # RFC 8621 §9.1; off with --no-html-sanitize
 
     # -- /get --
 
@@ -166,7 +167,7 @@ class EmailType(ChangesFromLog, StoreType):
     def get(self, ctx: CallContext, account_id: str, wanted: list[str] | None,
             properties: frozenset[str], extra: dict[str, Any]) -> GetResult:
         check_properties(properties)
-        opts = body_options(extra)
+        opts = body_options(extra, self.sanitize_html)
         records = []
         with self.store.read(account_number(account_id)) as r:
             if wanted is None:

@@ -130,14 +130,14 @@ def email_import(store: Store, now: Callable[[], float], ctx: CallContext, args:
     })]
 
 
-def email_parse(store: Store, ctx: CallContext, args: dict[str, Any]) -> Responses:
+def email_parse(store: Store, ctx: CallContext, args: dict[str, Any], sanitize_html: bool = True) -> Responses:
     r = ArgReader(args)
     account_id = ctx.account(r.id("accountId"))
     blob_ids = r.id_list("blobIds")
     properties = r.string_list("properties", None, nullable=True)
     extra = {name: r.any(name, default, nullable=True) for name, default in BODY_ARGUMENTS.items()}
     r.finish()
-    opts = body_options(extra)
+    opts = body_options(extra, sanitize_html)
     if properties is None:
         props = sorted(DEFAULT_PARSE)
     else:
@@ -176,8 +176,8 @@ def _constant(data: bytes) -> Callable[[], bytes]:
     return lambda: data
 
 
-def email_methods(store: Store, now: Callable[[], float]) -> dict[str, Method]:
+def email_methods(store: Store, now: Callable[[], float], *, sanitize_html: bool = True) -> dict[str, Method]:
     return {
         "Email/import": Method(MAIL, lambda ctx, args: email_import(store, now, ctx, args)),
-        "Email/parse": Method(MAIL, lambda ctx, args: email_parse(store, ctx, args)),
+        "Email/parse": Method(MAIL, lambda ctx, args: email_parse(store, ctx, args, sanitize_html)),
     }

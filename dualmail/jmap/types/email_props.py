@@ -31,6 +31,7 @@ from ...mime.jmap_body import (
     header_property,
     part_headers,
 )
+from ...mime.sanitize import sanitize_html, truncate_html
 from ...mime.structure import iter_nodes
 from ...model import ids
 from ..errors import MethodError
@@ -160,6 +161,9 @@ class BodyOptions:
     fetch_html: bool = False
     fetch_all: bool = False
     max_bytes: int = 0
+    #: RFC 8621 §9.1: text/html bodyValues cleaned with nh3 (``twistd dualmail
+    #: --no-html-sanitize`` turns it off for clients that sanitise themselves)
+    sanitize_html: bool = True
 
 
 BODY_ARGUMENTS = {
@@ -171,7 +175,7 @@ BODY_ARGUMENTS = {
 }
 
 
-def body_options(extra: Mapping[str, Any]) -> BodyOptions:
+def body_options(extra: Mapping[str, Any], sanitize_html: bool = True) -> BodyOptions:
     """Validate the body arguments (RFC 8621 §4.2) -> BodyOptions."""
     props = extra.get("bodyProperties")
     if props is None:
@@ -195,7 +199,7 @@ def body_options(extra: Mapping[str, Any]) -> BodyOptions:
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 0 <= max_bytes < 2**53:
         raise MethodError("invalidArguments", "argument 'maxBodyValueBytes' must be an UnsignedInt")
     return BodyOptions(tuple(dict.fromkeys(props)), flags["fetchTextBodyValues"], flags["fetchHTMLBodyValues"],
-                       flags["fetchAllBodyValues"], max_bytes)
+                       flags["fetchAllBodyValues"], max_bytes, sanitize_html)
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -294,9 +298,16 @@ def body_values(raw: bytes, structure: dict[str, Any], opts: BodyOptions) -> dic
         part_id = node.get("part")
         if node["type"] != "text" or not part_id or part_id in out:
             continue
-        value = body_value(raw, node, opts.max_bytes)
-        if value["isTruncated"] and node["subtype"] == "html":
-            value["value"] = _truncate_html(value["value"])
+        if node["subtype"] == "html" and opts.sanitize_html:
+            # sanitise the whole value, then cut the clean text to the budget: a cut
+            # can only shorten what the sanitiser wrote (re-sanitising a cut value
+            # could grow it past maxBodyValueBytes again)
+            value = body_value(raw, node)
+            value["value"], value["isTruncated"] = truncate_html(sanitize_html(value["value"]), opts.max_bytes)
+        else:
+            value = body_value(raw, node, opts.max_bytes)
+            if value["isTruncated"] and node["subtype"] == "html":
+                value["value"] = _truncate_html(value["value"])
         out[part_id] = value
     return out
 
