@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from urllib.parse import quote
 
 import pytest
 
@@ -28,7 +29,10 @@ from tests.jmap_mail.jmap_mail_util import add, message, snapshot
 
 # id kind of each data type (the prefix letter of its ids)
 KINDS = {"Mailbox": ids.MAILBOX, "Email": ids.EMAIL, "Thread": ids.THREAD, "Identity": ids.IDENTITY,
-         "EmailSubmission": getattr(ids, "SUBMISSION", None)}
+         "EmailSubmission": getattr(ids, "SUBMISSION", None),
+         # Quota ids are Q1/Q2 in every account (RFC 9425: one per limited resource), so an
+         # id names no other account's object; the accountId cases cover it
+         "Quota": ids.QUOTA}
 NO_ID = {"Core/echo"}  # takes no account and no id
 
 
@@ -40,6 +44,7 @@ def world(store):
     bob_client = JmapClient(store, auth=BOB)
     bob_client.call("Mailbox/set", {"create": {"a": {"name": "BobSecret"}, "b": {"name": "Hidden"}}}, bob)
     bob_client.call("Identity/set", {"create": {"i": {"email": "bob@example.org", "name": "Bob 2"}}}, bob)
+    store.set_quota(BOB[0], {"count": 1000, "octets": 10**9})
     for i in range(6):
         add(store, bob, message(f"bob secret {i}", f"bob body {i}", message_id=f"bob{i}@example.org"))
     [email] = bob_client.call("Email/get", {"ids": None, "properties": ["id", "blobId", "threadId"]}, bob)["list"][:1]
@@ -192,10 +197,12 @@ def test_download_upload_no_oracle(world):
 # -- IMAP ------------------------------------------------------------------------
 
 NAME_COMMANDS = {c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe, c.Unsubscribe, c.List, c.Lsub,
-                 c.Status, c.Append, c.Copy, c.Move}
+                 c.Status, c.Append, c.Copy, c.Move, c.GetQuota, c.GetQuotaRoot, c.SetQuota, c.GetMetadata,
+                 c.SetMetadata, c.Notify, c.Replace, c.GenUrlAuth, c.ResetKey, c.UrlFetch}
 ID_COMMANDS = {c.Search, c.Sort, c.Thread, c.Fetch, c.Store}  # EMAILID/THREADID keys; UIDs are per mailbox
 NO_NAME_COMMANDS = {c.Capability, c.Noop, c.Logout, c.Id, c.StartTLS, c.Authenticate, c.Login, c.Enable,
-                    c.Namespace, c.Idle, c.GetJmapAccess, c.Check, c.Close, c.Unselect, c.Expunge}
+                    c.Namespace, c.Idle, c.GetJmapAccess, c.Check, c.Close, c.Unselect, c.Expunge,
+                    c.Unauthenticate}
 
 BOB_NAMES = ["BobSecret", "Other Users/bob@example.org/INBOX", "~bob@example.org/INBOX", "bob@example.org/INBOX",
              "#shared/BobSecret", "Other Users/bob@example.org"]
@@ -205,6 +212,7 @@ MISSING_NAMES = ["NoSuchBoxX", "Other Users/nob@example.org/INBOX", "~nob@exampl
 
 def _imap_commands(name: str, email_id: str, thread_id: str) -> list[str]:
     q = '"' + name + '"'
+    url = f"imap://{quote(ALICE[0], safe='')}@localhost/{quote(name)}/;uid=1"
     return [f"SELECT {q}", f"EXAMINE {q}", f"STATUS {q} (MESSAGES UIDNEXT UNSEEN)", f"DELETE {q}",
             f"RENAME {q} \"Renamed\"", f"SUBSCRIBE {q}", f"UNSUBSCRIBE {q}", f"LIST \"\" {q}",
             f"LIST \"\" \"{name}*\"", f"LIST (SUBSCRIBED) \"\" {q}", f"LSUB \"\" {q}",
@@ -212,7 +220,13 @@ def _imap_commands(name: str, email_id: str, thread_id: str) -> list[str]:
             "SELECT INBOX", f"COPY 1 {q}", f"UID COPY 1 {q}", f"MOVE 1 {q}",
             f"UID SEARCH EMAILID {email_id}", f"UID SEARCH THREADID {thread_id}",
             f"UID SORT (DATE) UTF-8 EMAILID {email_id}", f"UID THREAD REFERENCES UTF-8 THREADID {thread_id}",
-            f"UID FETCH 1:* (FLAGS) ", f"SEARCH OR EMAILID {email_id} THREADID {thread_id}", "UNSELECT"]
+            f"UID FETCH 1:* (FLAGS) ", f"SEARCH OR EMAILID {email_id} THREADID {thread_id}",
+            f"REPLACE 1 {q} {{5+}}\r\nhello", "UNSELECT",
+            f"GETQUOTA {q}", f'SETQUOTA {q} (STORAGE 1)', f"GETQUOTAROOT {q}",
+            f"GETMETADATA {q} /private/comment", f'SETMETADATA {q} (/private/comment "x")',
+            f"NOTIFY SET (MAILBOXES {q} (MessageNew MessageExpunge))", "NOTIFY NONE",
+            f"RESETKEY {q}", f'GENURLAUTH "{url};urlauth=anonymous" INTERNAL',
+            f'URLFETCH "{url};urlauth=anonymous:internal:{"0" * 64}"']
 
 
 def test_imap_no_oracle(world):
@@ -228,7 +242,7 @@ def test_imap_no_oracle(world):
             lines = []
             for i, command in enumerate(_imap_commands(name, email_id, thread_id)):
                 out = imap.send(f"t{i} {command}\r\n")
-                out = out.replace(name, "<NAME>").replace(email_id, "<E>").replace(thread_id, "<T>")
+                out = out.replace(quote(name), "<NAME>").replace(name, "<NAME>").replace(email_id, "<E>").replace(thread_id, "<T>")
                 lines.append(re.sub(r"\[APPENDUID \d+ \d+\]|\[COPYUID [^\]]*\]|UIDVALIDITY \d+|MAILBOXID \(M\w+\)|UIDNEXT \d+|\* \d+ RECENT", "<UID>", out))
             transcripts.append(lines)
             imap.send("z LOGOUT\r\n")
