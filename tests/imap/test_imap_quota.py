@@ -123,3 +123,21 @@ def test_status_deleted_and_deleted_storage(store, account, client: Client) -> N
     client.ok("e EXPUNGE")
     out = client.ok("u STATUS INBOX (DELETED DELETED-STORAGE)")
     assert "* STATUS \"INBOX\" (DELETED 0 DELETED-STORAGE 0)" in out
+
+
+def test_replace_at_the_limit_counts_only_the_net_change(store, account, client: Client) -> None:
+    """RFC 8508 §3.4: REPLACE's quota is evaluated with the replaced message already gone."""
+    deliver(store, account)
+    store.set_quota(USER, {"count": 1})
+    client.ok("s SELECT INBOX")
+    raw = message("revised")
+    out = client.send(f"r REPLACE 1 INBOX {{{len(raw)}+}}\r\n".encode() + raw + b"\r\n")
+    assert tagged(out, "r").startswith("OK"), out
+    with store.read(account) as v:
+        assert v.usage()["count"] == 1
+    big = message("too big", "z" * 5000 + "\r\n")
+    store.set_quota(USER, {"count": None, "octets": 2000})
+    before = snapshot(store, account)
+    out = client.send(f"q REPLACE 1 INBOX {{{len(big)}+}}\r\n".encode() + big + b"\r\n")
+    assert tagged(out, "q").startswith("NO [OVERQUOTA]")
+    assert snapshot(store, account) == before

@@ -79,8 +79,10 @@ def replace(s: Session, cmd: c.Replace) -> Gen:
         if e is None:
             raise ImapNo("The message to replace no longer exists", "EXPUNGEISSUED")
         before = int(tx.require_mailbox(sel.mailbox)["hms"])
+        # as UID EXPUNGE of that one (§4.5); first, so the quota sees only the net
+        # consumption (§3.4: "evaluated within the context of the pending EXPUNGE")
+        tx.remove_membership(e, sel.mailbox)
         uids = store_all(tx, [prepared], dst)
-        tx.remove_membership(e, sel.mailbox)  # as UID EXPUNGE of that one (§4.5)
         uidvalidity = int(tx.require_mailbox(dst)["uidvalidity"])
         modseq = tx.modseq
     sel.expunged([old_uid])
