@@ -127,11 +127,15 @@ def parse_keys(value: object) -> Keys | str:
     return Keys(point, auth)
 
 
-def encrypt(payload: bytes, keys: Keys) -> bytes:
+def encrypt(payload: bytes, keys: Keys, *, ephemeral: ec.EllipticCurvePrivateKey | None = None,
+            salt: bytes | None = None) -> bytes:
     """RFC 8291 §3.4 / RFC 8188 aes128gcm: salt, rs, the ephemeral public key
-    as keyid, one record."""
-    ephemeral = ec.generate_private_key(ec.SECP256R1())
-    body: bytes = http_ece.encrypt(payload, salt=os.urandom(16), private_key=ephemeral, dh=keys.p256dh,
+    as keyid, one record. A fresh key and salt per message (the arguments are
+    for RFC 8291 §5's test vector)."""
+    if len(payload) > RECORD_SIZE - 17:  # RFC 8291 §4: one record (16-octet tag, 1 delimiter)
+        raise ValueError("push message too large for one record")
+    ephemeral = ephemeral or ec.generate_private_key(ec.SECP256R1())
+    body: bytes = http_ece.encrypt(payload, salt=salt or os.urandom(16), private_key=ephemeral, dh=keys.p256dh,
                                    auth_secret=keys.auth, version="aes128gcm", rs=RECORD_SIZE)
     return body
 
