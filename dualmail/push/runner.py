@@ -44,6 +44,7 @@ from . import webpush
 from .webpush import subscription_id
 
 SWEEP_INTERVAL = 3600.0
+RECORD_DELAY = 0.05  # seconds an answer may wait to be written with others
 MAX_RESPONSE = 64 * 1024  # what is read of a push service's answer (then dropped)
 
 
@@ -112,6 +113,8 @@ class PushRunner:
         self._commits: list[Commit] = []
         self._outcomes: dict[int, list[tuple[int, str, Any]]] = defaultdict(list)
         self._flush_call: Any = None
+        self._record_call: Any = None
+        self._answers = 0
         self._call: Any = None
         self._unsubscribe: Any = None
         self._sweep: task.LoopingCall | None = None
@@ -141,10 +144,13 @@ class PushRunner:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for call in (self._call, self._flush_call):
+        for call in (self._call, self._flush_call, self._record_call):
             if call is not None and call.active():
                 call.cancel()
-        self._call = self._flush_call = None
+        self._call = self._flush_call = self._record_call = None
+        self.inflight.clear()
+        self._outcomes.clear()
+        self._answers = 0
         if self._sweep is not None and self._sweep.running:
             self._sweep.stop()
         self._sweep = None
@@ -187,10 +193,17 @@ class PushRunner:
             except Exception:
                 self.log.failure("noting a change for push subscriptions of account {account} failed", account=a)
         outcomes, self._outcomes = self._outcomes, defaultdict(list)
+        self._answers = 0
+        if self._record_call is not None:
+            if self._record_call.active():
+                self._record_call.cancel()
+            self._record_call = None
         now_ms = self.now_ms()
         for a, items in outcomes.items():
             self._write(a, lambda w, a=a, items=items: [self._apply(w, a, p, what, *res, now_ms=now_ms)
                                                         for p, what, res in items])
+            for p, _what, _res in items:
+                self.inflight.discard((a, p))
         if not self.inflight:
             waiting, self._idle = self._idle, []
             for d in waiting:
@@ -303,11 +316,18 @@ class PushRunner:
         return done.addCallback(lambda _: (response.code, value, response.phrase.decode("latin-1", "replace")))
 
     def _outcome(self, a: int, p: int, what: str, gen: int, result: tuple[Any, Any, str]) -> None:
-        self.inflight.discard((a, p))
         if not self.running:
+            self.inflight.discard((a, p))
             return
         self._outcomes[a].append((p, what, (gen, *result)))
-        self._soon()
+        self._answers += 1
+        # Answers are written in batches: when every push in flight has its answer, else
+        # within RECORD_DELAY -- a write (an fsync) per answer would hold up the pushes
+        # still going out. Until written, the subscription counts as in flight.
+        if self._answers >= len(self.inflight):
+            self._soon()
+        elif self._record_call is None:
+            self._record_call = self.reactor.callLater(RECORD_DELAY, self._soon)
         if self.delivered_hook is not None:
             self.delivered_hook(a, p, what)
 
