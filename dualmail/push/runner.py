@@ -44,6 +44,7 @@ from . import webpush
 from .webpush import subscription_id
 
 SWEEP_INTERVAL = 3600.0
+CACHE_SIZE = 10_000  # parsed keys and checked URLs remembered
 RECORD_DELAY = 0.05  # seconds an answer may wait to be written with others
 MAX_RESPONSE = 64 * 1024  # what is read of a push service's answer (then dropped)
 
@@ -114,6 +115,8 @@ class PushRunner:
         self._outcomes: dict[int, list[tuple[int, str, Any]]] = defaultdict(list)
         self._flush_call: Any = None
         self._record_call: Any = None
+        self._key_cache: dict[tuple[Any, Any], webpush.Keys | str] = {}
+        self._url_cache: dict[str, bool] = {}
         self._answers = 0
         self._call: Any = None
         self._unsubscribe: Any = None
@@ -289,12 +292,12 @@ class PushRunner:
         if body is None:
             self._write(a, lambda w: pushsubs.delivered(w, a, p, what, gen))
             return
-        keys = webpush.parse_keys(rec["keys"]) if rec.get("keys") else None
+        keys = self._keys(rec["keys"]) if rec.get("keys") else None
         if isinstance(keys, str):  # checked at creation; a damaged record is not pushed to
             self._write(a, lambda w: pushsubs.destroy(w, a, p))
             return
         url = rec["url"]
-        if webpush.check_url(url, self.allow_http_loopback) is not None:
+        if not self._url_ok(url):
             self._write(a, lambda w: pushsubs.give_up(w, a, p, what))
             return
         headers, data = webpush.push_request(url, body, keys, self.vapid, self.clock.seconds(),
@@ -307,6 +310,24 @@ class PushRunner:
         d.addCallbacks(lambda result: self._outcome(a, p, what, gen, result),
                        lambda f: self._outcome(a, p, what, gen, (None, None, f.getErrorMessage())))
         d.addErrback(lambda f: self.log.failure("push to subscription {id} failed", f, id=subscription_id(p)))
+
+    def _keys(self, value: dict[str, str]) -> webpush.Keys | str:
+        """``webpush.parse_keys``, remembered (keys are immutable; checking the point costs)."""
+        k = (value.get("p256dh"), value.get("auth"))
+        keys = self._key_cache.get(k)
+        if keys is None:
+            if len(self._key_cache) > CACHE_SIZE:
+                self._key_cache.clear()
+            keys = self._key_cache[k] = webpush.parse_keys(value)
+        return keys
+
+    def _url_ok(self, url: str) -> bool:
+        ok = self._url_cache.get(url)
+        if ok is None:
+            if len(self._url_cache) > CACHE_SIZE:
+                self._url_cache.clear()
+            ok = self._url_cache[url] = webpush.check_url(url, self.allow_http_loopback) is None
+        return ok
 
     def _answered(self, response: Any) -> defer.Deferred[tuple[int, str | None, str]]:
         done: defer.Deferred[None] = defer.Deferred()
