@@ -96,7 +96,7 @@ class PushRunner:
     def __init__(self, store: Store, reactor: Any, vapid: webpush.VapidKey | None, *,
                  clock: Any = None, agent: Any = None, allow_http_loopback: bool = False,
                  parallel: int = 64, backoff_base: float = 5.0, backoff_max: float = 1800.0,
-                 max_tries: int = 10, timeout: float = 30.0) -> None:
+                 max_tries: int = 10, timeout: float = 30.0, https_policy: Any = None) -> None:
         self.store = store
         self.reactor = reactor
         self.clock = clock or reactor
@@ -108,6 +108,7 @@ class PushRunner:
         self.max_tries = max_tries
         self.timeout = timeout
         self._agent = agent
+        self.https_policy = https_policy  # certificate checks (default: the system's roots, like a browser)
         self._pool: HTTPConnectionPool | None = None
         self.running = False
         self.inflight: set[tuple[int, int]] = set()
@@ -133,7 +134,8 @@ class PushRunner:
         if self._agent is None:
             self._pool = HTTPConnectionPool(self.reactor, persistent=True)
             self._pool.maxPersistentPerHost = 16
-            self._agent = Agent(self.reactor, BrowserLikePolicyForHTTPS(), connectTimeout=10, pool=self._pool)
+            self._agent = Agent(self.reactor, self.https_policy or BrowserLikePolicyForHTTPS(), connectTimeout=10,
+                                pool=self._pool)
         self._unsubscribe = self.store.subscribe(self._committed)
         self._sweep = task.LoopingCall(self.sweep)
         self._sweep.clock = self.clock
@@ -268,12 +270,15 @@ class PushRunner:
         with self.store.kv.read() as r:
             rec = pushsubs.get(r, a, p)
             entry = pushsubs.entry_of(r, a, p)
+            cred = pushsubs.credential_mark(r, a)
         if rec is None or entry is None or int(entry["due"]) != due_ms:
             self._write(a, lambda w: _drop_index(w, due_ms, a, p, entry))
             return
         why = None
         if _expired(rec, now_ms):
             why = "expired"
+        elif rec.get("cred") not in (None, cred):
+            why = "the password it was made under has changed (RFC 8620 §7.2)"
         elif self.vapid is not None and rec.get("vapid") not in (None, self.vapid.fingerprint):
             why = "made under an older VAPID key"
         if why is not None:

@@ -20,6 +20,7 @@ Speaks only to ``kv.KVRead``/``kv.KVWrite``; imports no lmdb and no twisted.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,6 +36,16 @@ def create(w: KVWrite, a: int, record: dict[str, Any], now_ms: int) -> int:
     w.put("pushsub", K.pushsub(a, p), codec.dumps(record))
     _put_entry(w, a, p, {"verify": True, "change": False, "gen": 1, "due": now_ms, "tries": 0}, None)
     return p
+
+
+def credential_mark(r: KVRead, a: int) -> str | None:
+    """A mark of the account's password as it is now (a hash of its hash): a
+    subscription made under another one outlived its credentials, which RFC
+    8620 §7.2 says destroys it. None: no such account."""
+    raw = r.get("account", K.acct(a))
+    if raw is None:
+        return None
+    return hashlib.sha256(str(codec.loads(raw).get("pw", "")).encode()).hexdigest()[:16]
 
 
 def get(r: KVRead, a: int, p: int) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ class PushService(resource.Resource):
     def __init__(self) -> None:
         super().__init__()
         self.received: list[Received] = []
+        self.stamps: list[float] = []  # time.monotonic() of each POST
         self.codes: list[int] = []
         self._waiters: list[tuple[int, defer.Deferred[Received]]] = []
 
@@ -64,6 +66,7 @@ class PushService(resource.Resource):
         headers = {k.decode().lower(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()}
         got = Received(request.path.decode(), headers, request.content.read())
         self.received.append(got)
+        self.stamps.append(time.monotonic())
         request.setResponseCode(self.codes.pop(0) if self.codes else 201)
         for n, d in list(self._waiters):
             if len(self.received) >= n:

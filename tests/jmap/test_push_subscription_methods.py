@@ -188,3 +188,21 @@ def test_session_without_a_key_does_not_advertise_vapid(api):
     import json
 
     assert "urn:ietf:params:jmap:webpush-vapid" not in json.loads(response.body)["capabilities"]
+
+
+def test_a_password_change_ends_the_subscriptions(api, store, alice, clock):
+    # RFC 8620 §7.2: tied to the credentials; revoked credentials destroy it
+    from dualmail.push.runner import PushRunner
+    from tests.jmap.test_push_runner import FakeAgent, turn
+
+    sid = create(api)["created"]["k"]["id"]
+    store.set_password("alice@example.org", "new secret")
+    fresh = Client(store, clock, auth=("alice@example.org", "new secret"))
+    assert fresh.call("PushSubscription/get", {"ids": [sid]})["notFound"] == [sid]
+    agent = FakeAgent()
+    runner = PushRunner(store, clock, None, clock=clock, agent=agent)
+    runner.start()
+    turn(clock)
+    assert agent.pending == []  # the PushVerification is not sent: the record is gone
+    assert stored(store, alice) == ([], [])
+    runner.stop()

@@ -81,7 +81,8 @@ class PushSubscriptions:
             raise MethodError("requestTooLarge", f"more than {ctx.limits.max_objects_in_get} ids")
         a = int(ctx.principal)
         with self.store.kv.read() as kv:
-            mine = dict(pushsubs.listing(kv, a))
+            cred = pushsubs.credential_mark(kv, a)
+            mine = {p: rec for p, rec in pushsubs.listing(kv, a) if rec.get("cred") in (None, cred)}
         now = int(self.now())
         found, not_found = [], []
         if wanted is None:
@@ -184,6 +185,7 @@ class PushSubscriptions:
                   "verified": False, "expires": expires, "types": types, "states": {},
                   "vapid": self.config.vapid_fingerprint, "created": now}
         with self.store.kv.write(a) as w:
+            record["cred"] = pushsubs.credential_mark(w, a)
             if pushsubs.count(w, a) >= self.config.max_per_user:
                 raise SetError("overQuota", f"at most {self.config.max_per_user} push subscriptions per user")
             p = pushsubs.create(w, a, record, now * 1000)
