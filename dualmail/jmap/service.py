@@ -330,17 +330,26 @@ VAPID_FILE = "vapid-private.pem"
 
 def make_push(store: Store, options: Mapping[str, Any], reactor: Any) -> tuple[PushRunner, PushConfig]:
     """The Web Push runner and the PushSubscription settings of ``options``.
-    The VAPID key is ``vapid-private.pem`` in the data directory, made on the
-    first start (several nodes on one PostgreSQL store need the same file)."""
+    The VAPID key is made on the first start and kept as ``vapid-private.pem``
+    in the LMDB data directory; on a shared PostgreSQL store it is kept in the
+    store (``meta`` ``vapid_key``), so every node signs with the same key."""
     import os
     import socket
 
     contact = options.get("push-contact") or f"mailto:postmaster@{socket.getfqdn()}"
-    vapid = None
-    data = options.get("data")
-    if data:
+    data = options.get("data") or ""
+    if "://" in (options.get("store") or data):  # a database URL, not a directory
+        with store.kv.write() as w:
+            pem = w.get("meta", b"vapid_key")
+            if pem is None:
+                pem = VapidKey.new_pem()
+                w.put("meta", b"vapid_key", pem)
+        vapid = VapidKey.from_pem(bytes(pem), contact)
+    elif data:
         os.makedirs(data, exist_ok=True)
         vapid = VapidKey.load_or_create(os.path.join(data, VAPID_FILE), contact)
+    else:  # no data directory (a bare site in tests): pushes go unsigned, nothing advertised
+        vapid = None
     loopback = bool(options.get("push-allow-http-loopback"))
     runner = PushRunner(store, reactor, vapid, allow_http_loopback=loopback)
     config = PushConfig(allow_http_loopback=loopback, vapid_fingerprint=vapid.fingerprint if vapid else None,

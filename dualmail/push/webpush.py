@@ -153,12 +153,21 @@ class VapidKey:
         self.fingerprint = hashlib.sha256(raw).hexdigest()[:16]
         self._jwts: dict[str, tuple[int, str]] = {}
 
+    @staticmethod
+    def new_pem() -> bytes:
+        vapid = Vapid02()
+        vapid.generate_keys()
+        pem: bytes = vapid.private_pem()
+        return pem
+
+    @classmethod
+    def from_pem(cls, pem: bytes, contact: str) -> VapidKey:
+        return cls(Vapid02.from_pem(pem), contact)
+
     @classmethod
     def load_or_create(cls, path: str, contact: str) -> VapidKey:
         if not os.path.exists(path):
-            vapid = Vapid02()
-            vapid.generate_keys()
-            pem = vapid.private_pem()
+            pem = cls.new_pem()
             fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(pem)
