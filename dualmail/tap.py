@@ -55,6 +55,9 @@ class Options(usage.Options):
         ["queue-lifetime", None, None, "Seconds a message is retried before it fails (default 432000)."],
         ["store", None, None, "Mail store: postgresql://USER@HOST/DB for a shared PostgreSQL "
                               "(several nodes); default $DUALMAIL_STORE, else LMDB in --data."],
+        # JMAP Web Push (dualmail.push; docs/jmap.md "Push subscriptions")
+        ["push-contact", None, None, "VAPID contact (RFC 8292 'sub'), mailto: or https: "
+                                     "(default mailto:postmaster@ this host's name)."],
     ]
     optFlags = [
         ["allow-plaintext", None, "Allow LOGIN/PLAIN without TLS on non-loopback connections."],
@@ -65,6 +68,8 @@ class Options(usage.Options):
                                 "literals of at most 4096 octets) instead of LITERAL+."],
         ["no-html-sanitize", None, "Serve text/html JMAP bodyValues as sent, not cleaned "
                                    "(for clients that sanitise HTML themselves; docs/security.md)."],
+        ["push-allow-http-loopback", None, "Tests/development: accept http:// PushSubscription URLs "
+                                           "to loopback addresses (otherwise https only)."],
     ]
 
     def __init__(self) -> None:

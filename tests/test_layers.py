@@ -21,7 +21,8 @@ PKG = os.path.join(ROOT, "dualmail")
 
 SANS_IO = ["imap/wire", "imap/session.py", "imap/selected.py", "imap/ops", "mime", "model",
            "search", "mail", "store", "submission/message.py", "submission/limits.py",
-           "submission/vacation.py", "submission/config.py", "lmtp/core.py", "lmtp/delivery.py"]
+           "submission/vacation.py", "submission/config.py", "lmtp/core.py", "lmtp/delivery.py",
+           "push/webpush.py"]
 IO_MODULES = ("twisted.internet", "twisted.web", "klein", "treq")
 
 

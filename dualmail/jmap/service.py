@@ -29,6 +29,8 @@ from twisted.logger import Logger
 from twisted.web import server
 
 from ..model import errors, ids
+from ..push.runner import PushRunner
+from ..push.webpush import VAPID_CAPABILITY, VapidKey
 from ..store.credentials import CredentialCache
 from ..store.store import Store
 from ..store.txn import Commit
@@ -40,6 +42,7 @@ from .session import Account, CoreLimits, SessionInfo
 from .state import to_state
 from .types import MAIL, QUOTA, SORT_OPTIONS, SUBMISSION, VACATION, store_methods
 from .types.email_blobs import resolve_blob
+from .types.push_subscription import PushConfig, push_subscription_methods
 
 # Seconds a wrong password or token waits before its 401 (the IMAP login
 # delay is the same figure).
@@ -88,9 +91,13 @@ class StoreBackend:
         self.submission = submission or SubmissionConfig()
         self._listeners: dict[int, list[Callable[[Mapping[str, Any]], None]]] = {}
         self._unsubscribe_store: Callable[[], None] | None = None
+        self.application_server_key: str | None = None  # VAPID (RFC 9749 §3), set by build_app
 
     def capabilities(self) -> Mapping[str, Mapping[str, Any]]:
-        return {MAIL: {}, SUBMISSION: {}, VACATION: {}, QUOTA: {}}
+        caps: dict[str, Mapping[str, Any]] = {MAIL: {}, SUBMISSION: {}, VACATION: {}, QUOTA: {}}
+        if self.application_server_key:
+            caps[VAPID_CAPABILITY] = {"applicationServerKey": self.application_server_key}
+        return caps
 
     def _account_capabilities(self) -> dict[str, dict[str, Any]]:
         return {
@@ -240,16 +247,21 @@ class JMAPSite(server.Site):
     """The Site of the JMAP endpoints; runs the janitor while it listens
     (``startFactory``/``stopFactory`` follow the first and last port)."""
 
-    def __init__(self, resource: Any, janitor: UploadJanitor, **kwargs: Any):
+    def __init__(self, resource: Any, janitor: UploadJanitor, push_runner: Any = None, **kwargs: Any):
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
         self.janitor = janitor
+        self.push_runner = push_runner  # dualmail.push.runner.PushRunner: Web Push deliveries
 
     def startFactory(self) -> None:
         super().startFactory()
         self.janitor.start()
+        if self.push_runner is not None:
+            self.push_runner.start()
 
     def stopFactory(self) -> None:
         self.janitor.stop()
+        if self.push_runner is not None:
+            self.push_runner.stop()
         super().stopFactory()
 
 
@@ -303,6 +315,8 @@ def build_app(
     failed_login_delay: float = FAILED_LOGIN_DELAY,
     submission: SubmissionConfig | None = None,
     sanitize_html: bool = True,
+    push: PushConfig | None = None,
+    application_server_key: str | None = None,
 ) -> JMAPApp:
     """The JMAP app over ``store``; ``reactor`` is the clock (and thread pool
     for password checks unless ``run_blocking`` is given)."""
@@ -312,11 +326,13 @@ def build_app(
             return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
     backend = StoreBackend(store, reactor.seconds, limits, submission)
+    backend.application_server_key = application_server_key
     return JMAPApp(
         StoreAuthenticator(store, run_blocking),
         backend,
         methods=offload_body_values(offload_searches(
-            {**core_methods(), **store_methods(store, reactor.seconds, submission, sanitize_html=sanitize_html)},
+            {**core_methods(), **store_methods(store, reactor.seconds, submission, sanitize_html=sanitize_html),
+             **push_subscription_methods(store, reactor.seconds, push or PushConfig())},
             run_blocking), run_blocking),
         limits=limits,
         clock=reactor,
@@ -334,11 +350,45 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
     limits = CoreLimits()
     if options.get("max-message-size"):  # --max-message-size: the same limit as IMAP APPENDLIMIT
         limits = replace(limits, max_size_upload=int(options["max-message-size"]))
+    runner, push = make_push(store, options, reactor)
     jmap = build_app(store, reactor, base_url=options.get("base-url") or None, limits=limits,
                      submission=options.get("submission") or submission_config(options),
-                     sanitize_html=not options.get("no-html-sanitize"))
+                     sanitize_html=not options.get("no-html-sanitize"), push=push,
+                     application_server_key=runner.vapid.application_server_key if runner.vapid else None)
     janitor = UploadJanitor(store, reactor)
-    return make_app_site(jmap, JMAPSite, janitor=janitor)
+    return make_app_site(jmap, JMAPSite, janitor=janitor, push_runner=runner)
+
+
+VAPID_FILE = "vapid-private.pem"
+
+
+def make_push(store: Store, options: Mapping[str, Any], reactor: Any) -> tuple[PushRunner, PushConfig]:
+    """The Web Push runner and the PushSubscription settings of ``options``.
+    The VAPID key is made on the first start and kept as ``vapid-private.pem``
+    in the LMDB data directory; on a shared PostgreSQL store it is kept in the
+    store (``meta`` ``vapid_key``), so every node signs with the same key."""
+    import os
+    import socket
+
+    contact = options.get("push-contact") or f"mailto:postmaster@{socket.getfqdn()}"
+    data = options.get("data") or ""
+    if "://" in (options.get("store") or data):  # a database URL, not a directory
+        with store.kv.write() as w:
+            pem = w.get("meta", b"vapid_key")
+            if pem is None:
+                pem = VapidKey.new_pem()
+                w.put("meta", b"vapid_key", pem)
+        vapid = VapidKey.from_pem(bytes(pem), contact)
+    elif data:
+        os.makedirs(data, exist_ok=True)
+        vapid = VapidKey.load_or_create(os.path.join(data, VAPID_FILE), contact)
+    else:  # no data directory (a bare site in tests): pushes go unsigned, nothing advertised
+        vapid = None
+    loopback = bool(options.get("push-allow-http-loopback"))
+    runner = PushRunner(store, reactor, vapid, allow_http_loopback=loopback)
+    config = PushConfig(allow_http_loopback=loopback, vapid_fingerprint=vapid.fingerprint if vapid else None,
+                        wake=runner.wake)
+    return runner, config
 
 
 __all__ = ["JMAPSite", "StoreAuthenticator", "StoreBackend", "UploadJanitor", "build_app", "make_site"]

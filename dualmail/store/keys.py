@@ -257,3 +257,32 @@ def vacsent(a: int, sender: str) -> bytes:
 # log record carries ``md: [[M, entry], ...]`` so other sessions hear of it.
 
 TABLES = TABLES + ("metadata",)
+
+
+# -- push subscriptions and their delivery queue (``store/pushsubs.py``, ``dualmail.push``) --
+#
+# =============  =====================================  ===========================================
+# table          key                                    value
+# =============  =====================================  ===========================================
+# pushsub        A P(u64)                               {deviceClientId, url, keys, code, verified,
+#                                                       expires, types, states, vapid, created}
+#                                                       -- RFC 8620 §7.2, owned by the user of A;
+#                                                       not part of any JMAP type state
+# pushq          A P                                    {verify, change, gen, due, tries} -- at most
+#                                                       one pending delivery per subscription
+# pushdue        u32(0) R(due, ms) A P                  b""  -- the global "what is due" index
+#                                                       (stale keys are dropped by the runner)
+# meta           b"next_pushsub"                        last subscription number (u64)
+# =============  =====================================  ===========================================
+
+TABLES = TABLES + ("pushsub", "pushq", "pushdue")
+
+
+def pushsub(a: int, p: int | None = None) -> bytes:
+    k = _u32.pack(a)
+    return k if p is None else k + _u64.pack(p)
+
+
+def pushdue(due: int | None = None, a: int = 0, p: int = 0) -> bytes:
+    k = _u32.pack(0)
+    return k if due is None else k + _u64.pack(max(due, 0)) + _u32.pack(a) + _u64.pack(p)

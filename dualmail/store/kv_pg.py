@@ -44,7 +44,8 @@ from ..model import errors
 T = TypeVar("T")
 
 # Tables whose keys do not begin with the account number.
-GLOBAL_TABLES = frozenset({"meta", "login", "token", "commits", "outdue"})  # outdue: the queue's one global index
+GLOBAL_TABLES = frozenset({"meta", "login", "token", "commits", "outdue",
+                           "pushdue"})  # outdue, pushdue: the queues' global indexes
 CHANNEL = "dualmail_commits"
 
 _LOCK_NS_ACCOUNT = 0x646D6101  # advisory lock key spaces ("dma\x01", "dma\x02")
