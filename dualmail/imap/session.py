@@ -28,6 +28,7 @@ from typing import Any, Callable, Generator, Iterator, Union
 
 from twisted.logger import Logger
 
+from dualmail.imap import contexts
 from dualmail.imap import errors as ie
 from dualmail.imap.config import ImapConfig
 from dualmail.imap.selected import MailboxGoneError, SelectedMailbox
@@ -160,6 +161,7 @@ class Session:
             "ESEARCH", "SEARCHRES", "WITHIN", "SORT", "THREAD=REFERENCES",
             "THREAD=ORDEREDSUBJECT", "CONDSTORE", "QRESYNC", "OBJECTID",
         ]
+        caps += ["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL", "SORT=DISPLAY"]
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
         return caps
@@ -364,13 +366,15 @@ class Session:
         assert sel is not None and self.account is not None
         with self.store.read(self.account) as view:
             sel.absorb(view)
-        if not sel.has_pending():
+        if not sel.has_pending() and not sel.touched:
             sel.settle()
             return
         first = self._claim_recent() if sel.pending_new and not self.rev2 else None
         with self.store.read(self.account) as view:
-            out = sel.emit(view, allow_expunge=allow_expunge, rev2=self.rev2, recent_first=first,
-                           announce_hms=not self.hms_on_tagged)
+            out = contexts.before_emit(sel, allow_expunge)  # RFC 5267 §4.3.4: before EXPUNGE
+            out += sel.emit(view, allow_expunge=allow_expunge, rev2=self.rev2, recent_first=first,
+                            announce_hms=not self.hms_on_tagged)
+            out += contexts.after_emit(sel, view)
         for resp in out:
             yield self.encode(resp)
 

@@ -44,4 +44,5 @@ HANDLERS: dict[type[c.Command], Any] = {
     c.Search: search.search,
     c.Sort: search.sort,
     c.Thread: search.thread,
+    c.CancelUpdate: search.cancelupdate,
 }

@@ -166,6 +166,7 @@ def _mark_seen(s: Session, sel: SelectedMailbox, uids: list[int]) -> set[int]:
             changed.add(u)
         modseq = tx.modseq if tx.changed else None
     sel.own_write(before, modseq)
+    sel.touch(changed)
     return changed
 
 

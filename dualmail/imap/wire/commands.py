@@ -379,6 +379,7 @@ class Search(Command):
     charset: str | None
     keys: SearchKey
     return_opts: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL lo:hi), RFC 9394 §3.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +392,15 @@ class Sort(Command):
     charset: str
     keys: SearchKey
     return_opts: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """RFC 5267 §4.3.5 ``CANCELUPDATE 1*(SP quoted)``: the tags of updating contexts."""
+
+    tag: str
+    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,7 @@ _STATUS_ITEMS = frozenset(
     "MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT HIGHESTMODSEQ MAILBOXID "
     "APPENDLIMIT".split()
 )
-_SEARCH_RETURN = frozenset("MIN MAX ALL COUNT SAVE".split())
+_SEARCH_RETURN = frozenset("MIN MAX ALL COUNT SAVE UPDATE CONTEXT PARTIAL".split())
 _SORT_KEYS = frozenset("ARRIVAL CC DATE FROM SIZE SUBJECT TO DISPLAYFROM DISPLAYTO".split())
 _LIST_SELECT = frozenset("SUBSCRIBED REMOTE RECURSIVEMATCH SPECIAL-USE".split())
 _LIST_RETURN = frozenset("SUBSCRIBED CHILDREN SPECIAL-USE".split())
@@ -1146,23 +1146,44 @@ class _Reader:
             flags = tuple(items)
         return c.Store(tag, uid, seqs, action, item == "FLAGS.SILENT", flags, unchanged)
 
-    def _return_opts(self) -> tuple[str, ...] | None:
-        """``[SP "RETURN" SP "(" [opt *(SP opt)] ")"]`` (RFC 4731 §3.1)."""
+    def _return_opts(self) -> tuple[tuple[str, ...] | None, tuple[int, int] | None]:
+        """``[SP "RETURN" SP "(" [opt *(SP opt)] ")"]`` (RFC 4731 §3.1) with RFC 5267 §4
+        UPDATE/CONTEXT and ``PARTIAL partial-range`` (RFC 9394 §4); options and range."""
         save = self.pos
         if not (self.take(0x20) and self.at_keyword(b"RETURN")):
             self.pos = save
-            return None
+            return None, None
         self.sp()
         self.expect(0x28)
         opts: list[str] = []
+        partial: tuple[int, int] | None = None
         while not self.take(0x29):
             if opts:
                 self.sp()
             opt = self.keyword()
             if opt not in _SEARCH_RETURN:
                 raise _Syntax(f"Unknown RETURN option {opt}")
+            if opt in opts:
+                raise _Syntax(f"RETURN option {opt} given twice")
+            if opt == "PARTIAL":
+                self.sp()
+                partial = self.partial_range()
             opts.append(opt)
-        return tuple(opts)
+        if "PARTIAL" in opts and "ALL" in opts:  # RFC 9394 §3.1, RFC 5267 §4.4
+            raise _Syntax("PARTIAL and ALL cannot be combined")
+        return tuple(opts), partial
+
+    def partial_range(self) -> tuple[int, int]:
+        """RFC 9394 §4 ``partial-range-first / partial-range-last``: ``n:m`` or ``-n:-m``,
+        nz-numbers; returned in order (``4:2`` is ``2:4``, ``-5:-1`` is ``-1:-5``)."""
+        neg = self.take(0x2D)
+        a = self.nz_number()
+        self.expect(0x3A, "':'")
+        if neg != self.take(0x2D):
+            raise self.error("Bad partial range")
+        b = self.nz_number()
+        lo, hi = min(a, b), max(a, b)
+        return (-lo, -hi) if neg else (lo, hi)
 
     def search_program(self, charset_required: bool) -> tuple[str | None, c.SearchKey]:
         charset: str | None = None
@@ -1179,13 +1200,13 @@ class _Reader:
         return charset, keys[0] if len(keys) == 1 else c.And(tuple(keys))
 
     def cmd_search(self, tag: str, uid: bool = False) -> c.Command:
-        opts = self._return_opts()
+        opts, partial = self._return_opts()
         self.sp()
         charset, keys = self.search_program(False)
-        return c.Search(tag, uid, charset, keys, opts)
+        return c.Search(tag, uid, charset, keys, opts, partial)
 
     def cmd_sort(self, tag: str, uid: bool = False) -> c.Command:
-        opts = self._return_opts()
+        opts, partial = self._return_opts()
         self.sp()
         self.expect(0x28)
         criteria: list[c.SortCriterion] = []
@@ -1206,7 +1227,7 @@ class _Reader:
         self.sp()
         charset, keys = self.search_program(True)
         assert charset is not None
-        return c.Sort(tag, uid, tuple(criteria), charset, keys, opts)
+        return c.Sort(tag, uid, tuple(criteria), charset, keys, opts, partial)
 
     def cmd_thread(self, tag: str, uid: bool = False) -> c.Command:
         self.sp()
@@ -1297,6 +1318,15 @@ class _Reader:
     def cmd_move(self, tag: str, uid: bool = False) -> c.Command:
         return self._copy(tag, uid, c.Move)
 
+    def cmd_cancelupdate(self, tag: str) -> c.Command:
+        tags: list[str] = []
+        while not tags or self.peek() == 0x20:
+            self.sp()
+            if self.peek() != 0x22:
+                raise self.error("Expected quoted tag")
+            tags.append(self.quoted().decode("utf-8", "replace"))
+        return c.CancelUpdate(tag, tuple(tags))
+
     def cmd_uid_expunge(self, tag: str, uid: bool = True) -> c.Command:
         self.sp()
         return c.Expunge(tag, True, self.seqset())
@@ -1339,6 +1369,7 @@ _COMMANDS: dict[str, Callable[[_Reader, str], c.Command]] = {
     "THREAD": _Reader.cmd_thread,
     "COPY": _Reader.cmd_copy,
     "MOVE": _Reader.cmd_move,
+    "CANCELUPDATE": _Reader.cmd_cancelupdate,
 }
 
 _UID_COMMANDS: dict[str, Callable[[_Reader, str, bool], c.Command]] = {
