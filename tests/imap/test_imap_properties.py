@@ -22,6 +22,7 @@ COMMAND_LINES = {
     c.Store: "UID STORE 1:* +FLAGS (\\Seen)", c.Copy: "UID COPY 1:* Trash",
     c.Move: "UID MOVE 1:* Trash", c.Sort: "SORT (DATE) UTF-8 ALL",
     c.Thread: "THREAD REFERENCES UTF-8 ALL", c.Unselect: "UNSELECT", c.Close: "CLOSE",
+    c.CancelUpdate: "CANCELUPDATE \"t\"",
 }
 
 
