@@ -60,6 +60,11 @@ class StartTLS:
 
 
 @dataclass(frozen=True, slots=True)
+class StartCompress:
+    """RFC 4978: from the next byte on, DEFLATE what is written and inflate what is read."""
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnect:
     """Close the connection after writing what came before."""
 
@@ -98,7 +103,7 @@ class Offload:
         return self._value
 
 
-Effect = Union[CheckPassword, StartTLS, Disconnect, Offload]
+Effect = Union[CheckPassword, StartTLS, Disconnect, Offload, StartCompress]
 Output = Union[bytes, Effect]
 Handler = Callable[["Session", Any], Generator[Any, None, "r.Tagged | None"]]
 
@@ -132,6 +137,7 @@ class Session:
         self.sasl_tag: str | None = None
         self.saved: ResolvedSet | None = None  # SEARCHRES result, as UIDs (RFC 5182)
         self.client_id: tuple[tuple[str, str | None], ...] | None = None
+        self.compressed = False  # COMPRESS=DEFLATE is on (RFC 4978)
 
     def _new_parser(self) -> CommandParser:
         # before login a non-synchronising literal may not be larger than a synchronising
@@ -161,7 +167,8 @@ class Session:
             "ESEARCH", "SEARCHRES", "WITHIN", "SORT", "THREAD=REFERENCES",
             "THREAD=ORDEREDSUBJECT", "CONDSTORE", "QRESYNC", "OBJECTID",
         ]
-        caps += ["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL", "SORT=DISPLAY"]
+        caps += ["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL", "SORT=DISPLAY",
+                 "COMPRESS=DEFLATE"]
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
         return caps

@@ -45,4 +45,5 @@ HANDLERS: dict[type[c.Command], Any] = {
     c.Sort: search.sort,
     c.Thread: search.thread,
     c.CancelUpdate: search.cancelupdate,
+    c.Compress: basic.compress,
 }

@@ -396,6 +396,14 @@ class Sort(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """RFC 4978 §3 ``COMPRESS mechanism``."""
+
+    tag: str
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
 class CancelUpdate(Command):
     """RFC 5267 §4.3.5 ``CANCELUPDATE 1*(SP quoted)``: the tags of updating contexts."""
 

@@ -211,6 +211,14 @@ class CommandParser:
         """Buffer bytes from the client; call ``next_event`` until it returns None."""
         self._buf += data
 
+    def take_buffered(self) -> bytes:
+        """Remove and return the octets received but not yet consumed (COMPRESS: they are
+        DEFLATE data the protocol must inflate first)."""
+        data = bytes(self._buf[self._pos:])
+        del self._buf[:]
+        self._pos = 0
+        return data
+
     def expect_line(self) -> None:
         """The next line is a raw SASL response: ``next_event`` returns RawLine."""
         self._set_raw("line")
@@ -1318,6 +1326,10 @@ class _Reader:
     def cmd_move(self, tag: str, uid: bool = False) -> c.Command:
         return self._copy(tag, uid, c.Move)
 
+    def cmd_compress(self, tag: str) -> c.Command:
+        self.sp()
+        return c.Compress(tag, self.keyword())
+
     def cmd_cancelupdate(self, tag: str) -> c.Command:
         tags: list[str] = []
         while not tags or self.peek() == 0x20:
@@ -1370,6 +1382,7 @@ _COMMANDS: dict[str, Callable[[_Reader, str], c.Command]] = {
     "COPY": _Reader.cmd_copy,
     "MOVE": _Reader.cmd_move,
     "CANCELUPDATE": _Reader.cmd_cancelupdate,
+    "COMPRESS": _Reader.cmd_compress,
 }
 
 _UID_COMMANDS: dict[str, Callable[[_Reader, str, bool], c.Command]] = {
