@@ -22,7 +22,7 @@ COMMAND_LINES = {
     c.Store: "UID STORE 1:* +FLAGS (\\Seen)", c.Copy: "UID COPY 1:* Trash",
     c.Move: "UID MOVE 1:* Trash", c.Sort: "SORT (DATE) UTF-8 ALL",
     c.Thread: "THREAD REFERENCES UTF-8 ALL", c.Unselect: "UNSELECT", c.Close: "CLOSE",
-    c.CancelUpdate: "CANCELUPDATE \"t\"",
+    c.CancelUpdate: "CANCELUPDATE \"t\"", c.Compress: "COMPRESS DEFLATE",
 }
 
 
@@ -43,6 +43,8 @@ def test_every_state_command_pair(store, account) -> None:
             assert status, (cmd_type, state, out)
             if not legal(_dummy(cmd_type), state):
                 assert status.group(1) == "BAD", (cmd_type, state, out)
+            elif cmd_type is c.CancelUpdate:  # no context "t": BAD, as Dovecot (RFC 5267 §4.3.5)
+                assert "t BAD No updating context with tag t" in out, out
             else:
                 assert status.group(1) in ("OK", "NO"), (cmd_type, state, out)
 
