@@ -257,3 +257,26 @@ def test_sort_display_uses_names_and_group_names(store: Any, account: int) -> No
     out = cl.ok("e SORT (REVERSE DISPLAYFROM) UTF-8 ALL")
     assert "* SORT 3 1 4 2" in lines(out)
     assert re.search(r"^e OK", out, re.M)
+
+
+# -- UID FETCH (PARTIAL) (RFC 9394 §3.3) -------------------------------------------------
+
+
+def test_uid_fetch_partial(store: Any, account: int) -> None:
+    cl = _selected(store, account)
+    out = cl.ok("f1 UID FETCH 2:* (FLAGS) (PARTIAL -1:-2)")
+    assert [ln.split(" (")[0] for ln in lines(out)[:-1]] == ["* 4 FETCH", "* 5 FETCH"]
+    out = cl.ok("f2 UID FETCH 1:* (FLAGS) (PARTIAL 2:3)")
+    assert [ln.split(" (")[0] for ln in lines(out)[:-1]] == ["* 2 FETCH", "* 3 FETCH"]
+    out = cl.ok("f3 UID FETCH 1:* (FLAGS) (PARTIAL 9:10)")
+    assert lines(out) == ["f3 OK FETCH completed"]
+    cl.ok("s UID STORE 1,5 +FLAGS.SILENT (\\Flagged)")
+    with store.read(account) as v:
+        ms = int(v.mailbox(v.mailbox_by_path(["INBOX"]))["hms"]) - 1
+    # the last three first (3, 4, 5), then only those changed since: 5
+    out = cl.ok(f"f4 UID FETCH 1:* (FLAGS) (PARTIAL -1:-3 CHANGEDSINCE {ms})")
+    assert [ln.split(" (")[0] for ln in lines(out) if "FETCH (" in ln] == ["* 5 FETCH"]
+    for i, bad in enumerate(["FETCH 1:* (FLAGS) (PARTIAL 1:2)", "UID FETCH 1:* FLAGS (PARTIAL 1)",
+                             "UID FETCH 1:* FLAGS (PARTIAL 1:2 PARTIAL 1:2)"]):
+        out = cl.cmd(f"b{i} {bad}")
+        assert lines(out)[0].startswith(f"b{i} BAD") and len(lines(out)) == 1, out

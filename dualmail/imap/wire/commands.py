@@ -134,6 +134,7 @@ class FetchModifiers:
 
     changed_since: int | None = None
     vanished: bool = False
+    partial: tuple[int, int] | None = None  # RFC 9394 §3.3 (UID FETCH only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1024,6 +1024,7 @@ class _Reader:
                 atts.append(self.fetch_att())
         changed: int | None = None
         vanished = False
+        partial: tuple[int, int] | None = None
         if self.take(0x20):
             self.expect(0x28)
             while True:
@@ -1033,6 +1034,9 @@ class _Reader:
                     changed = self.modseq()
                 elif mod == "VANISHED":
                     vanished = True
+                elif mod == "PARTIAL" and partial is None:
+                    self.sp()
+                    partial = self.partial_range()
                 else:
                     raise _Syntax(f"Unknown FETCH modifier {mod}")
                 if self.take(0x29):
@@ -1040,7 +1044,9 @@ class _Reader:
                 self.sp()
             if vanished and (changed is None or not uid):
                 raise _Syntax("VANISHED needs UID FETCH with CHANGEDSINCE")
-        return c.Fetch(tag, uid, seqs, tuple(atts), c.FetchModifiers(changed, vanished))
+            if partial is not None and not uid:
+                raise _Syntax("PARTIAL needs UID FETCH")  # RFC 9394 §3.3
+        return c.Fetch(tag, uid, seqs, tuple(atts), c.FetchModifiers(changed, vanished, partial))
 
     def fetch_att(self) -> c.FetchAtt:
         start = self.pos
