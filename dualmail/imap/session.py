@@ -168,7 +168,7 @@ class Session:
             "THREAD=ORDEREDSUBJECT", "CONDSTORE", "QRESYNC", "OBJECTID",
         ]
         caps += ["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL", "SORT=DISPLAY",
-                 "COMPRESS=DEFLATE"]
+                 "COMPRESS=DEFLATE", "I18NLEVEL=1"]
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
         return caps

@@ -280,3 +280,18 @@ def test_uid_fetch_partial(store: Any, account: int) -> None:
                              "UID FETCH 1:* FLAGS (PARTIAL 1:2 PARTIAL 1:2)"]):
         out = cl.cmd(f"b{i} {bad}")
         assert lines(out)[0].startswith(f"b{i} BAD") and len(lines(out)) == 1, out
+
+
+# -- I18NLEVEL=1 (RFC 5255 §4.4: i;unicode-casemap, RFC 5051) ----------------------------
+
+
+def test_i18nlevel1_search_is_unicode_casemap(store: Any, account: int) -> None:
+    for subj in ("=?utf-8?q?Stra=C3=9Fe?=", "=?utf-8?q?CAF=C3=89?=", "plain"):
+        deliver(store, account, raw=f"From: a@b.c\r\nSubject: {subj}\r\n\r\nx\r\n".encode())
+    cl = Client(store)
+    cl.login()
+    assert " I18NLEVEL=1" in cl.ok("c CAPABILITY")
+    cl.ok("s SELECT INBOX")
+    assert "* SEARCH 1" in lines(cl.ok("a SEARCH CHARSET UTF-8 SUBJECT STRASSE"))
+    out = cl.send(b"b SEARCH CHARSET UTF-8 SUBJECT {2+}\r\n\xc3\xa9\r\n")
+    assert "* SEARCH 2" in lines(out)  # é matches É (and the decomposed forms)
