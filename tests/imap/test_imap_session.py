@@ -56,7 +56,7 @@ def test_greeting_and_capability(store, account) -> None:
                 "CHILDREN", "UNSELECT", "STATUS=SIZE", "ID", "ENABLE", "LITERAL+",
                 "CONDSTORE", "QRESYNC", "OBJECTID"):
         assert cap in out, cap
-    assert "NOTIFY" not in out and "ESORT" not in out  # advertise exactly what is implemented
+    assert "NOTIFY" not in out and "UIDONLY" not in out  # advertise exactly what is implemented
 
 
 def test_commands_need_login(store, account, unchanged) -> None:

@@ -176,6 +176,19 @@ def _answer(s: Session, cmd: c.Search | c.Sort, ordered: list[tuple[int, int]],
     )
 
 
+def _run(s: Session, cmd: c.Search | c.Sort, work: Any) -> Generator[Any, None, Any]:
+    """``work`` as an Offload; its result.  A failed SEARCH/SORT ... RETURN (SAVE) empties
+    ``$`` (RFC 5182 §2.1)."""
+    try:
+        job = Offload(work)
+        yield job
+        return job.result()
+    except (ImapNo, ImapBad):
+        if cmd.return_opts and "SAVE" in cmd.return_opts:
+            s.saved = ResolvedSet()
+        raise
+
+
 def search(s: Session, cmd: c.Search) -> Gen:
     sel = s.selected
     assert sel is not None and s.account is not None
@@ -195,14 +208,7 @@ def search(s: Session, cmd: c.Search) -> Gen:
                 modseq = None
         return found, cond, with_modseq, modseq
 
-    try:
-        job = Offload(work)
-        yield job
-        found, cond, with_modseq, modseq = job.result()
-    except (ImapNo, ImapBad):
-        if opts and "SAVE" in opts:
-            s.saved = ResolvedSet()  # RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) empties $
-        raise
+    found, cond, with_modseq, modseq = yield from _run(s, cmd, work)
     if with_modseq:
         yield from s.enable_condstore()
     if opts is None and not s.rev2:
@@ -237,14 +243,7 @@ def sort(s: Session, cmd: c.Sort) -> Gen:
                           else _esearch_modseq(view, sel, ordered, want - {"SAVE", "UPDATE"}))
         return ordered, cond, with_modseq, modseq
 
-    try:
-        job = Offload(work)
-        yield job
-        ordered, cond, with_modseq, modseq = job.result()
-    except (ImapNo, ImapBad):
-        if cmd.return_opts and "SAVE" in cmd.return_opts:
-            s.saved = ResolvedSet()
-        raise
+    ordered, cond, with_modseq, modseq = yield from _run(s, cmd, work)
     if with_modseq:
         yield from s.enable_condstore()
     if cmd.return_opts is None:
