@@ -33,6 +33,9 @@ from dualmail.imap.session import (CheckPassword, Disconnect, Offload, Session, 
 #: what one inflate step may produce before the parser sees it (a small deflate stream can
 #: expand a thousandfold; the parser's line and literal limits then apply as to plain input)
 _INFLATE_CHUNK = 64 * 1024
+#: seconds between ``* OK [INPROGRESS ("tag" NIL NIL)]`` while a command's work runs on a
+#: worker thread (RFC 9585 §3: the counts are unknown, so NIL)
+INPROGRESS_INTERVAL = 5.0
 from dualmail.imap.states import State
 from dualmail.store.credentials import CredentialCache
 
@@ -246,9 +249,12 @@ class IMAPServerProtocol(Protocol):
         it, every other one goes on; the command's generator resumes with the result."""
         self._waiting = True
         inline = True  # still inside this call: a clock without threads ran it at once
+        ticker = self._progress(job.tag) if job.tag else None
 
         def done(_ignored: Any) -> None:
             self._waiting = False
+            if ticker is not None and ticker.running:
+                ticker.stop()
             if inline or self._closing or self.session is None:
                 return  # (inline: the loop in _pump that carried it out goes on)
             self._reset_timer()
@@ -260,6 +266,21 @@ class IMAPServerProtocol(Protocol):
 
         self.factory.offload(job.run).addCallbacks(done, failed)
         inline = False
+
+    def _progress(self, tag: str) -> Any:
+        """RFC 9585: tell the client every INPROGRESS_INTERVAL that ``tag`` still runs."""
+        from dualmail.imap.wire import responses as r
+
+        code = r.code("INPROGRESS", r.Raw(b"(" + r.string(tag) + b" NIL NIL)"))
+
+        def tick() -> None:
+            if not self._closing and self.session is not None:
+                self._write(self.session.encode(r.UntaggedStatus("OK", "Still working", code)))
+
+        ticker = task.LoopingCall(tick)
+        ticker.clock = self.factory.reactor
+        ticker.start(INPROGRESS_INTERVAL, now=False)
+        return ticker
 
     def _start_tls(self) -> None:
         ctx = self.factory.tls_context

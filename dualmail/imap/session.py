@@ -78,10 +78,11 @@ class Offload:
     Long SEARCH, SORT and THREAD work goes this way (issue 10: a 7.4k-message THREAD held
     every other client for ~0.9 s)."""
 
-    __slots__ = ("work", "_done", "_value", "_error")
+    __slots__ = ("work", "tag", "_done", "_value", "_error")
 
-    def __init__(self, work: Callable[[], Any]) -> None:
+    def __init__(self, work: Callable[[], Any], tag: str | None = None) -> None:
         self.work = work
+        self.tag = tag  # the command's: progress responses name it (RFC 9585)
         self._done = False
         self._value: Any = None
         self._error: BaseException | None = None

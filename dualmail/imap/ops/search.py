@@ -180,7 +180,7 @@ def _run(s: Session, cmd: c.Search | c.Sort, work: Any) -> Generator[Any, None, 
     """``work`` as an Offload; its result.  A failed SEARCH/SORT ... RETURN (SAVE) empties
     ``$`` (RFC 5182 §2.1)."""
     try:
-        job = Offload(work)
+        job = Offload(work, cmd.tag)
         yield job
         return job.result()
     except (ImapNo, ImapBad):
@@ -287,7 +287,7 @@ def thread(s: Session, cmd: c.Thread) -> Gen:
             roots = thread_messages(view, engine.MailboxScope(sel.mailbox), found, algorithm)
         return r.thread([node(n) for n in roots])
 
-    job = Offload(work)
+    job = Offload(work, cmd.tag)
     yield job
     yield job.result()
     return r.Tagged(cmd.tag, "OK", "THREAD completed")
