@@ -295,3 +295,27 @@ def test_i18nlevel1_search_is_unicode_casemap(store: Any, account: int) -> None:
     assert "* SEARCH 1" in lines(cl.ok("a SEARCH CHARSET UTF-8 SUBJECT STRASSE"))
     out = cl.send(b"b SEARCH CHARSET UTF-8 SUBJECT {2+}\r\n\xc3\xa9\r\n")
     assert "* SEARCH 2" in lines(out)  # é matches É (and the decomposed forms)
+
+
+_OPTS = ["MIN", "MAX", "ALL", "COUNT", "SAVE", "UPDATE", "CONTEXT", "PARTIAL 1:10", "PARTIAL -1:-5"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_OPTS), max_size=6), st.booleans())
+def test_return_options_parse(opts: list[str], sort: bool) -> None:
+    """RFC 4731 §3.1 / RFC 5267 §4 / RFC 9394 §3.1: any order; no option twice; PARTIAL
+    and ALL never together -- else BAD."""
+    names = [o.split()[0] for o in opts]
+    ok = len(set(names)) == len(names) and not {"ALL", "PARTIAL"} <= set(names)
+    line = (f"t SORT RETURN ({' '.join(opts)}) (DATE) UTF-8 ALL" if sort
+            else f"t UID SEARCH RETURN ({' '.join(opts)}) ALL")
+    p = CommandParser()
+    p.feed(line.encode() + b"\r\n")
+    ev = p.next_event()
+    if not ok:
+        assert isinstance(ev, ParseError) and ev.tag == "t"
+        return
+    assert isinstance(ev, c.Sort if sort else c.Search), ev
+    assert ev.return_opts == tuple(names)
+    part = next((o for o in opts if o.startswith("PARTIAL")), None)
+    assert ev.partial == (None if part is None else ((1, 10) if "1:10" in part else (-1, -5)))
