@@ -114,7 +114,7 @@ class IMAPServerProtocol(Protocol):
             try:
                 self._feed_inflated(data)
             except zlib.error:
-                self.log.info("IMAP {peer}: bad DEFLATE data; closing", peer=self.peer)
+                self.log.info("IMAP {peer}: bad or oversized DEFLATE data; closing", peer=self.peer)
                 self._abort()
                 return
         else:
@@ -129,11 +129,17 @@ class IMAPServerProtocol(Protocol):
             self.transport.pauseProducing()
 
     def _feed_inflated(self, data: bytes) -> None:
+        """Inflate in bounded steps; more unparsed input than a literal at APPENDLIMIT
+        plus the pipelining allowance is a bomb, not a client: raises zlib.error."""
         assert self.session is not None
+        cfg = self.factory.config
+        cap = cfg.appendlimit + cfg.max_buffered_input + cfg.max_line
         out = self._inflate.decompress(data, _INFLATE_CHUNK)
         while True:
             if out:
                 self.session.feed(out)
+                if self.session.parser.buffered > cap:
+                    raise zlib.error("inflated input over the limit")
             tail = self._inflate.unconsumed_tail
             if not tail:
                 return

@@ -44,3 +44,36 @@ def _session(port: int) -> None:
 async def test_compress_deflate_over_the_listener(tmp_path) -> None:
     async with running(tmp_path) as srv:
         await deferToThread(_session, srv.imap_port)
+
+
+def _bomb(port: int) -> bytes:
+    import zlib
+
+    cl = DeflateClient(port)
+    try:
+        cl.command("b", f"LOGIN {USER} {PASSWORD}")
+        assert cl.command("d", "COMPRESS DEFLATE").startswith(b"d OK")
+        cl.start_compress()
+        z = cl.deflate
+        assert z is not None
+        # a line that never ends: ~60 MB inflated from well under 100 KB on the wire
+        cl.sock.sendall(z.compress(b"x NOOP ") + z.flush(zlib.Z_SYNC_FLUSH))
+        chunk = z.compress(b"a" * (1 << 20)) + z.flush(zlib.Z_SYNC_FLUSH)
+        try:
+            for _ in range(60):
+                cl.sock.sendall(chunk)
+            while True:  # the server answers TOOBIG or closes; reads are bounded
+                cl._recv()
+        except (ConnectionError, OSError):
+            return cl.buf
+    finally:
+        cl.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_compressed_flood_is_refused(tmp_path) -> None:
+    """A small DEFLATE stream inflating past the line limit gets BAD [TOOBIG] and a close,
+    like plain input (no unbounded inflation in memory)."""
+    async with running(tmp_path) as srv:
+        out = await deferToThread(_bomb, srv.imap_port)
+        assert b"BAD [TOOBIG]" in out, out[:200]
