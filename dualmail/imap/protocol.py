@@ -15,6 +15,7 @@ and answered by the session with NO [SERVERBUG]; the connection survives.
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -26,7 +27,15 @@ from zope.interface import implementer  # type: ignore[import-untyped]
 
 from dualmail import __version__
 from dualmail.imap.config import ImapConfig
-from dualmail.imap.session import CheckPassword, Disconnect, Offload, Session, StartTLS
+from dualmail.imap.session import (CheckPassword, Disconnect, Offload, Session, StartCompress,
+                                   StartTLS)
+
+#: what one inflate step may produce before the parser sees it (a small deflate stream can
+#: expand a thousandfold; the parser's line and literal limits then apply as to plain input)
+_INFLATE_CHUNK = 64 * 1024
+#: seconds between ``* OK [INPROGRESS ("tag" NIL NIL)]`` while a command's work runs on a
+#: worker thread (RFC 9585 §3: the counts are unknown, so NIL)
+INPROGRESS_INTERVAL = 5.0
 from dualmail.imap.states import State
 from dualmail.store.credentials import CredentialCache
 
@@ -57,6 +66,8 @@ class IMAPServerProtocol(Protocol):
         self._push_scheduled = False
         self._reading_paused = False
         self.peer = ""
+        self._deflate: Any = None  # COMPRESS=DEFLATE (RFC 4978): zlib streams once active
+        self._inflate: Any = None
 
     # -- connection ---------------------------------------------------------------
 
@@ -99,7 +110,15 @@ class IMAPServerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._closing or self.session is None:
             return
-        self.session.feed(data)
+        if self._inflate is not None:
+            try:
+                self._feed_inflated(data)
+            except zlib.error:
+                self.log.info("IMAP {peer}: bad or oversized DEFLATE data; closing", peer=self.peer)
+                self._abort()
+                return
+        else:
+            self.session.feed(data)
         self._reset_timer()
         self._pump()
         blocked = self._paused or self._waiting or self._current is not None
@@ -108,6 +127,28 @@ class IMAPServerProtocol(Protocol):
             # a client pipelining faster than we answer: stop reading until we catch up
             self._reading_paused = True
             self.transport.pauseProducing()
+
+    def _feed_inflated(self, data: bytes) -> None:
+        """Inflate in bounded steps; more unparsed input than a literal at APPENDLIMIT
+        plus the pipelining allowance is a bomb, not a client: raises zlib.error."""
+        assert self.session is not None
+        cfg = self.factory.config
+        cap = cfg.appendlimit + cfg.max_buffered_input + cfg.max_line
+        out = self._inflate.decompress(data, _INFLATE_CHUNK)
+        while True:
+            if out:
+                self.session.feed(out)
+                if self.session.parser.buffered > cap:
+                    raise zlib.error("inflated input over the limit")
+            tail = self._inflate.unconsumed_tail
+            if not tail:
+                return
+            out = self._inflate.decompress(tail, _INFLATE_CHUNK)
+
+    def _write(self, data: bytes) -> None:
+        if self._deflate is not None:  # RFC 4978 §4: a sync flush after each write
+            data = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        self.transport.write(data)
 
     # -- producing output -------------------------------------------------------------
 
@@ -155,13 +196,20 @@ class IMAPServerProtocol(Protocol):
 
     def _carry_out(self, item: Any) -> None:
         if isinstance(item, bytes):
-            self.transport.write(item)
+            self._write(item)
         elif isinstance(item, CheckPassword):
             self._check_password(item)
         elif isinstance(item, StartTLS):
             self._start_tls()
         elif isinstance(item, Offload):
             self._offload(item)
+        elif isinstance(item, StartCompress):
+            # raw DEFLATE both ways from the byte after the tagged OK (RFC 4978 §3)
+            self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+            self._inflate = zlib.decompressobj(-15)
+            left = self.session.parser.take_buffered() if self.session is not None else b""
+            if left:  # the client sent compressed bytes behind COMPRESS at once
+                self._feed_inflated(left)
         elif isinstance(item, Disconnect):
             self._closing = True
             self._current = None
@@ -209,9 +257,12 @@ class IMAPServerProtocol(Protocol):
         it, every other one goes on; the command's generator resumes with the result."""
         self._waiting = True
         inline = True  # still inside this call: a clock without threads ran it at once
+        ticker = self._progress(job.tag) if job.tag else None
 
         def done(_ignored: Any) -> None:
             self._waiting = False
+            if ticker is not None and ticker.running:
+                ticker.stop()
             if inline or self._closing or self.session is None:
                 return  # (inline: the loop in _pump that carried it out goes on)
             self._reset_timer()
@@ -223,6 +274,21 @@ class IMAPServerProtocol(Protocol):
 
         self.factory.offload(job.run).addCallbacks(done, failed)
         inline = False
+
+    def _progress(self, tag: str) -> Any:
+        """RFC 9585: tell the client every INPROGRESS_INTERVAL that ``tag`` still runs."""
+        from dualmail.imap.wire import responses as r
+
+        code = r.code("INPROGRESS", r.Raw(b"(" + r.string(tag) + b" NIL NIL)"))
+
+        def tick() -> None:
+            if not self._closing and self.session is not None:
+                self._write(self.session.encode(r.UntaggedStatus("OK", "Still working", code)))
+
+        ticker = task.LoopingCall(tick)
+        ticker.clock = self.factory.reactor
+        ticker.start(INPROGRESS_INTERVAL, now=False)
+        return ticker
 
     def _start_tls(self) -> None:
         ctx = self.factory.tls_context

@@ -68,6 +68,11 @@ class SelectedMailbox:
         self.keywords: set[str] = set()
         self._new_keywords = False
         self.spell: Spellings | None = None  # the account's keyword spellings (select.py)
+        # RFC 5267 §4.3 updating search contexts (contexts.py), by tag, and the UIDs whose
+        # flags changed or that arrived since they were last matched (kept only while
+        # there are contexts)
+        self.contexts: dict[str, Any] = {}
+        self.touched: set[int] = set()
 
     # -- the map ----------------------------------------------------------------
 
@@ -150,10 +155,18 @@ class SelectedMailbox:
             for u, _ms in view.changed_since(self.mailbox, self.seen):
                 if u <= known_top and u not in self.gone:
                     self.pending_flags.add(u)
+                    self.touch((u,))
             self.seen = hms
         if int(rec["uidnext"]) > known_top + 1:
             for u, _e in view.uid_items(self.mailbox, known_top + 1):
                 self.pending_new.append(u)
+                self.touch((u,))
+
+    def touch(self, uids: Any) -> None:
+        """These messages changed (also by this session): match them again against the
+        updating search contexts."""
+        if self.contexts:
+            self.touched.update(uids)
 
     def own_write(self, hms_before: int, modseq: int | None) -> None:
         """This session committed ``modseq`` on top of ``hms_before``; if nothing else

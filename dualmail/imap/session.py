@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Union
 
 from twisted.logger import Logger
 
+from dualmail.imap import contexts
 from dualmail.imap import errors as ie
 from dualmail.imap.config import ImapConfig
 from dualmail.imap.selected import MailboxGoneError, SelectedMailbox
@@ -62,6 +63,11 @@ class StartTLS:
 
 
 @dataclass(frozen=True, slots=True)
+class StartCompress:
+    """RFC 4978: from the next byte on, DEFLATE what is written and inflate what is read."""
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnect:
     """Close the connection after writing what came before."""
 
@@ -75,10 +81,11 @@ class Offload:
     Long SEARCH, SORT and THREAD work goes this way (issue 10: a 7.4k-message THREAD held
     every other client for ~0.9 s)."""
 
-    __slots__ = ("work", "_done", "_value", "_error")
+    __slots__ = ("work", "tag", "_done", "_value", "_error")
 
-    def __init__(self, work: Callable[[], Any]) -> None:
+    def __init__(self, work: Callable[[], Any], tag: str | None = None) -> None:
         self.work = work
+        self.tag = tag  # the command's: progress responses name it (RFC 9585)
         self._done = False
         self._value: Any = None
         self._error: BaseException | None = None
@@ -100,7 +107,7 @@ class Offload:
         return self._value
 
 
-Effect = Union[CheckPassword, StartTLS, Disconnect, Offload]
+Effect = Union[CheckPassword, StartTLS, Disconnect, Offload, StartCompress]
 Output = Union[bytes, Effect]
 Handler = Callable[["Session", Any], Generator[Any, None, "r.Tagged | None"]]
 
@@ -136,6 +143,7 @@ class Session:
         self.client_id: tuple[tuple[str, str | None], ...] | None = None
         self.notify: NotifyState | None = None  # RFC 5465 NOTIFY SET registration
         self._running = False  # a command's handler is running: its commits are its own
+        self.compressed = False  # COMPRESS=DEFLATE is on (RFC 4978)
 
     def _new_parser(self) -> CommandParser:
         # before login a non-synchronising literal may not be larger than a synchronising
@@ -177,6 +185,8 @@ class Session:
             "THREAD=ORDEREDSUBJECT", "CONDSTORE", "QRESYNC", "OBJECTID",
         ]
         caps += ["QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE"]  # RFC 9208
+        caps += ["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL", "SORT=DISPLAY",
+                 "COMPRESS=DEFLATE", "I18NLEVEL=1"]
         if self.config.jmap_url:
             caps.append("JMAPACCESS")
         caps += ["METADATA", "METADATA-SERVER", "NOTIFY"]  # RFC 5464, RFC 5465
@@ -396,16 +406,18 @@ class Session:
         assert sel is not None and self.account is not None
         with self.store.read(self.account) as view:
             sel.absorb(view)
-        if not sel.has_pending():
+        if not sel.has_pending() and not sel.touched:
             sel.settle()
             return
         first = self._claim_recent() if sel.pending_new and not self.rev2 else None
         arrived = list(sel.pending_new) if self.notify is not None and self.notify.fetch_atts else []
         with self.store.read(self.account) as view:
-            out = sel.emit(view, allow_expunge=allow_expunge, rev2=self.rev2, recent_first=first,
-                           announce_hms=not self.hms_on_tagged)
-            if arrived:
+            out = contexts.before_emit(sel, allow_expunge)  # RFC 5267 §4.3.4: before EXPUNGE
+            out += sel.emit(view, allow_expunge=allow_expunge, rev2=self.rev2, recent_first=first,
+                            announce_hms=not self.hms_on_tagged)
+            if arrived:  # RFC 5465 §7: the NOTIFY FETCH before any ESEARCH ADDTO
                 out += self._message_new(view, arrived)
+            out += contexts.after_emit(sel, view)
         for resp in out:
             yield self.encode(resp)
 

@@ -69,6 +69,8 @@ LEGAL: dict[type[c.Command], frozenset[State]] = {
     c.Unselect: frozenset({_S}),
     c.Expunge: frozenset({_S}),
     c.Search: frozenset({_S}),
+    c.CancelUpdate: frozenset({_S}),
+    c.Compress: frozenset({_A, _S}),
     c.Fetch: frozenset({_S}),
     c.Store: frozenset({_S}),
     c.Copy: frozenset({_S}),

@@ -393,6 +393,9 @@ class _Engine:
         if name in ("displayfrom", "displayto"):
             which = name[len("display"):]
             return lambda d: sort_key(_display(self.srch(d)["a"].get(which, ["", ""])))
+        if name in ("groupdisplayfrom", "groupdisplayto"):
+            which = name[len("groupdisplay"):]
+            return lambda d: sort_key(_group_display(self.srch(d), which))
         k = (key.keyword or "").lower()
         if name == "hasKeyword":
             return lambda d: k in d.rec["kw"]
@@ -473,6 +476,17 @@ def _display(addr: list[str]) -> str:
     """RFC 5957 display name, else the address (also JMAP from/to, RFC 8621 §4.4.2)."""
     name = (addr[0] or "").strip()
     return name if name else (addr[1] or "")
+
+
+def _group_display(s: dict[str, Any], which: str) -> str:
+    """RFC 5957 §3.1 display-from/to where the first address may be a group: the group's
+    display name (the field's text is parsed only when it can hold a group)."""
+    raw = s["h"].get(which, "")
+    if ";" in raw:
+        items = parse_address_list(raw.split("\n", 1)[0])
+        if items and isinstance(items[0], Group):
+            return items[0].name
+    return _display(s["a"].get(which, ["", ""]))
 
 
 _CHEAP = (Keyword, Deleted, Recent, Received, Size, UidIn, InMailbox, InMailboxOtherThan, ModSeq,

@@ -232,9 +232,12 @@ class Context:
 #: field in UTC, INTERNALDATE when absent) for IMAP DATE and JMAP sentAt; from/to/cc:
 #: RFC 5256 addr-mailbox of the first address; displayfrom/displayto: display name, else
 #: the address (RFC 5957; also JMAP from/to, RFC 8621 §4.4.2); subject: base subject;
-#: size; hasKeyword, allInThreadHaveKeyword, someInThreadHaveKeyword (with keyword).
+#: size; hasKeyword, allInThreadHaveKeyword, someInThreadHaveKeyword (with keyword);
+#: groupdisplayfrom/groupdisplayto: IMAP SORT=DISPLAY, where a leading group sorts by
+#: its display name (RFC 5957 §3.1, as Dovecot; JMAP flattens groups, RFC 8621 §4.1.2.3).
 SORT_NAMES = frozenset({"received", "date", "size", "from", "to", "cc", "displayfrom", "displayto",
-                        "subject", "hasKeyword", "allInThreadHaveKeyword", "someInThreadHaveKeyword"})
+                        "subject", "hasKeyword", "allInThreadHaveKeyword", "someInThreadHaveKeyword",
+                        "groupdisplayfrom", "groupdisplayto"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +252,8 @@ class SortKey:
 
 
 IMAP_SORT = {"ARRIVAL": "received", "CC": "cc", "DATE": "date", "FROM": "from", "SIZE": "size",
-             "SUBJECT": "subject", "TO": "to", "DISPLAYFROM": "displayfrom", "DISPLAYTO": "displayto"}
+             "SUBJECT": "subject", "TO": "to", "DISPLAYFROM": "groupdisplayfrom",
+             "DISPLAYTO": "groupdisplayto"}
 JMAP_SORT = {"receivedAt": "received", "sentAt": "date", "size": "size", "from": "displayfrom",
              "to": "displayto", "subject": "subject", "hasKeyword": "hasKeyword",
              "allInThreadHaveKeyword": "allInThreadHaveKeyword",

@@ -27,6 +27,7 @@ COMMAND_LINES = {
     c.GenUrlAuth: 'GENURLAUTH "imap://u@h/INBOX/;uid=1;urlauth=anonymous" INTERNAL',
     c.ResetKey: "RESETKEY", c.UrlFetch: 'URLFETCH "imap://u@h/INBOX/;uid=1"',
     c.Replace: 'UID REPLACE 1 INBOX CATENATE (URL "/INBOX/;uid=1")', c.Unauthenticate: "UNAUTHENTICATE",
+    c.CancelUpdate: "CANCELUPDATE \"t\"", c.Compress: "COMPRESS DEFLATE",
 }
 COMMAND_LINES.update({c.GetQuota: 'GETQUOTA ""', c.GetQuotaRoot: "GETQUOTAROOT INBOX",
                       c.SetQuota: 'SETQUOTA "" (STORAGE 1)'})
@@ -49,6 +50,8 @@ def test_every_state_command_pair(store, account) -> None:
             assert status, (cmd_type, state, out)
             if not legal(_dummy(cmd_type), state):
                 assert status.group(1) == "BAD", (cmd_type, state, out)
+            elif cmd_type is c.CancelUpdate:  # no context "t": BAD, as Dovecot (RFC 5267 §4.3.5)
+                assert "t BAD No updating context with tag t" in out, out
             else:
                 assert status.group(1) in ("OK", "NO"), (cmd_type, state, out)
 

@@ -86,3 +86,40 @@ async def test_too_much_data_is_refused_at_once_and_closed(tmp_path, send, login
     async with running(tmp_path) as srv:
         out = await deferToThread(_raw, srv.imap_port, send, login)
         assert out.split(b"\r\n")[:2] == [first, b"* BYE Too much data sent; closing the connection"], out
+
+
+def _inprogress(port: int, gate: Gate) -> tuple[bytes, bytes]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(f"l LOGIN {USER} {PASSWORD}\r\nm SELECT INBOX\r\n".encode())
+        while not f.readline().startswith(b"m "):
+            pass
+        s.sendall(b"x UID SEARCH ALL\r\n")
+        first = f.readline()  # bounded by the socket timeout
+        gate.release()
+        rest = b""
+        while not rest.endswith(b"x OK SEARCH completed\r\n"):
+            rest += f.readline()
+        return first, rest
+
+
+@pytest_twisted.ensureDeferred
+async def test_inprogress_while_a_search_runs(tmp_path, monkeypatch) -> None:
+    """RFC 9585 §3: a command still running is reported ``* OK [INPROGRESS ("tag" NIL NIL)]``."""
+    from dualmail.imap import protocol
+
+    gate = Gate(search_ops.engine.search)
+    monkeypatch.setattr(protocol, "INPROGRESS_INTERVAL", 0.05)
+    async with running(tmp_path) as srv:
+        deliver(srv.store, srv.account, raw=message("one"))
+        monkeypatch.setattr(search_ops.engine, "search", gate)
+        try:
+            first, rest = await deferToThread(_inprogress, srv.imap_port, gate)
+        finally:
+            gate.release()
+            monkeypatch.undo()
+        assert first == b'* OK [INPROGRESS ("x" NIL NIL)] Still working\r\n'
+        assert rest.endswith(b"* SEARCH 1\r\nx OK SEARCH completed\r\n") or b"x OK" in rest, rest

@@ -56,8 +56,8 @@ def test_greeting_and_capability(store, account) -> None:
                 "CHILDREN", "UNSELECT", "STATUS=SIZE", "ID", "ENABLE", "LITERAL+",
                 "CONDSTORE", "QRESYNC", "OBJECTID"):
         assert cap in out, cap
-    assert "ESORT" not in out  # advertise exactly what is implemented
-    assert all(re.search(rf" {cap}[] ]", out) for cap in ("METADATA", "METADATA-SERVER", "NOTIFY"))
+    assert "UIDONLY" not in out  # advertise exactly what is implemented
+    assert all(re.search(rf" {cap}[] ]", out) for cap in ("METADATA", "METADATA-SERVER", "NOTIFY", "ESORT"))
 
 
 def test_commands_need_login(store, account, unchanged) -> None:

@@ -56,4 +56,6 @@ HANDLERS: dict[type[c.Command], Any] = {
     c.GetMetadata: metadata.getmetadata,
     c.SetMetadata: metadata.setmetadata,
     c.Notify: notify.notify,
+    c.CancelUpdate: search.cancelupdate,
+    c.Compress: basic.compress,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generator
 
+from dualmail.imap.errors import ImapBad
 from dualmail.imap.states import State
 from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
@@ -89,3 +90,19 @@ def getjmapaccess(s: Session, cmd: c.GetJmapAccess) -> Gen:
         return r.Tagged(cmd.tag, "NO", "JMAP is not available", r.code("UNAVAILABLE"))
     yield r.Data((r.Atom("JMAPACCESS"), s.config.jmap_url))
     return r.Tagged(cmd.tag, "OK", "GETJMAPACCESS completed")
+
+
+def compress(s: Session, cmd: c.Compress) -> Gen:
+    """RFC 4978 §3: after the tagged OK every byte each way is raw DEFLATE (the protocol
+    carries out ``StartCompress``).  Only after authentication (the command is not legal
+    before), so it never precedes STARTTLS: compression then sits inside TLS (§3's order)."""
+    from dualmail.imap.session import StartCompress
+
+    if cmd.mechanism != "DEFLATE":
+        raise ImapBad(f"Unknown compression mechanism {cmd.mechanism}")
+    if s.compressed:  # as Dovecot: the earlier COMPRESS is the layer already compressing
+        return r.Tagged(cmd.tag, "NO", "DEFLATE is already active", r.code("COMPRESSIONACTIVE"))
+    s.compressed = True
+    yield r.Tagged(cmd.tag, "OK", "DEFLATE active")
+    yield StartCompress()
+    return None

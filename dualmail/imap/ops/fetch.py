@@ -96,6 +96,12 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
         msgs, top = changed(s, cmd.sequence_set, cmd.uid, mods.changed_since)
     else:
         msgs = resolve(s, cmd.sequence_set, cmd.uid)
+    if mods.partial is not None:
+        # RFC 9394 §3.3: the given range of the set's messages first, then CHANGEDSINCE
+        from dualmail.imap.ops.search import _partial
+
+        page = {u for _q, u in _partial(resolve(s, cmd.sequence_set, cmd.uid), mods.partial)}
+        msgs = [(q, u) for q, u in msgs if u in page]
     if mods.changed_since is not None or any(a.name == "MODSEQ" for a in atts):
         yield from s.enable_condstore()
         if mods.changed_since is not None and not any(a.name == "MODSEQ" for a in atts):
@@ -166,6 +172,7 @@ def _mark_seen(s: Session, sel: SelectedMailbox, uids: list[int]) -> set[int]:
             changed.add(u)
         modseq = tx.modseq if tx.changed else None
     sel.own_write(before, modseq)
+    sel.touch(changed)
     return changed
 
 

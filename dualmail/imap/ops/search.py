@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generator
 
+from dualmail.imap import contexts
 from dualmail.imap.errors import ImapBad, ImapNo
 from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
@@ -97,93 +98,176 @@ def _esearch_modseq(view: Any, sel: SelectedMailbox, found: list[tuple[int, int]
     return _highest_modseq(view, sel, found)
 
 
+def _want(opts: tuple[str, ...] | None) -> set[str]:
+    """The result options asked for: an empty RETURN () (or CONTEXT alone, a hint, RFC 5267
+    §4.2) means ALL (RFC 4731 §3.1); SAVE or UPDATE alone return nothing."""
+    want = set(opts or ()) - {"CONTEXT"}
+    return want or {"ALL"}
+
+
+def _check_update(s: Session, cmd: c.Search | c.Sort) -> None:
+    """RFC 5267 §4.3: UPDATE with the tag of a live updating context is BAD (before any
+    work, so nothing else changes)."""
+    sel = s.selected
+    if cmd.return_opts and "UPDATE" in cmd.return_opts and sel is not None \
+            and cmd.tag in sel.contexts:
+        raise ImapBad("Tag reuse: an updating context already has this tag")
+
+
+def _partial(items: list[int], rng: tuple[int, int]) -> list[int]:
+    """RFC 9394 §3.1: results ``lo:hi`` (1 is the first), or ``-lo:-hi`` counted from the
+    last (-1 is the last), of ``items`` in their order."""
+    lo, hi = rng
+    n = len(items)
+    if lo > 0:
+        return items[lo - 1:hi]
+    return items[max(0, n + hi):max(0, n + lo + 1)]
+
+
+def _answer(s: Session, cmd: c.Search | c.Sort, ordered: list[tuple[int, int]],
+            cond: Any, modseq: int | None, sort_keys: Any) -> Generator[Any, None, None]:
+    """The ESEARCH answer to SEARCH/SORT with RETURN (RFC 4731, RFC 5267, RFC 9394), the
+    SEARCHRES ``$`` (RFC 5182 §2, RFC 9394 §3.2) and a new updating context."""
+    sel = s.selected
+    assert sel is not None
+    want = _want(cmd.return_opts)
+    uids = [u for u, _e in ordered]
+    numbers = uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids]
+    sorting = isinstance(cmd, c.Sort)
+    part = _partial(numbers, cmd.partial) if cmd.partial is not None else None
+    if "SAVE" in want:
+        if "COUNT" in want or not want & {"MIN", "MAX", "PARTIAL"}:
+            keep = uids
+        else:
+            keep = []
+            if "PARTIAL" in want and cmd.partial is not None:
+                keep += _partial(uids, cmd.partial)
+            if uids and "MIN" in want:
+                keep.append(uids[0] if sorting else min(uids))
+            if uids and "MAX" in want:
+                keep.append(uids[-1] if sorting else max(uids))
+        s.saved = ResolvedSet.from_ints(keep)
+    if "UPDATE" in want:
+        if len(sel.contexts) >= contexts.MAX_CONTEXTS:
+            yield r.UntaggedStatus("NO", "Too many updating contexts",
+                                   r.code("NOUPDATE", r.Raw(r.string(cmd.tag))))
+        else:
+            sel.contexts[cmd.tag] = contexts.SearchContext(cmd.tag, cmd.uid, cond, sort_keys,
+                                                           list(ordered))
+    if want <= {"SAVE"}:
+        return
+    shown = want - {"SAVE", "UPDATE"}
+    if not shown:  # RETURN (UPDATE): an empty ESEARCH (TAG t) (RFC 5267 §4.3 example)
+        yield r.esearch(cmd.tag, cmd.uid)
+        return
+    if sorting:
+        first, last = (numbers[0], numbers[-1]) if numbers else (None, None)
+    else:
+        first, last = (min(numbers), max(numbers)) if numbers else (None, None)
+    yield r.esearch(
+        cmd.tag, cmd.uid,
+        min=first if "MIN" in shown else None,
+        max=last if "MAX" in shown else None,
+        all=ResolvedSet.from_ints(numbers) if "ALL" in shown and not sorting else None,
+        ordered=numbers if "ALL" in shown and sorting else None,
+        partial=(cmd.partial, part) if part is not None and cmd.partial is not None else None,
+        count=len(numbers) if "COUNT" in shown else None,
+        modseq=modseq,
+    )
+
+
+def _run(s: Session, cmd: c.Search | c.Sort, work: Any) -> Generator[Any, None, Any]:
+    """``work`` as an Offload; its result.  A failed SEARCH/SORT ... RETURN (SAVE) empties
+    ``$`` (RFC 5182 §2.1)."""
+    try:
+        job = Offload(work, cmd.tag)
+        yield job
+        return job.result()
+    except (ImapNo, ImapBad):
+        if cmd.return_opts and "SAVE" in cmd.return_opts:
+            s.saved = ResolvedSet()
+        raise
+
+
 def search(s: Session, cmd: c.Search) -> Gen:
     sel = s.selected
     assert sel is not None and s.account is not None
+    _check_update(s, cmd)
     opts = cmd.return_opts
-    want = set(opts or ()) or {"ALL"}
+    want = _want(opts)
 
-    def work() -> tuple[list[tuple[int, int]], bool, int | None]:
+    def work() -> tuple[list[tuple[int, int]], Any, bool, int | None]:
         with s.store.read(s.account) as view:
             found, cond = _matches(s, view, cmd.keys, cmd.charset)
             with_modseq = uses_modseq(cond)
             if with_modseq:
                 esearch = opts is not None or s.rev2
-                modseq = (_esearch_modseq(view, sel, found, want - {"SAVE"}) if esearch
+                modseq = (_esearch_modseq(view, sel, found, want - {"SAVE", "UPDATE"}) if esearch
                           else _highest_modseq(view, sel, found))
             else:
                 modseq = None
-        return found, with_modseq, modseq
+        return found, cond, with_modseq, modseq
 
-    try:
-        job = Offload(work)
-        yield job
-        found, with_modseq, modseq = job.result()
-    except (ImapNo, ImapBad):
-        if opts and "SAVE" in opts:
-            s.saved = ResolvedSet()  # RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) empties $
-        raise
+    found, cond, with_modseq, modseq = yield from _run(s, cmd, work)
     if with_modseq:
         yield from s.enable_condstore()
-    uids = [u for u, _e in found]
-    numbers = uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids]
     if opts is None and not s.rev2:
-        yield r.search(numbers, modseq)
+        uids = [u for u, _e in found]
+        yield r.search(uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids], modseq)
         return r.Tagged(cmd.tag, "OK", "SEARCH completed")
+    yield from _answer(s, cmd, found, cond, modseq, None)
     if want == {"SAVE"}:
-        s.saved = ResolvedSet.from_ints(uids)
         return r.Tagged(cmd.tag, "OK", "SEARCH completed, result saved")
-    if "SAVE" in want:
-        want.discard("SAVE")
-        if want <= {"MIN", "MAX"} and uids:
-            keep = set()
-            if "MIN" in want:
-                keep.add(uids[0])
-            if "MAX" in want:
-                keep.add(uids[-1])
-            s.saved = ResolvedSet.from_ints(keep)
-        else:
-            s.saved = ResolvedSet.from_ints(uids)
-        if not want:
-            want = {"ALL"}
-    yield r.esearch(
-        cmd.tag, cmd.uid,
-        min=min(numbers) if "MIN" in want and numbers else None,
-        max=max(numbers) if "MAX" in want and numbers else None,
-        all=ResolvedSet.from_ints(numbers) if "ALL" in want else None,
-        count=len(numbers) if "COUNT" in want else None,
-        modseq=modseq,
-    )
     return r.Tagged(cmd.tag, "OK", "SEARCH completed")
 
 
 def sort(s: Session, cmd: c.Sort) -> Gen:
     sel = s.selected
     assert sel is not None and s.account is not None
-    if cmd.return_opts is not None:
-        raise ImapBad("ESORT is not supported")
+    _check_update(s, cmd)
     try:
         keys = from_imap_sort(cmd.criteria)
     except UnsupportedSortError as e:
         raise ImapBad(str(e)) from None
+    want = _want(cmd.return_opts)
 
-    def work() -> tuple[list[tuple[int, int]], bool, int | None]:
+    def work() -> tuple[list[tuple[int, int]], Any, bool, int | None]:
         with s.store.read(s.account) as view:
             found, cond = _matches(s, view, cmd.keys, cmd.charset)
             context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent else None
             ordered = engine.sort(view, engine.MailboxScope(sel.mailbox), found, keys, context=context)
             with_modseq = uses_modseq(cond)
-            modseq = _highest_modseq(view, sel, found) if with_modseq else None
-        return ordered, with_modseq, modseq
+            modseq = None
+            if with_modseq:
+                modseq = (_highest_modseq(view, sel, found) if cmd.return_opts is None
+                          else _esearch_modseq(view, sel, ordered, want - {"SAVE", "UPDATE"}))
+        return ordered, cond, with_modseq, modseq
 
-    job = Offload(work)
-    yield job
-    ordered, with_modseq, modseq = job.result()
+    ordered, cond, with_modseq, modseq = yield from _run(s, cmd, work)
     if with_modseq:
         yield from s.enable_condstore()
-    numbers = [u if cmd.uid else (sel.seq_of(u) or 0) for u, _e in ordered]
-    yield r.sort(numbers, modseq)
+    if cmd.return_opts is None:
+        numbers = [u if cmd.uid else (sel.seq_of(u) or 0) for u, _e in ordered]
+        yield r.sort(numbers, modseq)
+        return r.Tagged(cmd.tag, "OK", "SORT completed")
+    yield from _answer(s, cmd, ordered, cond, modseq, keys)
     return r.Tagged(cmd.tag, "OK", "SORT completed")
+
+
+def cancelupdate(s: Session, cmd: c.CancelUpdate) -> Gen:
+    """RFC 5267 §4.3.5: stop the updates of the named contexts.  A tag that names no
+    updating context is BAD and none of the others is cancelled."""
+    sel = s.selected
+    assert sel is not None
+    unknown = [t for t in cmd.tags if t not in sel.contexts]
+    if unknown:
+        raise ImapBad(f"No updating context with tag {unknown[0]}")
+    for t in cmd.tags:
+        del sel.contexts[t]
+    if not sel.contexts:
+        sel.touched = set()
+    yield from ()
+    return r.Tagged(cmd.tag, "OK", "No further updates")
 
 
 def thread(s: Session, cmd: c.Thread) -> Gen:
@@ -203,7 +287,7 @@ def thread(s: Session, cmd: c.Thread) -> Gen:
             roots = thread_messages(view, engine.MailboxScope(sel.mailbox), found, algorithm)
         return r.thread([node(n) for n in roots])
 
-    job = Offload(work)
+    job = Offload(work, cmd.tag)
     yield job
     yield job.result()
     return r.Tagged(cmd.tag, "OK", "THREAD completed")

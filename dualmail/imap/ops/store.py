@@ -84,6 +84,7 @@ def store(s: Session, cmd: c.Store) -> Gen:
             sel.pending_flags.discard(uid)
         modseq = tx.modseq if tx.changed else None
     sel.own_write(before, modseq)
+    sel.touch(uid for _seq, uid, _e, changed in done if changed)
     yield from out
     if modified and missing:
         return r.Tagged(cmd.tag, "NO", "Some of the messages no longer exist; "

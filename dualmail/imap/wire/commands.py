@@ -134,6 +134,7 @@ class FetchModifiers:
 
     changed_since: int | None = None
     vanished: bool = False
+    partial: tuple[int, int] | None = None  # RFC 9394 §3.3 (UID FETCH only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +478,7 @@ class Search(Command):
     charset: str | None
     keys: SearchKey
     return_opts: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL lo:hi), RFC 9394 §3.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,6 +491,23 @@ class Sort(Command):
     charset: str
     keys: SearchKey
     return_opts: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """RFC 4978 §3 ``COMPRESS mechanism``."""
+
+    tag: str
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """RFC 5267 §4.3.5 ``CANCELUPDATE 1*(SP quoted)``: the tags of updating contexts."""
+
+    tag: str
+    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

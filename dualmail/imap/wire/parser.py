@@ -142,7 +142,7 @@ _STATUS_ITEMS = frozenset(
     "MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT HIGHESTMODSEQ MAILBOXID "
     "APPENDLIMIT DELETED-STORAGE".split()
 )
-_SEARCH_RETURN = frozenset("MIN MAX ALL COUNT SAVE".split())
+_SEARCH_RETURN = frozenset("MIN MAX ALL COUNT SAVE UPDATE CONTEXT PARTIAL".split())
 _SORT_KEYS = frozenset("ARRIVAL CC DATE FROM SIZE SUBJECT TO DISPLAYFROM DISPLAYTO".split())
 _LIST_SELECT = frozenset("SUBSCRIBED REMOTE RECURSIVEMATCH SPECIAL-USE".split())
 _LIST_RETURN = frozenset("SUBSCRIBED CHILDREN SPECIAL-USE".split())
@@ -217,6 +217,14 @@ class CommandParser:
     def feed(self, data: bytes) -> None:
         """Buffer bytes from the client; call ``next_event`` until it returns None."""
         self._buf += data
+
+    def take_buffered(self) -> bytes:
+        """Remove and return the octets received but not yet consumed (COMPRESS: they are
+        DEFLATE data the protocol must inflate first)."""
+        data = bytes(self._buf[self._pos:])
+        del self._buf[:]
+        self._pos = 0
+        return data
 
     def expect_line(self) -> None:
         """The next line is a raw SASL response: ``next_event`` returns RawLine."""
@@ -1140,6 +1148,7 @@ class _Reader:
                 atts.append(self.fetch_att())
         changed: int | None = None
         vanished = False
+        partial: tuple[int, int] | None = None
         if self.take(0x20):
             self.expect(0x28)
             while True:
@@ -1149,6 +1158,9 @@ class _Reader:
                     changed = self.modseq()
                 elif mod == "VANISHED":
                     vanished = True
+                elif mod == "PARTIAL" and partial is None:
+                    self.sp()
+                    partial = self.partial_range()
                 else:
                     raise _Syntax(f"Unknown FETCH modifier {mod}")
                 if self.take(0x29):
@@ -1156,7 +1168,9 @@ class _Reader:
                 self.sp()
             if vanished and (changed is None or not uid):
                 raise _Syntax("VANISHED needs UID FETCH with CHANGEDSINCE")
-        return c.Fetch(tag, uid, seqs, tuple(atts), c.FetchModifiers(changed, vanished))
+            if partial is not None and not uid:
+                raise _Syntax("PARTIAL needs UID FETCH")  # RFC 9394 §3.3
+        return c.Fetch(tag, uid, seqs, tuple(atts), c.FetchModifiers(changed, vanished, partial))
 
     def fetch_att(self) -> c.FetchAtt:
         start = self.pos
@@ -1270,23 +1284,44 @@ class _Reader:
             flags = tuple(items)
         return c.Store(tag, uid, seqs, action, item == "FLAGS.SILENT", flags, unchanged)
 
-    def _return_opts(self) -> tuple[str, ...] | None:
-        """``[SP "RETURN" SP "(" [opt *(SP opt)] ")"]`` (RFC 4731 §3.1)."""
+    def _return_opts(self) -> tuple[tuple[str, ...] | None, tuple[int, int] | None]:
+        """``[SP "RETURN" SP "(" [opt *(SP opt)] ")"]`` (RFC 4731 §3.1) with RFC 5267 §4
+        UPDATE/CONTEXT and ``PARTIAL partial-range`` (RFC 9394 §4); options and range."""
         save = self.pos
         if not (self.take(0x20) and self.at_keyword(b"RETURN")):
             self.pos = save
-            return None
+            return None, None
         self.sp()
         self.expect(0x28)
         opts: list[str] = []
+        partial: tuple[int, int] | None = None
         while not self.take(0x29):
             if opts:
                 self.sp()
             opt = self.keyword()
             if opt not in _SEARCH_RETURN:
                 raise _Syntax(f"Unknown RETURN option {opt}")
+            if opt in opts:
+                raise _Syntax(f"RETURN option {opt} given twice")
+            if opt == "PARTIAL":
+                self.sp()
+                partial = self.partial_range()
             opts.append(opt)
-        return tuple(opts)
+        if "PARTIAL" in opts and "ALL" in opts:  # RFC 9394 §3.1, RFC 5267 §4.4
+            raise _Syntax("PARTIAL and ALL cannot be combined")
+        return tuple(opts), partial
+
+    def partial_range(self) -> tuple[int, int]:
+        """RFC 9394 §4 ``partial-range-first / partial-range-last``: ``n:m`` or ``-n:-m``,
+        nz-numbers; returned in order (``4:2`` is ``2:4``, ``-5:-1`` is ``-1:-5``)."""
+        neg = self.take(0x2D)
+        a = self.nz_number()
+        self.expect(0x3A, "':'")
+        if neg != self.take(0x2D):
+            raise self.error("Bad partial range")
+        b = self.nz_number()
+        lo, hi = min(a, b), max(a, b)
+        return (-lo, -hi) if neg else (lo, hi)
 
     def search_program(self, charset_required: bool) -> tuple[str | None, c.SearchKey]:
         charset: str | None = None
@@ -1303,13 +1338,13 @@ class _Reader:
         return charset, keys[0] if len(keys) == 1 else c.And(tuple(keys))
 
     def cmd_search(self, tag: str, uid: bool = False) -> c.Command:
-        opts = self._return_opts()
+        opts, partial = self._return_opts()
         self.sp()
         charset, keys = self.search_program(False)
-        return c.Search(tag, uid, charset, keys, opts)
+        return c.Search(tag, uid, charset, keys, opts, partial)
 
     def cmd_sort(self, tag: str, uid: bool = False) -> c.Command:
-        opts = self._return_opts()
+        opts, partial = self._return_opts()
         self.sp()
         self.expect(0x28)
         criteria: list[c.SortCriterion] = []
@@ -1330,7 +1365,7 @@ class _Reader:
         self.sp()
         charset, keys = self.search_program(True)
         assert charset is not None
-        return c.Sort(tag, uid, tuple(criteria), charset, keys, opts)
+        return c.Sort(tag, uid, tuple(criteria), charset, keys, opts, partial)
 
     def cmd_thread(self, tag: str, uid: bool = False) -> c.Command:
         self.sp()
@@ -1421,6 +1456,19 @@ class _Reader:
     def cmd_move(self, tag: str, uid: bool = False) -> c.Command:
         return self._copy(tag, uid, c.Move)
 
+    def cmd_compress(self, tag: str) -> c.Command:
+        self.sp()
+        return c.Compress(tag, self.keyword())
+
+    def cmd_cancelupdate(self, tag: str) -> c.Command:
+        tags: list[str] = []
+        while not tags or self.peek() == 0x20:
+            self.sp()
+            if self.peek() != 0x22:
+                raise self.error("Expected quoted tag")
+            tags.append(self.quoted().decode("utf-8", "replace"))
+        return c.CancelUpdate(tag, tuple(tags))
+
     def cmd_uid_expunge(self, tag: str, uid: bool = True) -> c.Command:
         self.sp()
         return c.Expunge(tag, True, self.seqset())
@@ -1474,6 +1522,8 @@ _COMMANDS: dict[str, Callable[[_Reader, str], c.Command]] = {
     "GENURLAUTH": _Reader.cmd_genurlauth,
     "RESETKEY": _Reader.cmd_resetkey,
     "URLFETCH": _Reader.cmd_urlfetch,
+    "CANCELUPDATE": _Reader.cmd_cancelupdate,
+    "COMPRESS": _Reader.cmd_compress,
 }
 
 _UID_COMMANDS: dict[str, Callable[[_Reader, str, bool], c.Command]] = {

@@ -332,8 +332,14 @@ def esearch(
     all: SequenceSet | ResolvedSet | Iterable[int] | None = None,
     count: int | None = None,
     modseq: int | None = None,
+    ordered: Iterable[int] | None = None,
+    partial: tuple[tuple[int, int], list[int]] | None = None,
+    updates: Iterable[tuple[str, int, list[int]]] = (),
 ) -> Data:
-    """RFC 4731 §3.1 ESEARCH; empty MIN/MAX/ALL are omitted as the RFC requires."""
+    """RFC 4731 §3.1 ESEARCH; empty MIN/MAX/ALL are omitted as the RFC requires.
+    ``ordered``: ALL in the given order (ESORT, RFC 5267 §3.1); ``partial``: (range, numbers
+    in order), an empty list is NIL (RFC 9394 §3.1); ``updates``: (ADDTO|REMOVEFROM,
+    position, numbers in order) pairs, one data item each (RFC 5267 §4.3.3, §4.3.4)."""
     items: list[Value] = [Atom("ESEARCH")]
     if tag is not None:
         items.append(Raw(b"(TAG " + string(tag) + b")"))
@@ -347,11 +353,43 @@ def esearch(
         resolved = all if isinstance(all, (SequenceSet, ResolvedSet)) else ResolvedSet.from_ints(all)
         if not isinstance(resolved, ResolvedSet) or resolved:
             items += [Atom("ALL"), Raw(sequence_set(resolved))]
+    if ordered is not None:
+        numbers = list(ordered)
+        if numbers:
+            items += [Atom("ALL"), Raw(ordered_set(numbers))]
+    if partial is not None:
+        (lo, hi), numbers = partial
+        items += [Atom("PARTIAL"), Raw(b"(" + number_range(lo, hi) + b" "
+                                       + (ordered_set(numbers) if numbers else b"NIL") + b")")]
+    for name, pos, numbers in updates:
+        items += [Atom(name), Raw(b"(" + number(pos) + b" " + ordered_set(numbers) + b")")]
     if count is not None:
         items += [Atom("COUNT"), count]
     if modseq is not None:
         items += [Atom("MODSEQ"), modseq]
     return Data(tuple(items))
+
+
+def number_range(lo: int, hi: int) -> bytes:
+    """A partial-range as the client wrote it, normalised: ``2:4``, ``-1:-100``."""
+    return str(lo).encode() + b":" + str(hi).encode()
+
+
+def ordered_set(numbers: Iterable[int]) -> bytes:
+    """A sequence-set keeping the given order (ESORT, RFC 5267 §3.2): only ascending runs
+    of consecutive numbers become ranges (``5,3:4,2``), never ``12:10``."""
+    out: list[bytes] = []
+    run: list[int] = []
+    for n in numbers:
+        if run and n == run[-1] + 1:
+            run.append(n)
+            continue
+        if run:
+            out.append(b"%d" % run[0] if len(run) == 1 else b"%d:%d" % (run[0], run[-1]))
+        run = [n]
+    if run:
+        out.append(b"%d" % run[0] if len(run) == 1 else b"%d:%d" % (run[0], run[-1]))
+    return b",".join(out)
 
 
 def vanished(uids: SequenceSet | ResolvedSet | Iterable[int], earlier: bool = False) -> Data:
