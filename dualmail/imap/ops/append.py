@@ -17,6 +17,8 @@ from dualmail.imap.wire import responses as r
 from dualmail.mail.ops import prepare, store_prepared
 from dualmail.mime import imap_body, summarize
 
+from dualmail.imap.session import Offload
+
 if TYPE_CHECKING:
     from dualmail.imap.session import Session
 
@@ -44,10 +46,20 @@ def append(s: Session, cmd: c.Append) -> Gen:
         # BODY[...] can be sent at all (no NUL in a <literal>).
         message = imap_body.nul_parts_to_base64(message, summarize(message)["structure"])
     prepared = prepare(message, flags, received)
-    with s.store.write(s.account) as tx:
+
+    def write(tx: Any) -> tuple[int, int]:
         if tx.mailbox(m) is None:
             raise ImapNo("No such mailbox", "TRYCREATE")
         _e, uids = store_prepared(tx, prepared, [m])
-        uidvalidity = int(tx.require_mailbox(m)["uidvalidity"])
-    return r.Tagged(cmd.tag, "OK", "APPEND completed", r.code_appenduid(uidvalidity, [uids[m]]))
-    yield  # pragma: no cover
+        return int(tx.require_mailbox(m)["uidvalidity"]), uids[m]
+
+    # group commit: concurrent APPENDs (of every connection and account) share one synced
+    # transaction, committed on a worker thread; the tagged OK waits for it to be durable
+    account = s.account
+    job = Offload(lambda: s.store.write_grouped(account, write))
+    yield job
+    try:
+        uidvalidity, uid = job.result()
+    finally:
+        s.store.poll_external()  # publish the commit here, on the session's thread
+    return r.Tagged(cmd.tag, "OK", "APPEND completed", r.code_appenduid(uidvalidity, [uid]))
