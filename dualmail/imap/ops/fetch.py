@@ -150,7 +150,8 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
                         not s.condstore or any(n == "MODSEQ" for n, _v in items)):
                     sel.pending_flags.discard(uid)  # the client has just been told
                 out.extend(sel.fetch(seq, items))
-        yield from out
+        if out:  # one write per batch, not one per message
+            yield b"".join(s.encode(x) for x in out)
     if missing:
         return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
                         r.code("EXPUNGEISSUED"))
