@@ -21,6 +21,7 @@ from dualmail.imap.ops import fetch as fetch_op
 from dualmail.mime.parse import summarize
 from dualmail.store import keys as K
 from dualmail.store import listing
+from dualmail.store.check import verify
 from dualmail.store.kv import prefix_end
 
 from imap_util import PASSWORD, USER, Client
@@ -130,6 +131,8 @@ def test_copy_and_expunge_keep_the_table_consistent(store: Any, account: int) ->
     c.ok("c4 UID COPY 1:3 INBOX")  # onto itself: new Emails (CONTRACT §2)
     listing_before = c.ok("c5 UID FETCH 41:* (ENVELOPE BODYSTRUCTURE INTERNALDATE)")
     assert listing_before.count(" FETCH (") == 3
+    with store.read(account) as v:
+        assert verify(v) == []
     c.ok("c6 STORE 1:* +FLAGS.SILENT (\\Deleted)")
     c.ok("c7 EXPUNGE")
     c.ok("c8 SELECT Other")
