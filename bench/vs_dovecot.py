@@ -223,41 +223,21 @@ class DualmailServer:
     name = "dualmail"
 
     def __init__(self, root: str) -> None:
+        from imap_bench import Server
+
         from dualmail.store.store import open_store
 
         data = os.path.join(root, "data")
         store = open_store(data)
         store.create_account(USER, PASSWORD)
         store.close()
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        cmd = [twistd] if os.path.exists(twistd) else [sys.executable, "-m", "twisted"]
-        self.proc = subprocess.Popen(
-            [*cmd, "-n", "--pidfile=", "--logfile=-", "dualmail", "--data", data, "--no-first-account",
-             "--imap", "tcp:0:interface=127.0.0.1", "--jmap", "tcp:0:interface=127.0.0.1",
-             "--lmtp", "tcp:0:interface=127.0.0.1"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"})
-        self.port = 0
-        self.caught_up = threading.Event()
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                if "IMAP listening on" in line:
-                    self.port = int(line.rsplit(":", 1)[1])
-                    ready.set()
-                if "search index caught up" in line:
-                    self.caught_up.set()
-            ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(120) or not self.port:
-            raise RuntimeError("dualmail did not report its IMAP port")
+        self.srv = Server(data, wait_index=False)
+        self.port = self.srv.port
+        self.proc = self.srv.proc
 
     def settle(self, n: int) -> None:
         """Wait for the full-text index to catch up with the load (it logs >= 1,000)."""
-        if n >= 1000 and not self.caught_up.wait(1800):
+        if n >= 1000 and not self.srv.caught_up.wait(1800):
             raise RuntimeError("dualmail's search index did not catch up")
         time.sleep(2)  # the indexer's last slices; not a timing
 
@@ -265,11 +245,7 @@ class DualmailServer:
         return _tree_rss_kb(self.proc.pid)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.srv.stop()
 
 
 class DovecotServer:
