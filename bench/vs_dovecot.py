@@ -470,6 +470,18 @@ def fmt(unit: str, seconds: float, n: int) -> str:
     return f"{seconds * 1e3:,.2f} ms"
 
 
+def table(out: Any, results: list[tuple[int, list[tuple[str, str, float, float]]]]) -> None:
+    out.write("\n| operation | messages | dovecot | dualmail | ratio (speed dualmail/dovecot) |\n")
+    out.write("| --- | ---: | ---: | ---: | ---: |\n")
+    for n, rows in results:
+        total = n + 4
+        for name, unit, d, m in rows:
+            ratio = "(memory)" if unit == "MB" else f"{d / m:.2f}"
+            out.write(f"| {name} | {n:,} | {fmt(unit, d, total)} | {fmt(unit, m, total)} | {ratio} |\n")
+    out.write("\n")
+    out.flush()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,10000", help="mailbox sizes (default 1000,10000)")
@@ -489,18 +501,10 @@ def main() -> None:
     for n in sizes:
         rows = per_size(n, args.rounds, args.append, out)
         results.append((n, rows))
+        table(out, [(n, rows)])  # each size as soon as it is done
         out.write(f"  {n}: done, load average {os.getloadavg()[0]:.1f}\n")
         out.flush()
-    out.write("\n| operation | messages | dovecot | dualmail | ratio (speed dualmail/dovecot) |\n")
-    out.write("| --- | ---: | ---: | ---: | ---: |\n")
-    for n, rows in results:
-        total = n + 4
-        for name, unit, d, m in rows:
-            if unit == "MB":
-                ratio = "(memory)"
-            else:
-                ratio = f"{d / m:.2f}"
-            out.write(f"| {name} | {n:,} | {fmt(unit, d, total)} | {fmt(unit, m, total)} | {ratio} |\n")
+    table(out, results)
     out.write(f"(load average {os.getloadavg()[0]:.1f} at the end)\n")
 
 
