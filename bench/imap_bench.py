@@ -39,6 +39,7 @@ sys.path.insert(0, HERE)
 
 import mailgen  # noqa: E402
 
+import dualmail.mail  # noqa: E402,F401  (registers the IMAP listing renderer: listing rows are written)
 from dualmail.mime.parse import summarize  # noqa: E402
 from dualmail.store.store import open_store  # noqa: E402
 from dualmail.store.txn import encode_summary  # noqa: E402

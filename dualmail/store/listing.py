@@ -14,21 +14,33 @@ Value layout (big-endian)::
 ``env`` the ENVELOPE, ``bs`` the BODYSTRUCTURE and ``body`` the BODY (no extension data):
 exactly the bytes ``dualmail.mime.imap_body`` renders from the summary, so a store whose
 Emails have no row (written before this table existed) is served byte-identically by
-rendering from the summary on read (``render``).  Imports nothing from twisted or lmdb.
+rendering from the summary on read (``render``).
+
+The store may not import ``dualmail.mime`` (layers, setup.cfg): the renderer is handed in
+by ``dualmail.mail.listing`` (imported with ``dualmail.mail``, which every writer of
+Emails and the IMAP FETCH load).  Imports nothing from twisted or lmdb.
 """
 
 from __future__ import annotations
 
 import struct
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
-
-from dualmail.mime import imap_body
+from typing import Any, Callable, NamedTuple
 
 _HEAD = struct.Struct(">BQHII")
 _STATIC = struct.Struct(">II")
 VERSION = 1
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+# summary -> (ENVELOPE, BODYSTRUCTURE, BODY) in wire form; set by dualmail.mail.listing
+Renderer = Callable[[dict[str, Any]], "tuple[bytes, bytes, bytes]"]
+_renderer: Renderer | None = None
+
+
+def register(fn: Renderer) -> None:
+    global _renderer
+    _renderer = fn
 
 
 class Listing(NamedTuple):
@@ -48,10 +60,10 @@ def static_parts(summary: dict[str, Any]) -> bytes:
     """ENVELOPE, BODYSTRUCTURE and BODY of a parsed summary, packed (pure: the importer
     runs it in its parsing processes).  b"" when the summary cannot be rendered: the
     read path then renders (and fails) as it always did."""
+    if _renderer is None:
+        return b""
     try:
-        env = imap_body.envelope_bytes(summary["envelope"])
-        bs = imap_body.bodystructure_bytes(summary["structure"], True)
-        body = imap_body.bodystructure_bytes(summary["structure"], False)
+        env, bs, body = _renderer(summary)
     except Exception:
         return b""
     return _STATIC.pack(len(env), len(bs)) + env + bs + body
@@ -76,7 +88,7 @@ def parse(value: bytes) -> Listing | None:
 
 def render(summary: dict[str, Any], recv: int) -> Listing:
     """The same bytes made from the summary (an Email stored before ``imapw`` existed)."""
-    return Listing(int(recv), b'"' + internal_date(recv).encode("ascii") + b'"',
-                   imap_body.envelope_bytes(summary["envelope"]),
-                   imap_body.bodystructure_bytes(summary["structure"], True),
-                   imap_body.bodystructure_bytes(summary["structure"], False))
+    if _renderer is None:
+        raise RuntimeError("no IMAP listing renderer registered (import dualmail.mail)")
+    env, bs, body = _renderer(summary)
+    return Listing(int(recv), b'"' + internal_date(recv).encode("ascii") + b'"', env, bs, body)
