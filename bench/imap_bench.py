@@ -39,6 +39,7 @@ sys.path.insert(0, HERE)
 
 import mailgen  # noqa: E402
 
+import dualmail.mail  # noqa: E402,F401  (registers the IMAP listing renderer: listing rows are written)
 from dualmail.mime.parse import summarize  # noqa: E402
 from dualmail.store.store import open_store  # noqa: E402
 from dualmail.store.txn import encode_summary  # noqa: E402
@@ -75,7 +76,9 @@ class Server:
     """``twistd -n dualmail`` on ``data`` in a child process, every listener on port 0;
     ``port`` is the ``kind`` listener's (IMAP, JMAP or LMTP)."""
 
-    def __init__(self, data: str, kind: str = "IMAP") -> None:
+    def __init__(self, data: str, kind: str = "IMAP", wait_index: bool = True) -> None:
+        """``wait_index``: return once the full-text index has caught up (else once the
+        port is known; ``caught_up`` is set when the server logs a catch-up)."""
         twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
         cmd = [twistd] if os.path.exists(twistd) else [sys.executable, "-m", "twisted"]
         self.proc = subprocess.Popen(
@@ -85,16 +88,25 @@ class Server:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"})
         self.port = 0
+        self.caught_up = threading.Event()
         assert self.proc.stdout is not None
         # measure an idle server: wait for its port and for the full-text index to catch up
         for line in self.proc.stdout:
             if f"{kind} listening on" in line:
                 self.port = int(line.rsplit(":", 1)[1])
+                if not wait_index:
+                    break
             if "search index caught up" in line:
+                self.caught_up.set()
                 break
         assert self.port, f"the server did not report its {kind} port"
-        # keep reading its log: a full pipe would stop the server at its next log line
-        threading.Thread(target=lambda: [None for _line in self.proc.stdout], daemon=True).start()
+
+        def drain() -> None:  # a full pipe would stop the server at its next log line
+            for line in self.proc.stdout:  # type: ignore[union-attr]
+                if "search index caught up" in line:
+                    self.caught_up.set()
+
+        threading.Thread(target=drain, daemon=True).start()
 
     def rss_kb(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:

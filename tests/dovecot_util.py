@@ -62,9 +62,10 @@ def free_port() -> int:
 class Dovecot:
     def __init__(self, root: str, users: dict[str, str], *, mail_location: str | None = None,
                  special_use: bool = True, tls: tuple[str, str] | None = None,
-                 separator: str = ".", mbox: bool = False) -> None:
+                 separator: str = ".", mbox: bool = False, fsync: str = "never") -> None:
         """``tls``: (key.pem, cert.pem): STARTTLS on the IMAP port and implicit TLS on
-        ``self.imaps_port``."""
+        ``self.imaps_port``.  ``fsync``: Dovecot's ``mail_fsync`` (benchmarks use its
+        default, ``optimized``)."""
         require_dovecot()
         # Dovecot never runs mail processes as root: as root the mail user is "nobody",
         # and everything it reads lives in a directory of its own that it can reach
@@ -157,7 +158,7 @@ default_internal_group = {group}
 mail_uid = {self.mail_uid}
 mail_gid = {self.mail_gid}
 mail_location = {location}
-mail_fsync = never
+mail_fsync = {fsync}
 mail_max_userip_connections = 100
 imap_max_line_length = 1M
 passdb {{

@@ -49,7 +49,8 @@ class SelectedMailbox:
         self.name = name
         self.readonly = readonly
         self.uidvalidity = uidvalidity
-        self.uids = uids  # array("I"), ascending: seq n is uids[n-1]
+        self.uids = uids  # array("I"), ascending: seq n is uids[n-1]; maybe shared
+        self._own_uids = False  # (Store.uid_maps): copied before the first change
         self.seen = seen
         self.gone: set[int] = set()  # expunged in the store, not yet told (ghosts)
         self.pending_new: list[int] = []  # UIDs arrived, EXISTS not yet sent
@@ -213,9 +214,13 @@ class SelectedMailbox:
                 for n in seqs:
                     out.append(r.expunge(n))
             self.uids = array("I", (u for u in self.uids if u not in gone))
+            self._own_uids = True
             self.pending_flags -= gone
             self.gone = set()
         if self.pending_new:
+            if not self._own_uids:
+                self.uids = array("I", self.uids)
+                self._own_uids = True
             self.uids.extend(self.pending_new)
             if not rev2 and recent_first is not None and self.pending_new[-1] >= recent_first:
                 self.recent.append((recent_first, self.pending_new[-1] + 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model.keywords import unread
-from . import codec, keys as K
+from . import codec, keys as K, listing
 from .kv import prefix_end
 from .txn import ReadView, jmap_mailbox_ids
 
@@ -82,7 +82,25 @@ def verify(view: ReadView) -> list[str]:
     for m in sorted({K.un32(k, 4) for k, _v in view.kv.range("metadata", p, prefix_end(p))}):
         if m and m not in boxes:
             problems.append(f"metadata of missing mailbox {m}")
+    problems += _listing_rows(view, emails)
     return problems
+
+
+def _listing_rows(view: ReadView, emails: dict[int, dict[str, Any]]) -> list[str]:
+    """IMAP listing records (``imapw``): none without its Email, each one readable and
+    rendered for the Email's receivedAt.  An Email without one (stored before the table
+    existed) is fine: FETCH renders it from the summary."""
+    out = []
+    p = K.acct(view.a)
+    for k, v in view.kv.range("imapw", p, prefix_end(p)):
+        e = K.un64(k, 4)
+        rec = emails.get(e)
+        got = listing.parse(v)
+        if rec is None:
+            out.append(f"IMAP listing record of missing email {e}")
+        elif got is None or got.recv != int(rec["recv"]):
+            out.append(f"IMAP listing record of email {e} is unreadable or not for its receivedAt")
+    return out
 
 
 def _recv_values(view: ReadView, table: str, p: bytes, emails: dict[int, dict[str, Any]],

@@ -55,6 +55,8 @@ fts            A token(utf-8) 0x00 E(first)           postings chunk: little-end
                                                       ascending (full-text index, dualmail.search.fts)
 ftsmeta        A                                      E(u64): full-text watermark, every email <= E
                                                       is indexed (or destroyed)
+imapw          A E                                    IMAP listing record (``store.listing``): INTERNALDATE,
+                                                      ENVELOPE, BODYSTRUCTURE, BODY in wire form, write-once
 commits        G                                      {a: A, s: S, k: kinds, m: [M...]} for other processes
 =============  =====================================  ===========================================
 
@@ -73,7 +75,7 @@ TABLES = (
     "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid", "deleted",
     "mbxmod", "expunged", "recv", "recvall", "thread", "mbxthread", "msgref", "blob",
     "blobref", "changelog", "chlast", "state", "commits", "dedup", "upload", "object",
-    "srch", "fts", "ftsmeta",
+    "srch", "fts", "ftsmeta", "imapw",
 )
 
 FORMAT_VERSION = 1

@@ -73,6 +73,9 @@ class _Txn:
 class LmdbKV:
     """An LMDB environment holding ``tables`` as named sub-databases."""
 
+    # one write transaction may change several accounts (Store.write_grouped)
+    group_commit = True
+
     def __init__(self, path: str, tables: tuple[str, ...], *, sync: bool = True, readonly: bool = False) -> None:
         self.path = path
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
@@ -29,6 +30,19 @@ Subscriber = Callable[[Commit], None]
 
 # How many global commit records to keep for other processes to catch up on.
 COMMIT_HISTORY = 100_000
+
+
+class _GroupJob:
+    """One ``write_grouped`` call waiting for its group's commit."""
+
+    __slots__ = ("account", "fn", "result", "error", "done")
+
+    def __init__(self, account: int, fn: Callable[[MailTxn], Any]) -> None:
+        self.account = account
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
 
 
 def normalize_address(address: str) -> str:
@@ -50,6 +64,9 @@ class Store:
         self._subscribers: list[Subscriber] = []
         self._gseq_seen = 0
         self.uid_maps = UidMaps()
+        self._group = threading.Condition()  # group commit (write_grouped)
+        self._group_queue: list[_GroupJob] = []
+        self._group_busy = False
         self._check_format()
         with self.kv.read() as r:
             raw = r.get("meta", b"gseq")
@@ -149,6 +166,87 @@ class Store:
         result = self.kv.run_write(run, account)
         self._after_commit(box[0])
         return result
+
+    def write_grouped(self, account: int, fn: Callable[[MailTxn], T]) -> T:
+        """Group commit: ``fn(tx)`` in a write transaction shared with the calls other
+        threads make at the same time (of this account and of others), committed (synced)
+        once for all of them; returns once that commit is durable.  Call it from a worker
+        thread (IMAP APPEND runs it as an ``Offload``): while one group commits, the calls
+        arriving meanwhile queue up and go together in the next.
+
+        Each account in a group gets one ``MailTxn``, so the group takes that account's
+        modseq once (CONTRACT: one modseq per account per transaction).  ``fn`` must only
+        touch the transaction (it may run again); if one ``fn`` of a group raises, the group
+        is rolled back and each ``fn`` runs again in a transaction of its own, so one
+        failure (a deleted mailbox, a quota) fails only its caller.  The commits are not
+        published here (subscribers live on the reactor thread): the caller's thread
+        publishes them with ``poll_external()``, as after another process's commit.
+        An engine without one-transaction-for-several-accounts (PostgreSQL) runs each call
+        in a transaction of its own."""
+        job = _GroupJob(account, fn)
+        if not getattr(self.kv, "group_commit", False):
+            self._run_group_job(job)
+        else:
+            with self._group:
+                self._group_queue.append(job)
+                while not job.done:
+                    if self._group_busy:
+                        self._group.wait()
+                        continue
+                    self._group_busy = True
+                    batch, self._group_queue = self._group_queue, []
+                    self._group.release()
+                    try:
+                        self._commit_group(batch)
+                    finally:
+                        self._group.acquire()
+                        self._group_busy = False
+                        self._group.notify_all()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _commit_group(self, batch: list[_GroupJob]) -> None:
+        def run(w: KVWrite) -> list[Any]:
+            txns: dict[int, MailTxn] = {}
+            results = []
+            for job in batch:
+                tx = txns.get(job.account)
+                if tx is None:
+                    tx = txns[job.account] = MailTxn(w, job.account)
+                results.append(job.fn(tx))
+            for tx in txns.values():
+                self._finish(w, tx)
+            return results
+
+        try:
+            if len(batch) == 1:
+                self._run_group_job(batch[0])
+                return
+            try:
+                results = self.kv.run_write(run, None)
+            except Exception:
+                for job in batch:  # one failed: each alone, so only it fails
+                    self._run_group_job(job)
+                return
+            for job, res in zip(batch, results):
+                job.result = res
+        finally:
+            for job in batch:
+                job.done = True
+
+    def _run_group_job(self, job: _GroupJob) -> None:
+        def run(w: KVWrite) -> Any:
+            tx = MailTxn(w, job.account)
+            result = job.fn(tx)
+            self._finish(w, tx)
+            return result
+
+        try:
+            job.result = self.kv.run_write(run, job.account)
+        except Exception as e:  # handed to its caller
+            job.error = e
+        job.done = True
 
     def _finish(self, w: KVWrite, tx: MailTxn) -> Commit | None:
         commit = tx.finish()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from ..model import errors, keywords as kwmod
-from . import codec, keys as K
+from . import codec, keys as K, listing
 from .kv import KVRead, KVWrite, prefix_end
 
 ROLES = frozenset(
@@ -236,6 +236,16 @@ class ReadView:
     def summary(self, e: int) -> dict[str, Any] | None:
         raw = self.kv.get("summary", K.email(self.a, e))
         return None if raw is None else codec.loads(raw)
+
+    def listing(self, e: int, rec: dict[str, Any]) -> "listing.Listing | None":
+        """The IMAP listing bytes of ``e`` (``store.listing``); rendered from the summary
+        when the Email was stored before the ``imapw`` table existed.  None: no summary."""
+        raw = self.kv.get("imapw", K.email(self.a, e))
+        got = listing.parse(raw) if raw is not None else None
+        if got is not None and got.recv == int(rec["recv"]):
+            return got
+        summary = self.summary(e)
+        return None if summary is None else listing.render(summary, int(rec["recv"]))
 
     def blob(self, sha_hex: str) -> bytes | None:
         try:
@@ -1082,6 +1092,8 @@ class MailTxn(ReadView):
         self.w.put("summary", K.email(self.a, e), enc.summary)
         self.w.put("text", K.email(self.a, e), enc.text)
         self.w.put("srch", K.email(self.a, e), enc.search)  # dualmail.search (keys.py "srch")
+        if enc.listing:
+            self.w.put("imapw", K.email(self.a, e), listing.record(int(received), enc.listing))
         self._put_email(e, rec)
         self._visibility_changed(e, rec, [], jmap_mailbox_ids(rec))
         self._use(len(raw), 1)
@@ -1204,6 +1216,7 @@ class MailTxn(ReadView):
         self.w.delete("summary", K.email(self.a, e))
         self.w.delete("text", K.email(self.a, e))
         self.w.delete("srch", K.email(self.a, e))  # dualmail.search record
+        self.w.delete("imapw", K.email(self.a, e))
         for mid in _ref_ids(summary):
             self.w.delete("msgref", K.msgref(self.a, mid, e))
         self.unref_blob(rec["blob"])
@@ -1421,7 +1434,7 @@ class MailTxn(ReadView):
             val = self.w.get("msgref", K.msgref(self.a, mid, e))
             if val is not None:
                 self.w.put("msgref", K.msgref(self.a, mid, e2), val)
-        for table in ("summary", "text", "srch"):
+        for table in ("summary", "text", "srch", "imapw"):
             raw_t = self.w.get(table, K.email(self.a, e))
             if raw_t is not None:
                 self.w.put(table, K.email(self.a, e2), raw_t)
@@ -1587,6 +1600,7 @@ class EncodedSummary:
     summary: bytes  # JSON summary without the search text
     text: bytes  # zlib(header text NUL body text)
     search: bytes  # JSON search record (search_record)
+    listing: bytes = b""  # listing.static_parts: ENVELOPE, BODYSTRUCTURE, BODY in IMAP wire form
 
 
 THREADING_FIELDS = ("message_id", "in_reply_to", "references", "base_subject", "subject")
@@ -1597,7 +1611,7 @@ def encode_summary(summary: dict[str, Any]) -> EncodedSummary:
     stored = {k: v for k, v in summary.items() if k not in ("header_text", "body_text")}
     text = str(summary.get("header_text") or "") + "\x00" + str(summary.get("body_text") or "")
     return EncodedSummary(codec.dumps(stored), zlib.compress(text.encode("utf-8", "replace"), 1),
-                          codec.dumps(search_record(summary)))
+                          codec.dumps(search_record(summary)), listing.static_parts(summary))
 
 
 def search_record(summary: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from dualmail.imap.wire.sequence import SequenceSet
 from dualmail.mail.ops import Prepared, prepare, store_prepared
 from dualmail.mime import imap_body, summarize
 
+from dualmail.imap.session import Offload
+
 if TYPE_CHECKING:
     from dualmail.imap.session import Session
 
@@ -44,13 +46,23 @@ def append(s: Session, cmd: c.Append) -> Gen:
     if m is None:
         raise ImapNo("No such mailbox", "TRYCREATE")
     prepared = [_prepare(s, msg) for msg in msgs]
-    with s.store.write(s.account) as tx:
+
+    def write(tx: Any) -> tuple[int, list[int]]:
         if tx.mailbox(m) is None:
             raise ImapNo("No such mailbox", "TRYCREATE")
-        uids = store_all(tx, prepared, m)
-        uidvalidity = int(tx.require_mailbox(m)["uidvalidity"])
+        uids = store_all(tx, prepared, m)  # a MULTIAPPEND is one unit, whole or not at all
+        return int(tx.require_mailbox(m)["uidvalidity"]), uids
+
+    # group commit: concurrent APPENDs (of every connection and account) share one synced
+    # transaction, committed on a worker thread; the tagged OK waits for it to be durable
+    account = s.account
+    job = Offload(lambda: s.store.write_grouped(account, write))
+    yield job
+    try:
+        uidvalidity, uids = job.result()
+    finally:
+        s.store.poll_external()  # publish the commit here, on the session's thread
     return r.Tagged(cmd.tag, "OK", "APPEND completed", r.code_appenduid(uidvalidity, uids))
-    yield  # pragma: no cover
 
 
 def replace(s: Session, cmd: c.Replace) -> Gen:

@@ -16,16 +16,17 @@ and MODSEQ once CONDSTORE is on (§3.2.4).  Imports no twisted.internet.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generator
 
 from dualmail.imap.errors import ImapBad, ImapNo
 from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.sequence import ResolvedSet
+from dualmail.imap.selected import SYSTEM_FLAGS
 from dualmail.mail.ops import membership_modseq
 from dualmail.mime import imap_body
 from dualmail.model import ids
+from dualmail.store import listing as wire
 
 if TYPE_CHECKING:
     from dualmail.imap.selected import SelectedMailbox
@@ -33,15 +34,15 @@ if TYPE_CHECKING:
 
 Gen = Generator[Any, None, "r.Tagged | None"]
 
-_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 _NEEDS_SUMMARY = frozenset({"ENVELOPE", "BODYSTRUCTURE", "PREVIEW", "BODY", "BINARY",
                             "BINARY.SIZE", "RFC822.HEADER", "RFC822.TEXT"})
 _NEEDS_RAW = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE"})
 
 
-def internal_date(epoch: int) -> str:
-    d = datetime.fromtimestamp(int(epoch), timezone.utc)
-    return f"{d.day:02d}-{_MONTHS[d.month - 1]}-{d.year:04d} {d:%H:%M:%S} +0000"
+internal_date = wire.internal_date
+# attributes the listing fast path renders from the email record and its stored listing
+_LISTING = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE",
+                      "BODY", "MODSEQ"})
 
 
 def sets_seen(att: c.FetchAtt) -> bool:
@@ -121,8 +122,14 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
     if not sel.readonly and any(sets_seen(a) for a in atts):
         flagged_now = _mark_seen(s, sel, [u for _s, u in msgs])
     want_flags = any(a.name == "FLAGS" for a in atts)
-    missing = False
     batch = max(1, s.config.fetch_batch)
+    if not flagged_now and all(a.name in _LISTING and a.section is None for a in atts):
+        missing = yield from _listing(s, sel, msgs, atts, batch)
+        if missing:
+            return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
+                            r.code("EXPUNGEISSUED"))
+        return r.Tagged(cmd.tag, "OK", "FETCH completed")
+    missing = False
     for i in range(0, len(msgs), batch):
         out: list[r.Response] = []
         with s.store.read(s.account) as view:
@@ -149,11 +156,83 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
                         not s.condstore or any(n == "MODSEQ" for n, _v in items)):
                     sel.pending_flags.discard(uid)  # the client has just been told
                 out.extend(sel.fetch(seq, items))
-        yield from out
+        if out:  # one write per batch, not one per message
+            yield b"".join(s.encode(x) for x in out)
     if missing:
         return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
                         r.code("EXPUNGEISSUED"))
     return r.Tagged(cmd.tag, "OK", "FETCH completed")
+
+
+def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
+             atts: list[c.FetchAtt], batch: int) -> Generator[Any, None, bool]:
+    """The listing FETCH (no body section): each batch of messages is one range read of the
+    mailbox's UID index, one record get and one stored-listing get per message, and ONE
+    write of the joined response lines.  Byte-identical to ``_render``; True if some
+    message no longer exists."""
+    m = sel.mailbox
+    rev2 = s.rev2
+    names = [a.name for a in atts]
+    want_flags = "FLAGS" in names
+    if want_flags and s.condstore and "MODSEQ" not in names:
+        want_flags = False  # pending flag reports stay pending (as in ``fetch``)
+    flag_cache: dict[tuple[Any, ...], bytes] = {}
+    key = str(m)
+    missing = False
+    for i in range(0, len(msgs), batch):
+        part = msgs[i:i + batch]
+        out: list[bytes] = []
+        with s.store.read(s.account) as view:
+            lo, hi = part[0][1], part[-1][1]
+            if hi - lo < 2 * len(part):  # dense (1:*): one ordered range read
+                emails = dict(view.uid_items(m, lo, hi))
+                email_at = emails.get
+            else:
+                email_at = lambda u, _v=view: _v.email_at(m, u)  # noqa: E731
+            for seq, uid in part:
+                if uid in sel.gone:
+                    missing = True
+                    continue
+                e = email_at(uid)
+                rec = view.email(e) if e is not None else None
+                lst = view.listing(e, rec) if rec is not None and e is not None else None
+                if rec is None or lst is None:
+                    missing = True
+                    continue
+                items: list[bytes] = []
+                for name in names:
+                    if name == "UID":
+                        items.append(b"UID %d" % uid)
+                    elif name == "FLAGS":
+                        ms = rec["mbx"].get(key)
+                        fk = (tuple(rec["kw"]), bool(ms and ms[1]))
+                        flags = flag_cache.get(fk)
+                        if flags is None:
+                            flags = flag_cache[fk] = r.flag_list(sel.flags_of(rec, uid, True))
+                            if sel._new_keywords:  # RFC 9051 §7.3.5: * FLAGS first
+                                sel._new_keywords = False
+                                out.append(s.encode(r.flags(SYSTEM_FLAGS + sorted(sel.keywords))))
+                        if not rev2 and sel.is_recent(uid):
+                            flags = flags[:-1] + (b" \\Recent)" if len(flags) > 2 else b"\\Recent)")
+                        items.append(b"FLAGS " + flags)
+                    elif name == "INTERNALDATE":
+                        items.append(b"INTERNALDATE " + lst.internaldate)
+                    elif name == "RFC822.SIZE":
+                        items.append(b"RFC822.SIZE %d" % int(rec["size"]))
+                    elif name == "ENVELOPE":
+                        items.append(b"ENVELOPE " + lst.envelope)
+                    elif name == "BODYSTRUCTURE":
+                        items.append(b"BODYSTRUCTURE " + lst.bodystructure)
+                    elif name == "BODY":
+                        items.append(b"BODY " + lst.body)
+                    else:  # MODSEQ
+                        items.append(b"MODSEQ " + _modseq(rec, m))
+                if want_flags:
+                    sel.pending_flags.discard(uid)  # the client has just been told
+                out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+        if out:
+            yield b"".join(out)
+    return missing
 
 
 def _mark_seen(s: Session, sel: SelectedMailbox, uids: list[int]) -> set[int]:

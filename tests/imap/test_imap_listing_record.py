@@ -1,0 +1,159 @@
+"""The stored IMAP listing record (``store.listing``, table ``imapw``) and the listing
+FETCH fast path (``ops.fetch._listing``).
+
+A FETCH of UID, FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY and
+MODSEQ (RFC 9051 §6.4.5, §7.5.2; RFC 7162 §3.1.4) joins bytes rendered at ingest.  The
+answer must be byte-identical to what the general renderer makes from the parsed summary,
+and a store written before the table existed (no ``imapw`` rows: the old record form)
+must be answered byte-identically too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from dualmail.imap.ops import fetch as fetch_op
+from dualmail.mime.parse import summarize
+from dualmail.store import keys as K
+from dualmail.store import listing
+from dualmail.store.check import verify
+from dualmail.store.kv import prefix_end
+
+from imap_util import PASSWORD, USER, Client
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
+import mailgen  # noqa: E402
+
+COMMANDS = [
+    "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)",
+    "FETCH 1:* (BODYSTRUCTURE)",
+    "FETCH 1,3,7:9,40 (FLAGS BODY UID)",
+    "UID FETCH 2:12 (FLAGS MODSEQ)",
+    "FETCH 2:* (ENVELOPE INTERNALDATE RFC822.SIZE FLAGS)",
+    "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+]
+
+
+def _fill(store: Any, account: int) -> None:
+    from dualmail.mail.ops import deliver
+
+    with store.read(account) as v:
+        inbox = v.mailbox_by_path(["INBOX"])
+    for i, m in enumerate(mailgen.generate_records(40, seed=3)):
+        flags = tuple(sorted(m.flags - {"\\Recent"})) + (("$Label1",) if i % 7 == 0 else ())
+        deliver(store, account, m.raw, inbox, flags, received=m.date)
+
+
+def _answers(store: Any) -> list[str]:
+    c = Client(store)
+    c.login()
+    other = Client(store)
+    other.login()
+    c.ok("s1 SELECT INBOX")
+    other.ok("o1 SELECT INBOX")
+    # keywords set elsewhere: the FETCH must first send an updated * FLAGS (RFC 9051 §7.3.5)
+    other.ok("o2 STORE 5:9 +FLAGS (\\Deleted NewKeyword)")
+    out: list[str] = []
+    for i, cmd in enumerate(COMMANDS):
+        out.append(c.ok(f"f{i + 1} {cmd}"))
+    return out
+
+
+def _drop_listing_rows(store: Any, account: int) -> int:
+    p = K.acct(account)
+
+    def run(w: Any) -> int:
+        keys = [k for k, _v in w.range("imapw", p, prefix_end(p))]
+        for k in keys:
+            w.delete("imapw", k)
+        return len(keys)
+
+    return store.kv.run_write(run, account)
+
+
+def test_ingest_writes_the_listing_record(store: Any, account: int) -> None:
+    _fill(store, account)
+    with store.read(account) as v:
+        inbox = v.mailbox_by_path(["INBOX"])
+        for _u, e in v.uid_items(inbox):
+            rec = v.email(e)
+            raw = v.kv.get("imapw", K.email(account, e))
+            assert raw is not None and raw[0] == listing.VERSION
+            assert listing.parse(raw) == listing.render(v.summary(e), int(rec["recv"]))
+
+
+def _twin(tmp_path: Any) -> tuple[Any, int]:
+    from dualmail.store.store import open_store
+
+    s = open_store(str(tmp_path / "twin"), sync=False)
+    a = s.create_account(USER, PASSWORD)
+    _fill(s, a)
+    return s, a
+
+
+def test_fast_path_is_byte_identical_to_the_renderer(store: Any, account: int, tmp_path: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _fill(store, account)
+    twin, _a = _twin(tmp_path)
+    try:
+        fast = _answers(store)
+        monkeypatch.setattr(fetch_op, "_LISTING", frozenset())  # every FETCH through _render
+        assert _answers(twin) == fast
+    finally:
+        twin.close()
+    assert any("* FLAGS (" in a and "NewKeyword" in a for a in fast)
+    assert fast[0].count(" FETCH (") == 40
+
+
+def test_old_records_are_served_byte_identically(store: Any, account: int, tmp_path: Any) -> None:
+    """A store written before ``imapw`` existed: the rows are rendered from the summary."""
+    _fill(store, account)
+    twin, a2 = _twin(tmp_path)
+    try:
+        assert _drop_listing_rows(twin, a2) == 40
+        assert _answers(twin) == _answers(store)
+    finally:
+        twin.close()
+
+
+def test_copy_and_expunge_keep_the_table_consistent(store: Any, account: int) -> None:
+    _fill(store, account)
+    c = Client(store)
+    c.login()
+    c.ok("c1 SELECT INBOX")
+    c.ok("c2 CREATE Other")
+    c.ok("c3 UID COPY 1:5 Other")
+    c.ok("c4 UID COPY 1:3 INBOX")  # onto itself: new Emails (CONTRACT §2)
+    listing_before = c.ok("c5 UID FETCH 41:* (ENVELOPE BODYSTRUCTURE INTERNALDATE)")
+    assert listing_before.count(" FETCH (") == 3
+    with store.read(account) as v:
+        assert verify(v) == []
+    c.ok("c6 STORE 1:* +FLAGS.SILENT (\\Deleted)")
+    c.ok("c7 EXPUNGE")
+    c.ok("c8 SELECT Other")
+    c.ok("c9 STORE 1:* +FLAGS.SILENT (\\Deleted)")
+    c.ok("c10 EXPUNGE")
+    p = K.acct(account)
+    with store.kv.read() as r:
+        assert list(r.range("imapw", p, prefix_end(p))) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(recv=st.integers(0, 253402300799), subject=st.text(max_size=40),
+       name=st.text(max_size=20))
+def test_record_round_trip(recv: int, subject: str, name: str) -> None:
+    raw = (f"From: {name} <a@example.org>\r\nSubject: {subject}\r\n\r\nbody\r\n"
+           .encode("utf-8", "surrogateescape"))
+    s = summarize(raw)
+    rec = listing.record(recv, listing.static_parts(s))
+    assert listing.parse(rec) == listing.render(s, recv)
+
+
+def test_unrenderable_summary_stores_nothing() -> None:
+    assert listing.static_parts({}) == b""
+    assert listing.parse(b"") is None and listing.parse(b"\x09junk") is None
