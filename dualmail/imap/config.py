@@ -22,6 +22,7 @@ class ImapConfig:
     fetch_batch: int = 200  # messages rendered per read view while streaming FETCH
     allow_plaintext: bool = False  # LOGIN/PLAIN without TLS off loopback
     tls_available: bool = False  # STARTTLS offered
+    tls_channel_binding: bytes | None = None  # RFC 5929 tls-server-end-point (SCRAM-SHA-256-PLUS)
     jmap_url: str | None = None  # RFC 9698 JMAPACCESS session URL
     server_name: str = "dualmail"
     server_version: str = "0"

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from dualmail import __version__
+from dualmail.authguard import AuthGuard
 from dualmail.imap.config import ImapConfig
 from dualmail.imap.session import CheckPassword, Disconnect, Offload, Session, StartTLS
 from dualmail.imap.states import State
@@ -57,6 +58,7 @@ class IMAPServerProtocol(Protocol):
         self._push_scheduled = False
         self._reading_paused = False
         self.peer = ""
+        self.host = ""
 
     # -- connection ---------------------------------------------------------------
 
@@ -64,6 +66,7 @@ class IMAPServerProtocol(Protocol):
         f = self.factory
         peer = self.transport.getPeer()
         host = getattr(peer, "host", "")
+        self.host = str(host)
         self.peer = f"{host}:{getattr(peer, 'port', '')}"
         secure = interfaces.ISSLTransport.providedBy(self.transport) or f.implicit_tls
         self.session = Session(f.store, f.config, secure=secure, loopback=_is_loopback(host),
@@ -173,17 +176,24 @@ class IMAPServerProtocol(Protocol):
 
     def _check_password(self, check: CheckPassword) -> None:
         self._waiting = True
-        d = self.factory.authenticate(check.user, check.password)
+        if check.preverified:  # SCRAM, OAUTHBEARER: the session checked it
+            d: defer.Deferred[int | None] = defer.succeed(check.account)
+        else:
+            d = self.factory.authenticate(check.user, check.password)
 
         def checked(account: int | None) -> Any:
+            guard = self.factory.guard
             if account is None:
-                self.log.warn("IMAP authentication failed for {user} from {peer}",
-                              user=check.user, peer=self.peer)
-                delay = self.factory.config.failed_login_delay
+                # one line per failure, the format fail2ban matches (dualmail/authguard.py)
+                delay = guard.failure(self.host, check.user, "imap", check.mechanism)
+                if guard.base <= 0:  # no backoff configured: the fixed delay
+                    delay = self.factory.config.failed_login_delay
                 if delay > 0:
                     return task.deferLater(self.factory.reactor, delay, lambda: None)
             else:
-                self.log.info("IMAP login {user} from {peer}", user=check.user, peer=self.peer)
+                guard.success(check.user)
+                self.log.info("IMAP login {user} from {peer} ({mechanism})", user=check.user,
+                              peer=self.peer, mechanism=check.mechanism)
             return account
 
         def done(account: int | None) -> None:
@@ -282,8 +292,10 @@ class IMAPFactory(Factory):
                  tls_context: Any = None, implicit_tls: bool = False,
                  authenticate: Authenticator | None = None,
                  offload: Callable[[Callable[[], None]], defer.Deferred[None]] | None = None,
-                 credentials: CredentialCache | None = None) -> None:
+                 credentials: CredentialCache | None = None, guard: AuthGuard | None = None) -> None:
         self.store = store
+        # failed-login backoff (per IP and per account); its base delay is the IMAP one
+        self.guard = guard or AuthGuard(reactor.seconds, base=config.failed_login_delay)
         self.config = config
         self.reactor = reactor
         self.tls_context = tls_context
@@ -302,6 +314,13 @@ class IMAPFactory(Factory):
     def _authenticate_in_thread(self, user: str, password: str) -> defer.Deferred[int | None]:
         """A login the credential cache knows is answered at once; else argon2 on a worker
         thread (never on the reactor), and a success is remembered (LOGIN storms)."""
+        from dualmail.store.store import SCOPE_IMAP
+
+        # an app token of scope "imap" as the password (one read, no argon2; never cached,
+        # so a revocation is seen by the next login)
+        token_account = self.store.authenticate_token(user, password, (SCOPE_IMAP,))
+        if token_account is not None:
+            return defer.succeed(token_account)
         cache = self.credentials
         if cache is None:
             return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
@@ -372,6 +391,18 @@ def tls_context_factory(cert_file: str, key_file: str) -> Any:
                                   extraCertChain=certs[1:] or None)  # type: ignore[arg-type]
 
 
+def channel_binding(cert_file: str) -> bytes:
+    """RFC 5929 §4 tls-server-end-point data of the first certificate in ``cert_file``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from dualmail.store.scram import tls_server_end_point
+
+    with open(cert_file, "rb") as f:
+        cert = x509.load_pem_x509_certificates(f.read())[0]
+    return tls_server_end_point(cert.public_bytes(Encoding.DER))
+
+
 def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, Any]]:
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -382,16 +413,18 @@ def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, An
     config = ImapConfig(
         allow_plaintext=bool(get("allow-plaintext")),
         tls_available=ctx is not None,
+        tls_channel_binding=channel_binding(get("tls-cert")) if ctx is not None else None,
         jmap_url=jmap_session_url(options),
         server_version=__version__,
     )
     if get("max-message-size"):  # --max-message-size: the same limit as JMAP maxSizeUpload
         config = replace(config, appendlimit=int(get("max-message-size")))
     credentials = CredentialCache(store)  # one for every IMAP listener
+    guard = AuthGuard(reactor.seconds, base=config.failed_login_delay)  # and one backoff
     out: list[tuple[str, Any]] = [("imap", IMAPFactory(store, config, reactor, tls_context=ctx,
-                                                      credentials=credentials))]
+                                                      credentials=credentials, guard=guard))]
     if ctx is not None:
         inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True,
-                            credentials=credentials)
+                            credentials=credentials, guard=guard)
         out.append(("imaps", TLSMemoryBIOFactory(ctx, False, inner)))  # type: ignore[arg-type]
     return out
