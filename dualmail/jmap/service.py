@@ -30,11 +30,11 @@ from twisted.web import server
 
 from ..model import ids
 from ..store.credentials import CredentialCache
-from ..store.store import Store
+from ..store.store import SCOPE_JMAP, SCOPE_JMAP_READ, Store
 from ..store.txn import Commit
 from ..submission.config import SubmissionConfig, from_options as submission_config
 from .app import JMAPApp, make_site as make_app_site
-from .dispatch import Method, core_methods
+from .dispatch import Method, ReadOnlyPrincipal, core_methods
 from .errors import RequestError
 from .session import Account, CoreLimits, SessionInfo
 from .state import to_state
@@ -61,7 +61,12 @@ class StoreAuthenticator:
         self.run_blocking = run_blocking
         self.credentials = credentials if credentials is not None else CredentialCache(store)
 
-    def verify_basic(self, username: str, password: str) -> Deferred[int | None] | int:
+    def verify_basic(self, username: str, password: str) -> Deferred[int | None] | int | None:
+        # an app token of a JMAP scope as the password (one read; never cached, so its
+        # revocation is seen by the next request)
+        token = self._app_token(password)
+        if token is not None:
+            return token if self.store.account_id(username) == token else None
         # Basic sends the password with every request: verified once by argon2 (~30 ms,
         # never on the reactor thread), then taken from the credential cache
         account = self.credentials.lookup(username, password)
@@ -69,8 +74,23 @@ class StoreAuthenticator:
             return account
         return self.run_blocking(self.credentials.verify, username, password)
 
+    def _app_token(self, token: str) -> int | None:
+        """The principal of a live app token of scope jmap (an int) or jmap-read (a
+        ``ReadOnlyPrincipal``); None for anything else."""
+        if len(token) < 40:
+            return None
+        rec = self.store.token_record(token)
+        if rec is None or rec.get("kind") != "app" or rec["scope"] not in (SCOPE_JMAP, SCOPE_JMAP_READ):
+            return None
+        account = int(rec["account"])
+        return ReadOnlyPrincipal(account) if rec["scope"] == SCOPE_JMAP_READ else account
+
     def verify_bearer(self, token: str) -> int | None:
-        return self.store.verify_token(token, kind="app")
+        return self._app_token(token)
+
+    def token_live(self, token: str) -> bool:
+        """Whether ``token`` is a live token (an open EventSource ends once it is not)."""
+        return len(token) >= 40 and self.store.token_record(token) is not None
 
     def verify_push_token(self, token: str) -> int | None:
         return self.store.verify_token(token, kind="push")
@@ -271,6 +291,8 @@ def build_app(
     run_blocking: Callable[..., Deferred[Any]] | None = None,
     failed_login_delay: float = FAILED_LOGIN_DELAY,
     submission: SubmissionConfig | None = None,
+    allow_plaintext: bool = True,
+    guard: Any = None,
 ) -> JMAPApp:
     """The JMAP app over ``store``; ``reactor`` is the clock (and thread pool
     for password checks unless ``run_blocking`` is given)."""
@@ -289,6 +311,8 @@ def build_app(
         clock=reactor,
         failed_login_delay=failed_login_delay,
         base_url=base_url,
+        allow_plaintext=allow_plaintext,
+        guard=guard,
     )
 
 
@@ -301,8 +325,12 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
     limits = CoreLimits()
     if options.get("max-message-size"):  # --max-message-size: the same limit as IMAP APPENDLIMIT
         limits = replace(limits, max_size_upload=int(options["max-message-size"]))
+    from ..authguard import AuthGuard
+
     jmap = build_app(store, reactor, base_url=options.get("base-url") or None, limits=limits,
-                     submission=options.get("submission") or submission_config(options))
+                     submission=options.get("submission") or submission_config(options),
+                     allow_plaintext=bool(options.get("allow-plaintext")),
+                     guard=AuthGuard(reactor.seconds, base=FAILED_LOGIN_DELAY))
     janitor = UploadJanitor(store, reactor)
     return make_app_site(jmap, JMAPSite, janitor=janitor)
 
