@@ -23,6 +23,9 @@ class ImapConfig:
     allow_plaintext: bool = False  # LOGIN/PLAIN without TLS off loopback
     tls_available: bool = False  # STARTTLS offered
     tls_channel_binding: bytes | None = None  # RFC 5929 tls-server-end-point (SCRAM-SHA-256-PLUS)
+    max_connections_per_ip: int = 200  # refused with * BYE [UNAVAILABLE] (RFC 5530); 0: none
+    max_connections_per_account: int = 1000  # logins past it: NO [UNAVAILABLE]; 0: none
+    limit_loopback: bool = False  # the per-IP cap also for loopback peers (a local proxy is one IP)
     jmap_url: str | None = None  # RFC 9698 JMAPACCESS session URL
     server_name: str = "dualmail"
     server_version: str = "0"

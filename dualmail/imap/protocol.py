@@ -15,6 +15,7 @@ and answered by the session with NO [SERVERBUG]; the connection survives.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -59,6 +60,8 @@ class IMAPServerProtocol(Protocol):
         self._reading_paused = False
         self.peer = ""
         self.host = ""
+        self._counted_ip = False
+        self._counted_account: int | None = None
 
     # -- connection ---------------------------------------------------------------
 
@@ -69,8 +72,21 @@ class IMAPServerProtocol(Protocol):
         self.host = str(host)
         self.peer = f"{host}:{getattr(peer, 'port', '')}"
         secure = interfaces.ISSLTransport.providedBy(self.transport) or f.implicit_tls
-        self.session = Session(f.store, f.config, secure=secure, loopback=_is_loopback(host),
+        loopback = _is_loopback(host)
+        self.session = Session(f.store, f.config, secure=secure, loopback=loopback,
                                now=f.reactor.seconds, peer=self.peer)
+        cap = f.config.max_connections_per_ip
+        if cap and (f.config.limit_loopback or not loopback) and f.per_ip[self.host] >= cap:
+            # RFC 9051 §7.1.5 BYE at greeting time, RFC 5530 UNAVAILABLE: try again later
+            self.log.info("IMAP connection from {peer} refused: {cap} connections from that address",
+                          peer=self.peer, cap=cap)
+            self._closing = True
+            self.transport.write(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+            self.transport.loseConnection()
+            return
+        f.per_ip[self.host] += 1
+        self._counted_ip = True
+        self.session.account_full = self._account_full
         # Responses go out in several writes (untagged lines, then the tagged one, and FETCH
         # in batches): without TCP_NODELAY, Nagle holds the last segment until the client's
         # delayed ACK (~40 ms per command).
@@ -96,6 +112,17 @@ class IMAPServerProtocol(Protocol):
             self._unsubscribe()
             self._unsubscribe = None
         self.factory.connections.discard(self)
+        f = self.factory
+        if self._counted_ip:
+            self._counted_ip = False
+            f.per_ip[self.host] -= 1
+            if f.per_ip[self.host] <= 0:
+                del f.per_ip[self.host]
+        if self._counted_account is not None:
+            a, self._counted_account = self._counted_account, None
+            f.per_account[a] -= 1
+            if f.per_account[a] <= 0:
+                del f.per_account[a]
         self._current = None
         self.log.info("IMAP connection from {peer} closed", peer=self.peer)
 
@@ -212,6 +239,23 @@ class IMAPServerProtocol(Protocol):
         d.addCallback(lambda a: defer.maybeDeferred(checked, a).addCallback(lambda _r: a))
         d.addCallbacks(done, failed)
 
+    def _account_full(self, account: int) -> bool:
+        """The session's login check: False (and the session counted) when the account
+        has room for one more session."""
+        f = self.factory
+        if self._counted_account == account:
+            return False
+        cap = f.config.max_connections_per_account
+        if cap and f.per_account[account] >= cap:
+            self.log.info("IMAP login of account {account} from {peer} refused: {cap} sessions",
+                          account=account, peer=self.peer, cap=cap)
+            return True
+        if self._counted_account is not None:  # logged in again after UNAUTHENTICATE
+            f.per_account[self._counted_account] -= 1
+        f.per_account[account] += 1
+        self._counted_account = account
+        return False
+
     def _offload(self, job: Offload) -> None:
         """Long work (SEARCH, SORT, THREAD) on a worker thread: this connection waits for
         it, every other one goes on; the command's generator resumes with the result."""
@@ -301,6 +345,8 @@ class IMAPFactory(Factory):
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.connections: set[IMAPServerProtocol] = set()
+        self.per_ip: Counter[str] = Counter()  # open connections per peer address
+        self.per_account: Counter[int] = Counter()  # authenticated sessions per account
         self.authenticate = authenticate or self._authenticate_in_thread
         self.offload = offload or self._offload_to_thread
         self.credentials = credentials
@@ -417,6 +463,10 @@ def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, An
         jmap_url=jmap_session_url(options),
         server_version=__version__,
     )
+    for option, field in (("max-connections-per-ip", "max_connections_per_ip"),
+                          ("max-connections-per-account", "max_connections_per_account")):
+        if get(option) is not None:
+            config = replace(config, **{field: int(get(option))})
     if get("max-message-size"):  # --max-message-size: the same limit as JMAP maxSizeUpload
         config = replace(config, appendlimit=int(get("max-message-size")))
     credentials = CredentialCache(store)  # one for every IMAP listener
@@ -426,5 +476,6 @@ def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, An
     if ctx is not None:
         inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True,
                             credentials=credentials, guard=guard)
+        inner.per_ip, inner.per_account = out[0][1].per_ip, out[0][1].per_account  # caps span both
         out.append(("imaps", TLSMemoryBIOFactory(ctx, False, inner)))  # type: ignore[arg-type]
     return out

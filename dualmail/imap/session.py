@@ -135,6 +135,8 @@ class Session:
         self.sasl_mechanism: str | None = None
         self.sasl_scram: Any = None  # the SCRAM exchange under way
         self.sasl_failed_user: str | None = None
+        # set by the protocol: does this account have its maximum of sessions already?
+        self.account_full: Callable[[int], bool] | None = None
         self.token: str | None = None  # the app token this session logged in with (revocation)
         self.saved: ResolvedSet | None = None  # SEARCHRES result, as UIDs (RFC 5182)
         self.client_id: tuple[tuple[str, str | None], ...] | None = None
@@ -442,6 +444,11 @@ class Session:
         if account is None:
             yield self.encode(r.Tagged(check.tag, "NO", "Authentication failed",
                                        r.code("AUTHENTICATIONFAILED")))
+            return
+        if self.account_full is not None and self.account_full(account):
+            # RFC 5530 UNAVAILABLE: a temporary refusal; the session stays not authenticated
+            yield self.encode(r.Tagged(check.tag, "NO", "Too many connections for this account",
+                                       r.code("UNAVAILABLE")))
             return
         self.account = account
         self.user = check.user
