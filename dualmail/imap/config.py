@@ -17,6 +17,10 @@ class ImapConfig:
     max_search_depth: int = 100
     autologout: float = 30 * 60  # RFC 9051 §5.4: at least 30 minutes once authenticated
     unauthenticated_timeout: float = 60.0
+    # slow clients: once a command has begun, all of it (line and literals) must arrive in
+    # this many seconds, however often bytes trickle in (one byte a second holds no slot)
+    command_deadline_unauthenticated: float = 30.0
+    command_deadline: float = 600.0  # 50 MB at ~100 KB/s
     failed_login_delay: float = 1.0
     max_buffered_input: int = 1024 * 1024  # pipelined input held while output is blocked
     fetch_batch: int = 200  # messages rendered per read view while streaming FETCH

@@ -62,6 +62,7 @@ class IMAPServerProtocol(Protocol):
         self.host = ""
         self._counted_ip = False
         self._counted_account: int | None = None
+        self._deadline: Any = None  # the running command's deadline (slow clients)
 
     # -- connection ---------------------------------------------------------------
 
@@ -108,6 +109,9 @@ class IMAPServerProtocol(Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -132,6 +136,7 @@ class IMAPServerProtocol(Protocol):
         self.session.feed(data)
         self._reset_timer()
         self._pump()
+        self._check_deadline()
         blocked = self._paused or self._waiting or self._current is not None
         if blocked and not self._reading_paused and \
                 self.session.parser.buffered > self.factory.config.max_buffered_input:
@@ -168,6 +173,7 @@ class IMAPServerProtocol(Protocol):
                     if self._reading_paused and not self._closing:
                         self._reading_paused = False
                         self.transport.resumeProducing()
+                    self._check_deadline()
                     return
             try:
                 item = next(self._current)
@@ -297,6 +303,35 @@ class IMAPServerProtocol(Protocol):
             self._timer.reset(timeout)
         else:
             self._timer = self.factory.reactor.callLater(timeout, self._timed_out)
+
+    def _check_deadline(self) -> None:
+        """Start the command deadline when a command has begun arriving and we are waiting
+        for the rest of it; stop it when nothing partial is left (or we are the slow one)."""
+        s = self.session
+        if s is None or self._closing:
+            return
+        blocked = self._paused or self._waiting or self._current is not None
+        if s.parser.mid_command and not blocked:
+            if self._deadline is None or not self._deadline.active():
+                cfg = self.factory.config
+                limit = (cfg.command_deadline_unauthenticated if s.state is State.NOT_AUTHENTICATED
+                         else cfg.command_deadline)
+                self._deadline = self.factory.reactor.callLater(limit, self._deadline_passed)
+        elif self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self.session is None or self._closing:
+            return
+        self.log.info("IMAP {peer}: a command did not arrive in time; closing", peer=self.peer)
+        self._current = None
+        self.session.state = State.LOGOUT
+        self.transport.write(b"* BYE Command not completed in time\r\n")
+        self._closing = True
+        self.transport.loseConnection()
 
     def _timed_out(self) -> None:
         self._timer = None

@@ -179,3 +179,27 @@ def test_per_account_cap_refuses_the_login_only(store, account, clock) -> None:
     assert "b2 BAD" in b.send("b2 SELECT INBOX\r\n")
     a.proto.connectionLost(None)
     login(b)
+
+
+def test_slow_client_cannot_hold_a_slot(store, account, clock) -> None:
+    """One byte a second resets the idle timer but not the command deadline (issue 17)."""
+    c = Conn(make_factory(store, clock, command_deadline_unauthenticated=30.0))
+    c.take()
+    for ch in "a LOGIN alice":
+        c.send(ch)
+        clock.advance(1.0)
+    assert c.take() == "" and not c.transport.disconnecting
+    clock.advance(30.0 - len("a LOGIN alice") + 0.1)
+    assert c.take() == "* BYE Command not completed in time\r\n"
+    assert c.transport.disconnecting
+
+
+def test_deadline_stops_when_the_command_is_complete(store, account, clock) -> None:
+    c = Conn(make_factory(store, clock, command_deadline=5.0))
+    c.take()
+    login(c)
+    c.send("b NOO")
+    clock.advance(4.0)
+    assert "b OK" in c.send("P\r\n")
+    clock.advance(10.0)  # idle between commands: only the autologout applies
+    assert not c.transport.disconnecting and "c OK" in c.send("c NOOP\r\n")
