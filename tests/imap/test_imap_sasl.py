@@ -20,6 +20,7 @@ from twisted.internet.threads import deferToThread
 from dualmail.imap.session import Session
 from dualmail.store.scram import ScramError, ScramServer, scram_keys, tls_server_end_point
 from imap_e2e import PASSWORD, USER, running
+from test_imap_e2e_clients import _tls_files
 
 pytestmark = pytest.mark.e2e
 
@@ -108,22 +109,28 @@ def test_capabilities_off_loopback_without_tls(store) -> None:
     assert s.account is None
 
 
-def _scram_login(port: int, user: str, password: str) -> tuple[str, bool]:
+def _authenticate(port: int, mechanism: str, authobject) -> str:
+    """AUTHENTICATE with ``authobject`` on a new connection; SELECT after an OK; the
+    tagged status (or the error text)."""
     M = imaplib.IMAP4("127.0.0.1", port)
     try:
-        assert "AUTH=SCRAM-SHA-256" in M.capabilities
-        client = ScramClient(user, password)
+        assert f"AUTH={mechanism}" in M.capabilities
         try:
-            typ, _ = M.authenticate("SCRAM-SHA-256", client)
+            typ, _ = M.authenticate(mechanism, authobject)
         except imaplib.IMAP4.error as e:
-            return str(e), client.verified
+            return str(e)
         M.select("INBOX")
-        return typ, client.verified
+        return typ
     finally:
         try:
             M.logout()
         except Exception:
             pass
+
+
+def _scram_login(port: int, user: str, password: str) -> tuple[str, bool]:
+    client = ScramClient(user, password)
+    return _authenticate(port, "SCRAM-SHA-256", client), client.verified
 
 
 @pytest_twisted.ensureDeferred
@@ -153,20 +160,6 @@ async def test_scram_needs_keys_from_a_password_change(tmp_path) -> None:
         srv.store.set_password(USER, "new password")
         typ, verified = await deferToThread(_scram_login, srv.imap_port, USER, "new password")
         assert typ == "OK" and verified
-
-
-def _tls_files(tmp_path):
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    chain = tmp_path / "cert.pem"
-    key = tmp_path / "key.pem"
-    chain.write_bytes(b"".join(b.bytes() for b in cert.cert_chain_pems))
-    key.write_bytes(cert.private_key_pem.bytes())
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    return str(chain), str(key), ctx
 
 
 def _scram_plus(port: int, ctx: ssl.SSLContext) -> list[str]:
@@ -202,21 +195,8 @@ async def test_scram_sha256_plus_channel_binding(tmp_path) -> None:
 
 
 def _oauth(port: int, user: str, token: str) -> str:
-    M = imaplib.IMAP4("127.0.0.1", port)
-    try:
-        assert "AUTH=OAUTHBEARER" in M.capabilities
-        answers = iter([oauthbearer(user, token), b"\x01"])
-        try:
-            typ, _ = M.authenticate("OAUTHBEARER", lambda _challenge: next(answers))
-        except imaplib.IMAP4.error as e:
-            return str(e)
-        M.select("INBOX")
-        return typ
-    finally:
-        try:
-            M.logout()
-        except Exception:
-            pass
+    answers = iter([oauthbearer(user, token), b"\x01"])
+    return _authenticate(port, "OAUTHBEARER", lambda _challenge: next(answers))
 
 
 @pytest_twisted.ensureDeferred
