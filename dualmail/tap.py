@@ -53,8 +53,8 @@ class Options(usage.Options):
         ["max-recipients-per-day", None, None, "Recipients an account may send to per day (default 1000)."],
         ["max-send-size", None, None, "Largest message that may be sent, octets (default 26214400)."],
         ["queue-lifetime", None, None, "Seconds a message is retried before it fails (default 432000)."],
-        ["max-connections-per-ip", None, None, "IMAP connections one non-loopback address may hold "
-                                               "(default 200; 0: no limit)."],
+        ["max-connections-per-ip", None, None, "IMAP connections, and JMAP HTTP connections, one "
+                                               "non-loopback address may hold (default 200 each; 0: no limit)."],
         ["max-connections-per-account", None, None, "IMAP sessions one account may hold (default 1000; 0: no limit)."],
         ["store", None, None, "Mail store: postgresql://USER@HOST/DB for a shared PostgreSQL "
                               "(several nodes); default $DUALMAIL_STORE, else LMDB in --data."],

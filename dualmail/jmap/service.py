@@ -17,6 +17,7 @@ the methods themselves live in ``dualmail.jmap.types``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -24,6 +25,7 @@ from typing import IO, Any
 
 from twisted.internet import task
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web import server
@@ -48,6 +50,16 @@ PUSH_TOKEN_TTL = 300  # seconds
 UPLOAD_TTL = 24 * 3600  # an upload nothing references is removed after this
 JANITOR_INTERVAL = 3600.0
 MAX_SIZE_MAILBOX_NAME = 255
+DEFAULT_HTTP_PER_IP = 200  # open HTTP connections per non-loopback address (--max-connections-per-ip)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class StoreAuthenticator:
@@ -249,13 +261,51 @@ class UploadJanitor:
             self._loop = None
 
 
+class _Refuse(Protocol):
+    """Answers 503 with Retry-After at once and closes: the address has its maximum of
+    open HTTP connections (issue 17; RFC 9110 §15.6.4)."""
+
+    def connectionMade(self) -> None:
+        body = b'{"type":"about:blank","status":503,"detail":"too many connections from your address"}'
+        self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\n"
+                             b"Content-Type: application/problem+json\r\nConnection: close\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.transport.loseConnection()
+
+
 class JMAPSite(server.Site):
     """The Site of the JMAP endpoints; runs the janitor while it listens
-    (``startFactory``/``stopFactory`` follow the first and last port)."""
+    (``startFactory``/``stopFactory`` follow the first and last port), and caps the open
+    connections per non-loopback address (``max_per_ip``, 0: none)."""
 
-    def __init__(self, resource: Any, janitor: UploadJanitor, **kwargs: Any):
+    _log = Logger()  # (``log`` is Site's access-log method)
+
+    def __init__(self, resource: Any, janitor: UploadJanitor, max_per_ip: int = 0, **kwargs: Any):
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
         self.janitor = janitor
+        self.max_per_ip = max_per_ip
+        self.per_ip: Counter[str] = Counter()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        host = str(getattr(addr, "host", ""))
+        limited = self.max_per_ip and not _loopback(host)
+        if limited and self.per_ip[host] >= self.max_per_ip:
+            self._log.info("JMAP connection from {host} refused: {cap} open", host=host, cap=self.max_per_ip)
+            return _Refuse()
+        channel = super().buildProtocol(addr)
+        if not limited or channel is None:
+            return channel
+        self.per_ip[host] += 1
+        lost = channel.connectionLost
+
+        def connection_lost(reason: Any) -> None:
+            self.per_ip[host] -= 1
+            if self.per_ip[host] <= 0:
+                del self.per_ip[host]
+            lost(reason)
+
+        channel.connectionLost = connection_lost
+        return channel
 
     def startFactory(self) -> None:
         super().startFactory()
@@ -332,7 +382,9 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
                      allow_plaintext=bool(options.get("allow-plaintext")),
                      guard=AuthGuard(reactor.seconds, base=FAILED_LOGIN_DELAY))
     janitor = UploadJanitor(store, reactor)
-    return make_app_site(jmap, JMAPSite, janitor=janitor)
+    cap = options.get("max-connections-per-ip")
+    return make_app_site(jmap, JMAPSite, janitor=janitor,
+                         max_per_ip=DEFAULT_HTTP_PER_IP if cap is None else int(cap))
 
 
 __all__ = ["JMAPSite", "StoreAuthenticator", "StoreBackend", "UploadJanitor", "build_app", "make_site"]
