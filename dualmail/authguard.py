@@ -28,6 +28,16 @@ FAILURE_FORMAT = ("auth failure: ip={ip} protocol={protocol} mechanism={mechanis
                   "failures={failures} delay={delay:.1f} user={user}")
 
 
+def is_loopback(host: str) -> bool:
+    """A loopback peer (a local client or proxy): counts as protected, not capped per IP."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def log_safe(text: str, limit: int = 128) -> str:
     """A client-supplied name as one printable token: no spaces, newlines or controls
     (no log injection), at most ``limit`` characters."""

@@ -14,7 +14,6 @@ and answered by the session with NO [SERVERBUG]; the connection survives.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from dataclasses import replace
 from typing import Any, Callable, Iterator
@@ -26,20 +25,13 @@ from twisted.logger import Logger
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from dualmail import __version__
-from dualmail.authguard import AuthGuard
+from dualmail.authguard import AuthGuard, is_loopback as _is_loopback
 from dualmail.imap.config import ImapConfig
 from dualmail.imap.session import CheckPassword, Disconnect, Offload, Session, StartTLS
 from dualmail.imap.states import State
 from dualmail.store.credentials import CredentialCache
 
 Authenticator = Callable[[str, str], "defer.Deferred[int | None]"]
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host in ("localhost",)
 
 
 @implementer(interfaces.IPushProducer)

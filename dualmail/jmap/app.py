@@ -55,6 +55,7 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 from zope.interface import implementer
 
+from ..authguard import is_loopback as _is_loopback
 from ..model.errors import UnavailableError
 from .dispatch import Dispatcher, Method, core_methods
 from .errors import ERROR_NS, RequestError
@@ -467,15 +468,6 @@ class BlobProducer:
     def stopProducing(self) -> None:
         self._stopped = True
         self._cancel_call()
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _peer(request: IRequest) -> str:

@@ -30,6 +30,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web import server
 
+from ..authguard import is_loopback as _loopback
 from ..model import ids
 from ..store.credentials import CredentialCache
 from ..store.store import SCOPE_JMAP, SCOPE_JMAP_READ, Store
@@ -51,15 +52,6 @@ UPLOAD_TTL = 24 * 3600  # an upload nothing references is removed after this
 JANITOR_INTERVAL = 3600.0
 MAX_SIZE_MAILBOX_NAME = 255
 DEFAULT_HTTP_PER_IP = 200  # open HTTP connections per non-loopback address (--max-connections-per-ip)
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class StoreAuthenticator:
