@@ -11,6 +11,7 @@ import argparse
 import getpass
 import os
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -117,13 +118,33 @@ def _user_quota(store: Any, args: argparse.Namespace) -> None:
 def cmd_token(args: argparse.Namespace) -> int:
     with _opened(args) as store:
         if args.action == "create":
-            print(store.create_token(args.address, note=args.note or ""))
+            ttl = _duration(args.expires) if args.expires else None
+            print(store.create_token(args.address, note=args.note or "", scope=args.scope, ttl=ttl))
+        elif args.action == "list":
+            for rec in store.list_tokens(args.address):
+                if rec.get("kind") != "app":
+                    continue  # push tokens (EventSource URLs) are short-lived and internal
+                expires = rec.get("expires")
+                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)) if expires else "never"
+                created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rec.get("created", 0)))
+                print(f"{rec['id']}  {rec['scope']:<9}  created {created}  expires {when}  {rec.get('note', '')}")
         elif args.action == "revoke":
             n = store.revoke_tokens(args.address, args.token)
             if args.token and not n:
                 raise CliError("no such token for that user")
             print(f"revoked {n} token(s)")
     return 0
+
+
+def _duration(text: str) -> int:
+    """``3600``, ``90m``, ``12h``, ``30d`` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    unit = units.get(t[-1:], 0)
+    digits = t[:-1] if unit else t
+    if not digits.isdigit() or int(digits) <= 0:
+        raise CliError(f"--expires: expected a duration like 3600, 90m, 12h or 30d, not {text!r}")
+    return int(digits) * (unit or 1)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -289,7 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     tc = tsub.add_parser("create", help="print a new token")
     tc.add_argument("address")
     tc.add_argument("--note", default="")
-    tr = tsub.add_parser("revoke", help="revoke one token, or all of a user's")
+    tc.add_argument("--scope", choices=("imap", "jmap-read", "jmap"), default="jmap",
+                    help="imap: an app password for IMAP (LOGIN, PLAIN, OAUTHBEARER); "
+                         "jmap-read: JMAP without changes; jmap: full JMAP (default)")
+    tc.add_argument("--expires", help="lifetime: seconds or 90m, 12h, 30d (default: none)")
+    tl = tsub.add_parser("list", help="list a user's tokens (id, scope, expiry; never the token)")
+    tl.add_argument("address")
+    tr = tsub.add_parser("revoke", help="revoke one token (the token or its id), or all of a user's")
     tr.add_argument("address")
     tr.add_argument("token", nargs="?")
     t.set_defaults(func=cmd_token)

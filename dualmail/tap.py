@@ -53,6 +53,9 @@ class Options(usage.Options):
         ["max-recipients-per-day", None, None, "Recipients an account may send to per day (default 1000)."],
         ["max-send-size", None, None, "Largest message that may be sent, octets (default 26214400)."],
         ["queue-lifetime", None, None, "Seconds a message is retried before it fails (default 432000)."],
+        ["max-connections-per-ip", None, None, "IMAP connections, and JMAP HTTP connections, one "
+                                               "non-loopback address may hold (default 200 each; 0: no limit)."],
+        ["max-connections-per-account", None, None, "IMAP sessions one account may hold (default 1000; 0: no limit)."],
         ["store", None, None, "Mail store: postgresql://USER@HOST/DB for a shared PostgreSQL "
                               "(several nodes); default $DUALMAIL_STORE, else LMDB in --data."],
         # JMAP Web Push (dualmail.push; docs/jmap.md "Push subscriptions")
@@ -60,7 +63,8 @@ class Options(usage.Options):
                                      "(default mailto:postmaster@ this host's name)."],
     ]
     optFlags = [
-        ["allow-plaintext", None, "Allow LOGIN/PLAIN without TLS on non-loopback connections."],
+        ["allow-plaintext", None, "Allow LOGIN/PLAIN/OAUTHBEARER (IMAP) and HTTP Basic (JMAP) without TLS "
+                                  "on non-loopback connections."],
         ["no-first-account", None, "Do not create the demo account on an empty store."],
         ["quota-tempfail", None, "LMTP answers 452 4.2.2 (retry) instead of 552 5.2.2 (bounce) "
                                  "to mail for an account over its quota."],
@@ -121,6 +125,9 @@ class Options(usage.Options):
             if desc.startswith("ssl:"):
                 raise usage.UsageError(
                     "--imaps takes a tcp: endpoint (e.g. tcp:993); its TLS comes from --tls-cert/--tls-key")
+        for name in ("max-connections-per-ip", "max-connections-per-account"):
+            if self[name] is not None and not str(self[name]).isdigit():
+                raise usage.UsageError(f"--{name} takes a number (0: no limit)")
         self._submission_options()
 
     def _submission_options(self) -> None:

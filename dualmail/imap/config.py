@@ -17,11 +17,19 @@ class ImapConfig:
     max_search_depth: int = 100
     autologout: float = 30 * 60  # RFC 9051 §5.4: at least 30 minutes once authenticated
     unauthenticated_timeout: float = 60.0
+    # slow clients: once a command has begun, all of it (line and literals) must arrive in
+    # this many seconds, however often bytes trickle in (one byte a second holds no slot)
+    command_deadline_unauthenticated: float = 30.0
+    command_deadline: float = 600.0  # 50 MB at ~100 KB/s
     failed_login_delay: float = 1.0
     max_buffered_input: int = 1024 * 1024  # pipelined input held while output is blocked
     fetch_batch: int = 200  # messages rendered per read view while streaming FETCH
     allow_plaintext: bool = False  # LOGIN/PLAIN without TLS off loopback
     tls_available: bool = False  # STARTTLS offered
+    tls_channel_binding: bytes | None = None  # RFC 5929 tls-server-end-point (SCRAM-SHA-256-PLUS)
+    max_connections_per_ip: int = 200  # refused with * BYE [UNAVAILABLE] (RFC 5530); 0: none
+    max_connections_per_account: int = 1000  # logins past it: NO [UNAVAILABLE]; 0: none
+    limit_loopback: bool = False  # the per-IP cap also for loopback peers (a local proxy is one IP)
     jmap_url: str | None = None  # RFC 9698 JMAPACCESS session URL
     server_name: str = "dualmail"
     server_version: str = "0"

@@ -14,8 +14,8 @@ and answered by the session with NO [SERVERBUG]; the connection survives.
 
 from __future__ import annotations
 
-import ipaddress
 import zlib
+from collections import Counter
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from dualmail import __version__
+from dualmail.authguard import AuthGuard, is_loopback as _is_loopback
 from dualmail.imap.config import ImapConfig
 from dualmail.imap.session import (CheckPassword, Disconnect, Offload, Session, StartCompress,
                                    StartTLS)
@@ -40,13 +41,6 @@ from dualmail.imap.states import State
 from dualmail.store.credentials import CredentialCache
 
 Authenticator = Callable[[str, str], "defer.Deferred[int | None]"]
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host in ("localhost",)
 
 
 @implementer(interfaces.IPushProducer)
@@ -68,6 +62,10 @@ class IMAPServerProtocol(Protocol):
         self.peer = ""
         self._deflate: Any = None  # COMPRESS=DEFLATE (RFC 4978): zlib streams once active
         self._inflate: Any = None
+        self.host = ""
+        self._counted_ip = False
+        self._counted_account: int | None = None
+        self._deadline: Any = None  # the running command's deadline (slow clients)
 
     # -- connection ---------------------------------------------------------------
 
@@ -75,10 +73,24 @@ class IMAPServerProtocol(Protocol):
         f = self.factory
         peer = self.transport.getPeer()
         host = getattr(peer, "host", "")
+        self.host = str(host)
         self.peer = f"{host}:{getattr(peer, 'port', '')}"
         secure = interfaces.ISSLTransport.providedBy(self.transport) or f.implicit_tls
-        self.session = Session(f.store, f.config, secure=secure, loopback=_is_loopback(host),
+        loopback = _is_loopback(host)
+        self.session = Session(f.store, f.config, secure=secure, loopback=loopback,
                                now=f.reactor.seconds, peer=self.peer)
+        cap = f.config.max_connections_per_ip
+        if cap and (f.config.limit_loopback or not loopback) and f.per_ip[self.host] >= cap:
+            # RFC 9051 §7.1.5 BYE at greeting time, RFC 5530 UNAVAILABLE: try again later
+            self.log.info("IMAP connection from {peer} refused: {cap} connections from that address",
+                          peer=self.peer, cap=cap)
+            self._closing = True
+            self.transport.write(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+            self.transport.loseConnection()
+            return
+        f.per_ip[self.host] += 1
+        self._counted_ip = True
+        self.session.account_full = self._account_full
         # Responses go out in several writes (untagged lines, then the tagged one, and FETCH
         # in batches): without TCP_NODELAY, Nagle holds the last segment until the client's
         # delayed ACK (~40 ms per command).
@@ -100,10 +112,24 @@ class IMAPServerProtocol(Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
         self.factory.connections.discard(self)
+        f = self.factory
+        if self._counted_ip:
+            self._counted_ip = False
+            f.per_ip[self.host] -= 1
+            if f.per_ip[self.host] <= 0:
+                del f.per_ip[self.host]
+        if self._counted_account is not None:
+            a, self._counted_account = self._counted_account, None
+            f.per_account[a] -= 1
+            if f.per_account[a] <= 0:
+                del f.per_account[a]
         self._current = None
         self.log.info("IMAP connection from {peer} closed", peer=self.peer)
 
@@ -121,6 +147,7 @@ class IMAPServerProtocol(Protocol):
             self.session.feed(data)
         self._reset_timer()
         self._pump()
+        self._check_deadline()
         blocked = self._paused or self._waiting or self._current is not None
         if blocked and not self._reading_paused and \
                 self.session.parser.buffered > self.factory.config.max_buffered_input:
@@ -181,6 +208,7 @@ class IMAPServerProtocol(Protocol):
                     if self._reading_paused and not self._closing:
                         self._reading_paused = False
                         self.transport.resumeProducing()
+                    self._check_deadline()
                     return
             try:
                 item = next(self._current)
@@ -223,17 +251,24 @@ class IMAPServerProtocol(Protocol):
 
     def _check_password(self, check: CheckPassword) -> None:
         self._waiting = True
-        d = self.factory.authenticate(check.user, check.password)
+        if check.preverified:  # SCRAM, OAUTHBEARER: the session checked it
+            d: defer.Deferred[int | None] = defer.succeed(check.account)
+        else:
+            d = self.factory.authenticate(check.user, check.password)
 
         def checked(account: int | None) -> Any:
+            guard = self.factory.guard
             if account is None:
-                self.log.warn("IMAP authentication failed for {user} from {peer}",
-                              user=check.user, peer=self.peer)
-                delay = self.factory.config.failed_login_delay
+                # one line per failure, the format fail2ban matches (dualmail/authguard.py)
+                delay = guard.failure(self.host, check.user, "imap", check.mechanism)
+                if guard.base <= 0:  # no backoff configured: the fixed delay
+                    delay = self.factory.config.failed_login_delay
                 if delay > 0:
                     return task.deferLater(self.factory.reactor, delay, lambda: None)
             else:
-                self.log.info("IMAP login {user} from {peer}", user=check.user, peer=self.peer)
+                guard.success(check.user)
+                self.log.info("IMAP login {user} from {peer} ({mechanism})", user=check.user,
+                              peer=self.peer, mechanism=check.mechanism)
             return account
 
         def done(account: int | None) -> None:
@@ -251,6 +286,23 @@ class IMAPServerProtocol(Protocol):
 
         d.addCallback(lambda a: defer.maybeDeferred(checked, a).addCallback(lambda _r: a))
         d.addCallbacks(done, failed)
+
+    def _account_full(self, account: int) -> bool:
+        """The session's login check: False (and the session counted) when the account
+        has room for one more session."""
+        f = self.factory
+        if self._counted_account == account:
+            return False
+        cap = f.config.max_connections_per_account
+        if cap and f.per_account[account] >= cap:
+            self.log.info("IMAP login of account {account} from {peer} refused: {cap} sessions",
+                          account=account, peer=self.peer, cap=cap)
+            return True
+        if self._counted_account is not None:  # logged in again after UNAUTHENTICATE
+            f.per_account[self._counted_account] -= 1
+        f.per_account[account] += 1
+        self._counted_account = account
+        return False
 
     def _offload(self, job: Offload) -> None:
         """Long work (SEARCH, SORT, THREAD) on a worker thread: this connection waits for
@@ -312,6 +364,35 @@ class IMAPServerProtocol(Protocol):
         else:
             self._timer = self.factory.reactor.callLater(timeout, self._timed_out)
 
+    def _check_deadline(self) -> None:
+        """Start the command deadline when a command has begun arriving and we are waiting
+        for the rest of it; stop it when nothing partial is left (or we are the slow one)."""
+        s = self.session
+        if s is None or self._closing:
+            return
+        blocked = self._paused or self._waiting or self._current is not None
+        if s.parser.mid_command and not blocked:
+            if self._deadline is None or not self._deadline.active():
+                cfg = self.factory.config
+                limit = (cfg.command_deadline_unauthenticated if s.state is State.NOT_AUTHENTICATED
+                         else cfg.command_deadline)
+                self._deadline = self.factory.reactor.callLater(limit, self._deadline_passed)
+        elif self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self.session is None or self._closing:
+            return
+        self.log.info("IMAP {peer}: a command did not arrive in time; closing", peer=self.peer)
+        self._current = None
+        self.session.state = State.LOGOUT
+        self.transport.write(b"* BYE Command not completed in time\r\n")
+        self._closing = True
+        self.transport.loseConnection()
+
     def _timed_out(self) -> None:
         self._timer = None
         if self.session is None or self._closing:
@@ -362,13 +443,17 @@ class IMAPFactory(Factory):
                  tls_context: Any = None, implicit_tls: bool = False,
                  authenticate: Authenticator | None = None,
                  offload: Callable[[Callable[[], None]], defer.Deferred[None]] | None = None,
-                 credentials: CredentialCache | None = None) -> None:
+                 credentials: CredentialCache | None = None, guard: AuthGuard | None = None) -> None:
         self.store = store
+        # failed-login backoff (per IP and per account); its base delay is the IMAP one
+        self.guard = guard or AuthGuard(reactor.seconds, base=config.failed_login_delay)
         self.config = config
         self.reactor = reactor
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.connections: set[IMAPServerProtocol] = set()
+        self.per_ip: Counter[str] = Counter()  # open connections per peer address
+        self.per_account: Counter[int] = Counter()  # authenticated sessions per account
         self.authenticate = authenticate or self._authenticate_in_thread
         self.offload = offload or self._offload_to_thread
         self.credentials = credentials
@@ -382,6 +467,13 @@ class IMAPFactory(Factory):
     def _authenticate_in_thread(self, user: str, password: str) -> defer.Deferred[int | None]:
         """A login the credential cache knows is answered at once; else argon2 on a worker
         thread (never on the reactor), and a success is remembered (LOGIN storms)."""
+        from dualmail.store.store import SCOPE_IMAP
+
+        # an app token of scope "imap" as the password (one read, no argon2; never cached,
+        # so a revocation is seen by the next login)
+        token_account = self.store.authenticate_token(user, password, (SCOPE_IMAP,))
+        if token_account is not None:
+            return defer.succeed(token_account)
         cache = self.credentials
         if cache is None:
             return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
@@ -452,6 +544,18 @@ def tls_context_factory(cert_file: str, key_file: str) -> Any:
                                   extraCertChain=certs[1:] or None)  # type: ignore[arg-type]
 
 
+def channel_binding(cert_file: str) -> bytes:
+    """RFC 5929 §4 tls-server-end-point data of the first certificate in ``cert_file``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from dualmail.store.scram import tls_server_end_point
+
+    with open(cert_file, "rb") as f:
+        cert = x509.load_pem_x509_certificates(f.read())[0]
+    return tls_server_end_point(cert.public_bytes(Encoding.DER))
+
+
 def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, Any]]:
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -462,18 +566,25 @@ def make_factories(store: Any, options: Any, reactor: Any) -> list[tuple[str, An
     config = ImapConfig(
         allow_plaintext=bool(get("allow-plaintext")),
         tls_available=ctx is not None,
+        tls_channel_binding=channel_binding(get("tls-cert")) if ctx is not None else None,
         jmap_url=jmap_session_url(options),
         server_version=__version__,
     )
     if get("literal-minus"):  # --literal-minus (RFC 7888 §5)
         config = replace(config, literal_minus=True)
+    for option, field in (("max-connections-per-ip", "max_connections_per_ip"),
+                          ("max-connections-per-account", "max_connections_per_account")):
+        if get(option) is not None:
+            config = replace(config, **{field: int(get(option))})
     if get("max-message-size"):  # --max-message-size: the same limit as JMAP maxSizeUpload
         config = replace(config, appendlimit=int(get("max-message-size")))
     credentials = CredentialCache(store)  # one for every IMAP listener
+    guard = AuthGuard(reactor.seconds, base=config.failed_login_delay)  # and one backoff
     out: list[tuple[str, Any]] = [("imap", IMAPFactory(store, config, reactor, tls_context=ctx,
-                                                      credentials=credentials))]
+                                                      credentials=credentials, guard=guard))]
     if ctx is not None:
         inner = IMAPFactory(store, config, reactor, tls_context=None, implicit_tls=True,
-                            credentials=credentials)
+                            credentials=credentials, guard=guard)
+        inner.per_ip, inner.per_account = out[0][1].per_ip, out[0][1].per_account  # caps span both
         out.append(("imaps", TLSMemoryBIOFactory(ctx, False, inner)))  # type: ignore[arg-type]
     return out

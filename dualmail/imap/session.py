@@ -55,6 +55,8 @@ class CheckPassword:
     user: str
     password: str
     mechanism: str
+    preverified: bool = False  # SCRAM, OAUTHBEARER: checked by the session; ``account`` is the result
+    account: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,13 @@ class Session:
         self.hms_on_tagged = False  # EXPUNGE with QRESYNC: tagged OK [HIGHESTMODSEQ n]
         self.idle_tag: str | None = None
         self.sasl_tag: str | None = None
+        self.sasl_step: Any = None  # the mechanism's next step (ops/auth.py)
+        self.sasl_mechanism: str | None = None
+        self.sasl_scram: Any = None  # the SCRAM exchange under way
+        self.sasl_failed_user: str | None = None
+        # set by the protocol: does this account have its maximum of sessions already?
+        self.account_full: Callable[[int], bool] | None = None
+        self.token: str | None = None  # the app token this session logged in with (revocation)
         self.saved: ResolvedSet | None = None  # SEARCHRES result, as UIDs (RFC 5182)
         self.client_id: tuple[tuple[str, str | None], ...] | None = None
         self.notify: NotifyState | None = None  # RFC 5465 NOTIFY SET registration
@@ -175,7 +184,11 @@ class Session:
         if self.state is State.NOT_AUTHENTICATED:
             if self.config.tls_available and not self.secure:
                 caps.append("STARTTLS")
-            caps.append("AUTH=PLAIN" if self.login_allowed else "LOGINDISABLED")
+            from dualmail.imap.ops.auth import mechanisms
+
+            if not self.login_allowed:
+                caps.append("LOGINDISABLED")
+            caps += [f"AUTH={m}" for m in mechanisms(self)]
             return caps
         caps += [
             "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN", "LIST-EXTENDED",
@@ -315,6 +328,10 @@ class Session:
             yield self.encode(r.Tagged(cmd.tag, "BAD", "LSUB is not part of IMAP4rev2"))
             return
         handler = HANDLERS[type(cmd)]
+        if self.token is not None and self.state is not State.NOT_AUTHENTICATED and \
+                not isinstance(cmd, c.Logout) and not self._token_live():
+            yield from self._revoked()
+            return
         try:
             if self.selected is not None:
                 self._absorb()
@@ -328,6 +345,26 @@ class Session:
         allow = not (isinstance(cmd, _NO_EXPUNGE) and not getattr(cmd, "uid", False))
         yield from self._drive_tagged(handler(self, cmd), cmd.tag, allow_expunge=allow,
                                       updates=not isinstance(cmd, c.Logout))
+
+    def _token_live(self) -> bool:
+        """The app token of this session is still valid (one read per command): a revoked
+        or expired one ends the session at its next command."""
+        from dualmail.store.store import SCOPE_IMAP
+
+        assert self.token is not None
+        try:
+            return bool(self.store.verify_token(self.token, kind="app", scopes=(SCOPE_IMAP,)) == self.account)
+        except UnavailableError:
+            return True  # the store is away: the command itself answers UNAVAILABLE
+
+    def _revoked(self) -> Iterator[Output]:
+        self.log.info("IMAP {peer}: the app token of {user} was revoked; closing", peer=self.peer,
+                      user=self.user)
+        self.state = State.LOGOUT
+        self.selected = None
+        yield self.encode(r.UntaggedStatus("BYE", "The credentials of this session were revoked",
+                                           r.code("AUTHENTICATIONFAILED")))
+        yield Disconnect()
 
     def _unavailable(self, tag: str, e: UnavailableError) -> r.Tagged:
         """RFC 5530 UNAVAILABLE: the shared database is away; the command was rolled back."""
@@ -539,8 +576,14 @@ class Session:
             yield self.encode(r.Tagged(check.tag, "NO", "Authentication failed",
                                        r.code("AUTHENTICATIONFAILED")))
             return
+        if self.account_full is not None and self.account_full(account):
+            # RFC 5530 UNAVAILABLE: a temporary refusal; the session stays not authenticated
+            yield self.encode(r.Tagged(check.tag, "NO", "Too many connections for this account",
+                                       r.code("UNAVAILABLE")))
+            return
         self.account = account
         self.user = check.user
+        self.token = self._app_token(check, account)
         self.state = State.AUTHENTICATED
         self.parser.max_nonsync_literal = self._nonsync_limit(True)  # LITERAL+: APPENDLIMIT
         yield self.encode(r.Tagged(check.tag, "OK", "Logged in",
@@ -556,7 +599,20 @@ class Session:
         self.state = State.NOT_AUTHENTICATED
         self.rev2 = self.utf8 = self.condstore = self.qresync = self.hms_on_tagged = False
         self.saved = None
+        self.notify = None  # RFC 5465 registration (per login)
+        self.token = None  # the app token of the login that ended
+        self.sasl_step = self.sasl_mechanism = self.sasl_scram = self.sasl_failed_user = None
         self.parser.max_nonsync_literal = self._nonsync_limit(False)
+    def _app_token(self, check: CheckPassword, account: int) -> str | None:
+        """The password was an app token (LOGIN, PLAIN, OAUTHBEARER): remember it, so its
+        revocation ends this session."""
+        from dualmail.store.store import SCOPE_IMAP
+
+        if len(check.password) < 40:  # tokens are 43 characters; passwords rarely so long
+            return None
+        if self.store.verify_token(check.password, kind="app", scopes=(SCOPE_IMAP,)) != account:
+            return None
+        return check.password
 
     def tls_started(self) -> None:
         self.secure = True

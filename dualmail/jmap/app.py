@@ -55,6 +55,7 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 from zope.interface import implementer
 
+from ..authguard import is_loopback as _is_loopback
 from ..model.errors import UnavailableError
 from .dispatch import Dispatcher, Method, core_methods
 from .errors import ERROR_NS, RequestError
@@ -296,7 +297,9 @@ class EventStream:
         close_after_state: bool,
         types: frozenset[str] | None,
         accounts: frozenset[str],
+        alive: Callable[[], bool] | None = None,
     ):
+        self.alive = alive  # False once the credentials were revoked: the stream ends
         self.write = write
         self.clock = clock
         self.ping = ping
@@ -338,6 +341,11 @@ class EventStream:
             self.done.callback(b"")
 
     def _event(self, name: str, data: Any) -> None:
+        if self.alive is not None and not self.alive():
+            self.stop()
+            if not self.done.called:
+                self.done.callback(b"")
+            return
         self.write(b"event: " + name.encode() + b"\ndata: " + _json(data) + b"\n\n")
         self._schedule_ping()
 
@@ -511,6 +519,8 @@ class JMAPApp:
         clock: IReactorTime | None = None,
         failed_login_delay: float = 1.0,
         base_url: str | None = None,
+        allow_plaintext: bool = True,
+        guard: Any = None,
     ):
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
@@ -519,6 +529,11 @@ class JMAPApp:
         self.limits = limits or CoreLimits()
         self.clock = clock
         self.failed_login_delay = failed_login_delay
+        # HTTP Basic in the clear off loopback is refused unless allowed (--allow-plaintext)
+        self.allow_plaintext = allow_plaintext
+        # failed-login backoff per IP and account (dualmail.authguard.AuthGuard); None: the
+        # fixed ``failed_login_delay``
+        self.guard = guard
         self.base_url = base_url.rstrip("/") if base_url else None
         self.dispatcher = Dispatcher(methods if methods is not None else core_methods(), self.limits)
         self._requests: Counter[str] = Counter()
@@ -555,6 +570,9 @@ class JMAPApp:
             username = "(push token)"
             principal = await _maybe(verify_push(query_token))
         elif scheme == "basic":
+            if not (self.allow_plaintext or request.isSecure() or _is_loopback(_peer(request))):
+                raise RequestError("about:blank", 403,
+                                   "HTTP Basic authentication needs TLS on this listener")
             try:
                 decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
             except (binascii.Error, UnicodeDecodeError):
@@ -562,21 +580,28 @@ class JMAPApp:
             if decoded is not None and ":" in decoded:
                 username, _, password = decoded.partition(":")
                 principal = await _maybe(self.authenticator.verify_basic(username, password))
+                request.dualmail_token = password  # type: ignore[attr-defined]  (maybe an app token)
             else:
                 username = "(malformed Basic credentials)"
         elif scheme == "bearer" and credentials.strip():
             bearer = True
             username = "(bearer token)"
             principal = await _maybe(self.authenticator.verify_bearer(credentials.strip()))
+            request.dualmail_token = credentials.strip()  # type: ignore[attr-defined]
         else:
             raise RequestError("about:blank", 401, "authentication required")
         if principal is None:
-            self.log.info(
-                "JMAP authentication failed for {address} from {peer}",
-                address=username, peer=_peer(request), failed_login=True,
-            )
-            if self.failed_login_delay > 0:
-                await deferLater(self.clock, self.failed_login_delay, lambda: None)
+            if self.guard is not None:  # logs the failure (the line fail2ban matches)
+                delay = self.guard.failure(_peer(request), None if bearer else username, "jmap",
+                                           "bearer" if bearer else "basic")
+            else:
+                self.log.info(
+                    "JMAP authentication failed for {address} from {peer}",
+                    address=username, peer=_peer(request), failed_login=True,
+                )
+                delay = self.failed_login_delay
+            if delay > 0:
+                await deferLater(self.clock, delay, lambda: None)
             error = RequestError("about:blank", 401, "authentication failed")
             error.bearer_error = bearer  # type: ignore[attr-defined]
             raise error
@@ -599,10 +624,13 @@ class JMAPApp:
             raise too_large
         return body
 
-    def _account(self, info: SessionInfo, account_id: str, write: bool = False) -> None:
+    def _account(self, info: SessionInfo, account_id: str, write: bool = False,
+                 principal: Principal = None) -> None:
         account = info.accounts.get(account_id)
         if account is None:
             raise RequestError("about:blank", 404, f"no account {account_id!r}")
+        if write and getattr(principal, "read_only", False):
+            raise RequestError("about:blank", 403, "these credentials are read-only (a jmap-read token)")
         if write and account.is_read_only:
             raise RequestError("about:blank", 403, f"account {account_id!r} is read-only")
 
@@ -665,7 +693,7 @@ class JMAPApp:
         self._cors(request)
         principal = await self._authenticate(request)
         info = self.backend.session_info(principal)
-        self._account(info, accountId, write=True)
+        self._account(info, accountId, write=True, principal=principal)
         self._read_body(request, self.limits.max_size_upload, "maxSizeUpload")
         key = info.username
         if self._uploads[key] >= self.limits.max_concurrent_upload:
@@ -764,7 +792,11 @@ class JMAPApp:
         request.setHeader(b"content-type", b"text/event-stream")
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"x-accel-buffering", b"no")
-        stream = EventStream(request.write, self.clock, ping, close_after == "state", types, frozenset(info.accounts))
+        live = getattr(self.authenticator, "token_live", None)
+        token = getattr(request, "dualmail_token", None)
+        alive = (lambda: bool(live(token))) if live is not None and token and live(token) else None
+        stream = EventStream(request.write, self.clock, ping, close_after == "state", types, frozenset(info.accounts),
+                             alive)
         return await stream.start(lambda callback: self.backend.subscribe(principal, types, callback))
 
     # -- errors --

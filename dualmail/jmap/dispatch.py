@@ -34,6 +34,13 @@ Responses = Sequence[tuple[str, Mapping[str, Any]]]
 Handler = Callable[["CallContext", dict[str, Any]], Union[Responses, Awaitable[Responses]]]
 
 
+class ReadOnlyPrincipal(int):
+    """An account number authenticated by a token of scope "jmap-read": every call that
+    would change something answers ``forbidden`` (RFC 8620 §3.6.2)."""
+
+    read_only = True
+
+
 @dataclass(frozen=True, slots=True)
 class Method:
     """A registered method: the capability that must be in ``using`` (and in
@@ -94,6 +101,8 @@ class CallContext:
                 _prefixed(prefix, "accountNotSupportedByMethod"),
                 f"account {account_id!r} does not support {self.method_name or needed}",
             )
+        if write and getattr(self.principal, "read_only", False):
+            raise MethodError("forbidden", "these credentials are read-only (a jmap-read token)")
         if write and account.is_read_only:
             raise MethodError("accountReadOnly", f"account {account_id!r} is read-only")
         return account_id

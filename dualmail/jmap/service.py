@@ -17,6 +17,7 @@ the methods themselves live in ``dualmail.jmap.types``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -24,19 +25,21 @@ from typing import IO, Any
 
 from twisted.internet import task
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web import server
 
+from ..authguard import is_loopback as _loopback
 from ..model import errors, ids
 from ..push.runner import PushRunner
 from ..push.webpush import VAPID_CAPABILITY, VapidKey
 from ..store.credentials import CredentialCache
-from ..store.store import Store
+from ..store.store import SCOPE_JMAP, SCOPE_JMAP_READ, Store
 from ..store.txn import Commit
 from ..submission.config import SubmissionConfig, from_options as submission_config
 from .app import JMAPApp, make_site as make_app_site
-from .dispatch import Method, core_methods
+from .dispatch import Method, ReadOnlyPrincipal, core_methods
 from .errors import RequestError
 from .session import Account, CoreLimits, SessionInfo
 from .state import to_state
@@ -51,6 +54,7 @@ PUSH_TOKEN_TTL = 300  # seconds
 UPLOAD_TTL = 24 * 3600  # an upload nothing references is removed after this
 JANITOR_INTERVAL = 3600.0
 MAX_SIZE_MAILBOX_NAME = 255
+DEFAULT_HTTP_PER_IP = 200  # open HTTP connections per non-loopback address (--max-connections-per-ip)
 
 
 class StoreAuthenticator:
@@ -64,7 +68,12 @@ class StoreAuthenticator:
         self.run_blocking = run_blocking
         self.credentials = credentials if credentials is not None else CredentialCache(store)
 
-    def verify_basic(self, username: str, password: str) -> Deferred[int | None] | int:
+    def verify_basic(self, username: str, password: str) -> Deferred[int | None] | int | None:
+        # an app token of a JMAP scope as the password (one read; never cached, so its
+        # revocation is seen by the next request)
+        token = self._app_token(password)
+        if token is not None:
+            return token if self.store.account_id(username) == token else None
         # Basic sends the password with every request: verified once by argon2 (~30 ms,
         # never on the reactor thread), then taken from the credential cache
         account = self.credentials.lookup(username, password)
@@ -72,8 +81,23 @@ class StoreAuthenticator:
             return account
         return self.run_blocking(self.credentials.verify, username, password)
 
+    def _app_token(self, token: str) -> int | None:
+        """The principal of a live app token of scope jmap (an int) or jmap-read (a
+        ``ReadOnlyPrincipal``); None for anything else."""
+        if len(token) < 40:
+            return None
+        rec = self.store.token_record(token)
+        if rec is None or rec.get("kind") != "app" or rec["scope"] not in (SCOPE_JMAP, SCOPE_JMAP_READ):
+            return None
+        account = int(rec["account"])
+        return ReadOnlyPrincipal(account) if rec["scope"] == SCOPE_JMAP_READ else account
+
     def verify_bearer(self, token: str) -> int | None:
-        return self.store.verify_token(token, kind="app")
+        return self._app_token(token)
+
+    def token_live(self, token: str) -> bool:
+        """Whether ``token`` is a live token (an open EventSource ends once it is not)."""
+        return len(token) >= 40 and self.store.token_record(token) is not None
 
     def verify_push_token(self, token: str) -> int | None:
         return self.store.verify_token(token, kind="push")
@@ -243,14 +267,52 @@ class UploadJanitor:
             self._loop = None
 
 
+class _Refuse(Protocol):
+    """Answers 503 with Retry-After at once and closes: the address has its maximum of
+    open HTTP connections (issue 17; RFC 9110 §15.6.4)."""
+
+    def connectionMade(self) -> None:
+        body = b'{"type":"about:blank","status":503,"detail":"too many connections from your address"}'
+        self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\n"
+                             b"Content-Type: application/problem+json\r\nConnection: close\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.transport.loseConnection()
+
+
 class JMAPSite(server.Site):
     """The Site of the JMAP endpoints; runs the janitor while it listens
-    (``startFactory``/``stopFactory`` follow the first and last port)."""
+    (``startFactory``/``stopFactory`` follow the first and last port), and caps the open
+    connections per non-loopback address (``max_per_ip``, 0: none)."""
 
-    def __init__(self, resource: Any, janitor: UploadJanitor, push_runner: Any = None, **kwargs: Any):
+    _log = Logger()  # (``log`` is Site's access-log method)
+
+    def __init__(self, resource: Any, janitor: UploadJanitor, push_runner: Any = None, max_per_ip: int = 0,
+                 **kwargs: Any):
         super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
         self.janitor = janitor
         self.push_runner = push_runner  # dualmail.push.runner.PushRunner: Web Push deliveries
+        self.max_per_ip = max_per_ip
+        self.per_ip: Counter[str] = Counter()
+    def buildProtocol(self, addr: Any) -> Any:
+        host = str(getattr(addr, "host", ""))
+        limited = self.max_per_ip and not _loopback(host)
+        if limited and self.per_ip[host] >= self.max_per_ip:
+            self._log.info("JMAP connection from {host} refused: {cap} open", host=host, cap=self.max_per_ip)
+            return _Refuse()
+        channel = super().buildProtocol(addr)
+        if not limited or channel is None:
+            return channel
+        self.per_ip[host] += 1
+        lost = channel.connectionLost
+
+        def connection_lost(reason: Any) -> None:
+            self.per_ip[host] -= 1
+            if self.per_ip[host] <= 0:
+                del self.per_ip[host]
+            lost(reason)
+
+        channel.connectionLost = connection_lost
+        return channel
 
     def startFactory(self) -> None:
         super().startFactory()
@@ -317,6 +379,8 @@ def build_app(
     sanitize_html: bool = True,
     push: PushConfig | None = None,
     application_server_key: str | None = None,
+    allow_plaintext: bool = True,
+    guard: Any = None,
 ) -> JMAPApp:
     """The JMAP app over ``store``; ``reactor`` is the clock (and thread pool
     for password checks unless ``run_blocking`` is given)."""
@@ -338,6 +402,8 @@ def build_app(
         clock=reactor,
         failed_login_delay=failed_login_delay,
         base_url=base_url,
+        allow_plaintext=allow_plaintext,
+        guard=guard,
     )
 
 
@@ -351,12 +417,18 @@ def make_site(store: Store, options: Mapping[str, Any], reactor: Any) -> server.
     if options.get("max-message-size"):  # --max-message-size: the same limit as IMAP APPENDLIMIT
         limits = replace(limits, max_size_upload=int(options["max-message-size"]))
     runner, push = make_push(store, options, reactor)
+    from ..authguard import AuthGuard
+
     jmap = build_app(store, reactor, base_url=options.get("base-url") or None, limits=limits,
                      submission=options.get("submission") or submission_config(options),
                      sanitize_html=not options.get("no-html-sanitize"), push=push,
-                     application_server_key=runner.vapid.application_server_key if runner.vapid else None)
+                     application_server_key=runner.vapid.application_server_key if runner.vapid else None,
+                     allow_plaintext=bool(options.get("allow-plaintext")),
+                     guard=AuthGuard(reactor.seconds, base=FAILED_LOGIN_DELAY))
     janitor = UploadJanitor(store, reactor)
-    return make_app_site(jmap, JMAPSite, janitor=janitor, push_runner=runner)
+    cap = options.get("max-connections-per-ip")
+    return make_app_site(jmap, JMAPSite, janitor=janitor, push_runner=runner,
+                         max_per_ip=DEFAULT_HTTP_PER_IP if cap is None else int(cap))
 
 
 VAPID_FILE = "vapid-private.pem"

@@ -22,8 +22,14 @@ from ..model import errors
 from . import codec, keys as K
 from .kv import KV, KVWrite, prefix_end
 from .passwords import hash_password, needs_rehash, verify_password
+from .scram import scram_keys
 from .txn import DEFAULT_MAILBOXES, Commit, MailTxn, ReadView
 from .uidmap import UidMaps
+
+# Scopes of app tokens (``dualmail token create --scope``): IMAP only (LOGIN, PLAIN and
+# OAUTHBEARER), JMAP read-only (every /set-like call: forbidden), JMAP full.
+SCOPE_IMAP, SCOPE_JMAP_READ, SCOPE_JMAP = "imap", "jmap-read", "jmap"
+TOKEN_SCOPES = (SCOPE_IMAP, SCOPE_JMAP_READ, SCOPE_JMAP)
 
 T = TypeVar("T")
 Subscriber = Callable[[Commit], None]
@@ -316,7 +322,7 @@ class Store:
             w.put("meta", b"next_account", K.u64(a))
             w.put("login", address.encode(), K.u32(a))
             rec = {"address": address, "pw": pw, "modseq": 0, "created": 1, "next": {}, "use": [0, 0],
-                   "ctime": int(time.time())}
+                   "ctime": int(time.time()), "scram": scram_keys(password)}
             w.put("account", K.acct(a), codec.dumps(rec))
             tx = MailTxn(w, a)
             for name, role, order in DEFAULT_MAILBOXES:
@@ -360,9 +366,11 @@ class Store:
     def set_password(self, address: str, password: str) -> None:
         a = self.require_account(address)
         pw = hash_password(password)
+        scram = scram_keys(password)
         with self.kv.write(a) as w:
             rec = codec.loads(w.get("account", K.acct(a)))
             rec["pw"] = pw
+            rec["scram"] = scram  # RFC 5802 §3: StoredKey/ServerKey, never the password
             w.put("account", K.acct(a), codec.dumps(rec))
 
     def delete_account(self, address: str) -> None:
@@ -401,6 +409,23 @@ class Store:
                 pass
         return a
 
+    def scram_keys(self, address: str) -> dict[str, Any] | None:
+        """The SCRAM-SHA-256 keys of the account (None: unknown user, or a password set
+        before dualmail stored them: SCRAM works after the next password change)."""
+        a = self.account_id(address)
+        rec = self.account_record(a) if a is not None else None
+        return rec.get("scram") if rec else None
+
+    def authenticate_token(self, address: str, token: str, scopes: tuple[str, ...]) -> int | None:
+        """An app token used as the password of ``address`` (IMAP LOGIN/PLAIN, HTTP Basic):
+        the account if the token is live, has one of ``scopes`` and belongs to that user.
+        One read, no argon2 (tokens are 256-bit random, not guessable)."""
+        a = self.account_id(address)
+        if a is None or len(token) < 40:
+            return None
+        found = self.verify_token(token, kind="app", scopes=scopes)
+        return a if found == a else None
+
     # -- uploads --------------------------------------------------------------------------
 
     def expire_uploads(self, cutoff: int, batch: int = 500) -> int:
@@ -422,29 +447,48 @@ class Store:
     # -- bearer tokens (JMAP apps) -----------------------------------------------------------
 
     def create_token(self, address: str, *, kind: str = "app", ttl: int | None = None,
-                     note: str = "") -> str:
+                     note: str = "", scope: str = SCOPE_JMAP) -> str:
+        """A new bearer token (only its hash is stored).  ``kind`` "app": an app password
+        with ``scope`` (``TOKEN_SCOPES``); "push": the EventSource-only token."""
+        if scope not in TOKEN_SCOPES:
+            raise errors.CannotError(f"unknown token scope {scope!r}")
         a = self.require_account(address)
         token = secrets.token_urlsafe(32)
         now = int(time.time())
         rec = {"account": a, "kind": kind, "created": now,
-               "expires": now + ttl if ttl else None, "note": note}
+               "expires": now + ttl if ttl else None, "note": note, "scope": scope,
+               "id": K.h16(token).hex()[:12]}
         with self.kv.write() as w:
             w.put("token", K.h16(token), codec.dumps(rec))
         return token
 
-    def verify_token(self, token: str, *, kind: str | None = None) -> int | None:
+    def token_record(self, token: str) -> dict[str, Any] | None:
+        """The live record of ``token`` (None: unknown, revoked or expired).  One read."""
         with self.kv.read() as r:
             raw = r.get("token", K.h16(token))
         if raw is None:
             return None
-        rec = codec.loads(raw)
+        rec: dict[str, Any] = codec.loads(raw)
         if rec.get("expires") and rec["expires"] < time.time():
             return None
+        rec.setdefault("scope", SCOPE_JMAP)  # tokens made before scopes were full JMAP ones
+        return rec
+
+    def verify_token(self, token: str, *, kind: str | None = None,
+                     scopes: tuple[str, ...] | None = None) -> int | None:
+        rec = self.token_record(token)
+        if rec is None:
+            return None
         if kind is not None and rec.get("kind") != kind:
+            return None
+        if scopes is not None and rec.get("scope") not in scopes:
             return None
         return int(rec["account"])
 
     def revoke_tokens(self, address: str, token: str | None = None) -> int:
+        """Revoke ``token`` (the token itself or the id ``list_tokens`` shows), or every
+        token of the user.  Open IMAP sessions and JMAP requests check at their next
+        command/request."""
         a = self.require_account(address)
         n = 0
         with self.kv.write() as w:
@@ -452,7 +496,7 @@ class Store:
                 rec = codec.loads(v)
                 if rec.get("account") != a:
                     continue
-                if token is not None and k != K.h16(token):
+                if token is not None and k != K.h16(token) and token != k.hex()[:12]:
                     continue
                 w.delete("token", k)
                 n += 1
@@ -473,8 +517,14 @@ class Store:
     def list_tokens(self, address: str) -> list[dict[str, Any]]:
         a = self.require_account(address)
         with self.kv.read() as r:
-            return [codec.loads(v) for _k, v in r.range("token", b"", None)
-                    if codec.loads(v).get("account") == a]
+            out = []
+            for k, v in r.range("token", b"", None):
+                rec = codec.loads(v)
+                if rec.get("account") == a:
+                    rec.setdefault("scope", SCOPE_JMAP)
+                    rec.setdefault("id", k.hex()[:12])
+                    out.append(rec)
+            return out
 
 
 DATABASE_SCHEMES = ("postgresql://", "postgres://")

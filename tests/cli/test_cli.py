@@ -425,3 +425,26 @@ def test_twistd_as_a_daemon_pidfile_logfile_and_stop(tmp_path):
     log = logfile.read_text()
     assert "dualmail store closed" in log, log
     assert not pidfile.exists()
+
+
+def test_token_create_list_revoke_with_scope_and_expiry(tmp_path):
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    imap = run(data, "token", "create", "a@x", "--scope", "imap", "--expires", "30d", "--note", "phone",
+               check=True).stdout.strip()
+    run(data, "token", "create", "a@x", "--scope", "jmap-read", check=True)
+    listing = run(data, "token", "list", "a@x", check=True).stdout.splitlines()
+    assert len(listing) == 2 and imap not in "".join(listing)  # never the token itself
+    phone = next(line for line in listing if "phone" in line)
+    assert " imap " in phone and "expires never" not in phone
+    assert any(" jmap-read " in line and "expires never" in line for line in listing)
+    bad = run(data, "token", "create", "a@x", "--expires", "soon")
+    assert bad.returncode != 0 and "--expires" in bad.stderr
+    assert run(data, "token", "create", "a@x", "--scope", "root").returncode != 0
+    assert run(data, "token", "revoke", "a@x", phone.split()[0], check=True).stdout.strip() == "revoked 1 token(s)"
+    assert len(run(data, "token", "list", "a@x", check=True).stdout.splitlines()) == 1
+    s = open_store(str(data))
+    try:
+        assert s.verify_token(imap) is None
+    finally:
+        s.close()

@@ -202,7 +202,7 @@ NAME_COMMANDS = {c.Select, c.Examine, c.Create, c.Delete, c.Rename, c.Subscribe,
 ID_COMMANDS = {c.Search, c.Sort, c.Thread, c.Fetch, c.Store}  # EMAILID/THREADID keys; UIDs are per mailbox
 NO_NAME_COMMANDS = {c.Capability, c.Noop, c.Logout, c.Id, c.StartTLS, c.Authenticate, c.Login, c.Enable,
                     c.Namespace, c.Idle, c.GetJmapAccess, c.Check, c.Close, c.Unselect, c.Expunge,
-                    c.Unauthenticate}
+                    c.Unauthenticate, c.CancelUpdate, c.Compress}
 
 BOB_NAMES = ["BobSecret", "Other Users/bob@example.org/INBOX", "~bob@example.org/INBOX", "bob@example.org/INBOX",
              "#shared/BobSecret", "Other Users/bob@example.org"]

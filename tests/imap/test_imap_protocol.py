@@ -147,3 +147,59 @@ def test_make_factories_and_jmap_url(store) -> None:
     assert kind == "imap" and factory.config.jmap_url == "http://127.0.0.1:8080/.well-known/jmap"
     assert jmap_session_url({"base-url": "https://mail.example.org/", "jmap": []}) == \
         "https://mail.example.org/.well-known/jmap"
+
+
+# -- connection caps (issue 17; RFC 9051 §7.1.5 BYE, RFC 5530 UNAVAILABLE) ---------------
+
+
+def test_per_ip_cap_refuses_with_bye_unavailable(store, account, clock) -> None:
+    f = make_factory(store, clock, max_connections_per_ip=2)
+    a, b = Conn(f, "192.0.2.1"), Conn(f, "192.0.2.1")
+    assert a.take().startswith("* OK") and b.take().startswith("* OK")
+    c = Conn(f, "192.0.2.1")
+    assert c.take() == "* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+    assert c.transport.disconnecting
+    other = Conn(f, "198.51.100.7")  # another address is not affected
+    assert other.take().startswith("* OK")
+    local = [Conn(f, "127.0.0.1") for _ in range(3)]  # loopback is exempt by default
+    assert all(x.take().startswith("* OK") for x in local)
+    a.proto.connectionLost(None)  # a slot frees when a connection closes
+    assert Conn(f, "192.0.2.1").take().startswith("* OK")
+    assert f.per_ip["192.0.2.1"] == 2
+
+
+def test_per_account_cap_refuses_the_login_only(store, account, clock) -> None:
+    f = make_factory(store, clock, max_connections_per_account=1)
+    a, b = Conn(f), Conn(f)
+    a.take(), b.take()
+    login(a)
+    out = b.send(f"a0 LOGIN {USER} {PASSWORD}\r\n")
+    assert lines(out) == ["a0 NO [UNAVAILABLE] Too many connections for this account"]
+    assert "b1 OK" in b.send("b1 NOOP\r\n")  # still connected, still not authenticated
+    assert "b2 BAD" in b.send("b2 SELECT INBOX\r\n")
+    a.proto.connectionLost(None)
+    login(b)
+
+
+def test_slow_client_cannot_hold_a_slot(store, account, clock) -> None:
+    """One byte a second resets the idle timer but not the command deadline (issue 17)."""
+    c = Conn(make_factory(store, clock, command_deadline_unauthenticated=30.0))
+    c.take()
+    for ch in "a LOGIN alice":
+        c.send(ch)
+        clock.advance(1.0)
+    assert c.take() == "" and not c.transport.disconnecting
+    clock.advance(30.0 - len("a LOGIN alice") + 0.1)
+    assert c.take() == "* BYE Command not completed in time\r\n"
+    assert c.transport.disconnecting
+
+
+def test_deadline_stops_when_the_command_is_complete(store, account, clock) -> None:
+    c = Conn(make_factory(store, clock, command_deadline=5.0))
+    c.take()
+    login(c)
+    c.send("b NOO")
+    clock.advance(4.0)
+    assert "b OK" in c.send("P\r\n")
+    clock.advance(10.0)  # idle between commands: only the autologout applies
+    assert not c.transport.disconnecting and "c OK" in c.send("c NOOP\r\n")

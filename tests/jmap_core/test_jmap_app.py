@@ -493,3 +493,20 @@ def test_make_site_bounds_request_bodies(make):
     assert request.channel.transport.written.getvalue().startswith(b"HTTP/1.1 413 ")
     request.content.seek(0)
     assert request.content.read() == b""
+
+
+# -- HTTP Basic needs TLS off loopback (issue 17; RFC 8620 §8.2, RFC 7617 §4) -------------
+
+
+def test_basic_refused_in_the_clear_off_loopback(make, monkeypatch):
+    import dualmail.jmap.app as app_module
+
+    monkeypatch.setattr(app_module, "_peer", lambda request: "192.0.2.7")
+    client = make(allow_plaintext=False)
+    response = client.request("GET", "http://jmap.example.com/jmap/session")
+    assert response.code == 403 and "TLS" in problem(response)["detail"]
+    bearer = client.request("GET", "http://jmap.example.com/jmap/session",
+                            headers={"Authorization": "Bearer tok-alice"})
+    assert bearer.code == 200  # the rule is for Basic (a password in every request)
+    assert client.request("GET", "/jmap/session").code == 200  # https: Basic is fine
+    assert make(allow_plaintext=True).request("GET", "http://jmap.example.com/jmap/session").code == 200

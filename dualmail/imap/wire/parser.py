@@ -257,6 +257,11 @@ class CommandParser:
         """Octets received but not yet consumed (for flow control)."""
         return len(self._buf) - self._pos
 
+    @property
+    def mid_command(self) -> bool:
+        """Part of a command (line or literal) has arrived, not all of it."""
+        return self.buffered > 0 or self._state is not _State.LINE or bool(self._lines)
+
     def next_event(self) -> Event | None:
         """Return the next event, or None when more data is needed."""
         while True:
