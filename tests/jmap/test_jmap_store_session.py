@@ -21,7 +21,7 @@ def test_session_object(client, alice):
     assert response.code == 200
     session = json.loads(response.body)
     account = aid(alice)
-    assert set(session["capabilities"]) == {CORE, MAIL, SUBMISSION, VACATION}
+    assert set(session["capabilities"]) == {CORE, MAIL, SUBMISSION, VACATION, "urn:ietf:params:jmap:websocket"}
     assert session["capabilities"][MAIL] == {}
     assert session["username"] == "alice@example.org"
     assert list(session["accounts"]) == [account]
