@@ -887,7 +887,7 @@ class JMAPApp:
         # no Authorization header and still authenticated: it was the push-only token
         push_only = request.getHeader(b"authorization") is None
         info = self.backend.session_info(principal)
-        return websocket_resource(self, principal, info, self._base_url(request), push_only, _peer(request))
+        return websocket_resource(request, self, principal, info, self._base_url(request), push_only, _peer(request))
 
     # -- errors --
 

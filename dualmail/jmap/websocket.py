@@ -80,7 +80,8 @@ class JMAPWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:  # §4.3.1: the endpoint may close with 1003 (Unsupported Data)
-            self.sendClose(1003, "JMAP messages are text frames")
+            # (sendClose only takes application codes; 1003 is the protocol's own)
+            self.sendCloseFrame(code=1003, reasonUtf8=b"JMAP messages are text frames")
             return
         limits = self.factory.app.limits
         if len(payload) > limits.max_size_request:
@@ -207,9 +208,13 @@ class JMAPWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
         )
 
 
-def websocket_resource(app: Any, principal: Any, info: SessionInfo, base_url: str, push_only: bool,
+def websocket_resource(request: Any, app: Any, principal: Any, info: SessionInfo, base_url: str, push_only: bool,
                        peer: str) -> WebSocketResource:
-    """The resource that takes over an authenticated upgrade request."""
+    """The resource that takes over an authenticated upgrade request. The
+    request autobahn is given has no credentials left (no Authorization
+    header, no ``access_token``): its debug log quotes the handshake."""
+    request.requestHeaders.removeHeader(b"authorization")
+    request.uri = request.uri.split(b"?", 1)[0]  # the socket takes no query arguments
     return WebSocketResource(JMAPWebSocketFactory(app, principal, info, base_url, push_only, peer))
 
 
