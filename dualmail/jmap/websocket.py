@@ -31,6 +31,7 @@ from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
@@ -177,12 +178,23 @@ class JMAPWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
 
         data = encoded_state_change(change, self.factory.accounts, self._types, websocket=True)
         if data is not None:
-            self.sendMessage(data, isBinary=False)
+            self.sendPreparedMessage(_prepared(data))
 
     def _stop_push(self) -> None:
         if self._unsubscribe is not None:
             unsubscribe, self._unsubscribe = self._unsubscribe, None
             unsubscribe()
+
+
+# The frame of the StateChange being fanned out: every socket with the same filter gets
+# the same encoded bytes (``encoded_state_change``), framed once for all of them.
+_FRAME: list[Any] = [None, None]
+
+
+def _prepared(data: bytes) -> PreparedMessage:
+    if _FRAME[0] is not data:
+        _FRAME[0], _FRAME[1] = data, PreparedMessage(data, False, False, True)
+    return _FRAME[1]  # type: ignore[no-any-return]
 
 
 class JMAPWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
