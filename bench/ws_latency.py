@@ -371,6 +371,7 @@ async def main(reactor: Any, args: Any) -> None:
                 for a, w in enumerate(http_writers):
                     res = await w.post({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
                                         "methodCalls": [["Email/query", {"accountId": f"A{a + 1}"}, "0"]]})
+                    assert "ids" in res["methodResponses"][0][1], res
                     email_ids.append(res["methodResponses"][0][1]["ids"][-1])
 
             async def jmap_round(r: int = r) -> None:
