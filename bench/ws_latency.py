@@ -46,6 +46,12 @@ PASSWORD = "secret"
 RCPTMAX = 100  # the server's LMTP LIMITS RCPTMAX: more accounts take several transactions
 
 
+def account_id(i: int) -> str:
+    from dualmail.model import ids
+
+    return ids.format_id(ids.ACCOUNT, i + 1)  # accounts are numbered from 1 in creation order
+
+
 def address(i: int) -> str:
     return f"user{i}@example.org"
 
@@ -370,7 +376,7 @@ async def main(reactor: Any, args: Any) -> None:
             if not email_ids:
                 for a, w in enumerate(http_writers):
                     res = await w.post({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
-                                        "methodCalls": [["Email/query", {"accountId": f"A{a + 1}"}, "0"]]})
+                                        "methodCalls": [["Email/query", {"accountId": account_id(a)}, "0"]]})
                     assert "ids" in res["methodResponses"][0][1], res
                     email_ids.append(res["methodResponses"][0][1]["ids"][-1])
 
@@ -378,7 +384,7 @@ async def main(reactor: Any, args: Any) -> None:
                 waits = []
                 for a, w in enumerate(http_writers):
                     body = {"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"], "methodCalls": [
-                        ["Email/set", {"accountId": f"A{a + 1}", "update": {email_ids[a]: {f"keywords/$j{r}": True}}},
+                        ["Email/set", {"accountId": account_id(a), "update": {email_ids[a]: {f"keywords/$j{r}": True}}},
                          "0"]]}
                     bench.t0[a] = time.perf_counter()
                     waits.append(w.post(body))
