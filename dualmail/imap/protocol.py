@@ -17,6 +17,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from dataclasses import replace
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -416,13 +417,18 @@ class IMAPServerProtocol(Protocol):
     def _schedule_push(self) -> None:
         if not self._push_scheduled:
             self._push_scheduled = True
-            self.factory.reactor.callLater(0, self._push)
+            self.factory.push_soon(self)
 
-    def _push(self) -> None:
+    def _push(self, shared: SharedReads | None = None) -> None:
+        """Tell the IDLE client what changed; ``shared``: the reads of this fan-out,
+        made once for every session in the same state."""
         self._push_scheduled = False
         s = self.session
         if s is None or self._closing or self._current is not None:
             return
+        store = s.store
+        if shared is not None:
+            s.store = shared
         try:
             if s.idling:
                 for item in s.pending_updates():
@@ -434,6 +440,74 @@ class IMAPServerProtocol(Protocol):
                     self._carry_out(item)
         except Exception:
             self.log.failure("IMAP IDLE update failed for {peer}", peer=self.peer)
+        finally:
+            s.store = store
+
+
+# ReadView methods whose answers, for the same arguments, are the same for every IDLE
+# session updated in one fan-out (what ``SelectedMailbox.absorb``/``emit`` read).
+_SHARED_READS = frozenset({"mailbox", "expunge_floor", "expunged_since", "changed_since", "uid_items",
+                           "email_at", "email"})
+
+
+class SharedReads:
+    """The store as seen by the IDLE sessions updated in one fan-out: ``read(account)``
+    gives a view whose ``_SHARED_READS`` are answered once per argument list for all of
+    them (500 sessions on INBOX read the new message's record once, not 500 times); a
+    read transaction is opened only on a miss.  Everything else (writes: \\Recent
+    claims) goes to the store.  Lives for one reactor turn: what it answers is never
+    older than the commit that caused the fan-out."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._memo: dict[int, dict[tuple[Any, ...], Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @contextmanager
+    def read(self, account: int) -> Iterator[Any]:
+        view = _SharedView(self._store, account, self._memo.setdefault(account, {}))
+        try:
+            yield view
+        finally:
+            view.close()
+
+
+class _SharedView:
+    def __init__(self, store: Any, account: int, memo: dict[tuple[Any, ...], Any]) -> None:
+        self._store, self._account, self._memo = store, account, memo
+        self._ctx: Any = None
+        self._view: Any = None
+
+    def _real(self) -> Any:
+        if self._view is None:
+            self._ctx = self._store.read(self._account)
+            self._view = self._ctx.__enter__()
+        return self._view
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            ctx, self._ctx, self._view = self._ctx, None, None
+            ctx.__exit__(None, None, None)
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _SHARED_READS:
+            return getattr(self._real(), name)
+
+        def call(*args: Any) -> Any:
+            key = (name, *args)
+            try:
+                return self._memo[key]
+            except KeyError:
+                pass
+            value = getattr(self._real(), name)(*args)
+            if name == "uid_items":
+                value = list(value)  # an iterator: kept as a list to be read again
+            self._memo[key] = value
+            return value
+
+        return call
 
 
 class IMAPFactory(Factory):
@@ -454,6 +528,8 @@ class IMAPFactory(Factory):
         self.connections: set[IMAPServerProtocol] = set()
         self.per_ip: Counter[str] = Counter()  # open connections per peer address
         self.per_account: Counter[int] = Counter()  # authenticated sessions per account
+        self._push_due: dict[IMAPServerProtocol, None] = {}  # IDLE sessions to update, in order
+        self._push_call: Any = None
         self.authenticate = authenticate or self._authenticate_in_thread
         self.offload = offload or self._offload_to_thread
         self.credentials = credentials
@@ -483,6 +559,20 @@ class IMAPFactory(Factory):
             return defer.succeed(account)
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
                                          cache.verify, user, password)
+
+    def push_soon(self, proto: IMAPServerProtocol) -> None:
+        """Update ``proto`` (in IDLE) on the next reactor turn, with every other
+        session a commit concerns: one call, one set of shared reads."""
+        self._push_due[proto] = None
+        if self._push_call is None:
+            self._push_call = self.reactor.callLater(0, self._push_all)
+
+    def _push_all(self) -> None:
+        self._push_call = None
+        due, self._push_due = self._push_due, {}
+        shared = SharedReads(self.store)
+        for proto in due:
+            proto._push(shared)
 
     def buildProtocol(self, addr: Any) -> IMAPServerProtocol:
         p = IMAPServerProtocol(self)

@@ -18,6 +18,8 @@ Routes::
                              (also ``&access_token=`` with a push token)
     POST /jmap/pushtoken     a push-only token for the EventSource URL
                              -> Backend.push_token (optional)
+    GET  /jmap/ws            JMAP over WebSocket (RFC 8887; ``websocket.py``),
+                             authenticated at the upgrade like any request
     OPTIONS anything         CORS preflight (no authentication)
 
 Every error before methods run is a ``RequestError`` written by one handler
@@ -59,13 +61,14 @@ from ..authguard import is_loopback as _is_loopback
 from ..model.errors import UnavailableError
 from .dispatch import Dispatcher, Method, core_methods
 from .errors import ERROR_NS, RequestError
-from .request import parse_request
-from .session import CoreLimits, SessionInfo, build_session, server_capabilities
+from .request import Request, parse_request
+from .session import CoreLimits, SessionInfo, build_session, server_capabilities, session_state
 
 Principal = Any
 MaybeDeferred = Union[Any, Deferred]
 
 REALM = "dualmail"
+WEBSOCKET = "urn:ietf:params:jmap:websocket"
 
 
 # -- what the lead implements ------------------------------------------------
@@ -126,6 +129,14 @@ class Backend(Protocol):
         at once with the current states (to catch up a reconnecting
         client)."""
         ...
+
+    # Optional hooks (looked up with getattr):
+    #   session_push_token(principal) -> str | None: a push-only token put in
+    #       the Session's eventSourceUrl (``&access_token=``) for browsers;
+    #   push_catch_up(principal, types, push_state) -> StateChange | None: what
+    #       changed since a WebSocket ``pushState`` (RFC 8887 §4.3.5.2);
+    #       StateChanges given to ``subscribe``'s callback may carry
+    #       ``pushState`` (sent on WebSockets only).
 
 
 # -- helpers -----------------------------------------------------------------
@@ -273,14 +284,72 @@ class _DiscardedBody:
         pass
 
 
+_TOKEN_IN_LINE = re.compile(r"(access_token=)[^&\s\"]*")
+
+
+def access_log_line(timestamp: str, request: IRequest) -> str:
+    """The access log's combined-format line with every ``access_token=``
+    value (push-only tokens in EventSource and WebSocket URLs) blanked: a
+    credential never reaches the log."""
+    from twisted.web.http import combinedLogFormatter
+
+    return _TOKEN_IN_LINE.sub(r"\1-", combinedLogFormatter(timestamp, request))
+
+
 def make_site(jmap: JMAPApp, site_class: type[server.Site] = server.Site, **kwargs: Any) -> server.Site:
     """A ``Site`` (``site_class(resource, **kwargs)``) serving ``jmap`` whose
-    requests are ``BoundedRequest``s."""
+    requests are ``BoundedRequest``s, logged by ``access_log_line``."""
+    kwargs.setdefault("logFormatter", access_log_line)
     request_class = type("JMAPRequest", (BoundedRequest,), {
         "max_body": jmap.limits.max_size_request, "max_upload": jmap.limits.max_size_upload})
     site = site_class(jmap.app.resource(), **kwargs)
     site.requestFactory = request_class
     return site
+
+
+def filter_state_change(change: Mapping[str, Any], accounts: frozenset[str],
+                        types: frozenset[str] | None) -> dict[str, dict[str, str]]:
+    """The ``changed`` map of a StateChange kept to ``accounts`` and ``types``
+    (None: every type); empty when nothing is left to tell."""
+    changed: dict[str, dict[str, str]] = {}
+    for account_id, states in dict(change.get("changed", {})).items():
+        if account_id not in accounts:
+            continue
+        kept = {t: s for t, s in states.items() if types is None or t in types}
+        if kept:
+            changed[account_id] = kept
+    return changed
+
+
+# The StateChange being fanned out and its encodings, one per (accounts, types,
+# form): every listener with the same filter shares one encoded frame.
+_ENCODED: list[Any] = [None, {}]
+
+
+def encoded_state_change(change: Mapping[str, Any], accounts: frozenset[str],
+                         types: frozenset[str] | None, *, websocket: bool = False) -> bytes | None:
+    """``change`` filtered for one listener and encoded: an EventSource
+    ``state`` event (RFC 8620 §7.3), or the JSON object of a WebSocket push
+    (with ``pushState``, RFC 8887 §4.3.5.1); None when nothing is left. The
+    same change object given with the same filter is encoded once."""
+    if _ENCODED[0] is not change:
+        _ENCODED[0], _ENCODED[1] = change, {}
+    key = (accounts, types, websocket)
+    memo = _ENCODED[1]
+    if key in memo:
+        return memo[key]  # type: ignore[no-any-return]
+    changed = filter_state_change(change, accounts, types)
+    data: bytes | None = None
+    if changed:
+        obj: dict[str, Any] = {"@type": "StateChange", "changed": changed}
+        if websocket:
+            if change.get("pushState") is not None:
+                obj["pushState"] = change["pushState"]
+            data = _json(obj)
+        else:
+            data = b"event: state\ndata: " + _json(obj) + b"\n\n"
+    memo[key] = data
+    return data
 
 
 class EventStream:
@@ -326,16 +395,11 @@ class EventStream:
     def on_state_change(self, change: Mapping[str, Any]) -> None:
         if self._stopped:
             return
-        changed: dict[str, dict[str, str]] = {}
-        for account_id, states in dict(change.get("changed", {})).items():
-            if account_id not in self.accounts:
-                continue
-            kept = {t: s for t, s in states.items() if self.types is None or t in self.types}
-            if kept:
-                changed[account_id] = kept
-        if not changed:
+        data = encoded_state_change(change, self.accounts, self.types)
+        if data is None:
             return
-        self._event("state", {"@type": "StateChange", "changed": changed})
+        self.write(data)
+        self._schedule_ping()
         if self.close_after_state:
             self.stop()
             self.done.callback(b"")
@@ -554,6 +618,60 @@ class JMAPApp:
     def _capabilities(self) -> dict[str, Any]:
         return server_capabilities(self.limits, self.backend.capabilities())
 
+    def _session_capabilities(self, base_url: str) -> dict[str, Any]:
+        """The capabilities with ``urn:ietf:params:jmap:websocket`` (RFC 8887
+        §3: an absolute ws:// or wss:// URL, as the listener is)."""
+        capabilities = self._capabilities()
+        scheme, sep, rest = base_url.partition("://")
+        ws_scheme = "wss" if scheme.lower() == "https" else "ws"
+        capabilities[WEBSOCKET] = {"url": f"{ws_scheme}{sep}{rest}/jmap/ws", "supportsPush": True}
+        return capabilities
+
+    def _session(self, principal: Principal, info: SessionInfo, base_url: str,
+                 capabilities: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The Session object; its eventSourceUrl carries the backend's push-only
+        token (``session_push_token``) so that a browser's EventSource, which
+        cannot send an Authorization header, can use it as it is."""
+        if capabilities is None:
+            capabilities = self._session_capabilities(base_url)
+        session = build_session(capabilities=capabilities, info=info, base_url=base_url)
+        make_token = getattr(self.backend, "session_push_token", None)
+        token = make_token(principal) if make_token is not None else None
+        if token:
+            session["eventSourceUrl"] += "&access_token=" + quote(token, safe="")
+            session["state"] = session_state(session)
+        return session
+
+    async def run_api_request(
+        self,
+        principal: Principal,
+        info: SessionInfo,
+        base_url: str,
+        parse: Callable[[Mapping[str, Any]], Request],
+        client: str,
+    ) -> dict[str, Any]:
+        """Run one JMAP Request (HTTP POST or a WebSocket message) within the
+        principal's maxConcurrentRequests (shared by both, RFC 8887 §4.3.2):
+        ``parse(capabilities)`` gives the validated Request or raises
+        ``RequestError``; returns the Response object."""
+        key = info.username
+        if self._requests[key] >= self.limits.max_concurrent_requests:
+            raise _limit("maxConcurrentRequests", 429, "too many concurrent requests")
+        self._requests[key] += 1
+        try:
+            capabilities = self._session_capabilities(base_url)
+            jmap_request = parse(capabilities)
+            state = self._session(principal, info, base_url, capabilities)["state"]
+            response: dict[str, Any] = await self.dispatcher.run(
+                jmap_request, principal=principal, accounts=info.accounts, session_state=state,
+                client=client,
+            )
+        finally:
+            self._requests[key] -= 1
+            if not self._requests[key]:
+                del self._requests[key]
+        return response
+
     async def _authenticate(self, request: IRequest, *, push: bool = False) -> Principal:
         """The principal of ``request``; ``push``: the URL may carry a push-only
         ``access_token`` instead of an Authorization header (EventSource)."""
@@ -649,7 +767,7 @@ class JMAPApp:
         self._cors(request)
         principal = await self._authenticate(request)
         info = self.backend.session_info(principal)
-        session = build_session(capabilities=self._capabilities(), info=info, base_url=self._base_url(request))
+        session = self._session(principal, info, self._base_url(request))
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-cache, no-store, must-revalidate")
         return _json(session)
@@ -663,27 +781,16 @@ class JMAPApp:
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise RequestError("notJSON", 400, "the request content type must be application/json")
         body = self._read_body(request, self.limits.max_size_request, "maxSizeRequest")
-        key = info.username
-        if self._requests[key] >= self.limits.max_concurrent_requests:
-            raise _limit("maxConcurrentRequests", 429, "too many concurrent requests")
-        self._requests[key] += 1
-        try:
-            capabilities = self._capabilities()
-            jmap_request = parse_request(
+        response = await self.run_api_request(
+            principal, info, self._base_url(request),
+            lambda capabilities: parse_request(
                 body,
                 capabilities=capabilities.keys(),
                 max_size_request=self.limits.max_size_request,
                 max_calls_in_request=self.limits.max_calls_in_request,
-            )
-            state = build_session(capabilities=capabilities, info=info, base_url=self._base_url(request))["state"]
-            response = await self.dispatcher.run(
-                jmap_request, principal=principal, accounts=info.accounts, session_state=state,
-                client=_peer(request),
-            )
-        finally:
-            self._requests[key] -= 1
-            if not self._requests[key]:
-                del self._requests[key]
+            ),
+            _peer(request),
+        )
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-cache, no-store, must-revalidate")
         return _json(response)
@@ -798,6 +905,21 @@ class JMAPApp:
         stream = EventStream(request.write, self.clock, ping, close_after == "state", types, frozenset(info.accounts),
                              alive)
         return await stream.start(lambda callback: self.backend.subscribe(principal, types, callback))
+
+    @app.route("/jmap/ws", methods=["GET"])
+    async def websocket(self, request: IRequest) -> Any:
+        """JMAP over WebSocket (RFC 8887): authenticated here exactly as the
+        other routes (§4.1), then the connection is handed to
+        ``websocket.JMAPWebSocketProtocol``. A browser (no headers on a
+        WebSocket) may give a push-only token as ``?access_token=``: that
+        socket can only push (WebSocketPushEnable/Disable)."""
+        from .websocket import websocket_resource
+
+        principal = await self._authenticate(request, push=True)
+        # no Authorization header and still authenticated: it was the push-only token
+        push_only = request.getHeader(b"authorization") is None
+        info = self.backend.session_info(principal)
+        return websocket_resource(request, self, principal, info, self._base_url(request), push_only, _peer(request))
 
     # -- errors --
 

@@ -114,6 +114,17 @@ def parse_request(
         data = loads_ijson(body)
     except ValueError as e:
         raise RequestError("notJSON", 400, f"the request did not parse as I-JSON: {e}") from None
+    return parse_request_object(data, capabilities=capabilities, max_calls_in_request=max_calls_in_request)
+
+
+def parse_request_object(
+    data: Any,
+    *,
+    capabilities: Collection[str],
+    max_calls_in_request: int,
+) -> Request:
+    """Validate an already decoded Request object (over a WebSocket, RFC 8887
+    §4.3.2, its extra ``@type`` and ``id`` members are ignored here)."""
     if not isinstance(data, dict):
         raise RequestError("notRequest", 400, "the request is not a JSON object")
 

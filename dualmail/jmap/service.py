@@ -36,13 +36,13 @@ from ..push.runner import PushRunner
 from ..push.webpush import VAPID_CAPABILITY, VapidKey
 from ..store.credentials import CredentialCache
 from ..store.store import SCOPE_JMAP, SCOPE_JMAP_READ, Store
-from ..store.txn import Commit
+from ..store.txn import KINDS, Commit
 from ..submission.config import SubmissionConfig, from_options as submission_config
 from .app import JMAPApp, make_site as make_app_site
 from .dispatch import Method, ReadOnlyPrincipal, core_methods
-from .errors import RequestError
+from .errors import MethodError, RequestError
 from .session import Account, CoreLimits, SessionInfo
-from .state import to_state
+from .state import parse_state, to_state
 from .types import MAIL, QUOTA, SORT_OPTIONS, SUBMISSION, VACATION, store_methods
 from .types.email_blobs import resolve_blob
 from .types.push_subscription import PushConfig, push_subscription_methods
@@ -51,6 +51,10 @@ from .types.push_subscription import PushConfig, push_subscription_methods
 # delay is the same figure).
 FAILED_LOGIN_DELAY = 1.0
 PUSH_TOKEN_TTL = 300  # seconds
+# The push-only token in the Session's eventSourceUrl: valid this long, replaced by a
+# new one when a third of that is left, so a URL just handed out works >= 10 minutes.
+SESSION_PUSH_TOKEN_TTL = 1800
+SESSION_PUSH_TOKEN_RENEW = 600
 UPLOAD_TTL = 24 * 3600  # an upload nothing references is removed after this
 JANITOR_INTERVAL = 3600.0
 MAX_SIZE_MAILBOX_NAME = 255
@@ -116,6 +120,7 @@ class StoreBackend:
         self._listeners: dict[int, list[Callable[[Mapping[str, Any]], None]]] = {}
         self._unsubscribe_store: Callable[[], None] | None = None
         self.application_server_key: str | None = None  # VAPID (RFC 9749 §3), set by build_app
+        self._session_tokens: dict[int, tuple[str, float]] = {}  # account -> (token, expires)
 
     def capabilities(self) -> Mapping[str, Mapping[str, Any]]:
         caps: dict[str, Mapping[str, Any]] = {MAIL: {}, SUBMISSION: {}, VACATION: {}, QUOTA: {}}
@@ -217,12 +222,47 @@ class StoreBackend:
         change = {
             "@type": "StateChange",
             "changed": {ids.format_id(ids.ACCOUNT, commit.account): {kind: state for kind in sorted(commit.kinds)}},
+            # RFC 8887 §4.3.5.1: the whole visible state is the one account's modseq
+            "pushState": state,
         }
         for callback in list(callbacks):
             try:
                 callback(change)
             except Exception:
                 self.log.failure("JMAP push to account {account} failed", account=commit.account)
+
+    def push_catch_up(self, principal: int, types: frozenset[str] | None, push_state: str) -> dict[str, Any] | None:
+        """RFC 8887 §4.3.5.2: the types whose state moved past ``push_state``
+        (a modseq of the principal's one account) with their states now; a
+        pushState that is not ours (or from the future) gets every type."""
+        try:
+            since = parse_state(push_state)
+        except MethodError:
+            since = -1
+        with self.store.read(principal) as r:
+            now = r.highest_modseq
+            states = {kind: r.state(kind) for kind in KINDS if types is None or kind in types}
+        if since > now:
+            since = -1
+        changed = {kind: to_state(s) for kind, s in states.items() if s > since}
+        if not changed:
+            return None
+        return {"@type": "StateChange", "changed": {ids.format_id(ids.ACCOUNT, principal): changed},
+                "pushState": to_state(now)}
+
+    def session_push_token(self, principal: int) -> str:
+        """The push-only token of the Session's eventSourceUrl (kind ``push``, like
+        ``POST /jmap/pushtoken``'s): one per account, kept in memory, replaced
+        SESSION_PUSH_TOKEN_RENEW seconds before it expires or once revoked."""
+        now = self.now()
+        held = self._session_tokens.get(principal)
+        if held is not None and held[1] - now > SESSION_PUSH_TOKEN_RENEW \
+                and self.store.verify_token(held[0], kind="push") == principal:
+            return held[0]
+        token = self.store.create_token(self._address(principal), kind="push", ttl=SESSION_PUSH_TOKEN_TTL,
+                                        note="JMAP session eventSourceUrl")
+        self._session_tokens[principal] = (token, now + SESSION_PUSH_TOKEN_TTL)
+        return token
 
     def push_token(self, principal: int) -> tuple[str, int]:
         token = self.store.create_token(self._address(principal), kind="push", ttl=PUSH_TOKEN_TTL,

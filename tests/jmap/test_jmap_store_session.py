@@ -22,7 +22,8 @@ def test_session_object(client, alice):
     assert response.code == 200
     session = json.loads(response.body)
     account = aid(alice)
-    assert set(session["capabilities"]) == {CORE, MAIL, SUBMISSION, VACATION, QUOTA}
+    assert set(session["capabilities"]) == {CORE, MAIL, SUBMISSION, VACATION, QUOTA,
+                                            "urn:ietf:params:jmap:websocket"}
     assert session["capabilities"][MAIL] == {}
     assert session["username"] == "alice@example.org"
     assert list(session["accounts"]) == [account]
