@@ -18,6 +18,7 @@ the methods themselves live in ``dualmail.jmap.types``.
 from __future__ import annotations
 
 from collections import Counter
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -55,6 +56,7 @@ PUSH_TOKEN_TTL = 300  # seconds
 # new one when a third of that is left, so a URL just handed out works >= 10 minutes.
 SESSION_PUSH_TOKEN_TTL = 1800
 SESSION_PUSH_TOKEN_RENEW = 600
+UPLOAD_QUOTA_FACTOR = 4  # the upload quota, in multiples of maxSizeUpload
 UPLOAD_TTL = 24 * 3600  # an upload nothing references is removed after this
 JANITOR_INTERVAL = 3600.0
 MAX_SIZE_MAILBOX_NAME = 255
@@ -120,6 +122,9 @@ class StoreBackend:
         self._listeners: dict[int, list[Callable[[Mapping[str, Any]], None]]] = {}
         self._unsubscribe_store: Callable[[], None] | None = None
         self.application_server_key: str | None = None  # VAPID (RFC 9749 §3), set by build_app
+        # pending (unreferenced) uploads an account may hold (RFC 8620 §6.1): room for
+        # UPLOAD_QUOTA_FACTOR uploads of the largest size; older ones are dropped first
+        self.upload_quota = UPLOAD_QUOTA_FACTOR * limits.max_size_upload
         self._session_tokens: dict[int, tuple[str, float]] = {}  # account -> (token, expires)
 
     def capabilities(self) -> Mapping[str, Mapping[str, Any]]:
@@ -175,6 +180,8 @@ class StoreBackend:
                 # An upload that could never become an Email of this account is refused
                 # (its storage quota, RFC 9425); RFC 8620 §5.3 names the error overQuota.
                 tx.check_quota(len(data), 0)
+                # the per-account upload quota (RFC 8620 §6.1): oldest unreferenced uploads go
+                tx.make_upload_room(len(data), self.upload_quota, keep=hashlib.sha256(data).hexdigest())
                 sha = tx.put_blob(data, content_type=content_type, uploaded=int(self.now()))
         except errors.OverQuotaError as e:
             raise RequestError("overQuota", 403, e.message) from None

@@ -928,6 +928,32 @@ class MailTxn(ReadView):
         else:
             self.w.put("blobref", bk, codec.dumps(info))
 
+    def make_upload_room(self, size: int, limit: int, keep: str | None = None) -> int:
+        """RFC 8620 §6.1: when an upload would take the account's pending uploads (blobs
+        with an upload mark that no Email references) over ``limit`` octets, drop them in
+        upload order, oldest first, until ``size`` more fits.  Reads only the upload index
+        (bounded by the limit), never every blob.  ``keep``: the blob being uploaded (a
+        re-upload is not counted twice).  Returns how many were dropped."""
+        pending: list[tuple[str, int]] = []
+        total = 0
+        for k, _v in self.kv.range("upload", K.upload(self.a, 0), prefix_end(K.acct(self.a))):
+            sha_hex = bytes(k[12:]).hex()
+            raw = self.w.get("blobref", K.blob(self.a, bytes.fromhex(sha_hex)))
+            info = codec.loads(raw) if raw is not None else None
+            if sha_hex == keep or info is None or int(info.get("refs", 0)) > 0:
+                continue
+            n = int(info.get("size") or len(self.blob(sha_hex) or b""))
+            pending.append((sha_hex, n))
+            total += n
+        dropped = 0
+        for sha_hex, n in pending:
+            if total + size <= limit:
+                break
+            self.drop_upload(sha_hex)
+            total -= n
+            dropped += 1
+        return dropped
+
     def drop_upload(self, sha_hex: str) -> bool:
         """Forget an upload mark; the blob goes when no Email references it."""
         bk = K.blob(self.a, bytes.fromhex(sha_hex))
