@@ -395,6 +395,11 @@ class EventStream:
     def on_state_change(self, change: Mapping[str, Any]) -> None:
         if self._stopped:
             return
+        if self.alive is not None and not self.alive():  # its token was revoked: the stream ends
+            self.stop()
+            if not self.done.called:
+                self.done.callback(b"")
+            return
         data = encoded_state_change(change, self.accounts, self.types)
         if data is None:
             return

@@ -521,7 +521,12 @@ class Store:
             for k, v in r.range("token", b"", None):
                 rec = codec.loads(v)
                 if rec.get("account") == a:
+                    # app tokens from before scopes are full JMAP; a push-only token (the
+                    # EventSource/WebSocket URL's) is listed as what it is
+                    kind = rec.get("kind", "app")
                     rec.setdefault("scope", SCOPE_JMAP)
+                    if kind != "app":
+                        rec["scope"] = kind
                     rec.setdefault("id", k.hex()[:12])
                     out.append(rec)
             return out
