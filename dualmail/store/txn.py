@@ -928,12 +928,14 @@ class MailTxn(ReadView):
         else:
             self.w.put("blobref", bk, codec.dumps(info))
 
-    def make_upload_room(self, size: int, limit: int, keep: str | None = None) -> int:
+    def make_upload_room(self, size: int, limit: int, keep: str | None = None,
+                         max_count: int = 1000) -> int:
         """RFC 8620 §6.1: when an upload would take the account's pending uploads (blobs
         with an upload mark that no Email references) over ``limit`` octets, drop them in
         upload order, oldest first, until ``size`` more fits.  Reads only the upload index
-        (bounded by the limit), never every blob.  ``keep``: the blob being uploaded (a
-        re-upload is not counted twice).  Returns how many were dropped."""
+        (at most ``max_count`` pending uploads are kept, so it stays short), never every
+        blob.  ``keep``: the blob being uploaded (a re-upload is not counted twice).
+        Returns how many were dropped."""
         pending: list[tuple[str, int]] = []
         total = 0
         for k, _v in self.kv.range("upload", K.upload(self.a, 0), prefix_end(K.acct(self.a))):
@@ -946,8 +948,8 @@ class MailTxn(ReadView):
             pending.append((sha_hex, n))
             total += n
         dropped = 0
-        for sha_hex, n in pending:
-            if total + size <= limit:
+        for i, (sha_hex, n) in enumerate(pending):
+            if total + size <= limit and len(pending) - i < max_count:
                 break
             self.drop_upload(sha_hex)
             total -= n

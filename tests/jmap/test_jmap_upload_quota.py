@@ -51,3 +51,13 @@ def test_oldest_unreferenced_uploads_make_room(store, alice, clock):
     # uploading a pending blob again does not count it twice
     again = upload(client, alice, b"Z" * SIZE)
     assert again == blobs[-1] and present(store, alice, blobs[2])
+
+
+def test_pending_uploads_are_bounded_in_number_too(store, alice, clock):
+    """Many tiny uploads cannot pile up: past max_count pending ones, the oldest go."""
+    with store.write(alice) as tx:
+        for i in range(5):
+            tx.put_blob(b"tiny %d" % i, uploaded=i)
+        assert tx.make_upload_room(1, 10**9, max_count=3) == 3
+    with store.read(alice) as r:
+        assert len(r.uploads_before(10**6)) == 2  # the two newest stay
