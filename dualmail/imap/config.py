@@ -52,3 +52,9 @@ class ImapConfig:
     # literals of at most 4096 octets
     literal_minus: bool = False
     max_urlfetch_urls: int = 100  # URLs of one GENURLAUTH / URLFETCH (RFC 4467)
+    # RFC 9585 INPROGRESS: a FETCH streaming for longer than this says how far it got
+    # (``* OK [INPROGRESS ("tag" done total)]``), again at most this often
+    inprogress_interval: float = 5.0
+    # STORE, COPY, MOVE and EXPUNGE of at least this many messages write on a worker
+    # thread (other connections go on; INPROGRESS ticks meanwhile); smaller ones inline
+    offload_min_messages: int = 1000

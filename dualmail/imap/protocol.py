@@ -332,7 +332,7 @@ class IMAPServerProtocol(Protocol):
         """RFC 9585: tell the client every INPROGRESS_INTERVAL that ``tag`` still runs."""
         from dualmail.imap.wire import responses as r
 
-        code = r.code("INPROGRESS", r.Raw(b"(" + r.string(tag) + b" NIL NIL)"))
+        code = r.code_inprogress(tag)
 
         def tick() -> None:
             if not self._closing and self.session is not None:

@@ -61,6 +61,8 @@ class SelectedMailbox:
             self.recent.append((recent_from, uids[-1] + 1))
         self.condstore = False  # untagged FETCH carries MODSEQ (RFC 7162 §3.1)
         self.qresync = False  # VANISHED instead of EXPUNGE (RFC 7162 §3.2.10.2)
+        # RFC 9586: UIDFETCH instead of FETCH, VANISHED instead of EXPUNGE (§3.3, §3.4)
+        self.uidonly = False
         self.reported = seen  # the HIGHESTMODSEQ the client may hold
         self.hms_told = seen  # the last HIGHESTMODSEQ sent
         self.held_from: int | None = None  # ``seen`` before the first held-back expunge
@@ -206,7 +208,7 @@ class SelectedMailbox:
         out: list[r.Response] = []
         if allow_expunge and self.gone:
             gone = self.gone
-            if self.qresync:
+            if self.qresync or self.uidonly:
                 out.append(r.vanished(ResolvedSet.from_ints(gone)))
             else:
                 seqs = sorted((s for s in (self.seq_of(u) for u in gone) if s is not None),
@@ -237,7 +239,7 @@ class SelectedMailbox:
                 rec = view.email(e) if e is not None else None
                 if rec is None:
                     continue
-                out.extend(self.fetch(seq, self.flag_items(rec, u, rev2)))
+                out.extend(self.fetch(seq, self.flag_items(rec, u, rev2), u))
             self.pending_flags = set()
         self.settle()
         if out and announce_hms and self.qresync and self.reported != self.hms_told:
@@ -249,13 +251,21 @@ class SelectedMailbox:
         self.hms_told = self.reported
         return r.UntaggedStatus("OK", "Highest", r.code_highestmodseq(self.reported))
 
-    def fetch(self, seq: int, items: list[tuple[str, bytes]]) -> list[r.Response]:
-        """``* seq FETCH (items)``, after a ``* FLAGS`` update if it shows a new keyword."""
+    def fetch(self, seq: int, items: list[tuple[str, bytes]], uid: int,
+              keep_uid: bool = False) -> list[r.Response]:
+        """``* seq FETCH (items)``, after a ``* FLAGS`` update if it shows a new keyword.
+        UIDONLY (RFC 9586 §3.3): ``* uid UIDFETCH (items)``, whose UID item is left out
+        unless the client asked for it (``keep_uid``) or nothing else is said."""
         out: list[r.Response] = []
         if self._new_keywords:
             self._new_keywords = False
             out.append(r.flags(SYSTEM_FLAGS + sorted(self.keywords)))
-        out.append(r.fetch(seq, items))
+        if self.uidonly:
+            if not keep_uid:
+                items = [(n, v) for n, v in items if n != "UID"] or items
+            out.append(r.uidfetch(uid, items))
+        else:
+            out.append(r.fetch(seq, items))
         return out
 
     def flags_of(self, rec: dict[str, Any], uid: int, rev2: bool) -> list[str]:

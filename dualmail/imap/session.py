@@ -30,6 +30,7 @@ from twisted.logger import Logger
 
 from dualmail.imap import contexts
 from dualmail.imap import errors as ie
+from dualmail.imap import uidonly
 from dualmail.imap.config import ImapConfig
 from dualmail.imap.selected import MailboxGoneError, SelectedMailbox
 from dualmail.imap.states import State, legal, refusal
@@ -138,6 +139,7 @@ class Session:
         self.utf8 = False
         self.condstore = False  # RFC 7162 §3.1: a CONDSTORE enabling command was seen
         self.qresync = False  # RFC 7162 §3.2.3: ENABLE QRESYNC
+        self.uidonly = False  # RFC 9586: ENABLE UIDONLY (no sequence numbers either way)
         self.hms_on_tagged = False  # EXPUNGE with QRESYNC: tagged OK [HIGHESTMODSEQ n]
         self.idle_tag: str | None = None
         self.sasl_tag: str | None = None
@@ -153,6 +155,10 @@ class Session:
         self.notify: NotifyState | None = None  # RFC 5465 NOTIFY SET registration
         self._running = False  # a command's handler is running: its commits are its own
         self.compressed = False  # COMPRESS=DEFLATE is on (RFC 4978)
+        self._progress_at = 0.0  # when the running command last said how far it got
+        # the last ``write_long`` committed alone (not in a group with other writers of
+        # this account, whose changes share its modseq): ``own_write`` may skip its effects
+        self.wrote_alone = True
 
     def _new_parser(self) -> CommandParser:
         # before login a non-synchronising literal may not be larger than a synchronising
@@ -204,7 +210,7 @@ class Session:
             caps.append("JMAPACCESS")
         caps += ["METADATA", "METADATA-SERVER", "NOTIFY"]  # RFC 5464, RFC 5465
         caps += ["MULTIAPPEND", "CATENATE", "URLAUTH", "REPLACE",
-                 "UNAUTHENTICATE", "SAVEDATE"]
+                 "UNAUTHENTICATE", "SAVEDATE", "UIDONLY"]
         return caps
 
     def enable_condstore(self) -> list[r.Response]:
@@ -241,6 +247,37 @@ class Session:
         if ev is None:
             return None
         return self._event(ev)
+
+    def write_long(self, tag: str, count: int, fn: Callable[[Any], Any]) -> Generator[Any, None, Any]:
+        """``fn(tx)`` in one write transaction; its result.  A command on ``count`` >=
+        ``offload_min_messages`` messages writes on a worker thread (as an ``Offload``, in
+        the group commit): other connections go on meanwhile and this one hears
+        ``* OK [INPROGRESS]`` every few seconds (RFC 9585).  ``fn`` touches only ``tx``."""
+        assert self.account is not None
+        self.wrote_alone = count < self.config.offload_min_messages
+        if self.wrote_alone:
+            with self.store.write(self.account) as tx:
+                return fn(tx)
+        account = self.account
+        job = Offload(lambda: self.store.write_grouped(account, fn), tag)
+        yield job
+        try:
+            return job.result()
+        finally:
+            self.store.poll_external()  # publish the commit here, on the session's thread
+
+    def progress_start(self) -> None:
+        """A long command begins: its first INPROGRESS comes one interval from now."""
+        self._progress_at = self.now()
+
+    def progress(self, tag: str, done: int, goal: int) -> r.UntaggedStatus | None:
+        """RFC 9585: ``* OK [INPROGRESS ("tag" done goal)]`` if an interval has passed since
+        the command began or last said so; else None."""
+        now = self.now()
+        if now - self._progress_at < self.config.inprogress_interval:
+            return None
+        self._progress_at = now
+        return r.UntaggedStatus("OK", "Still working", r.code_inprogress(tag, done, goal))
 
     @property
     def idling(self) -> bool:
@@ -304,6 +341,13 @@ class Session:
     def _continuation(self, ev: NeedContinuation) -> Iterator[Output]:
         limit = (self.config.max_literal_unauthenticated
                  if self.state is State.NOT_AUTHENTICATED else self.config.appendlimit)
+        if self.uidonly and ev.tag is not None and ev.command in uidonly.LITERAL_COMMANDS:
+            # RFC 9586 §3: REPLACE by sequence number is refused before its message is sent
+            self.parser.reject_literal()
+            yield self.encode(r.Tagged(ev.tag, "BAD", "REPLACE uses a message sequence number; "
+                                       "use UID REPLACE once UIDONLY is enabled",
+                                       r.code("UIDREQUIRED")))
+            return
         if ev.size > limit:
             self.parser.reject_literal()
             if ev.tag is None:
@@ -326,6 +370,9 @@ class Session:
             return
         if self.rev2 and isinstance(cmd, c.Lsub):
             yield self.encode(r.Tagged(cmd.tag, "BAD", "LSUB is not part of IMAP4rev2"))
+            return
+        if self.uidonly and (why := uidonly.refusal(cmd)) is not None:
+            yield self.encode(r.Tagged(cmd.tag, "BAD", why, r.code("UIDREQUIRED")))  # RFC 9586 §3
             return
         handler = HANDLERS[type(cmd)]
         if self.token is not None and self.state is not State.NOT_AUTHENTICATED and \
@@ -474,7 +521,8 @@ class Session:
             if seq is None or e is None or rec is None:
                 continue
             try:
-                out += sel.fetch(seq, _render(self, sel, view, e, rec, u, atts))
+                out += sel.fetch(seq, _render(self, sel, view, e, rec, u, atts), u,
+                                 keep_uid=any(a.name == "UID" for a in atts))
             except (ie.ImapBad, ie.ImapNo):
                 continue  # e.g. a section this message does not have
         return out
@@ -598,6 +646,7 @@ class Session:
         self.selected = None
         self.state = State.NOT_AUTHENTICATED
         self.rev2 = self.utf8 = self.condstore = self.qresync = self.hms_on_tagged = False
+        self.uidonly = False
         self.saved = None
         self.notify = None  # RFC 5465 registration (per login)
         self.token = None  # the app token of the login that ended

@@ -59,6 +59,9 @@ def enable(s: Session, cmd: c.Enable) -> Gen:
         elif name == "UTF8=ACCEPT" and not s.utf8:
             s.utf8 = True
             done.append("UTF8=ACCEPT")
+        elif name == "UIDONLY" and not s.uidonly:
+            s.uidonly = True  # RFC 9586 §3.1 (ENABLE runs unselected: SELECT takes it on)
+            done.append("UIDONLY")
         elif name == "QRESYNC":
             s.enable_qresync()
         elif name == "CONDSTORE":

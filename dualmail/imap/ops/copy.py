@@ -33,26 +33,31 @@ def copy(s: Session, cmd: c.Copy | c.Move) -> Gen:
     msgs = resolve(s, cmd.sequence_set, cmd.uid)
     name = names.decode(s.utf8, cmd.mailbox)
     live = [u for _s, u in msgs if u not in sel.gone]
-    with s.store.write(s.account) as tx:
+    mailbox = sel.mailbox
+
+    def write(tx: Any) -> tuple[int, int, list[tuple[int, int]], int, int | None]:
+        """The one write; touches only ``tx`` (it may run again in a group commit)."""
         dst = names.find(tx, name)
         if dst is None:
             raise ImapNo("No such mailbox", "TRYCREATE")
-        before = int(tx.require_mailbox(sel.mailbox)["hms"])
-        if move and dst == sel.mailbox:
+        before = int(tx.require_mailbox(mailbox)["hms"])
+        if move and dst == mailbox:
             # MOVE onto itself (RFC 6851 §3.3): a new message (a new Email, CONTRACT §2)
             # takes the next UID and the original is expunged
-            pairs = copy_messages(tx, sel.mailbox, live, dst)
+            pairs = copy_messages(tx, mailbox, live, dst)
             for src, _new in pairs:
-                e = tx.email_at(sel.mailbox, src)
+                e = tx.email_at(mailbox, src)
                 if e is not None:
-                    tx.remove_membership(e, sel.mailbox)
+                    tx.remove_membership(e, mailbox)
         else:
-            pairs = copy_messages(tx, sel.mailbox, live, dst, move=move)
+            pairs = copy_messages(tx, mailbox, live, dst, move=move)
         uidvalidity = int(tx.require_mailbox(dst)["uidvalidity"])
-        modseq = tx.modseq if tx.changed else None
+        return dst, before, pairs, uidvalidity, tx.modseq if tx.changed else None
+
+    dst, before, pairs, uidvalidity, modseq = yield from s.write_long(cmd.tag, len(live), write)
     if move:
         sel.expunged([src for src, _dst in pairs])
-    if dst != sel.mailbox:
+    if dst != sel.mailbox and s.wrote_alone:
         sel.own_write(before, modseq)
     missing = len(live) < len(msgs) or len(pairs) < len(live)
     code = r.code_copyuid(uidvalidity, [p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None

@@ -30,13 +30,19 @@ def expunge(s: Session, cmd: c.Expunge) -> Gen:
     if cmd.uid:
         assert cmd.sequence_set is not None
         uids = [u for _s, u in resolve(s, cmd.sequence_set, True)]
-    with s.store.write(s.account) as tx:
-        before = int(tx.require_mailbox(sel.mailbox)["hms"])
-        gone = tx.expunge(sel.mailbox, uids)
-        modseq = tx.modseq if tx.changed else None
+    mailbox = sel.mailbox
+
+    def write(tx: Any) -> tuple[int, list[int], int | None]:
+        before = int(tx.require_mailbox(mailbox)["hms"])
+        gone = tx.expunge(mailbox, uids)
+        return before, gone, tx.modseq if tx.changed else None
+
+    # the work is O(messages expunged); the count of the selected mailbox bounds it
+    count = len(uids) if uids is not None else sel.exists
+    before, gone, modseq = yield from s.write_long(cmd.tag, count, write)
     sel.expunged(gone)
-    sel.own_write(before, modseq)
+    if s.wrote_alone:
+        sel.own_write(before, modseq)
     if gone and s.qresync:
         s.hms_on_tagged = True
     return r.Tagged(cmd.tag, "OK", "EXPUNGE completed")
-    yield  # pragma: no cover

@@ -93,6 +93,7 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
     if mods.vanished and not s.qresync:
         raise ImapBad("VANISHED needs ENABLE QRESYNC")  # RFC 7162 §3.2.6
     atts = list(cmd.attributes)
+    keep_uid = any(a.name == "UID" for a in atts)  # UIDONLY: only if asked (RFC 9586 §3.3)
     if mods.changed_since is not None:
         msgs, top = changed(s, cmd.sequence_set, cmd.uid, mods.changed_since)
     else:
@@ -118,13 +119,14 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
                 gone = vanished_since(view, sel, mods.changed_since, want, top)
             if gone:
                 yield r.vanished(gone, earlier=True)
+    s.progress_start()
     flagged_now: set[int] = set()
     if not sel.readonly and any(sets_seen(a) for a in atts):
         flagged_now = _mark_seen(s, sel, [u for _s, u in msgs])
     want_flags = any(a.name == "FLAGS" for a in atts)
     batch = max(1, s.config.fetch_batch)
     if not flagged_now and all(a.name in _LISTING and a.section is None for a in atts):
-        missing = yield from _listing(s, sel, msgs, atts, batch)
+        missing = yield from _listing(s, sel, msgs, atts, batch, keep_uid, cmd.tag)
         if missing:
             return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
                             r.code("EXPUNGEISSUED"))
@@ -155,9 +157,11 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
                 if (want_flags or uid in flagged_now) and (
                         not s.condstore or any(n == "MODSEQ" for n, _v in items)):
                     sel.pending_flags.discard(uid)  # the client has just been told
-                out.extend(sel.fetch(seq, items))
+                out.extend(sel.fetch(seq, items, uid, keep_uid))
         if out:  # one write per batch, not one per message
             yield b"".join(s.encode(x) for x in out)
+        if i + batch < len(msgs) and (tick := s.progress(cmd.tag, i + batch, len(msgs))):
+            yield tick  # RFC 9585
     if missing:
         return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
                         r.code("EXPUNGEISSUED"))
@@ -165,7 +169,8 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
 
 
 def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
-             atts: list[c.FetchAtt], batch: int) -> Generator[Any, None, bool]:
+             atts: list[c.FetchAtt], batch: int, keep_uid: bool = True,
+             tag: str = "*") -> Generator[Any, None, bool]:
     """The listing FETCH (no body section): each batch of messages is one range read of the
     mailbox's UID index, one record get and one stored-listing get per message, and ONE
     write of the joined response lines.  Byte-identical to ``_render``; True if some
@@ -173,6 +178,9 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
     m = sel.mailbox
     rev2 = s.rev2
     names = [a.name for a in atts]
+    uidonly = sel.uidonly
+    if uidonly and not keep_uid and len(names) > 1:
+        names = [n for n in names if n != "UID"]  # RFC 9586 §3.3: the number is the UID
     want_flags = "FLAGS" in names
     if want_flags and s.condstore and "MODSEQ" not in names:
         want_flags = False  # pending flag reports stay pending (as in ``fetch``)
@@ -229,9 +237,14 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
                         items.append(b"MODSEQ " + _modseq(rec, m))
                 if want_flags:
                     sel.pending_flags.discard(uid)  # the client has just been told
-                out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+                if uidonly:
+                    out.append(b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n")
+                else:
+                    out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
         if out:
             yield b"".join(out)
+        if i + batch < len(msgs) and (tick := s.progress(tag, i + batch, len(msgs))):
+            yield tick  # RFC 9585
     return missing
 
 

@@ -70,12 +70,13 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
         uids = s.store.uid_maps.uids(view, m, rec)
         path = names.tree(view)[m][0]
         first_unseen = None
-        if not s.rev2 and rec["counts"]["unseen"]:
+        if not s.rev2 and not s.uidonly and rec["counts"]["unseen"]:  # RFC 9586 §3
             first_unseen = _first_unseen(view, m, uids)
         sel = SelectedMailbox(m, path, readonly, int(rec["uidvalidity"]), uids, int(rec["hms"]),
                               recent_from)
         sel.condstore = s.condstore
         sel.qresync = s.qresync
+        sel.uidonly = s.uidonly
         sel.spell = Spellings(_spellings_loader(s))
         q = cmd.qresync
         if q is not None and q.uidvalidity == sel.uidvalidity:
@@ -121,7 +122,7 @@ def _qresync(s: Session, sel: SelectedMailbox, view: Any, q: c.QResync,
         e = view.email_at(sel.mailbox, u)
         rec = view.email(e) if e is not None else None
         if rec is not None:
-            out.extend(sel.fetch(seq, sel.flag_items(rec, u, s.rev2)))
+            out.extend(sel.fetch(seq, sel.flag_items(rec, u, s.rev2), u))
     return out
 
 

@@ -43,48 +43,56 @@ def store(s: Session, cmd: c.Store) -> Gen:
     if conditional:
         yield from s.enable_condstore()
     mode = _MODES[cmd.action]
-    out: list[r.Response] = []
-    modified: list[int] = []
-    missing = False
-    with s.store.write(s.account) as tx:
-        before = int(tx.require_mailbox(sel.mailbox)["hms"])
-        done: list[tuple[int, int, int, bool]] = []
-        failed: list[tuple[int, int, int]] = []
+    mailbox, gone, since = sel.mailbox, frozenset(sel.gone), cmd.unchanged_since
+
+    def write(tx: Any) -> tuple[Any, ...]:
+        """The one write; touches only ``tx`` (it may run again in a group commit)."""
+        before = int(tx.require_mailbox(mailbox)["hms"])
+        done: list[tuple[int, int, dict[str, Any], bool]] = []
+        failed: list[tuple[int, int, dict[str, Any]]] = []
+        modified: list[int] = []
+        missing = False
         for seq, uid in msgs:
-            if uid in sel.gone:
+            if uid in gone:
                 missing = True
                 continue
-            e = tx.email_at(sel.mailbox, uid)
+            e = tx.email_at(mailbox, uid)
             if e is None:
                 missing = True
                 continue
-            if cmd.unchanged_since is not None:
+            if since is not None:
                 rec = tx.require_email(e)
-                if membership_modseq(rec, sel.mailbox) > cmd.unchanged_since:
+                if membership_modseq(rec, mailbox) > since:
                     modified.append(uid if cmd.uid else seq)
-                    failed.append((seq, uid, e))
+                    failed.append((seq, uid, rec))
                     continue
-            changed = apply_flags(tx, sel.mailbox, e, mode, cmd.flags)
+            changed = apply_flags(tx, mailbox, e, mode, cmd.flags)
             done.append((seq, uid, e, changed))
-        if sel.spell is not None:
-            sel.spell.update(tx.keyword_spellings())  # spellings first used here, uncommitted
-        for seq, uid, e, changed in done:
-            rec = tx.require_email(e)
-            if not cmd.silent:
-                out.extend(sel.fetch(seq, sel.flag_items(rec, uid, s.rev2)))
-            elif conditional or (s.condstore and changed):
-                out.append(r.fetch(seq, [("UID", r.number(uid)),
-                                         ("MODSEQ", _modseq(rec, sel.mailbox))]))
-            else:
-                continue
-            if not cmd.silent:
-                sel.pending_flags.discard(uid)
-        for seq, uid, e in failed:
-            out.extend(sel.fetch(seq, sel.flag_items(tx.require_email(e), uid, s.rev2)))
+        after = [(seq, uid, tx.require_email(e), changed) for seq, uid, e, changed in done]
+        return (before, after, failed, modified, missing, tx.keyword_spellings(),
+                tx.modseq if tx.changed else None)
+
+    before, done, failed, modified, missing, spellings, modseq = \
+        yield from s.write_long(cmd.tag, len(msgs), write)
+    if sel.spell is not None:
+        sel.spell.update(spellings)  # spellings first used by this STORE
+    out: list[r.Response] = []
+    for seq, uid, rec, changed in done:
+        if not cmd.silent:
+            out.extend(sel.fetch(seq, sel.flag_items(rec, uid, s.rev2), uid))
+        elif conditional or (s.condstore and changed):
+            out.extend(sel.fetch(seq, [("UID", r.number(uid)),
+                                       ("MODSEQ", _modseq(rec, sel.mailbox))], uid))
+        else:
+            continue
+        if not cmd.silent:
             sel.pending_flags.discard(uid)
-        modseq = tx.modseq if tx.changed else None
-    sel.own_write(before, modseq)
-    sel.touch(uid for _seq, uid, _e, changed in done if changed)
+    for seq, uid, rec in failed:
+        out.extend(sel.fetch(seq, sel.flag_items(rec, uid, s.rev2), uid))
+        sel.pending_flags.discard(uid)
+    if s.wrote_alone:
+        sel.own_write(before, modseq)
+    sel.touch(uid for _seq, uid, _rec, changed in done if changed)
     yield from out
     if modified and missing:
         return r.Tagged(cmd.tag, "NO", "Some of the messages no longer exist; "

@@ -226,6 +226,16 @@ def code(name: str, *args: Value) -> ResponseCode:
     return ResponseCode(name, args)
 
 
+def code_inprogress(tag: str | None, progress: int | None = None,
+                    goal: int | None = None) -> ResponseCode:
+    """RFC 9585 §3 ``[INPROGRESS ("tag" progress goal)]``; NIL for what is unknown.  A tag
+    with "]" in it goes as NIL, so the code can never look ended early (as mox does)."""
+    t = b"NIL" if tag is None or "]" in tag else string(tag)
+    p = b"NIL" if progress is None else number(progress)
+    g = b"NIL" if not goal else number(goal)  # §3: the goal, when given, is above zero
+    return ResponseCode("INPROGRESS", (Raw(b"(" + t + b" " + p + b" " + g + b")"),))
+
+
 def code_capability(caps: Iterable[str]) -> ResponseCode:
     return ResponseCode("CAPABILITY", tuple(Atom(c) for c in caps))
 
@@ -406,6 +416,13 @@ def fetch(seq: int, items: Iterable[tuple[str | bytes, bytes]]) -> Data:
     ``[("UID", b"7"), ("BODY[]", literal(msg))]``."""
     parts = [(n.encode("ascii") if isinstance(n, str) else n) + b" " + v for n, v in items]
     return Data((seq, Atom("FETCH"), Raw(b"(" + b" ".join(parts) + b")")))
+
+
+def uidfetch(uid: int, items: Iterable[tuple[str | bytes, bytes]]) -> Data:
+    """RFC 9586 §3.3 ``* uid UIDFETCH (name value ...)``: a FETCH response keyed by UID, for
+    sessions that ENABLEd UIDONLY."""
+    parts = [(n.encode("ascii") if isinstance(n, str) else n) + b" " + v for n, v in items]
+    return Data((uid, Atom("UIDFETCH"), Raw(b"(" + b" ".join(parts) + b")")))
 
 
 def list_response(
