@@ -81,3 +81,28 @@ class Gate:
 
     def release(self) -> None:
         self._release.set()
+
+
+def raw_selected(port: int) -> tuple[Any, Any]:
+    """A raw socket logged in with INBOX selected, and its line reader (timeouts bound
+    every read); the caller closes the socket."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    f = s.makefile("rb")
+    f.readline()  # greeting
+    s.sendall(f"l LOGIN {USER} {PASSWORD}\r\nm SELECT INBOX\r\n".encode())
+    while not f.readline().startswith(b"m "):
+        pass
+    return s, f
+
+
+def logged_in_pair(port: int) -> tuple[Any, Any]:
+    """Two imaplib clients logged in to the same account (the caller logs them out)."""
+    import imaplib
+
+    a = imaplib.IMAP4("127.0.0.1", port)
+    b = imaplib.IMAP4("127.0.0.1", port)
+    a.login(USER, PASSWORD)
+    b.login(USER, PASSWORD)
+    return a, b

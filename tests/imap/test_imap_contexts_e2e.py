@@ -10,17 +10,14 @@ import pytest_twisted
 from twisted.internet.threads import deferToThread
 
 from imap_util import message
-from imap_e2e import PASSWORD, USER, running
+from imap_e2e import logged_in_pair, running
 
 pytestmark = pytest.mark.e2e
 
 
 def _session(port: int) -> None:
-    a = imaplib.IMAP4("127.0.0.1", port)
-    b = imaplib.IMAP4("127.0.0.1", port)
+    a, b = logged_in_pair(port)
     try:
-        a.login(USER, PASSWORD)
-        b.login(USER, PASSWORD)
         caps = a.capability()[1][0].split()
         for cap in (b"ESORT", b"CONTEXT=SEARCH", b"CONTEXT=SORT", b"PARTIAL", b"SORT=DISPLAY"):
             assert cap in caps, caps

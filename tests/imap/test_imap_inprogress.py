@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import imaplib
 import re
-import socket
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from twisted.internet.threads import deferToThread
 
 from dualmail.imap.config import ImapConfig
 from dualmail.imap.wire import responses as r
-from imap_e2e import PASSWORD, USER, Gate, running
+from imap_e2e import PASSWORD, USER, Gate, raw_selected, running
 from imap_util import Client, deliver, lines, message
 
 
@@ -66,12 +65,8 @@ def test_long_fetch_says_how_far_it_got(store: Any, account: int, items: str) ->
 
 
 def _long_command(port: int, gate: Gate, command: str) -> tuple[bytes, bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        f = s.makefile("rb")
-        f.readline()
-        s.sendall(f"l LOGIN {USER} {PASSWORD}\r\nm SELECT INBOX\r\n".encode())
-        while not f.readline().startswith(b"m "):
-            pass
+    s, f = raw_selected(port)
+    with s:
         s.sendall(f"x {command}\r\n".encode())
         first = f.readline()  # bounded by the socket timeout
         other = imaplib.IMAP4("127.0.0.1", port, timeout=30)  # answered meanwhile

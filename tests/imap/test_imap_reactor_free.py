@@ -15,7 +15,7 @@ import pytest_twisted
 from twisted.internet.threads import deferToThread
 
 from imap_util import deliver, message
-from imap_e2e import PASSWORD, USER, Gate, running
+from imap_e2e import PASSWORD, USER, Gate, raw_selected, running
 from dualmail.imap.ops import search as search_ops
 
 pytestmark = pytest.mark.e2e
@@ -89,14 +89,8 @@ async def test_too_much_data_is_refused_at_once_and_closed(tmp_path, send, login
 
 
 def _inprogress(port: int, gate: Gate) -> tuple[bytes, bytes]:
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        f = s.makefile("rb")
-        f.readline()
-        s.sendall(f"l LOGIN {USER} {PASSWORD}\r\nm SELECT INBOX\r\n".encode())
-        while not f.readline().startswith(b"m "):
-            pass
+    s, f = raw_selected(port)
+    with s:
         s.sendall(b"x UID SEARCH ALL\r\n")
         first = f.readline()  # bounded by the socket timeout
         gate.release()

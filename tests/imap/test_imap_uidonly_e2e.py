@@ -10,17 +10,14 @@ import pytest_twisted
 from twisted.internet.threads import deferToThread
 
 from imap_util import message
-from imap_e2e import PASSWORD, USER, running
+from imap_e2e import logged_in_pair, running
 
 pytestmark = pytest.mark.e2e
 
 
 def _session(port: int) -> None:
-    a = imaplib.IMAP4("127.0.0.1", port)
-    b = imaplib.IMAP4("127.0.0.1", port)
+    a, b = logged_in_pair(port)
     try:
-        a.login(USER, PASSWORD)
-        b.login(USER, PASSWORD)
         assert b"UIDONLY" in a.capability()[1][0].split()
         for i in range(1, 5):
             assert b.append("INBOX", None, None, message(f"s{i}"))[0] == "OK"
