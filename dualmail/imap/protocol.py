@@ -242,10 +242,17 @@ class IMAPServerProtocol(Protocol):
         elif isinstance(item, Disconnect):
             self._closing = True
             self._current = None
-            self.transport.loseConnection()
+            self._close()
 
     def _abort(self) -> None:
         self._closing = True
+        self._close()
+
+    def _close(self) -> None:
+        """Close once what is written has gone out. The producer is released first: Twisted's
+        drain path resumes a paused producer INSTEAD of finishing a pending close, so a
+        close while the write buffer is full would otherwise leave the socket open forever."""
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     # -- effects ------------------------------------------------------------------
@@ -392,7 +399,7 @@ class IMAPServerProtocol(Protocol):
         self.session.state = State.LOGOUT
         self.transport.write(b"* BYE Command not completed in time\r\n")
         self._closing = True
-        self.transport.loseConnection()
+        self._close()
 
     def _timed_out(self) -> None:
         self._timer = None

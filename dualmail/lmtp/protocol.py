@@ -84,7 +84,7 @@ class LMTPServerProtocol(Protocol):
             self.transport.write(out)
         if session.closed:
             self._disarm()
-            self.transport.loseConnection()
+            self._close()
 
     # IPushProducer: the transport's write buffer is full / has drained
     def pauseProducing(self) -> None:
@@ -101,6 +101,13 @@ class LMTPServerProtocol(Protocol):
         if self.session is not None and not self.session.closed:
             self.log.info("LMTP connection from {peer} timed out", peer=self.peer)
             self.transport.write(self.session.timeout_reply())
+        self._close()
+
+    def _close(self) -> None:
+        """Close once the replies are out. The producer goes first: with it registered and
+        paused, Twisted's drain path resumes it instead of finishing the close, and the
+        connection would stay open forever (a QUIT behind a pipelined flood)."""
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
