@@ -156,6 +156,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             else store.list_accounts()
         for a, address in targets:
             if args.upgrade:
+                import dualmail.mail  # noqa: F401  (registers the header-field splitter)
+
                 for line in upgrade(store, a):
                     print(f"{address}: {line}")
             with store.read(a) as view:

@@ -342,6 +342,49 @@ def test_compact_drops_old_tombstones(tmp_path):
         s.close()
 
 
+def test_check_upgrade_builds_the_imap_indexes_of_an_old_store(tmp_path):
+    """``dualmail check --upgrade``: a store from before the IMAP indexes (no rows, no
+    "ix" mark, no stored header fields) gets them; no modseq is taken; ``check`` is ok."""
+    from dualmail.mail.ops import deliver
+    from dualmail.store import codec, imapidx, keys as K
+    from dualmail.store.kv import prefix_end
+
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    s = open_store(str(data))
+    try:
+        a = s.require_account("a@x")
+        for m in mailgen.generate_records(5, seed=2):
+            deliver(s, a, m.raw, 1, ("\\Seen",) if m.date % 2 else ())
+        p = K.acct(a)
+
+        def make_old(w):
+            for table in (*imapidx.TABLES, "imaph"):
+                for k, _v in list(w.range(table, p, prefix_end(p))):
+                    w.delete(table, k)
+            for k, v in list(w.range("mailbox", p, prefix_end(p))):
+                box = codec.loads(v)
+                box.pop("ix", None)
+                w.put("mailbox", k, codec.dumps(box))
+
+        s.kv.run_write(make_old, a)
+        with s.read(a) as r:
+            modseq = r.highest_modseq
+    finally:
+        s.close()
+    out = run(data, "check", "--upgrade", check=True).stdout
+    assert "a@x: mailbox 1: IMAP indexes built" in out and "a@x: 5 emails: header fields stored" in out
+    assert out.strip().endswith("a@x: ok")
+    assert run(data, "check", "--upgrade", check=True).stdout.strip() == "a@x: ok"  # nothing left
+    s = open_store(str(data))
+    try:
+        with s.read(a) as r:
+            assert r.highest_modseq == modseq and verify(r) == []
+            assert all(imapidx.ready(b) for b in r.mailboxes())
+    finally:
+        s.close()
+
+
 def test_twistd_port_in_use_is_one_line_and_exit_1(tmp_path):
     """Issue 10: a port already taken printed a 39-line traceback; now one line names the
     listener and the address, and twistd exits 1 (the store is not left half-started)."""
