@@ -18,10 +18,10 @@ Imports no twisted.
 
 from __future__ import annotations
 
-import bisect
 from typing import Any, Callable
 
 from ..store import imapidx
+from .engine import _bounds, _in_ranges, _uid_ranges
 from .query import (
     ALL, And, Cond, Context, Deleted, Keyword, ModSeq, Not, Or, Received, Recent, Size, SortKey, UidIn,
 )
@@ -50,7 +50,7 @@ def search(view: Any, m: int, cond: Cond, context: Context | None = None) -> lis
     pred = _compile(c, recent)
     if pred is None:
         return None
-    ranges = _top_ranges(c)
+    ranges = _uid_ranges(c)
     spans = ranges if ranges is not None else ((1, 0xFFFFFFFF),)
     unpack = imapidx.ROW.unpack_from
     size = imapidx.ROW.size
@@ -66,18 +66,13 @@ def search(view: Any, m: int, cond: Cond, context: Context | None = None) -> lis
 def _compile(c: Cond, recent: frozenset[int]) -> RowPred | None:
     """A test on (uid, unpacked row, keyword bytes), or None if ``c`` needs more than
     the row."""
-    if isinstance(c, And):
+    if isinstance(c, (And, Or)):
         parts = [_compile(x, recent) for x in c.conds]
         if any(p is None for p in parts):
             return None
         ps = [p for p in parts if p is not None]
-        return lambda u, t, kw: all(p(u, t, kw) for p in ps)
-    if isinstance(c, Or):
-        parts = [_compile(x, recent) for x in c.conds]
-        if any(p is None for p in parts):
-            return None
-        ps = [p for p in parts if p is not None]
-        return lambda u, t, kw: any(p(u, t, kw) for p in ps)
+        join = all if isinstance(c, And) else any
+        return lambda u, t, kw: join(p(u, t, kw) for p in ps)
     if isinstance(c, Not):
         inner = _compile(c.cond, recent)
         if inner is None:
@@ -102,28 +97,6 @@ def _compile(c: Cond, recent: frozenset[int]) -> RowPred | None:
     if isinstance(c, UidIn):
         ranges = c.ranges
         return lambda u, t, kw: _in_ranges(ranges, u)
-    return None
-
-
-def _bounds(lo: int | None, hi: int | None) -> tuple[int, int]:
-    return (-(2**63) if lo is None else lo), (2**63 if hi is None else hi)
-
-
-def _in_ranges(ranges: tuple[tuple[int, int], ...], n: int) -> bool:
-    i = bisect.bisect_right(ranges, (n, 2**63))
-    return i > 0 and ranges[i - 1][0] <= n <= ranges[i - 1][1]
-
-
-def _top_ranges(c: Cond) -> tuple[tuple[int, int], ...] | None:
-    """UID ranges every match lies in (a top-level UidIn), to read only those rows."""
-    if isinstance(c, UidIn):
-        return c.ranges
-    if isinstance(c, And):
-        best = None
-        for x in c.conds:
-            if isinstance(x, UidIn) and (best is None or len(x.ranges) < len(best)):
-                best = x.ranges
-        return best
     return None
 
 

@@ -346,8 +346,8 @@ def test_check_upgrade_builds_the_imap_indexes_of_an_old_store(tmp_path):
     """``dualmail check --upgrade``: a store from before the IMAP indexes (no rows, no
     "ix" mark, no stored header fields) gets them; no modseq is taken; ``check`` is ok."""
     from dualmail.mail.ops import deliver
-    from dualmail.store import codec, imapidx, keys as K
-    from dualmail.store.kv import prefix_end
+    from dualmail.store import imapidx
+    from tests.old_store import make_old
 
     data = tmp_path / "d"
     run(data, "user", "add", "a@x", stdin="pw\n", check=True)
@@ -356,18 +356,7 @@ def test_check_upgrade_builds_the_imap_indexes_of_an_old_store(tmp_path):
         a = s.require_account("a@x")
         for m in mailgen.generate_records(5, seed=2):
             deliver(s, a, m.raw, 1, ("\\Seen",) if m.date % 2 else ())
-        p = K.acct(a)
-
-        def make_old(w):
-            for table in (*imapidx.TABLES, "imaph"):
-                for k, _v in list(w.range(table, p, prefix_end(p))):
-                    w.delete(table, k)
-            for k, v in list(w.range("mailbox", p, prefix_end(p))):
-                box = codec.loads(v)
-                box.pop("ix", None)
-                w.put("mailbox", k, codec.dumps(box))
-
-        s.kv.run_write(make_old, a)
+        make_old(s, a)
         with s.read(a) as r:
             modseq = r.highest_modseq
     finally:

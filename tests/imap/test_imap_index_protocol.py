@@ -6,22 +6,19 @@ written before those existed, the email records and message bytes (RFC 9051 §6.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dualmail.imap.ops import fetch as fetch_op
-from dualmail.store import codec, imapidx, keys as K
+from dualmail.store import imapidx
 from dualmail.store.check import upgrade, verify
-from dualmail.store.kv import prefix_end
 
 from imap_util import PASSWORD, USER, Client
+from test_imap_listing_record import _fill
+from tests.old_store import make_old
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
-import mailgen  # noqa: E402
 
 HF = "BODY.PEEK[HEADER.FIELDS (From To Subject Date Message-ID References)]"
 COMMANDS = [
@@ -48,16 +45,6 @@ COMMANDS = [
 ]
 
 
-def _fill(store: Any, account: int) -> None:
-    from dualmail.mail.ops import deliver
-
-    with store.read(account) as v:
-        inbox = v.mailbox_by_path(["INBOX"])
-    for i, m in enumerate(mailgen.generate_records(40, seed=4)):
-        flags = tuple(sorted(m.flags - {"\\Recent"})) + (("$Label1",) if i % 7 == 0 else ())
-        deliver(store, account, m.raw, inbox, flags, received=m.date)
-
-
 def _answers(store: Any) -> list[str]:
     c = Client(store)
     c.login()
@@ -75,22 +62,6 @@ def _answers(store: Any) -> list[str]:
     out += [c.cmd("x1 FETCH 1:* (FLAGS ENVELOPE)"), c.cmd(f"x2 FETCH 1:* ({HF})")]
     out += [c.cmd(f"g{i + 1} {cmd}") for i, cmd in enumerate(COMMANDS)]
     return out
-
-
-def make_old(store: Any, account: int) -> None:
-    """A store from before the IMAP indexes: no rows, no "ix" mark, no stored header fields."""
-    p = K.acct(account)
-
-    def run(w: Any) -> None:
-        for table in (*imapidx.TABLES, "imaph"):
-            for k, _v in list(w.range(table, p, prefix_end(p))):
-                w.delete(table, k)
-        for k, v in list(w.range("mailbox", p, prefix_end(p))):
-            box = codec.loads(v)
-            box.pop("ix", None)
-            w.put("mailbox", k, codec.dumps(box))
-
-    store.kv.run_write(run, account)
 
 
 def _twin(tmp_path: Any, name: str) -> tuple[Any, int]:

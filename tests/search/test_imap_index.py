@@ -13,8 +13,7 @@ from dualmail.search.query import (
 )
 from dualmail.store import imapidx, keys as K
 from dualmail.store.check import upgrade, verify
-from dualmail.store.kv import prefix_end
-from dualmail.store import codec
+from tests.old_store import make_old
 from tests.search.corpus import ARCHIVE, BASE, INBOX, MESSAGES, load
 
 RECENT = frozenset({2, 5, 11})
@@ -119,19 +118,6 @@ def test_check_reports_a_broken_row(store, account):
     assert ids
 
 
-def _make_old(store, account) -> None:
-    """A store from before the IMAP indexes: no rows, no "ix" mark, no stored header fields."""
-    p = K.acct(account)
-    with store.kv.write(account) as w:
-        for table in (*imapidx.TABLES, "imaph"):
-            for k, _v in list(w.range(table, p, prefix_end(p))):
-                w.delete(table, k)
-        for k, v in list(w.range("mailbox", p, prefix_end(p))):
-            box = codec.loads(v)
-            box.pop("ix", None)
-            w.put("mailbox", k, codec.dumps(box))
-
-
 def test_old_store_is_served_by_the_engine_then_upgraded(store, account):
     ids = load(store, account)
     with store.write(account) as tx:
@@ -139,7 +125,7 @@ def test_old_store_is_served_by_the_engine_then_upgraded(store, account):
     with store.read(account) as r:
         before = r.highest_modseq
         want = search(r, MailboxScope(INBOX), Not(Keyword("$seen")))
-    _make_old(store, account)
+    make_old(store, account)
     with store.read(account) as r:
         assert imap_index.search(r, INBOX, Not(Keyword("$seen"))) is None  # not trusted: the engine
         assert imap_index.sort_all(r, INBOX, ALL, [SORTS[0]]) is None

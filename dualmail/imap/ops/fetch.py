@@ -272,18 +272,28 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
     row_size = imapidx.ROW.size
     head_unpack = wire.HEAD.unpack_from
     head_size = wire.HEAD.size
-    acct = K.acct(a)
-    u64 = K.u64
-    get = kv.get
+    found = []
     for seq, uid in part:
         v = None if uid in gone else row_at(uid)
         if v is None:
             missing = True
             continue
-        e, modseq, size, recv, _date, deleted = row_unpack(v)
-        lv = None
+        found.append((seq, uid, v, row_unpack(v)))
+    stored: dict[int, bytes] = {}
+    if need_listing and found:
+        acct = K.acct(a)
+        first, last = found[0][3][0], found[-1][3][0]
+        if 0 <= last - first < 2 * len(found):  # Emails stored in UID order: one range read
+            stored = {K.un64(k, 4): lv for k, lv in kv.range("imapw", acct + K.u64(first),
+                                                             acct + K.u64(last + 1))}
+        else:
+            for _q, _u, _v, t in found:
+                got = kv.get("imapw", acct + K.u64(t[0]))
+                if got is not None:
+                    stored[t[0]] = got
+    for seq, uid, v, (e, modseq, size, recv, _date, deleted) in found:
         if need_listing:
-            lv = get("imapw", acct + u64(e))
+            lv = stored.get(e)
             if lv is None or lv[0] != wire.VERSION or head_unpack(lv)[1] != recv:
                 lst = view.listing(e, {"recv": recv})  # stored before imapw: rendered
                 if lst is None:
