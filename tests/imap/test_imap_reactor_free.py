@@ -119,7 +119,7 @@ async def test_inprogress_while_a_search_runs(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(protocol, "INPROGRESS_INTERVAL", 0.05)
     async with running(tmp_path) as srv:
         deliver(srv.store, srv.account, raw=message("one"))
-        monkeypatch.setattr(search_ops.engine, "search", gate)
+        monkeypatch.setattr(search_ops, "_condition", gate)
         try:
             first, rest = await deferToThread(_inprogress, srv.imap_port, gate)
         finally:
