@@ -264,6 +264,8 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
         row_at = lambda u: kv.get("imapm", K.uid(a, m, u))  # noqa: E731
     need_listing = any(n in ("INTERNALDATE", "ENVELOPE", "BODYSTRUCTURE", "BODY") for n in names)
     recent = bool(sel.recent) and not s.rev2
+    one_range = len(sel.recent) == 1  # the usual case: one test, not a scan of the ranges
+    rlo, rhi = sel.recent[0] if one_range else (0, 0)
     gone = sel.gone
     key = str(m)
     out: list[bytes] = []
@@ -319,7 +321,7 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
                     if sel._new_keywords:  # RFC 9051 §7.3.5: * FLAGS first
                         sel._new_keywords = False
                         out.append(s.encode(r.flags(SYSTEM_FLAGS + sorted(sel.keywords))))
-                if recent and sel.is_recent(uid):
+                if recent and (rlo <= uid < rhi if one_range else sel.is_recent(uid)):
                     flags = flags[:-1] + (b" \\Recent)" if len(flags) > 2 else b"\\Recent)")
                 items.append(b"FLAGS " + flags)
             elif name == "RFC822.SIZE":
