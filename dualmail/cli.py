@@ -148,13 +148,18 @@ def _duration(text: str) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .store.check import verify
+    from .store.check import upgrade, verify
 
     bad = 0
     with _opened(args) as store:
         targets = [(store.require_account(args.address), args.address.lower())] if args.address \
             else store.list_accounts()
         for a, address in targets:
+            if args.upgrade:
+                import dualmail.mail  # noqa: F401  (registers the header-field splitter)
+
+                for line in upgrade(store, a):
+                    print(f"{address}: {line}")
             with store.read(a) as view:
                 problems = verify(view)
             for p in problems:
@@ -323,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="verify counters and indexes against a recount")
     c.add_argument("address", nargs="?")
+    c.add_argument("--upgrade", action="store_true",
+                   help="first build what an older store lacks (IMAP indexes, stored header fields)")
     c.set_defaults(func=cmd_check)
 
     k = sub.add_parser("compact", help="drop old IMAP expunge tombstones (QRESYNC falls back below them)")

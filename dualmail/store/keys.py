@@ -288,3 +288,25 @@ def pushsub(a: int, p: int | None = None) -> bytes:
 def pushdue(due: int | None = None, a: int = 0, p: int = 0) -> bytes:
     k = _u32.pack(0)
     return k if due is None else k + _u64.pack(max(due, 0)) + _u32.pack(a) + _u64.pack(p)
+
+
+# -- IMAP per-membership indexes and stored header fields (``store/imapidx.py``) --
+#
+# =============  =====================================  ===========================================
+# table          key                                    value
+# =============  =====================================  ===========================================
+# imapm          A M U                                  E, modseq, size, recv, sent date, deleted,
+#                                                       keywords (packed, ``imapidx._ROW``): what a
+#                                                       listing FETCH needs without the JSON record
+# unseen         A M U                                  E (u64) -- memberships without $seen
+# imaps          A M kind(1) value(u64, +2**63) U       E (u64) -- SORT orders: D sent date,
+#                                                       A arrival, Z size
+# imaph          A E                                    the header fields clients ask for in
+#                                                       HEADER.FIELDS, cut out at ingest
+#                                                       (``store.listing.header_record``), write-once
+# =============  =====================================  ===========================================
+#
+# Written in the membership's (the Email's) transaction; a mailbox record with "ix": 1 has
+# complete imapm/unseen/imaps rows (older ones: ``dualmail check --upgrade``).
+
+TABLES = TABLES + ("imapm", "unseen", "imaps", "imaph")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from ..model import errors, keywords as kwmod
-from . import codec, keys as K, listing
+from . import imapidx, codec, keys as K, listing
 from .kv import KVRead, KVWrite, prefix_end
 
 ROLES = frozenset(
@@ -804,7 +804,7 @@ class MailTxn(ReadView):
         rec = {
             "id": m, "name": name, "parent": parent, "role": role, "sub": bool(subscribed),
             "sort": int(sort_order), "uidvalidity": (s % 0xFFFFFFFF) or 1, "uidnext": 1,
-            "hms": s, "created": s, "counts": dict(_ZERO_COUNTS),
+            "hms": s, "created": s, "counts": dict(_ZERO_COUNTS), "ix": 1,
         }
         self._mbx_cache[m] = rec
         self.w.put("mbxname", K.mbxname(self.a, parent, name), K.u32(m))
@@ -1054,6 +1054,7 @@ class MailTxn(ReadView):
     def _put_email(self, e: int, rec: dict[str, Any]) -> None:
         rec["modseq"] = self.modseq
         self.w.put("email", K.email(self.a, e), codec.dumps(rec))
+        self._imapidx_put(e, rec)
 
     def _set_membership_modseq(self, m: int, u: int, old: int | None) -> int:
         s = self.modseq
@@ -1122,6 +1123,7 @@ class MailTxn(ReadView):
         self.w.put("srch", K.email(self.a, e), enc.search)  # dualmail.search (keys.py "srch")
         if enc.listing:
             self.w.put("imapw", K.email(self.a, e), listing.record(int(received), enc.listing))
+        self._imaph_put(e, raw)
         self._put_email(e, rec)
         self._visibility_changed(e, rec, [], jmap_mailbox_ids(rec))
         self._use(len(raw), 1)
@@ -1211,6 +1213,7 @@ class MailTxn(ReadView):
             self.w.delete("deleted", K.uid(self.a, m, u))
         self.w.delete("savedate", K.uid(self.a, m, u))
         self.w.delete("mbxmod", K.mbx_seq(self.a, m, ms[2], u))
+        self._imapidx_drop(m, u)
         if tombstone:
             self.w.put("expunged", K.mbx_seq(self.a, m, self.modseq, u), b"")
         del rec["mbx"][mk]
@@ -1245,6 +1248,7 @@ class MailTxn(ReadView):
         self.w.delete("text", K.email(self.a, e))
         self.w.delete("srch", K.email(self.a, e))  # dualmail.search record
         self.w.delete("imapw", K.email(self.a, e))
+        self.w.delete("imaph", K.email(self.a, e))
         for mid in _ref_ids(summary):
             self.w.delete("msgref", K.msgref(self.a, mid, e))
         self.unref_blob(rec["blob"])
@@ -1289,6 +1293,63 @@ class MailTxn(ReadView):
             dropped += 1
         rec["expfloor"] = upto
         return dropped
+
+    # -- IMAP per-membership indexes and header fields (store/imapidx.py) -------------
+
+    def _imapidx_put(self, e: int, rec: dict[str, Any]) -> None:
+        """Bring the ``imapm``/``unseen``/``imaps`` rows of every membership of ``e`` to
+        ``rec`` (in this transaction: the same modseq as the record)."""
+        srch: list[Any] = []
+
+        def date_of() -> int:
+            if not srch:
+                raw = self.w.get("srch", K.email(self.a, e))
+                srch.append(codec.loads(raw) if raw is not None else search_record(self.summary(e) or {}))
+            return imapidx.sent_date(srch[0], int(rec["recv"]))
+        for mk in rec["mbx"]:
+            imapidx.put(self.w, self.a, e, rec, int(mk), date_of)
+
+    def _imapidx_drop(self, m: int, u: int) -> None:
+        imapidx.drop(self.w, self.a, m, u)
+
+    def _imaph_put(self, e: int, raw: bytes) -> None:
+        """The header fields clients ask for in HEADER.FIELDS, cut out once (write-once)."""
+        value = listing.header_record(raw)
+        if value:
+            self.w.put("imaph", K.email(self.a, e), value)
+
+    def upgrade_imap_index(self, m: int) -> bool:
+        """Build the IMAP indexes of a mailbox stored before they existed and mark it
+        indexed (``dualmail check --upgrade``).  Derived data: takes no modseq, nothing
+        visible changes.  False if it was indexed already."""
+        box = self.require_mailbox(m)
+        if imapidx.ready(box):
+            return False
+        for u, e in list(self.uid_items(m)):
+            rec = self.email(e)
+            if rec is None or str(m) not in rec["mbx"]:
+                continue
+            raw = self.w.get("srch", K.email(self.a, e))
+            srch = codec.loads(raw) if raw is not None else search_record(self.summary(e) or {})
+            date = imapidx.sent_date(srch, int(rec["recv"]))
+            imapidx.put(self.w, self.a, e, rec, m, lambda d=date: d)
+        box["ix"] = 1
+        return True
+
+    def upgrade_header_fields(self) -> int:
+        """Give the Emails stored before ``imaph`` existed their header-fields row
+        (``dualmail check --upgrade``); how many were written.  No modseq."""
+        p = K.acct(self.a)
+        done = 0
+        for k, v in list(self.w.range("email", p, prefix_end(p))):
+            if self.w.get("imaph", k) is not None:
+                continue
+            raw = self.blob(codec.loads(v)["blob"])
+            value = listing.header_record(raw) if raw is not None else b""
+            if value:
+                self.w.put("imaph", k, value)
+                done += 1
+        return done
 
     # -- search records (dualmail.search) ---------------------------------------------
 
@@ -1462,7 +1523,7 @@ class MailTxn(ReadView):
             val = self.w.get("msgref", K.msgref(self.a, mid, e))
             if val is not None:
                 self.w.put("msgref", K.msgref(self.a, mid, e2), val)
-        for table in ("summary", "text", "srch", "imapw"):
+        for table in ("summary", "text", "srch", "imapw", "imaph"):
             raw_t = self.w.get(table, K.email(self.a, e))
             if raw_t is not None:
                 self.w.put(table, K.email(self.a, e2), raw_t)

@@ -342,6 +342,38 @@ def test_compact_drops_old_tombstones(tmp_path):
         s.close()
 
 
+def test_check_upgrade_builds_the_imap_indexes_of_an_old_store(tmp_path):
+    """``dualmail check --upgrade``: a store from before the IMAP indexes (no rows, no
+    "ix" mark, no stored header fields) gets them; no modseq is taken; ``check`` is ok."""
+    from dualmail.mail.ops import deliver
+    from dualmail.store import imapidx
+    from tests.old_store import make_old
+
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    s = open_store(str(data))
+    try:
+        a = s.require_account("a@x")
+        for m in mailgen.generate_records(5, seed=2):
+            deliver(s, a, m.raw, 1, ("\\Seen",) if m.date % 2 else ())
+        make_old(s, a)
+        with s.read(a) as r:
+            modseq = r.highest_modseq
+    finally:
+        s.close()
+    out = run(data, "check", "--upgrade", check=True).stdout
+    assert "a@x: mailbox 1: IMAP indexes built" in out and "a@x: 5 emails: header fields stored" in out
+    assert out.strip().endswith("a@x: ok")
+    assert run(data, "check", "--upgrade", check=True).stdout.strip() == "a@x: ok"  # nothing left
+    s = open_store(str(data))
+    try:
+        with s.read(a) as r:
+            assert r.highest_modseq == modseq and verify(r) == []
+            assert all(imapidx.ready(b) for b in r.mailboxes())
+    finally:
+        s.close()
+
+
 def test_twistd_port_in_use_is_one_line_and_exit_1(tmp_path):
     """Issue 10: a port already taken printed a 39-line traceback; now one line names the
     listener and the address, and twistd exits 1 (the store is not left half-started)."""

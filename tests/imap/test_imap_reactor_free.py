@@ -33,14 +33,16 @@ def _client(port: int) -> imaplib.IMAP4:
                                      ("SORT", "(SUBJECT)", "UTF-8", "ALL"),
                                      ("SEARCH", "ALL")])
 async def test_other_clients_are_answered_while_a_search_runs(tmp_path, monkeypatch, command) -> None:
-    gate = Gate(search_ops.engine.search)
+    # the gate is where every SEARCH/SORT/THREAD's work starts, whether the IMAP indexes
+    # (search.imap_index) or the engine then answer it
+    gate = Gate(search_ops._condition)
 
     async with running(tmp_path) as srv:
         for i in range(3):
             deliver(srv.store, srv.account, raw=message(f"subject {i}"))
         a, b = await deferToThread(_client, srv.imap_port), await deferToThread(_client, srv.imap_port)
         try:
-            monkeypatch.setattr(search_ops.engine, "search", gate)
+            monkeypatch.setattr(search_ops, "_condition", gate)
             long_one = deferToThread(a.uid, *command)
             assert await deferToThread(gate.started.wait, 20)
             typ, _ = await deferToThread(b.noop)  # answered while the search blocks
@@ -105,11 +107,13 @@ async def test_inprogress_while_a_search_runs(tmp_path, monkeypatch) -> None:
     """RFC 9585 §3: a command still running is reported ``* OK [INPROGRESS ("tag" NIL NIL)]``."""
     from dualmail.imap import protocol
 
-    gate = Gate(search_ops.engine.search)
+    # the gate is where every SEARCH/SORT/THREAD's work starts, whether the IMAP indexes
+    # (search.imap_index) or the engine then answer it
+    gate = Gate(search_ops._condition)
     monkeypatch.setattr(protocol, "INPROGRESS_INTERVAL", 0.05)
     async with running(tmp_path) as srv:
         deliver(srv.store, srv.account, raw=message("one"))
-        monkeypatch.setattr(search_ops.engine, "search", gate)
+        monkeypatch.setattr(search_ops, "_condition", gate)
         try:
             first, rest = await deferToThread(_inprogress, srv.imap_port, gate)
         finally:

@@ -26,7 +26,7 @@ from dualmail.imap.selected import SYSTEM_FLAGS
 from dualmail.mail.ops import membership_modseq
 from dualmail.mime import imap_body
 from dualmail.model import ids
-from dualmail.store import listing as wire
+from dualmail.store import imapidx, keys as K, listing as wire
 
 if TYPE_CHECKING:
     from dualmail.imap.selected import SelectedMailbox
@@ -125,6 +125,13 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
         flagged_now = _mark_seen(s, sel, [u for _s, u in msgs])
     want_flags = any(a.name == "FLAGS" for a in atts)
     batch = max(1, s.config.fetch_batch)
+    hdr_ids = _stored_headers(atts)
+    if not flagged_now and hdr_ids is not None:
+        missing = yield from _headers(s, sel, msgs, atts, hdr_ids, batch)
+        if missing:
+            return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
+                            r.code("EXPUNGEISSUED"))
+        return r.Tagged(cmd.tag, "OK", "FETCH completed")
     if not flagged_now and all(a.name in _LISTING and a.section is None for a in atts):
         missing = yield from _listing(s, sel, msgs, atts, batch, keep_uid, cmd.tag)
         if missing:
@@ -192,6 +199,12 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
         out: list[bytes] = []
         with s.store.read(s.account) as view:
             lo, hi = part[0][1], part[-1][1]
+            if imapidx.ready(view.mailbox(m)):
+                out, gone = _listing_indexed(s, sel, view, part, names, flag_cache, want_flags)
+                missing = missing or gone
+                if out:
+                    yield b"".join(out)
+                continue
             if hi - lo < 2 * len(part):  # dense (1:*): one ordered range read
                 emails = dict(view.uid_items(m, lo, hi))
                 email_at = emails.get
@@ -245,6 +258,162 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
             yield b"".join(out)
         if i + batch < len(msgs) and (tick := s.progress(tag, i + batch, len(msgs))):
             yield tick  # RFC 9585
+    return missing
+
+
+def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tuple[int, int]],
+                     names: list[str], flag_cache: dict[tuple[Any, ...], bytes],
+                     want_flags: bool) -> tuple[list[bytes], bool]:
+    """One batch of ``_listing`` from the mailbox's ``imapm`` rows (``store.imapidx``): the
+    flags, size and modseq come from the packed row, no email record is decoded; the
+    listing row is sliced in place.  The lines, and True if a message no longer exists."""
+    m = sel.mailbox
+    kv, a = view.kv, view.a
+    lo, hi = part[0][1], part[-1][1]
+    if hi - lo < 2 * len(part):  # dense (1:*): one ordered range read
+        rows = dict(imapidx.rows(kv, a, m, lo, hi))
+        row_at = rows.get
+    else:
+        row_at = lambda u: kv.get("imapm", K.uid(a, m, u))  # noqa: E731
+    need_listing = any(n in ("INTERNALDATE", "ENVELOPE", "BODYSTRUCTURE", "BODY") for n in names)
+    recent = bool(sel.recent) and not s.rev2
+    one_range = len(sel.recent) == 1  # the usual case: one test, not a scan of the ranges
+    rlo, rhi = sel.recent[0] if one_range else (0, 0)
+    gone = sel.gone
+    key = str(m)
+    out: list[bytes] = []
+    missing = False
+    row_unpack = imapidx.ROW.unpack_from
+    row_size = imapidx.ROW.size
+    head_unpack = wire.HEAD.unpack_from
+    head_size = wire.HEAD.size
+    found = []
+    for seq, uid in part:
+        v = None if uid in gone else row_at(uid)
+        if v is None:
+            missing = True
+            continue
+        found.append((seq, uid, v, row_unpack(v)))
+    stored: dict[int, bytes] = {}
+    if need_listing and found:
+        acct = K.acct(a)
+        first, last = found[0][3][0], found[-1][3][0]
+        if 0 <= last - first < 2 * len(found):  # Emails stored in UID order: one range read
+            stored = {K.un64(k, 4): lv for k, lv in kv.range("imapw", acct + K.u64(first),
+                                                             acct + K.u64(last + 1))}
+        else:
+            for _q, _u, _v, t in found:
+                got = kv.get("imapw", acct + K.u64(t[0]))
+                if got is not None:
+                    stored[t[0]] = got
+    for seq, uid, v, (e, modseq, size, recv, _date, deleted) in found:
+        if need_listing:
+            lv = stored.get(e)
+            if lv is None or lv[0] != wire.VERSION or head_unpack(lv)[1] != recv:
+                lst = view.listing(e, {"recv": recv})  # stored before imapw: rendered
+                if lst is None:
+                    missing = True
+                    continue
+                lv = wire.record_of(lst)
+            _v, _r, li, le, lb = head_unpack(lv)
+            b = head_size + li
+            c_ = b + le
+            d = c_ + lb
+        items: list[bytes] = []
+        for name in names:
+            if name == "UID":
+                items.append(b"UID %d" % uid)
+            elif name == "FLAGS":
+                kwb = v[row_size:]
+                fk = (kwb, deleted)
+                flags = flag_cache.get(fk)
+                if flags is None:
+                    kws = kwb.decode("utf-8", "surrogateescape").split(" ") if kwb else []
+                    fake = {"kw": kws, "mbx": {key: [uid, deleted, modseq]}}
+                    flags = flag_cache[fk] = r.flag_list(sel.flags_of(fake, uid, True))
+                    if sel._new_keywords:  # RFC 9051 §7.3.5: * FLAGS first
+                        sel._new_keywords = False
+                        out.append(s.encode(r.flags(SYSTEM_FLAGS + sorted(sel.keywords))))
+                if recent and (rlo <= uid < rhi if one_range else sel.is_recent(uid)):
+                    flags = flags[:-1] + (b" \\Recent)" if len(flags) > 2 else b"\\Recent)")
+                items.append(b"FLAGS " + flags)
+            elif name == "RFC822.SIZE":
+                items.append(b"RFC822.SIZE %d" % size)
+            elif name == "ENVELOPE":
+                items.append(b"ENVELOPE " + lv[b:c_])  # type: ignore[index]
+            elif name == "INTERNALDATE":
+                items.append(b"INTERNALDATE " + lv[head_size:b])  # type: ignore[index]
+            elif name == "MODSEQ":
+                items.append(b"MODSEQ (%d)" % modseq)
+            elif name == "BODYSTRUCTURE":
+                items.append(b"BODYSTRUCTURE " + lv[c_:d])  # type: ignore[index]
+            else:  # BODY
+                items.append(b"BODY " + lv[d:])  # type: ignore[index]
+        if want_flags:
+            sel.pending_flags.discard(uid)  # the client has just been told
+        out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+    return out, missing
+
+
+def _stored_headers(atts: list[c.FetchAtt]) -> frozenset[int] | None:
+    """The ``imaph`` field ids a FETCH of UID and top-level BODY.PEEK[HEADER.FIELDS (...)]
+    only needs (``store.listing.HEADER_FIELDS``); None when it asks for anything else."""
+    ids: set[int] = set()
+    found = False
+    for a in atts:
+        if a.name == "UID":
+            continue
+        sec = a.section
+        if a.name != "BODY" or sec is None or not a.peek or sec.part or sec.text != "HEADER.FIELDS":
+            return None
+        got = wire.header_ids(sec.fields)
+        if got is None or not sec.fields:
+            return None
+        ids |= got
+        found = True
+    return frozenset(ids) if found else None
+
+
+def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts: list[c.FetchAtt],
+             ids: frozenset[int], batch: int) -> Generator[Any, None, bool]:
+    """``UID FETCH ... (BODY.PEEK[HEADER.FIELDS (...)])`` from the header fields stored at
+    ingest (``imaph``): no message bytes are read and nothing is parsed.  An Email stored
+    before that table existed is answered by the general renderer (byte-identical).  True
+    if some message no longer exists."""
+    m = sel.mailbox
+    wants = [(a, wire.header_ids(a.section.fields)) if a.section is not None else (a, None) for a in atts]
+    names = [a.response_name().encode("ascii") if a.name != "UID" else b"UID" for a in atts]
+    missing = False
+    for i in range(0, len(msgs), batch):
+        part = msgs[i:i + batch]
+        out: list[bytes] = []
+        with s.store.read(s.account) as view:
+            kv, a = view.kv, view.a
+            for seq, uid in part:
+                if uid in sel.gone:
+                    missing = True
+                    continue
+                e = view.email_at(m, uid)
+                hv = kv.get("imaph", K.email(a, e)) if e is not None else None
+                if hv is None:
+                    rec = view.email(e) if e is not None else None
+                    if rec is None:
+                        missing = True
+                        continue
+                    out.extend(s.encode(x) for x in sel.fetch(seq, _render(s, sel, view, e, rec, uid, atts)))
+                    continue
+                items: list[bytes] = []
+                for (att, want), name in zip(wants, names):
+                    if want is None:
+                        items.append(b"UID %d" % uid)
+                        continue
+                    data = wire.header_fields(hv, want)
+                    if data is None:
+                        raise ImapNo("Stored header fields are unreadable")
+                    items.append(name + b" " + _body_value(_partial(data, att.partial)))
+                out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+        if out:
+            yield b"".join(out)
     return missing
 
 

@@ -18,6 +18,7 @@ shaped on the session's side.  Imports no twisted.internet.
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any, Generator
 
 from dualmail.imap import contexts
@@ -26,10 +27,10 @@ from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.sequence import ResolvedSet, SequenceSet
 from dualmail.mail.ops import membership_modseq
-from dualmail.search import engine
+from dualmail.search import engine, imap_index
 from dualmail.search.thread import ALGORITHMS, thread as thread_messages
 from dualmail.search.imap_keys import BadCharsetError, from_imap_keys, uses_modseq
-from dualmail.search.query import Context, UnsupportedSortError, from_imap_sort
+from dualmail.search.query import And, Context, Not, Or, Recent, UnsupportedSortError, from_imap_sort
 from dualmail.imap.session import Offload
 
 if TYPE_CHECKING:
@@ -42,6 +43,18 @@ CHARSETS = ("UTF-8", "US-ASCII")
 
 def _matches(s: Session, view: Any, keys: c.SearchKey, charset: str | None) -> tuple[list[tuple[int, int]], Any]:
     """(uid, email) pairs matching ``keys`` among the messages the client knows."""
+    sel = s.selected
+    assert sel is not None
+    cond = _condition(s, keys, charset)
+    context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent and _uses_recent(cond) else None
+    found = imap_index.search(view, sel.mailbox, cond, context)  # the IMAP indexes, if they can
+    if found is None:
+        found = engine.search(view, engine.MailboxScope(sel.mailbox), cond, context=context)
+    return _known(sel, found), cond
+
+
+def _condition(s: Session, keys: c.SearchKey, charset: str | None) -> Any:
+    """The search program as a ``search.query`` condition (BAD / NO [BADCHARSET] here)."""
     sel = s.selected
     assert sel is not None
 
@@ -68,14 +81,37 @@ def _matches(s: Session, view: Any, keys: c.SearchKey, charset: str | None) -> t
         raise ImapNo("Unsupported charset", r.code_badcharset(CHARSETS)) from None
     except ValueError as e:
         raise ImapBad(str(e)) from None
-    context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent else None
-    found = engine.search(view, engine.MailboxScope(sel.mailbox), cond, context=context)
-    known = [(u, e) for u, e in found if u not in sel.gone and sel.seq_of(u) is not None]
-    return known, cond
+    return cond
+
+
+def _known(sel: SelectedMailbox, found: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The results the client has been told about: not ghosts, not unannounced arrivals.
+    UIDs ascend and are never reused, so every stored UID up to the session's last one
+    is in its map, and one bisection finds where the unannounced ones begin."""
+    if not sel.uids or not found:
+        return []
+    top = sel.uids[-1]
+    gone = sel.gone
+    if found[-1][0] > top:
+        found = found[:bisect.bisect_right(found, (top, 2**64))]
+    return [x for x in found if x[0] not in gone] if gone else list(found)
 
 
 def _recent(sel: SelectedMailbox) -> frozenset[int]:
-    return frozenset(u for u in sel.uids if sel.is_recent(u))
+    """The \\Recent UIDs: a slice of the UID map per claimed range."""
+    out: set[int] = set()
+    for lo, hi in sel.recent:
+        out.update(sel.uids[bisect.bisect_left(sel.uids, lo):bisect.bisect_left(sel.uids, hi)])
+    return frozenset(out)
+
+
+def _uses_recent(c: Any) -> bool:
+    """Does the condition test \\Recent (RECENT, NEW, OLD)?  Only then is the set made."""
+    if isinstance(c, (And, Or)):
+        return any(_uses_recent(x) for x in c.conds)
+    if isinstance(c, Not):
+        return _uses_recent(c.cond)
+    return isinstance(c, Recent)
 
 
 def _highest_modseq(view: Any, sel: SelectedMailbox, items: list[tuple[int, int]]) -> int | None:
@@ -233,9 +269,16 @@ def sort(s: Session, cmd: c.Sort) -> Gen:
 
     def work() -> tuple[list[tuple[int, int]], Any, bool, int | None]:
         with s.store.read(s.account) as view:
-            found, cond = _matches(s, view, cmd.keys, cmd.charset)
-            context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent else None
-            ordered = engine.sort(view, engine.MailboxScope(sel.mailbox), found, keys, context=context)
+            cond = _condition(s, cmd.keys, cmd.charset)
+            whole = imap_index.sort_all(view, sel.mailbox, cond, keys)  # SORT ... ALL: one read
+            if whole is not None:
+                top, gone = (sel.uids[-1] if sel.uids else 0), sel.gone
+                found = ordered = [x for x in whole if x[0] <= top and x[0] not in gone]
+            else:
+                found, cond = _matches(s, view, cmd.keys, cmd.charset)
+                ordered = imap_index.sort(view, sel.mailbox, found, keys)
+                if ordered is None:  # sort keys never read \\Recent: no context
+                    ordered = engine.sort(view, engine.MailboxScope(sel.mailbox), found, keys)
             with_modseq = uses_modseq(cond)
             modseq = None
             if with_modseq:

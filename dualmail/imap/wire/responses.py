@@ -320,14 +320,19 @@ def flags(names: Iterable[str]) -> Data:
 
 def search(numbers: Iterable[int], modseq: int | None = None) -> Data:
     """Classic ``* SEARCH n...`` with the RFC 7162 §3.1.5 ``(MODSEQ n)`` suffix."""
-    items: list[Value] = [Atom("SEARCH"), *numbers]
-    if modseq is not None:
-        items.append(Raw(b"(MODSEQ " + number(modseq) + b")"))
-    return Data(tuple(items))
+    return _numbers("SEARCH", numbers, modseq)
 
 
 def sort(numbers: Iterable[int], modseq: int | None = None) -> Data:
-    items: list[Value] = [Atom("SORT"), *numbers]
+    return _numbers("SORT", numbers, modseq)
+
+
+def _numbers(name: str, numbers: Iterable[int], modseq: int | None) -> Data:
+    """``* NAME n n ... [(MODSEQ m)]``; the numbers joined once (100k-message answers)."""
+    items: list[Value] = [Atom(name)]
+    joined = b" ".join(b"%d" % n for n in numbers)
+    if joined:
+        items.append(Raw(joined))
     if modseq is not None:
         items.append(Raw(b"(MODSEQ " + number(modseq) + b")"))
     return Data(tuple(items))

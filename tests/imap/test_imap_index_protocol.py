@@ -1,0 +1,150 @@
+"""The IMAP indexes seen from the protocol: listing FETCH, ``BODY.PEEK[HEADER.FIELDS
+(...)]``, SEARCH and SORT answer byte-identically whether they read the per-membership
+indexes and stored header fields (``store.imapidx``, table ``imaph``) or, for a store
+written before those existed, the email records and message bytes (RFC 9051 §6.4.4,
+§6.4.5; RFC 5256 §3 SORT; RFC 4731 ESEARCH)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from dualmail.imap.ops import fetch as fetch_op
+from dualmail.store import imapidx
+from dualmail.store.check import upgrade, verify
+
+from imap_util import PASSWORD, USER, Client
+from test_imap_listing_record import _fill
+from tests.old_store import make_old
+
+
+HF = "BODY.PEEK[HEADER.FIELDS (From To Subject Date Message-ID References)]"
+COMMANDS = [
+    "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)",
+    "FETCH 1:* (FLAGS MODSEQ BODYSTRUCTURE)",
+    "UID FETCH 3,7,20:25 (FLAGS RFC822.SIZE BODY)",
+    f"UID FETCH 1:* ({HF})",
+    "FETCH 2:9 (BODY.PEEK[HEADER.FIELDS (subject FROM)]<4.20>)",
+    "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject X-Not-Stored)])",  # not stored: the message
+    "UID FETCH 1:5 (BODY.PEEK[HEADER.FIELDS.NOT (Subject)])",
+    "UID FETCH 1:5 (BODY.PEEK[HEADER.FIELDS (Subject)] FLAGS)",
+    "UID SEARCH UNSEEN",
+    "SEARCH UNSEEN",
+    "UID SEARCH FLAGGED UNDELETED",
+    "UID SEARCH OR DELETED LARGER 3000",
+    "UID SEARCH ALL",
+    "UID SEARCH RETURN (MIN MAX COUNT) UNSEEN",
+    "UID SORT (REVERSE DATE) UTF-8 ALL",
+    "UID SORT (DATE) UTF-8 ALL",
+    "SORT (ARRIVAL) UTF-8 UNSEEN",
+    "UID SORT (REVERSE SIZE) UTF-8 ALL",
+    "UID SORT RETURN (ALL COUNT) (SIZE) UTF-8 FLAGGED",
+    "UID SORT (SUBJECT) UTF-8 ALL",
+]
+
+
+def _answers(store: Any) -> list[str]:
+    c = Client(store)
+    c.login()
+    other = Client(store)
+    other.login()
+    c.ok("s1 ENABLE CONDSTORE")
+    c.ok("s2 SELECT INBOX")
+    other.ok("o1 SELECT INBOX")
+    other.ok("o2 STORE 5:9 +FLAGS (\\Deleted NewKeyword)")
+    other.ok("o3 STORE 10:12 -FLAGS (\\Seen)")
+    other.ok("o4 STORE 13 +FLAGS (\\Flagged)")
+    out = [c.ok(f"f{i + 1} {cmd}") for i, cmd in enumerate(COMMANDS)]
+    other.ok("o5 EXPUNGE")  # ghosts in c's view: answered NO [EXPUNGEISSUED] / left out
+    # RFC 2180 §4.1.2: no EXPUNGE is sent during FETCH, so these meet the ghosts
+    out += [c.cmd("x1 FETCH 1:* (FLAGS ENVELOPE)"), c.cmd(f"x2 FETCH 1:* ({HF})")]
+    out += [c.cmd(f"g{i + 1} {cmd}") for i, cmd in enumerate(COMMANDS)]
+    return out
+
+
+def _twin(tmp_path: Any, name: str) -> tuple[Any, int]:
+    from dualmail.store.store import open_store
+
+    s = open_store(str(tmp_path / name), sync=False)
+    a = s.create_account(USER, PASSWORD)
+    _fill(s, a)
+    return s, a
+
+
+def test_indexed_and_old_stores_answer_byte_identically(store: Any, account: int, tmp_path: Any) -> None:
+    _fill(store, account)
+    old, a2 = _twin(tmp_path, "old")
+    try:
+        make_old(old, a2)
+        fast = _answers(store)
+        assert _answers(old) == fast
+        with old.read(a2) as v:
+            assert verify(v) == []
+        upgrade(old, a2)  # dualmail check --upgrade
+        with old.read(a2) as v:
+            assert verify(v) == []
+            assert imapidx.ready(v.mailbox(v.mailbox_by_path(["INBOX"])))
+        assert _answers(old)[:len(COMMANDS)] == _answers(store)[:len(COMMANDS)]
+    finally:
+        old.close()
+    assert fast[0].count("ENVELOPE (") == 40
+    assert all("NO [EXPUNGEISSUED]" in x for x in fast[len(COMMANDS):len(COMMANDS) + 2])
+    assert " 10 11 12" in fast[8].split("\r\n")[-3]
+
+
+def test_header_fields_from_the_stored_fields_equal_the_message(store: Any, account: int,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Odd header blocks: folded and repeated fields, bare LF, no blank line, a message
+    ending inside a field, 8-bit values, a field name in another case."""
+    from dualmail.mail.ops import deliver
+
+    raws = [
+        b"From: a@x\r\nSubject: one\r\n two\r\nSUBJECT: again\r\nX-Other: 1\r\n\r\nbody\r\n",
+        b"From: a@x\nTo: b@y\nSubject: bare LF\n\nbody\n",
+        b"Subject: no blank line\r\nFrom: c@z\r\n",
+        b"From: d@w\r\nSubject: ends inside",
+        "Subject: caf\u00e9 \u00fcber\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\nx".encode(),
+        b"Received: from x\r\n\tby y\r\nMessage-ID: <1@x>\r\nReferences: <0@x>\r\n  <00@x>\r\n\r\n",
+        b"not a header line\r\nSubject: after garbage\r\n\r\n",
+    ]
+    with store.read(account) as v:
+        inbox = v.mailbox_by_path(["INBOX"])
+    for raw in raws:
+        deliver(store, account, raw, inbox, ())
+    cmds = [f"UID FETCH 1:* ({HF})", "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+            "FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject From)]<2.9>)"]
+
+    def answers() -> list[str]:
+        c = Client(store)
+        c.login()
+        c.ok("s SELECT INBOX")
+        return [c.ok(f"h{i} {x}") for i, x in enumerate(cmds)]
+
+    fast = answers()
+    monkeypatch.setattr(fetch_op, "_stored_headers", lambda atts: None)  # through the message
+    assert answers() == fast
+    assert "SUBJECT: again" in fast[1]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(["From", "to", "Subject", "X-A", "References", "Date"]),
+                          st.text(alphabet="ab \t:\u00e9", max_size=8),
+                          st.sampled_from(["\r\n", "\n", "\r\n ", "\r\n\t"])), max_size=6),
+       st.sampled_from(["\r\n\r\nbody", "\r\n", "", "\n\nb"]))
+def test_stored_header_fields_equal_section_bytes(fields: list[tuple[str, str, str]], tail: str) -> None:
+    """The ``imaph`` value gives exactly ``imap_body.section_bytes`` for HEADER.FIELDS."""
+    from dualmail.mail import listing as ml  # noqa: F401  (registers the splitter)
+    from dualmail.mime import imap_body
+    from dualmail.mime.parse import summarize
+    from dualmail.store import listing
+
+    raw = "".join(f"{n}: {v}{e}" for n, v, e in fields).encode() + tail.encode()
+    structure = summarize(raw)["structure"]
+    value = listing.header_record(raw)
+    for names in (["From", "To", "Subject", "Date", "Message-ID", "References"], ["subject"], ["to", "TO"]):
+        want = imap_body.section_bytes(raw, structure, ["HEADER.FIELDS", names])
+        ids = listing.header_ids(names)
+        assert ids is not None
+        assert listing.header_fields(value, ids) == want
