@@ -126,8 +126,8 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
     want_flags = any(a.name == "FLAGS" for a in atts)
     batch = max(1, s.config.fetch_batch)
     hdr_ids = _stored_headers(atts)
-    if not flagged_now and hdr_ids is not None:
-        missing = yield from _headers(s, sel, msgs, atts, hdr_ids, batch)
+    if not flagged_now and hdr_ids is not None and not sel.uidonly:
+        missing = yield from _headers(s, sel, msgs, atts, hdr_ids, batch, cmd.tag)
         if missing:
             return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
                             r.code("EXPUNGEISSUED"))
@@ -183,82 +183,89 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
     write of the joined response lines.  Byte-identical to ``_render``; True if some
     message no longer exists."""
     m = sel.mailbox
-    rev2 = s.rev2
     names = [a.name for a in atts]
-    uidonly = sel.uidonly
-    if uidonly and not keep_uid and len(names) > 1:
+    if sel.uidonly and not keep_uid and len(names) > 1:
         names = [n for n in names if n != "UID"]  # RFC 9586 §3.3: the number is the UID
     want_flags = "FLAGS" in names
     if want_flags and s.condstore and "MODSEQ" not in names:
         want_flags = False  # pending flag reports stay pending (as in ``fetch``)
     flag_cache: dict[tuple[Any, ...], bytes] = {}
-    key = str(m)
     missing = False
     for i in range(0, len(msgs), batch):
         part = msgs[i:i + batch]
-        out: list[bytes] = []
         with s.store.read(s.account) as view:
-            lo, hi = part[0][1], part[-1][1]
-            if imapidx.ready(view.mailbox(m)):
-                out, gone = _listing_indexed(s, sel, view, part, names, flag_cache, want_flags)
-                missing = missing or gone
-                if out:
-                    yield b"".join(out)
-                continue
-            if hi - lo < 2 * len(part):  # dense (1:*): one ordered range read
-                emails = dict(view.uid_items(m, lo, hi))
-                email_at = emails.get
-            else:
-                email_at = lambda u, _v=view: _v.email_at(m, u)  # noqa: E731
-            for seq, uid in part:
-                if uid in sel.gone:
-                    missing = True
-                    continue
-                e = email_at(uid)
-                rec = view.email(e) if e is not None else None
-                lst = view.listing(e, rec) if rec is not None and e is not None else None
-                if rec is None or lst is None:
-                    missing = True
-                    continue
-                items: list[bytes] = []
-                for name in names:
-                    if name == "UID":
-                        items.append(b"UID %d" % uid)
-                    elif name == "FLAGS":
-                        ms = rec["mbx"].get(key)
-                        fk = (tuple(rec["kw"]), bool(ms and ms[1]))
-                        flags = flag_cache.get(fk)
-                        if flags is None:
-                            flags = flag_cache[fk] = r.flag_list(sel.flags_of(rec, uid, True))
-                            if sel._new_keywords:  # RFC 9051 §7.3.5: * FLAGS first
-                                sel._new_keywords = False
-                                out.append(s.encode(r.flags(SYSTEM_FLAGS + sorted(sel.keywords))))
-                        if not rev2 and sel.is_recent(uid):
-                            flags = flags[:-1] + (b" \\Recent)" if len(flags) > 2 else b"\\Recent)")
-                        items.append(b"FLAGS " + flags)
-                    elif name == "INTERNALDATE":
-                        items.append(b"INTERNALDATE " + lst.internaldate)
-                    elif name == "RFC822.SIZE":
-                        items.append(b"RFC822.SIZE %d" % int(rec["size"]))
-                    elif name == "ENVELOPE":
-                        items.append(b"ENVELOPE " + lst.envelope)
-                    elif name == "BODYSTRUCTURE":
-                        items.append(b"BODYSTRUCTURE " + lst.bodystructure)
-                    elif name == "BODY":
-                        items.append(b"BODY " + lst.body)
-                    else:  # MODSEQ
-                        items.append(b"MODSEQ " + _modseq(rec, m))
-                if want_flags:
-                    sel.pending_flags.discard(uid)  # the client has just been told
-                if uidonly:
-                    out.append(b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n")
-                else:
-                    out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+            batch_of = _listing_indexed if imapidx.ready(view.mailbox(m)) else _listing_records
+            out, gone = batch_of(s, sel, view, part, names, flag_cache, want_flags)
+            missing = missing or gone
         if out:
             yield b"".join(out)
         if i + batch < len(msgs) and (tick := s.progress(tag, i + batch, len(msgs))):
             yield tick  # RFC 9585
     return missing
+
+
+def _listing_records(s: Session, sel: SelectedMailbox, view: Any, part: list[tuple[int, int]],
+                     names: list[str], flag_cache: dict[tuple[Any, ...], bytes],
+                     want_flags: bool) -> tuple[list[bytes], bool]:
+    """One batch of ``_listing`` from the Email records and stored listing rows (a mailbox
+    whose IMAP index is not built yet).  The lines, and True if a message no longer exists."""
+    m = sel.mailbox
+    rev2 = s.rev2
+    uidonly = sel.uidonly
+    key = str(m)
+    lo, hi = part[0][1], part[-1][1]
+    out: list[bytes] = []
+    missing = False
+    if hi - lo < 2 * len(part):  # dense (1:*): one ordered range read
+        emails = dict(view.uid_items(m, lo, hi))
+        email_at = emails.get
+    else:
+        email_at = lambda u, _v=view: _v.email_at(m, u)  # noqa: E731
+    for seq, uid in part:
+        if uid in sel.gone:
+            missing = True
+            continue
+        e = email_at(uid)
+        rec = view.email(e) if e is not None else None
+        lst = view.listing(e, rec) if rec is not None and e is not None else None
+        if rec is None or lst is None:
+            missing = True
+            continue
+        items: list[bytes] = []
+        for name in names:
+            if name == "UID":
+                items.append(b"UID %d" % uid)
+            elif name == "FLAGS":
+                ms = rec["mbx"].get(key)
+                fk = (tuple(rec["kw"]), bool(ms and ms[1]))
+                flags = flag_cache.get(fk)
+                if flags is None:
+                    flags = flag_cache[fk] = r.flag_list(sel.flags_of(rec, uid, True))
+                    if sel._new_keywords:  # RFC 9051 §7.3.5: * FLAGS first
+                        sel._new_keywords = False
+                        out.append(s.encode(r.flags(SYSTEM_FLAGS + sorted(sel.keywords))))
+                if not rev2 and sel.is_recent(uid):
+                    flags = flags[:-1] + (b" \\Recent)" if len(flags) > 2 else b"\\Recent)")
+                items.append(b"FLAGS " + flags)
+            elif name == "INTERNALDATE":
+                items.append(b"INTERNALDATE " + lst.internaldate)
+            elif name == "RFC822.SIZE":
+                items.append(b"RFC822.SIZE %d" % int(rec["size"]))
+            elif name == "ENVELOPE":
+                items.append(b"ENVELOPE " + lst.envelope)
+            elif name == "BODYSTRUCTURE":
+                items.append(b"BODYSTRUCTURE " + lst.bodystructure)
+            elif name == "BODY":
+                items.append(b"BODY " + lst.body)
+            else:  # MODSEQ
+                items.append(b"MODSEQ " + _modseq(rec, m))
+        if want_flags:
+            sel.pending_flags.discard(uid)  # the client has just been told
+        if uidonly:
+            out.append(b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n")
+        else:
+            out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+    return out, missing
 
 
 def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tuple[int, int]],
@@ -281,6 +288,7 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
     rlo, rhi = sel.recent[0] if one_range else (0, 0)
     gone = sel.gone
     key = str(m)
+    uidonly = sel.uidonly
     out: list[bytes] = []
     missing = False
     row_unpack = imapidx.ROW.unpack_from
@@ -351,7 +359,10 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
                 items.append(b"BODY " + lv[d:])  # type: ignore[index]
         if want_flags:
             sel.pending_flags.discard(uid)  # the client has just been told
-        out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+        if uidonly:  # RFC 9586 §3.3
+            out.append(b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n")
+        else:
+            out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
     return out, missing
 
 
@@ -375,7 +386,7 @@ def _stored_headers(atts: list[c.FetchAtt]) -> frozenset[int] | None:
 
 
 def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts: list[c.FetchAtt],
-             ids: frozenset[int], batch: int) -> Generator[Any, None, bool]:
+             ids: frozenset[int], batch: int, tag: str = "*") -> Generator[Any, None, bool]:
     """``UID FETCH ... (BODY.PEEK[HEADER.FIELDS (...)])`` from the header fields stored at
     ingest (``imaph``): no message bytes are read and nothing is parsed.  An Email stored
     before that table existed is answered by the general renderer (byte-identical).  True
@@ -400,7 +411,8 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
                     if rec is None:
                         missing = True
                         continue
-                    out.extend(s.encode(x) for x in sel.fetch(seq, _render(s, sel, view, e, rec, uid, atts)))
+                    rendered = _render(s, sel, view, e, rec, uid, atts)
+                    out.extend(s.encode(x) for x in sel.fetch(seq, rendered, uid, True))
                     continue
                 items: list[bytes] = []
                 for (att, want), name in zip(wants, names):
@@ -414,6 +426,8 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
                 out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
         if out:
             yield b"".join(out)
+        if i + batch < len(msgs) and (tick := s.progress(tag, i + batch, len(msgs))):
+            yield tick  # RFC 9585
     return missing
 
 
