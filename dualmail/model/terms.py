@@ -53,6 +53,7 @@ WORD = re.compile(r"[\w" + _BMP_MARKS + _marks(0x10000, 0x20000) + _marks(0xE000
 # compiles to a bitmap, ~3x faster than WORD's range list (same runs on such text).
 _WORD_BMP = re.compile(r"[\w" + _BMP_MARKS + r"]+")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_WORD_ASCII = re.compile(r"[0-9A-Za-z_]+")  # WORD on ASCII text
 
 
 def fold(s: str) -> str:
@@ -64,18 +65,30 @@ def fold(s: str) -> str:
 
 def tokens(folded: str) -> set[str]:
     """The distinct index terms of already folded text, each cut to ``MAX_TOKEN``."""
-    word = WORD if not folded.isascii() and _ASTRAL.search(folded) else _WORD_BMP
+    if folded.isascii():
+        word = _WORD_ASCII
+    else:
+        word = WORD if _ASTRAL.search(folded) else _WORD_BMP
     return {m[:MAX_TOKEN] for m in word.findall(folded)}
+
+
+def _fold_words(s: str) -> str:
+    """``fold`` without collapsing white space, which no term contains: the same terms
+    (``tokens(fold(s)) == tokens(_fold_words(s))``) at a third of the cost."""
+    if s.isascii():
+        return s.lower()
+    s = s.casefold()
+    return s if unicodedata.is_normalized("NFKD", s) else unicodedata.normalize("NFKD", s)
 
 
 def email_terms(header_text: str, body_text: str) -> set[str]:
     """The index terms of one Email: of its folded header text and body text."""
-    return tokens(fold(header_text)) | tokens(fold(body_text))
+    return tokens(_fold_words(header_text)) | tokens(_fold_words(body_text))
 
 
 def pack_terms(terms: set[str]) -> bytes:
-    """The term record: zlib of the sorted terms, one per line (terms hold no white space)."""
-    return zlib.compress("\n".join(sorted(terms)).encode("utf-8", "surrogatepass"), 1)
+    """The term record: zlib of the terms, one per line (terms hold no white space)."""
+    return zlib.compress("\n".join(terms).encode("utf-8", "surrogatepass"), 1)
 
 
 def unpack_terms(raw: bytes) -> str:

@@ -32,8 +32,8 @@ from typing import Any, Iterable
 
 from ..store import keys as K
 from ..store.kv import KVRead, prefix_end
-from ..model.terms import unpack_terms
-from .collate import MAX_TOKEN, fold, query_runs, tokens
+from ..model.terms import email_terms, unpack_terms
+from .collate import MAX_TOKEN, query_runs
 
 __all__ = ["CHUNK", "candidates", "grams_ready", "index_all", "index_pending", "unindexed", "upgrade_grams",
            "watermark"]
@@ -95,10 +95,6 @@ def term_grams(term: str) -> set[bytes]:
 def _put_grams(w: Any, account: int, term: str, tb: bytes) -> None:
     for g in term_grams(term):
         w.put("ftsgram", K.ftsgram(account, g, tb), b"")
-
-
-def email_terms(header_text: str, body_text: str) -> set[str]:
-    return tokens(fold(header_text)) | tokens(fold(body_text))
 
 
 def _terms_of(r: Any, account: int, e: int) -> Iterable[str]:
@@ -170,6 +166,9 @@ def upgrade_grams(store: Any, account: int, budget: int = 20000) -> int:
     ``fts`` per call (its own write transaction, resuming where the last call
     stopped); the number of keys read (0: done, ``grams_ready``).  The indexer calls it
     when idle, ``dualmail check --upgrade`` until it returns 0."""
+    with store.read(account) as r:
+        if grams_ready(r.kv, account):
+            return 0
 
     def run(w: Any) -> int:
         meta = K.acct(account)
