@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from ..mime.jmap_listing import encode
 from ..mime.parse import summarize
 from ..model import keywords as kwmod
 from ..store.store import Store
-from ..store.txn import EncodedSummary, MailTxn, encode_summary
+from ..store.txn import EncodedSummary, MailTxn
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,8 @@ def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
     """Parse once (outside any transaction); IMAP flags or JMAP keywords both accepted.
 
     A message parsed here also gets its stored forms (``encode_summary``: the summary's
-    JSON, the search text, search record, listing parts and full-text terms) here, so
+    JSON, the search text, search record, listing parts, full-text terms and the JMAP
+    listing record) here, so
     the write transaction only puts them."""
     flags = tuple(flags)
     kws, deleted = flags_to_keywords(flags)
@@ -59,7 +61,7 @@ def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
     if summary is None:
         summary = summarize(raw)
         if encoded is None:
-            encoded = encode_summary(summary)
+            encoded = encode(summary)
     return Prepared(raw, summary, kws,
                     int(time.time()) if received is None else int(received), deleted, encoded, digest,
                     spellings)

@@ -66,6 +66,9 @@ ftsgram        A gram(utf-8, 3 chars) 0x00 term       b""  -- term dictionary by
                                                       scan; gram b"" lists the cut (64-char) terms
 imapw          A E                                    IMAP listing record (``store.listing``): INTERNALDATE,
                                                       ENVELOPE, BODYSTRUCTURE, BODY in wire form, write-once
+jmapw          A E                                    JMAP listing record (``mime.jmap_listing``): the
+                                                      convenience properties, preview, hasAttachment
+                                                      in JMAP form, write-once
 commits        G                                      {a: A, s: S, k: kinds, m: [M...]} for other processes
 =============  =====================================  ===========================================
 
@@ -84,7 +87,7 @@ TABLES = (
     "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid", "deleted",
     "mbxmod", "expunged", "recv", "recvall", "thread", "mbxthread", "msgref", "blob",
     "blobref", "changelog", "chlast", "state", "commits", "dedup", "upload", "object",
-    "srch", "fts", "ftsmeta", "imapw", "ftstok", "ftsgram",
+    "srch", "fts", "ftsmeta", "imapw", "ftstok", "ftsgram", "jmapw",
 )
 
 FORMAT_VERSION = 1

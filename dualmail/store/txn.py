@@ -247,6 +247,11 @@ class ReadView:
         summary = self.summary(e)
         return None if summary is None else listing.render(summary, int(rec["recv"]))
 
+    def jmap_listing(self, e: int) -> dict[str, Any] | None:
+        """The JMAP listing record of ``e`` (``mime.jmap_listing``; None: not stored)."""
+        raw = self.kv.get("jmapw", K.email(self.a, e))
+        return None if raw is None else codec.loads(raw)
+
     def blob(self, sha_hex: str) -> bytes | None:
         try:
             sha = bytes.fromhex(sha_hex)
@@ -1124,6 +1129,8 @@ class MailTxn(ReadView):
             self.w.put("imapw", K.email(self.a, e), listing.record(int(received), enc.listing))
         if enc.terms:
             self.w.put("ftstok", K.email(self.a, e), enc.terms)  # dualmail.search.fts
+        if enc.jmap:
+            self.w.put("jmapw", K.email(self.a, e), enc.jmap)  # mime.jmap_listing
         self._put_email(e, rec)
         self._visibility_changed(e, rec, [], jmap_mailbox_ids(rec))
         self._use(len(raw), 1)
@@ -1247,6 +1254,7 @@ class MailTxn(ReadView):
         self.w.delete("text", K.email(self.a, e))
         self.w.delete("srch", K.email(self.a, e))  # dualmail.search record
         self.w.delete("ftstok", K.email(self.a, e))  # its index terms
+        self.w.delete("jmapw", K.email(self.a, e))  # its JMAP listing record
         self.w.delete("imapw", K.email(self.a, e))
         for mid in _ref_ids(summary):
             self.w.delete("msgref", K.msgref(self.a, mid, e))
@@ -1297,7 +1305,7 @@ class MailTxn(ReadView):
 
     def _copy_search_data(self, src: int, dst: int) -> None:
         """Give a duplicated Email (COPY onto itself) the source's text and search record."""
-        for table in ("text", "srch", "ftstok"):
+        for table in ("text", "srch", "ftstok", "jmapw"):
             raw = self.w.get(table, K.email(self.a, src))
             if raw is not None:
                 self.w.put(table, K.email(self.a, dst), raw)
@@ -1465,7 +1473,7 @@ class MailTxn(ReadView):
             val = self.w.get("msgref", K.msgref(self.a, mid, e))
             if val is not None:
                 self.w.put("msgref", K.msgref(self.a, mid, e2), val)
-        for table in ("summary", "text", "srch", "imapw", "ftstok"):
+        for table in ("summary", "text", "srch", "imapw", "ftstok", "jmapw"):
             raw_t = self.w.get(table, K.email(self.a, e))
             if raw_t is not None:
                 self.w.put(table, K.email(self.a, e2), raw_t)
@@ -1633,6 +1641,7 @@ class EncodedSummary:
     search: bytes  # JSON search record (search_record)
     listing: bytes = b""  # listing.static_parts: ENVELOPE, BODYSTRUCTURE, BODY in IMAP wire form
     terms: bytes = b""  # model.terms.pack_terms: the Email's full-text index terms (table ftstok)
+    jmap: bytes = b""  # mime.jmap_listing.record: JMAP convenience properties (table jmapw)
 
 
 THREADING_FIELDS = ("message_id", "in_reply_to", "references", "base_subject", "subject")

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ...mime.jmap_listing import from_summary
 from ...mime.parse import summarize
 from ...model import errors, ids, keywords as kwmod
 from ...model.dates import parse_utc_date
@@ -47,6 +48,7 @@ from .email_build import build_message
 from .email_props import (
     BODY_ARGUMENTS,
     DEFAULT_GET,
+    FROM_SUMMARY,
     METADATA,
     PROPERTIES,
     EmailProperties,
@@ -56,6 +58,7 @@ from .email_props import (
     needs_raw,
     needs_summary,
     render,
+    utc_date,
 )
 from .mailbox import MAIL
 
@@ -128,6 +131,62 @@ def compile_query(q: Query) -> tuple[Cond, list[SortKey], bool]:
     return cond, keys, collapse
 
 
+#: Properties an Email/get can answer from the Email record and the listing record.
+LISTING = METADATA | FROM_SUMMARY
+
+
+class _Listing:
+    """Renders Emails for a listing (``LISTING`` properties only): the Email record for
+    the §4.1.1 metadata, the JMAP listing record (``mime.jmap_listing``, one small JSON
+    value written at ingest) for the rest -- the same values ``email_props.render``
+    gives from the summary, which is read only for an Email stored without that record.
+    Thread and mailbox ids are formatted once per request."""
+
+    def __init__(self, view: Any, properties: frozenset[str]) -> None:
+        self.view = view
+        self.props = sorted(properties)
+        self.derived = [p for p in self.props if p in FROM_SUMMARY]
+        self.meta = [p for p in self.props if p in METADATA]
+        self.threads: dict[int, str] = {}
+        self.mailboxes: dict[int, str] = {}
+
+    def __call__(self, e: int, rec: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in self.meta:
+            if p == "id":
+                out[p] = ids.format_id(ids.EMAIL, e)
+            elif p == "threadId":
+                t = int(rec["thread"])
+                tid = self.threads.get(t)
+                if tid is None:
+                    tid = self.threads[t] = ids.format_id(ids.THREAD, t)
+                out[p] = tid
+            elif p == "mailboxIds":
+                boxes = {}
+                for m in jmap_mailbox_ids(dict(rec)):
+                    mid = self.mailboxes.get(m)
+                    if mid is None:
+                        mid = self.mailboxes[m] = ids.format_id(ids.MAILBOX, m)
+                    boxes[mid] = True
+                out[p] = boxes
+            elif p == "keywords":
+                out[p] = {k: True for k in rec["kw"]}
+            elif p == "size":
+                out[p] = int(rec["size"])
+            elif p == "receivedAt":
+                out[p] = utc_date(int(rec["recv"]))
+            else:  # blobId
+                out[p] = ids.blob_id(str(rec["blob"]))
+        if self.derived:
+            got = self.view.jmap_listing(e)
+            if got is None:  # stored without a listing record
+                summary = self.view.summary(e) or {}
+                got = {p: from_summary(p, summary) for p in self.derived}
+            for p in self.derived:
+                out[p] = got[p]
+        return out
+
+
 def _thread_dependent(cond: Cond) -> bool:
     if isinstance(cond, (And, Or)):
         return any(_thread_dependent(c) for c in cond.conds)
@@ -178,6 +237,13 @@ class EmailType(ChangesFromLog, StoreType):
                         break
             else:
                 numbers = [n for n in (self.number(w) for w in wanted) if n is not None]
+            if properties <= LISTING:  # a listing: records only, never the MIME summary
+                render_listing = _Listing(r, properties)
+                for e in numbers:
+                    rec = r.email(e)
+                    if rec is not None and visible(rec):
+                        records.append(render_listing(e, rec))
+                return GetResult(records, r.state("Email"))
             for e in numbers:
                 rec = r.email(e)
                 if rec is None or not visible(rec):
