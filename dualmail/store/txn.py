@@ -250,7 +250,7 @@ class ReadView:
     def jmap_listing(self, e: int) -> dict[str, Any] | None:
         """The JMAP listing record of ``e`` (``mime.jmap_listing``; None: not stored)."""
         raw = self.kv.get("jmapw", K.email(self.a, e))
-        return None if raw is None else codec.loads(raw)
+        return None if raw is None else codec.loads_small_ints(raw)  # strings, lists, booleans
 
     def blob(self, sha_hex: str) -> bytes | None:
         try:

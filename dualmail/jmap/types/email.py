@@ -144,46 +144,41 @@ class _Listing:
 
     def __init__(self, view: Any, properties: frozenset[str]) -> None:
         self.view = view
-        self.props = sorted(properties)
-        self.derived = [p for p in self.props if p in FROM_SUMMARY]
-        self.meta = [p for p in self.props if p in METADATA]
+        self.derived = [p for p in sorted(properties) if p in FROM_SUMMARY]
+        self.meta = properties & METADATA
         self.threads: dict[int, str] = {}
         self.mailboxes: dict[int, str] = {}
 
     def __call__(self, e: int, rec: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for p in self.meta:
-            if p == "id":
-                out[p] = ids.format_id(ids.EMAIL, e)
-            elif p == "threadId":
-                t = int(rec["thread"])
-                tid = self.threads.get(t)
-                if tid is None:
-                    tid = self.threads[t] = ids.format_id(ids.THREAD, t)
-                out[p] = tid
-            elif p == "mailboxIds":
-                boxes = {}
-                for m in jmap_mailbox_ids(dict(rec)):
-                    mid = self.mailboxes.get(m)
-                    if mid is None:
-                        mid = self.mailboxes[m] = ids.format_id(ids.MAILBOX, m)
-                    boxes[mid] = True
-                out[p] = boxes
-            elif p == "keywords":
-                out[p] = {k: True for k in rec["kw"]}
-            elif p == "size":
-                out[p] = int(rec["size"])
-            elif p == "receivedAt":
-                out[p] = utc_date(int(rec["recv"]))
-            else:  # blobId
-                out[p] = ids.blob_id(str(rec["blob"]))
-        if self.derived:
-            got = self.view.jmap_listing(e)
-            if got is None:  # stored without a listing record
-                summary = self.view.summary(e) or {}
-                got = {p: from_summary(p, summary) for p in self.derived}
-            for p in self.derived:
-                out[p] = got[p]
+        # the listing record's dict is the result (standard.get keeps the wanted keys)
+        out: dict[str, Any] | None = self.view.jmap_listing(e) if self.derived else {}
+        if out is None:  # stored without a listing record
+            summary = self.view.summary(e) or {}
+            out = {p: from_summary(p, summary) for p in self.derived}
+        meta = self.meta
+        out["id"] = ids.format_id(ids.EMAIL, e)
+        if "threadId" in meta:
+            t = int(rec["thread"])
+            tid = self.threads.get(t)
+            if tid is None:
+                tid = self.threads[t] = ids.format_id(ids.THREAD, t)
+            out["threadId"] = tid
+        if "mailboxIds" in meta:
+            boxes = {}
+            for m in sorted(int(k) for k, v in rec["mbx"].items() if not v[1]):  # jmap_mailbox_ids
+                mid = self.mailboxes.get(m)
+                if mid is None:
+                    mid = self.mailboxes[m] = ids.format_id(ids.MAILBOX, m)
+                boxes[mid] = True
+            out["mailboxIds"] = boxes
+        if "keywords" in meta:
+            out["keywords"] = dict.fromkeys(rec["kw"], True)
+        if "size" in meta:
+            out["size"] = int(rec["size"])
+        if "receivedAt" in meta:
+            out["receivedAt"] = utc_date(int(rec["recv"]))
+        if "blobId" in meta:
+            out["blobId"] = ids.blob_id(str(rec["blob"]))
         return out
 
 
