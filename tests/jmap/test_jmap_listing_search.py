@@ -25,8 +25,8 @@ from dualmail.search import fts
 from dualmail.store import keys as K
 from dualmail.store.kv import prefix_end
 from dualmail.store.store import open_store
-from dualmail.tap import Options, makeService
-from tests.jmap.jmap_store_util import INBOX, Client, aid
+from tests.conftest import start_jmap
+from tests.jmap.jmap_store_util import INBOX, aid
 from tests.search.corpus import MESSAGES, msg
 
 LISTING_PROPS = sorted(LISTING)
@@ -162,17 +162,11 @@ async def test_e2e_new_mail_is_found_and_indexed_within_a_second(tmp_path):
     setup = open_store(data, sync=False)
     alice = setup.create_account("alice@example.org", "secret")
     setup.close()
-    options = Options()
-    options.parseOptions(["--data", data, "--jmap", "tcp:0:interface=127.0.0.1",
-                          "--imap", "tcp:0:interface=127.0.0.1", "--lmtp", "tcp:0:interface=127.0.0.1",
-                          "--no-first-account"])
-    service = makeService(options, reactor)
-    service.startService()
+    service, base = await start_jmap(data)
     pool = HTTPConnectionPool(reactor, persistent=False)
     http = HTTPClient(Agent(reactor, pool=pool))
     try:
-        [port] = await service.bound_ports("jmap")
-        api = f"http://127.0.0.1:{port.getHost().port}/jmap/api"
+        api = base + "/jmap/api"
         store = service.store
 
         async def query(text):
