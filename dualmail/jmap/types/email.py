@@ -150,11 +150,14 @@ class _Listing:
         self.mailboxes: dict[int, str] = {}
 
     def __call__(self, e: int, rec: Mapping[str, Any]) -> dict[str, Any]:
-        # the listing record's dict is the result (standard.get keeps the wanted keys)
-        out: dict[str, Any] | None = self.view.jmap_listing(e) if self.derived else {}
-        if out is None:  # stored without a listing record
-            summary = self.view.summary(e) or {}
-            out = {p: from_summary(p, summary) for p in self.derived}
+        out: dict[str, Any] = {}
+        if self.derived:
+            got = self.view.jmap_listing(e)
+            if got is None:  # stored without a listing record
+                summary = self.view.summary(e) or {}
+                out = {p: from_summary(p, summary) for p in self.derived}
+            else:
+                out = {p: got[p] for p in self.derived}
         meta = self.meta
         out["id"] = ids.format_id(ids.EMAIL, e)
         if "threadId" in meta:
@@ -238,7 +241,7 @@ class EmailType(ChangesFromLog, StoreType):
                     rec = r.email(e)
                     if rec is not None and visible(rec):
                         records.append(render_listing(e, rec))
-                return GetResult(records, r.state("Email"))
+                return GetResult(records, r.state("Email"), exact=True)
             for e in numbers:
                 rec = r.email(e)
                 if rec is None or not visible(rec):
