@@ -67,6 +67,8 @@ RARE_COPIES = 10
 TEMPLATES = 200
 THREAD = 4
 BATCH = 5000
+LISTING_PROPERTIES = ["id", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "from", "to", "subject",
+                      "preview", "hasAttachment"]
 PREVIEW_PROPERTIES = ["id", "threadId", "mailboxIds", "keywords", "from", "subject", "receivedAt",
                       "preview", "hasAttachment"]
 RARE_MESSAGE = (b"From: Rare Bird <rare@example.net>\r\nTo: bench@example.org\r\nSubject: field notes\r\n"
@@ -88,9 +90,9 @@ def build(data_dir: str, n: int) -> tuple[str, int, float]:
     """A store with one account of ``n`` Emails in INBOX: (token, an email id, seconds)."""
     from mailgen import generate
 
+    from dualmail.mime.jmap_listing import encode as encode_summary
     from dualmail.mime.parse import summarize
     from dualmail.store.store import open_store
-    from dualmail.store.txn import encode_summary
 
     templates = []
     for raw in [*generate(TEMPLATES, 1), RARE_MESSAGE]:
@@ -465,6 +467,13 @@ def size_figures(server: Server, token: str, repeat: int) -> dict[str, Any]:
     fig["first_screen_emails"] = len(out[2][1]["list"])
     fig["first_screen_no_total"], _ = timed(lambda: c.api(first_screen(c.account, inbox, total=False)), repeat)
 
+    [[_, newest500, _]] = c.api([["Email/query", {"accountId": c.account, "filter": {"inMailbox": inbox},
+                                                  "sort": [{"property": "receivedAt", "isAscending": False}],
+                                                  "limit": 500}, "0"]])
+    get500 = [["Email/get", {"accountId": c.account, "ids": newest500["ids"], "properties": LISTING_PROPERTIES}, "0"]]
+    fig["get500"], out = timed(lambda: c.api(get500), repeat)
+    assert len(out[0][1]["list"]) == min(500, len(newest500["ids"]))
+
     search = [["Email/query", {"accountId": c.account, "filter": {"text": RARE_WORD},
                                "sort": [{"property": "receivedAt", "isAscending": False}], "limit": 50}, "0"]]
     fig["search_unindexed"], out = timed(lambda: c.api(search), repeat)
@@ -553,10 +562,12 @@ def main(argv: list[str] | None = None) -> None:
                   f"commit -> state event, median of {push['rounds']} commits: median {ms(push['median'])} ms, "
                   f"all streams {ms(push['max'])} ms (worst {ms(push['worst'])} ms)\n")
     out.write("\nper account, ms (median)\n")
-    out.write("| messages | first screen | … no calculateTotal | Email/changes (10) | text search unindexed "
-              "| text search indexed | hits | index_all s |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    out.write("| messages | first screen | … no calculateTotal | Email/get 500 | Email/changes (10) "
+              "| text search unindexed | text search indexed | hits | index_all s |\n"
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     for n, f in per_size.items():
-        out.write(f"| {n:,} | {ms(f['first_screen'])} | {ms(f['first_screen_no_total'])} | {ms(f['changes'])} "
+        out.write(f"| {n:,} | {ms(f['first_screen'])} | {ms(f['first_screen_no_total'])} | {ms(f['get500'])} "
+                  f"| {ms(f['changes'])} "
                   f"| {ms(f['search_unindexed'])} | {ms(f['search_indexed'])} | {f['search_hits']} "
                   f"| {f['index_seconds']:.1f} |\n")
     if len(per_size) > 1:
@@ -564,6 +575,7 @@ def main(argv: list[str] | None = None) -> None:
         label = f"{max(per_size) // 1000}k / {min(per_size) // 1000}k"
         out.write(f"| **{label}** | {hi['first_screen'] / lo['first_screen']:.1f} "
                   f"| {hi['first_screen_no_total'] / lo['first_screen_no_total']:.1f} "
+                  f"| {hi['get500'] / lo['get500']:.1f} "
                   f"| **{hi['changes'] / lo['changes']:.2f}** | {hi['search_unindexed'] / lo['search_unindexed']:.1f} "
                   f"| {hi['search_indexed'] / lo['search_indexed']:.1f} | | |\n")
     out.flush()

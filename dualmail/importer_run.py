@@ -26,10 +26,11 @@ from queue import Empty, Queue, SimpleQueue
 from typing import Any, Callable, Iterable, Iterator
 
 from .mail.ops import Prepared, prepare, store_prepared
+from .mime.jmap_listing import encode
 from .mime.parse import summarize
 from .model import errors
 from .store.store import Store
-from .store.txn import THREADING_FIELDS, EncodedSummary, MailTxn, encode_summary
+from .store.txn import THREADING_FIELDS, EncodedSummary, MailTxn
 
 # A batch is one transaction.  Larger batches write fewer B-tree pages per message
 # (several tables have random keys: blob hashes, Message-IDs); while the parsers are
@@ -89,7 +90,7 @@ def _summarize(raw: bytes) -> Parsed | str:
         return TOO_LARGE
     try:
         summary = summarize(raw)
-        return ({k: summary.get(k) for k in THREADING_FIELDS}, encode_summary(summary),
+        return ({k: summary.get(k) for k in THREADING_FIELDS}, encode(summary),
                 hashlib.sha256(raw).digest())
     except Exception as e:  # one message must not stop the import
         return f"could not be parsed ({type(e).__name__})"

@@ -1,10 +1,15 @@
 """SearchIndexer: keeps the full-text index (``dualmail.search.fts``) caught up on a running server.
 
 The index is derived data, written outside the mail transactions so delivery and import
-stay fast; searches are exact whether or not it has caught up (``docs/search.md``).  After
-every commit that touched Emails (in this process or another), the account is marked and
-indexed in small slices, each its own short transaction, yielding to the reactor between
-slices so IMAP and JMAP requests are never held up for long.
+stay fast; searches are exact whether or not it has caught up (``docs/search.md``), and
+cheap while it catches up (mail above the watermark is matched by its term record, made
+at ingest).  After every commit that touched Emails (in this process or another), the
+account is marked and indexed ``LAG`` later -- a later commit does not push that back,
+so new mail is in the index well within a second -- in slices of at most ``SLICE``
+Emails and ``SLICE_SECONDS`` of reading, each its own short transaction, yielding to the
+reactor between slices so IMAP and JMAP requests are never held up for long.  When an
+account has caught up, an index made before the gram dictionary is upgraded
+(``upgrade_grams``), a slice at a time too.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.logger import Logger
 
-from .search.fts import index_pending
+from .search.fts import index_pending, upgrade_grams
 from .store.store import Store
 from .store.txn import Commit
 
-SLICE = 16  # emails per slice: ~10 ms of work plus one commit
-QUIET = 1.0  # seconds after the last commit before new mail is indexed (a burst: one pass)
+SLICE = 512  # emails per slice at most (from term records: ~30 µs each, plus the postings)
+SLICE_SECONDS = 0.02  # reading stops after this long (old Emails without term records)
+UPGRADE_SLICE = 5000  # fts keys per slice of the gram upgrade
+LAG = 0.05  # seconds from a commit to indexing its mail (not reset by later commits)
 GAP = 0.005  # between slices of a catch-up, so requests are served in between
 
 
@@ -32,6 +39,7 @@ class SearchIndexer(Service):
         self._dirty: set[int] = set()
         self._done: dict[int, int] = {}  # account -> emails indexed in the current catch-up
         self._call: Any = None
+        self._last = 0  # the account of the last slice
         self._unsubscribe: Any = None
 
     def startService(self) -> None:
@@ -52,11 +60,9 @@ class SearchIndexer(Service):
     def _committed(self, commit: Commit) -> None:
         if "Email" in commit.kinds:
             self._dirty.add(commit.account)
-            # wait for the account to be quiet: a burst of deliveries is indexed in one pass
-            if self._call is not None and self._call.active():
-                self._call.reset(QUIET)
-            else:
-                self._schedule(QUIET)
+            # a short wait gathers a burst of commits into one slice; a scheduled run is
+            # never pushed back, so a steady stream of commits is indexed LAG behind it
+            self._schedule(LAG)
 
     def _schedule(self, delay: float = GAP) -> None:
         if self.running and self._dirty and (self._call is None or not self._call.active()):
@@ -66,15 +72,19 @@ class SearchIndexer(Service):
         self._call = None
         if not self._dirty:
             return
-        account = min(self._dirty)
+        # round robin: one account's long catch-up does not hold back another's new mail
+        account = min((a for a in self._dirty if a > self._last), default=min(self._dirty))
+        self._last = account
         try:
-            done = index_pending(self.store, account, SLICE)
+            done = index_pending(self.store, account, SLICE, SLICE_SECONDS)
+            if not done:
+                done = upgrade_grams(self.store, account, UPGRADE_SLICE) and -1
         except Exception:
             self.log.failure("search indexing failed for account {account}", account=account)
             done = 0
-        if done:
+        if done > 0:
             self._done[account] = self._done.get(account, 0) + done
-        else:
+        elif done == 0:  # (< 0: a slice of the gram upgrade was done)
             self._dirty.discard(account)
             n = self._done.pop(account, 0)
             if n >= 1000:

@@ -65,6 +65,22 @@ async def start_jmap_over_tls(data, key_pem, cert_pem):
     return service, f"127.0.0.1:{port.getHost().port}"
 
 
+async def start_jmap(data, *extra: str):
+    """The real service (its search indexer included) with JMAP over plain HTTP and IMAP on
+    OS-chosen loopback ports: (service, "http://host:port")."""
+    from twisted.internet import reactor
+
+    from dualmail.tap import Options, makeService
+
+    options = Options()
+    options.parseOptions(["--data", str(data), "--no-first-account", "--imap", "tcp:0:interface=127.0.0.1",
+                          "--jmap", "tcp:0:interface=127.0.0.1", *extra])
+    service = makeService(options, reactor)
+    service.startService()
+    [port] = await service.bound_ports("jmap")
+    return service, f"http://127.0.0.1:{port.getHost().port}"
+
+
 def fixed_port(desc: str) -> int | None:
     """The port a ``tcp:``/``ssl:`` endpoint string asks for, when it is not 0 (else None)."""
     import re

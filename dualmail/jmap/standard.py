@@ -95,6 +95,7 @@ MAX_FILTER_DEPTH = 32
 class GetResult:
     records: Sequence[Mapping[str, Any]]
     state: int
+    exact: bool = False  # the records hold exactly the wanted properties (no filtering)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +369,8 @@ def get(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
     found = {record["id"] for record in result.records}
     if lookup is not None:
         not_found.extend(i for i in lookup if i not in found)
-    records = [{k: v for k, v in record.items() if k in wanted} for record in result.records]
+    records = list(result.records) if result.exact else [
+        {k: v for k, v in record.items() if k in wanted} for record in result.records]
     return [
         (
             f"{datatype.name}/get",

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from ..mime.jmap_listing import encode
 from ..mime.parse import summarize
 from ..model import keywords as kwmod
 from ..store.store import Store
@@ -48,11 +49,20 @@ def flags_to_keywords(flags: Iterable[str]) -> tuple[frozenset[str], bool]:
 def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
             summary: dict[str, Any] | None = None, encoded: EncodedSummary | None = None,
             digest: bytes | None = None) -> Prepared:
-    """Parse once (outside any transaction); IMAP flags or JMAP keywords both accepted."""
+    """Parse once (outside any transaction); IMAP flags or JMAP keywords both accepted.
+
+    A message parsed here also gets its stored forms (``encode_summary``: the summary's
+    JSON, the search text, search record, listing parts, full-text terms and the JMAP
+    listing record) here, so
+    the write transaction only puts them."""
     flags = tuple(flags)
     kws, deleted = flags_to_keywords(flags)
     spellings = tuple(f for f in flags if not f.startswith("\\"))
-    return Prepared(raw, summarize(raw) if summary is None else summary, kws,
+    if summary is None:
+        summary = summarize(raw)
+        if encoded is None:
+            encoded = encode(summary)
+    return Prepared(raw, summary, kws,
                     int(time.time()) if received is None else int(received), deleted, encoded, digest,
                     spellings)
 

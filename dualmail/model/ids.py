@@ -21,13 +21,19 @@ SUBMISSION = "S"
 QUOTA = "Q"
 
 
+_PAIRS = [a + b for a in _DIGITS for b in _DIGITS]  # 10 bits at a time
+
+
 def _b32(n: int) -> str:
-    if n == 0:
-        return "0"
+    if n < 32:
+        return _DIGITS[n]
+    if n < 1024:
+        return _PAIRS[n] if n >= 32 else _DIGITS[n]
     out = []
-    while n:
-        n, r = divmod(n, 32)
-        out.append(_DIGITS[r])
+    while n >= 1024:
+        n, r = divmod(n, 1024)
+        out.append(_PAIRS[r])
+    out.append(_PAIRS[n] if n >= 32 else _DIGITS[n])
     return "".join(reversed(out))
 
 
@@ -48,7 +54,7 @@ def parse_id(kind: str, text: object) -> int | None:
         if v is None:
             return None
         n = n * 32 + v
-    if format_id(kind, n) != text:  # reject leading zeros: one number, one spelling
+    if len(text) > 2 and text[1] == "0":  # reject leading zeros: one number, one spelling
         return None
     return n
 

@@ -24,52 +24,15 @@ word).  ``query_runs(folded)`` says, for each run of a folded query, whether the
 bounds it on the left and on the right -- which is what the full-text index needs to
 turn a substring query into term lookups (see ``fts``).
 
-Imports only the standard library.
+``fold``, ``tokens`` and ``MAX_TOKEN`` are defined in ``dualmail.model.terms`` (below the
+store, which makes each Email's terms at ingest) and re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
+from ..model.terms import MAX_TOKEN, WORD, fold, tokens
 
 __all__ = ["MAX_TOKEN", "fold", "query_runs", "sort_key", "tokens"]
-
-#: Index terms are cut to this many characters (the LMDB key limit is 511 bytes).
-MAX_TOKEN = 64
-
-_SPACE = re.compile(r"\s+")
-
-
-def _marks() -> str:
-    """A regex character class body of every combining mark (categories Mn, Mc, Me)."""
-    out: list[str] = []
-    start = prev = -2
-    # Marks live below U+20000 and in the variation selectors supplement (U+E0100..).
-    for cp in [*range(0x20000), *range(0xE0000, 0xE0200)]:
-        if unicodedata.category(chr(cp))[0] == "M" and not chr(cp).isalnum():
-            if cp != prev + 1:
-                if start >= 0:
-                    out.append(_span(start, prev))
-                start = cp
-            prev = cp
-    if start >= 0:
-        out.append(_span(start, prev))
-    return "".join(out)
-
-
-def _span(a: int, b: int) -> str:
-    return re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-
-
-_WORD = re.compile(r"[\w" + _marks() + r"]+")
-
-
-def fold(s: str) -> str:
-    """Case-fold, NFKD-decompose and collapse white space (see the module docstring)."""
-    if s.isascii():
-        return _SPACE.sub(" ", s.lower())
-    return _SPACE.sub(" ", unicodedata.normalize("NFKD", s.casefold()))
-
 
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -84,11 +47,6 @@ def sort_key(s: str | None) -> str:
     return fold(s).strip().translate(_ASCII_UPPER) if s else ""
 
 
-def tokens(folded: str) -> set[str]:
-    """The distinct index terms of already folded text, each cut to ``MAX_TOKEN``."""
-    return {m[:MAX_TOKEN] for m in _WORD.findall(folded)}
-
-
 def query_runs(folded: str) -> list[tuple[str, bool, bool]]:
     """Each word run of a folded query with (left_bounded, right_bounded).
 
@@ -97,6 +55,6 @@ def query_runs(folded: str) -> list[tuple[str, bool, bool]]:
     that side too.
     """
     out = []
-    for m in _WORD.finditer(folded):
+    for m in WORD.finditer(folded):
         out.append((m.group(), m.start() > 0, m.end() < len(folded)))
     return out

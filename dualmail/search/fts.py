@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import sys
 from array import array
-from typing import Any
+import time
+from typing import Any, Iterable
 
 from ..store import keys as K
 from ..store.kv import KVRead, prefix_end
-from .collate import MAX_TOKEN, fold, query_runs, tokens
+from ..model.terms import email_terms, unpack_terms
+from .collate import MAX_TOKEN, query_runs
 
-__all__ = ["CHUNK", "candidates", "index_all", "index_pending", "unindexed", "watermark"]
+__all__ = ["CHUNK", "candidates", "grams_ready", "index_all", "index_pending", "unindexed", "upgrade_grams",
+           "watermark"]
 
 #: Postings per LMDB value; a frequent term spans several chunks.
 CHUNK = 4096
@@ -69,33 +72,66 @@ def unindexed(kv: KVRead, account: int, wm: int | None = None) -> list[int]:
     return [K.un64(k, 4) for k, _v in kv.range("email", K.email(account, wm + 1), stop)]
 
 
-def email_terms(header_text: str, body_text: str) -> set[str]:
-    return tokens(fold(header_text)) | tokens(fold(body_text))
+_GRAMS_READY = b"g"  # ftsmeta A + this: ftsgram holds every term of fts
+_GRAMS_CURSOR = b"G"  # ftsmeta A + this: the upgrade's last term so far
+GRAM = 3  # characters per gram of the term dictionary
+# English letters by frequency: a gram of rare letters is tried first (a short list)
+_COMMON = {c: i for i, c in enumerate("etaoinshrdlcumwfgypbvkjxqz")}
 
 
-def index_pending(store: Any, account: int, budget: int = 200) -> int:
-    """Index up to ``budget`` Emails above the watermark; the number indexed (0: the
-    index has caught up).  Call it after commits and when idle, e.g. from the service::
+def grams_ready(kv: KVRead, account: int) -> bool:
+    """Does ``ftsgram`` hold every term of the account's index?"""
+    return kv.get("ftsmeta", K.acct(account) + _GRAMS_READY) is not None
 
-        while index_pending(store, account, 200):   # ~ tens of ms per call
-            yield cooperate()                       # let the reactor breathe
+
+def term_grams(term: str) -> set[bytes]:
+    """The ``ftsgram`` entries of a term: its 3-character grams (b"" for a cut term)."""
+    out = {term[i:i + GRAM].encode("utf-8", "surrogatepass") for i in range(len(term) - GRAM + 1)}
+    if len(term) >= MAX_TOKEN:
+        out.add(b"")
+    return out
+
+
+def _put_grams(w: Any, account: int, term: str, tb: bytes) -> None:
+    for g in term_grams(term):
+        w.put("ftsgram", K.ftsgram(account, g, tb), b"")
+
+
+def _terms_of(r: Any, account: int, e: int) -> Iterable[str]:
+    """An Email's index terms: its term record (made at ingest), else from its text."""
+    raw = r.kv.get("ftstok", K.email(account, e))
+    if raw is not None:
+        joined = unpack_terms(raw)
+        return joined[1:-1].split("\n") if len(joined) > 2 else ()
+    h, b = r.text(e)
+    return email_terms(h, b)
+
+
+def index_pending(store: Any, account: int, budget: int = 200, seconds: float | None = None) -> int:
+    """Index up to ``budget`` Emails above the watermark (reading stops early once
+    ``seconds`` have gone by); the number indexed (0: the index has caught up).  Call
+    it after commits and when idle, e.g. from the service::
+
+        while index_pending(store, account, 256, 0.02):   # ~ tens of ms per call
+            yield cooperate()                              # let the reactor breathe
 
     Safe to call from several places: a call that loses a race does nothing.
     """
     adds: dict[str, list[int]] = {}
+    t0 = time.monotonic()
     with store.read(account) as r:
         wm = watermark(r.kv, account)
+        fresh = wm == 0 and not grams_ready(r.kv, account)
         stop = prefix_end(K.acct(account))
         last = wm
         n = 0
         for k, _v in r.kv.range("email", K.email(account, wm + 1), stop):
             e = K.un64(k, 4)
-            h, b = r.text(e)
-            for t in email_terms(h, b):
+            for t in _terms_of(r, account, e):
                 adds.setdefault(t, []).append(e)
             last = e
             n += 1
-            if n >= budget:
+            if n >= budget or (seconds is not None and time.monotonic() - t0 >= seconds):
                 break
     if n == 0:
         return 0
@@ -104,9 +140,12 @@ def index_pending(store: Any, account: int, budget: int = 200) -> int:
         if watermark(w, account) != wm:
             return 0
         for term, es in adds.items():
-            p = K.fts(account, term.encode("utf-8", "surrogatepass"))
+            tb = term.encode("utf-8", "surrogatepass")
+            p = K.fts(account, tb)
             tail = next(iter(w.range("fts", p, prefix_end(p), reverse=True)), None)
-            if tail is not None and len(tail[1]) // 8 < CHUNK:
+            if tail is None:  # a new term: into the gram dictionary
+                _put_grams(w, account, term, tb)
+            elif len(tail[1]) // 8 < CHUNK:
                 room = CHUNK - len(tail[1]) // 8
                 w.put("fts", tail[0], bytes(tail[1]) + _pack(es[:room]))
                 es = es[room:]
@@ -114,6 +153,44 @@ def index_pending(store: Any, account: int, budget: int = 200) -> int:
                 part = es[i : i + CHUNK]
                 w.put("fts", p + K.u64(part[0]), _pack(part))
         w.put("ftsmeta", K.acct(account), K.u64(last))
+        if fresh:  # a new index has its grams from the start
+            w.put("ftsmeta", K.acct(account) + _GRAMS_READY, b"1")
+        return n
+
+    result: int = store.kv.run_write(run, account)
+    return result
+
+
+def upgrade_grams(store: Any, account: int, budget: int = 20000) -> int:
+    """Give the terms of an index made before ``ftsgram`` their grams, ``budget`` keys of
+    ``fts`` per call (its own write transaction, resuming where the last call
+    stopped); the number of keys read (0: done, ``grams_ready``).  The indexer calls it
+    when idle, ``dualmail check --upgrade`` until it returns 0."""
+    with store.read(account) as r:
+        if grams_ready(r.kv, account):
+            return 0
+
+    def run(w: Any) -> int:
+        meta = K.acct(account)
+        if w.get("ftsmeta", meta + _GRAMS_READY) is not None:
+            return 0
+        after = w.get("ftsmeta", meta + _GRAMS_CURSOR)
+        start = K.fts(account, bytes(after)) + b"\xff" * 9 if after is not None else meta
+        n = 0
+        term = None
+        for k, _v in w.range("fts", start, prefix_end(meta)):
+            tb = bytes(k[4:-9])
+            n += 1
+            if tb != term:
+                term = tb
+                _put_grams(w, account, tb.decode("utf-8", "surrogatepass"), tb)
+            if n >= budget:
+                break
+        if n < budget:
+            w.put("ftsmeta", meta + _GRAMS_READY, b"1")
+            w.delete("ftsmeta", meta + _GRAMS_CURSOR)
+        elif term is not None:
+            w.put("ftsmeta", meta + _GRAMS_CURSOR, term)
         return n
 
     result: int = store.kv.run_write(run, account)
@@ -122,6 +199,8 @@ def index_pending(store: Any, account: int, budget: int = 200) -> int:
 
 def index_all(store: Any, account: int, budget: int = 500) -> int:
     """Index everything pending (tests, ``dualmail`` admin commands); the count."""
+    while upgrade_grams(store, account):
+        pass
     total = 0
     while True:
         n = index_pending(store, account, budget)
@@ -131,23 +210,58 @@ def index_all(store: Any, account: int, budget: int = 500) -> int:
 
 
 def _postings(kv: KVRead, account: int, term: str) -> set[int]:
-    p = K.fts(account, term.encode("utf-8", "surrogatepass"))
+    return _postings_b(kv, account, term.encode("utf-8", "surrogatepass"))
+
+
+def _postings_b(kv: KVRead, account: int, tb: bytes) -> set[int]:
+    p = K.fts(account, tb)
     out: set[int] = set()
     for _k, v in kv.range("fts", p, prefix_end(p)):
         out.update(_unpack(v))
     return out
 
 
+def _gram_terms(kv: KVRead, account: int, run: str) -> list[bytes]:
+    """A superset of the terms holding ``run`` (len >= GRAM): the terms of its rarest
+    gram.  Each gram's
+    list is read only up to the length of the shortest list read so far, so the cost is
+    about (number of grams) x (terms of the rarest gram)."""
+    grams = sorted({run[i:i + GRAM] for i in range(len(run) - GRAM + 1)},
+                   key=lambda g: -sum(_COMMON.get(c, 26) for c in g))
+    best: list[bytes] | None = None
+    for g in grams:
+        p = K.ftsgram(account, g.encode("utf-8", "surrogatepass"))
+        got: list[bytes] = []
+        for k, _v in kv.range("ftsgram", p, prefix_end(p)):
+            if best is not None and len(got) >= len(best):
+                break
+            got.append(bytes(k[len(p):]))
+        else:
+            best = got
+            if len(best) <= 1:
+                break
+    return best or []
+
+
 def _scan_terms(kv: KVRead, account: int, run: str, mode: str) -> set[int]:
     """Postings of every term with ``run`` as prefix ("prefix"), suffix ("suffix") or
     inside it ("infix").  Terms cut to MAX_TOKEN may have lost the matching part, so for
-    suffix/infix every cut term is included too (verification sorts it out)."""
+    suffix/infix every cut term is included too (verification sorts it out).  Suffix and
+    infix runs of 3 characters or more find their terms in the gram dictionary
+    (``ftsgram``) once it is complete; shorter ones scan the term dictionary."""
     rb = run.encode("utf-8", "surrogatepass")
     out: set[int] = set()
     if mode == "prefix":
         p = K.acct(account) + rb
         for _k, v in kv.range("fts", p, prefix_end(p)):
             out.update(_unpack(v))
+        return out
+    if len(run) >= GRAM and grams_ready(kv, account):
+        cut = K.ftsgram(account, b"")
+        terms = {t for t in _gram_terms(kv, account, run) if (t.endswith(rb) if mode == "suffix" else rb in t)}
+        terms.update(bytes(k[len(cut):]) for k, _v in kv.range("ftsgram", cut, prefix_end(cut)))
+        for tb in terms:
+            out |= _postings_b(kv, account, tb)
         return out
     p = K.acct(account)
     for k, v in kv.range("fts", p, prefix_end(p)):
@@ -158,39 +272,86 @@ def _scan_terms(kv: KVRead, account: int, run: str, mode: str) -> set[int]:
     return out
 
 
-def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int = 1) -> set[int] | None:
-    """A superset of the Emails whose folded text contains ``folded_query`` (postings at
-    or below the watermark, plus every Email above it); None when the query has no word
-    run to look up (the caller then scans).  A suffix/infix run shorter than
-    ``scan_terms`` characters gives None rather than a scan of the whole term dictionary
-    that would match most terms anyway -- the caller passes 3 when checking each Email is
-    cheap (From/To/Subject read only the small search record)."""
+class _Match:
+    """What ``candidates`` looks up, also applied to one Email's term record."""
+
+    __slots__ = ("exact", "run", "mode")
+
+    def __init__(self, exact: list[str], run: str, mode: str) -> None:
+        self.exact = exact  # whole terms that must all occur (cut to MAX_TOKEN)
+        self.run = run  # else: one run and how it lies in a term
+        self.mode = mode  # "term", "prefix", "suffix", "infix"
+
+    def terms_match(self, joined: str) -> bool:
+        """Can an Email with these terms (``unpack_terms``) contain the query?"""
+        if self.exact:
+            return all("\n" + t + "\n" in joined for t in self.exact)
+        r, mode = self.run, self.mode
+        if mode == "term":
+            return "\n" + r + "\n" in joined
+        if mode == "prefix":
+            return "\n" + r in joined
+        if (r + "\n" if mode == "suffix" else r) in joined:
+            return True
+        return any(len(t) >= MAX_TOKEN for t in joined.split("\n"))  # a cut term
+
+    def postings(self, kv: KVRead, account: int) -> set[int]:
+        if self.exact:
+            found: set[int] | None = None
+            for r in sorted(self.exact, key=len, reverse=True):
+                got = _postings(kv, account, r)
+                found = got if found is None else found & got
+                if not found:
+                    break
+            return found or set()
+        if self.mode == "term":
+            return _postings(kv, account, self.run)
+        return _scan_terms(kv, account, self.run, self.mode)
+
+
+def _match(folded_query: str, scan_terms: int) -> _Match | None:
     runs = query_runs(folded_query)
     if not runs:
         return None
-    wm = watermark(kv, account)
-    if wm == 0:
-        return None
-    exact = [r for r, left, right in runs if left and right]
-    found: set[int] | None = None
+    exact = [r[:MAX_TOKEN] for r, left, right in runs if left and right]
     if exact:
-        for r in sorted(exact, key=len, reverse=True):
-            got = _postings(kv, account, r[:MAX_TOKEN])
-            found = got if found is None else found & got
-            if not found:
-                break
-    else:
-        last, left, right = runs[-1]
-        if left:  # bounded on the left only: a prefix of a term
-            if len(last) >= MAX_TOKEN:
-                found = _postings(kv, account, last[:MAX_TOKEN])
-            else:
-                found = _scan_terms(kv, account, last, "prefix")
-        else:
-            first, _l, right = runs[0]  # one run (infix), or bounded on the right (suffix)
-            if len(first) > MAX_TOKEN or len(first) < scan_terms:
-                return None
-            found = _scan_terms(kv, account, first, "suffix" if right else "infix")
-    assert found is not None
-    found.update(unindexed(kv, account, wm))
+        return _Match(exact, "", "")
+    last, left, right = runs[-1]
+    if left:  # bounded on the left only: a prefix of a term
+        if len(last) >= MAX_TOKEN:
+            return _Match([], last[:MAX_TOKEN], "term")
+        return _Match([], last, "prefix")
+    first, _l, right = runs[0]  # one run (infix), or bounded on the right (suffix)
+    if len(first) > MAX_TOKEN or len(first) < scan_terms:
+        return None
+    return _Match([], first, "suffix" if right else "infix")
+
+
+def _tail(kv: KVRead, account: int, wm: int, match: _Match) -> set[int]:
+    """The Emails above the watermark that may match: by their term records (made at
+    ingest), so catching up never means reading their text; an Email without one (stored
+    before term records existed) is a candidate."""
+    out: set[int] = set()
+    stop = prefix_end(K.acct(account))
+    for k, _v in kv.range("email", K.email(account, wm + 1), stop):
+        e = K.un64(k, 4)
+        raw = kv.get("ftstok", k)
+        if raw is None or match.terms_match(unpack_terms(raw)):
+            out.add(e)
+    return out
+
+
+def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int = 1) -> set[int] | None:
+    """A superset of the Emails whose folded text contains ``folded_query`` (postings at
+    or below the watermark, plus the Emails above it whose term records allow it); None
+    when the query has no word run to look up (the caller then scans).  A suffix/infix
+    run shorter than ``scan_terms`` characters gives None rather than a scan of the
+    whole term dictionary that would match most terms anyway -- the caller passes 3 when
+    checking each Email is cheap (From/To/Subject read only the small search record)."""
+    match = _match(folded_query, scan_terms)
+    if match is None:
+        return None
+    wm = watermark(kv, account)
+    found = match.postings(kv, account) if wm else set()
+    found |= _tail(kv, account, wm, match)
     return found

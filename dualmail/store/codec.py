@@ -31,6 +31,15 @@ def dumps(obj: Any) -> bytes:
         return _enc.encode(obj).encode("utf-8", "surrogatepass")
 
 
+def loads_small_ints(data: bytes) -> Any:
+    """``loads`` for a value whose numbers are all small (below 2**53; e.g. none at all):
+    orjson straight away, without looking for long digit runs."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return loads(data)
+
+
 def loads(data: bytes) -> Any:
     raw = bytes(data)
     if _LONG_RUN not in raw.translate(_DIGITS_ONLY):

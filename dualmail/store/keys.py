@@ -55,8 +55,20 @@ fts            A token(utf-8) 0x00 E(first)           postings chunk: little-end
                                                       ascending (full-text index, dualmail.search.fts)
 ftsmeta        A                                      E(u64): full-text watermark, every email <= E
                                                       is indexed (or destroyed)
+ftsmeta        A b"g"                                 b"1": ``ftsgram`` holds every term of ``fts``
+ftsmeta        A b"G"                                 the last term given its grams so far (the
+                                                      upgrade of an index older than ``ftsgram``)
+ftstok         A E                                    term record: zlib of the Email's index terms,
+                                                      sorted, one per line (made at ingest; the
+                                                      indexer and queries of unindexed mail read it)
+ftsgram        A gram(utf-8, 3 chars) 0x00 term       b""  -- term dictionary by trigram: a substring
+                                                      query finds its terms without a dictionary
+                                                      scan; gram b"" lists the cut (64-char) terms
 imapw          A E                                    IMAP listing record (``store.listing``): INTERNALDATE,
                                                       ENVELOPE, BODYSTRUCTURE, BODY in wire form, write-once
+jmapw          A E                                    JMAP listing record (``mime.jmap_listing``): the
+                                                      convenience properties, preview, hasAttachment
+                                                      in JMAP form, write-once
 commits        G                                      {a: A, s: S, k: kinds, m: [M...]} for other processes
 =============  =====================================  ===========================================
 
@@ -75,7 +87,7 @@ TABLES = (
     "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid", "deleted",
     "mbxmod", "expunged", "recv", "recvall", "thread", "mbxthread", "msgref", "blob",
     "blobref", "changelog", "chlast", "state", "commits", "dedup", "upload", "object",
-    "srch", "fts", "ftsmeta", "imapw",
+    "srch", "fts", "ftsmeta", "imapw", "ftstok", "ftsgram", "jmapw",
 )
 
 FORMAT_VERSION = 1
@@ -184,6 +196,11 @@ def chlast(a: int, kind: bytes, obj: int) -> bytes:
 
 def state(a: int, kind: bytes) -> bytes:
     return _u32.pack(a) + kind
+
+
+def ftsgram(a: int, gram: bytes, term: bytes = b"") -> bytes:
+    """Key of ``ftsgram``: account, trigram (b"": the cut terms), NUL, term."""
+    return _u32.pack(a) + gram + b"\x00" + term
 
 
 def fts(a: int, token: bytes, first: int | None = None) -> bytes:

@@ -19,7 +19,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from ..model import errors, keywords as kwmod
+from ..model import errors, keywords as kwmod, terms
 from . import imapidx, codec, keys as K, listing
 from .kv import KVRead, KVWrite, prefix_end
 
@@ -246,6 +246,11 @@ class ReadView:
             return got
         summary = self.summary(e)
         return None if summary is None else listing.render(summary, int(rec["recv"]))
+
+    def jmap_listing(self, e: int) -> dict[str, Any] | None:
+        """The JMAP listing record of ``e`` (``mime.jmap_listing``; None: not stored)."""
+        raw = self.kv.get("jmapw", K.email(self.a, e))
+        return None if raw is None else codec.loads_small_ints(raw)  # strings, lists, booleans
 
     def blob(self, sha_hex: str) -> bytes | None:
         try:
@@ -1124,6 +1129,10 @@ class MailTxn(ReadView):
         if enc.listing:
             self.w.put("imapw", K.email(self.a, e), listing.record(int(received), enc.listing))
         self._imaph_put(e, raw)
+        if enc.terms:
+            self.w.put("ftstok", K.email(self.a, e), enc.terms)  # dualmail.search.fts
+        if enc.jmap:
+            self.w.put("jmapw", K.email(self.a, e), enc.jmap)  # mime.jmap_listing
         self._put_email(e, rec)
         self._visibility_changed(e, rec, [], jmap_mailbox_ids(rec))
         self._use(len(raw), 1)
@@ -1247,6 +1256,8 @@ class MailTxn(ReadView):
         self.w.delete("summary", K.email(self.a, e))
         self.w.delete("text", K.email(self.a, e))
         self.w.delete("srch", K.email(self.a, e))  # dualmail.search record
+        self.w.delete("ftstok", K.email(self.a, e))  # its index terms
+        self.w.delete("jmapw", K.email(self.a, e))  # its JMAP listing record
         self.w.delete("imapw", K.email(self.a, e))
         self.w.delete("imaph", K.email(self.a, e))
         for mid in _ref_ids(summary):
@@ -1355,7 +1366,7 @@ class MailTxn(ReadView):
 
     def _copy_search_data(self, src: int, dst: int) -> None:
         """Give a duplicated Email (COPY onto itself) the source's text and search record."""
-        for table in ("text", "srch"):
+        for table in ("text", "srch", "ftstok", "jmapw"):
             raw = self.w.get(table, K.email(self.a, src))
             if raw is not None:
                 self.w.put(table, K.email(self.a, dst), raw)
@@ -1523,7 +1534,7 @@ class MailTxn(ReadView):
             val = self.w.get("msgref", K.msgref(self.a, mid, e))
             if val is not None:
                 self.w.put("msgref", K.msgref(self.a, mid, e2), val)
-        for table in ("summary", "text", "srch", "imapw", "imaph"):
+        for table in ("summary", "text", "srch", "imapw", "imaph", "ftstok", "jmapw"):
             raw_t = self.w.get(table, K.email(self.a, e))
             if raw_t is not None:
                 self.w.put(table, K.email(self.a, e2), raw_t)
@@ -1690,6 +1701,8 @@ class EncodedSummary:
     text: bytes  # zlib(header text NUL body text)
     search: bytes  # JSON search record (search_record)
     listing: bytes = b""  # listing.static_parts: ENVELOPE, BODYSTRUCTURE, BODY in IMAP wire form
+    terms: bytes = b""  # model.terms.pack_terms: the Email's full-text index terms (table ftstok)
+    jmap: bytes = b""  # mime.jmap_listing.record: JMAP convenience properties (table jmapw)
 
 
 THREADING_FIELDS = ("message_id", "in_reply_to", "references", "base_subject", "subject")
@@ -1698,9 +1711,11 @@ THREADING_FIELDS = ("message_id", "in_reply_to", "references", "base_subject", "
 def encode_summary(summary: dict[str, Any]) -> EncodedSummary:
     """Pure: no store access, so the importer runs it in its parsing processes."""
     stored = {k: v for k, v in summary.items() if k not in ("header_text", "body_text")}
-    text = str(summary.get("header_text") or "") + "\x00" + str(summary.get("body_text") or "")
+    header, body = str(summary.get("header_text") or ""), str(summary.get("body_text") or "")
+    text = header + "\x00" + body
     return EncodedSummary(codec.dumps(stored), zlib.compress(text.encode("utf-8", "replace"), 1),
-                          codec.dumps(search_record(summary)), listing.static_parts(summary))
+                          codec.dumps(search_record(summary)), listing.static_parts(summary),
+                          terms.pack_terms(terms.email_terms(header, body)))
 
 
 def search_record(summary: dict[str, Any]) -> dict[str, Any]:

@@ -63,7 +63,13 @@ def test_any_value_folds_within_the_limits(value):
     assert all(line.strip(" \t") for line in lines)  # no line of only whitespace
     if value.isascii():
         assert all(len(line) <= 78 or " " not in line.strip() for line in lines)
-        assert unfold(text.encode()).split(None, 1)[1:] in ([value.strip()], [])
+        got = unfold(text.encode()).split(None, 1)[1:]
+        if any(c in value for c in "\r\n"):
+            # RFC 5322 §2.2: a header body holds no CR or LF but a fold's; a line break in the
+            # value becomes whitespace, the words stay
+            assert " ".join(" ".join(got).split()) == " ".join(value.split())
+        else:
+            assert got in ([value.strip()], [])
 
 
 def test_email_set_create_writes_folded_headers(client, store, alice):

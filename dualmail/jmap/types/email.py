@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ...mime.jmap_listing import from_summary
 from ...mime.parse import summarize
 from ...model import errors, ids, keywords as kwmod
 from ...model.dates import parse_utc_date
@@ -47,6 +48,7 @@ from .email_build import build_message
 from .email_props import (
     BODY_ARGUMENTS,
     DEFAULT_GET,
+    FROM_SUMMARY,
     METADATA,
     PROPERTIES,
     EmailProperties,
@@ -56,6 +58,7 @@ from .email_props import (
     needs_raw,
     needs_summary,
     render,
+    utc_date,
 )
 from .mailbox import MAIL
 
@@ -128,6 +131,60 @@ def compile_query(q: Query) -> tuple[Cond, list[SortKey], bool]:
     return cond, keys, collapse
 
 
+#: Properties an Email/get can answer from the Email record and the listing record.
+LISTING = METADATA | FROM_SUMMARY
+
+
+class _Listing:
+    """Renders Emails for a listing (``LISTING`` properties only): the Email record for
+    the §4.1.1 metadata, the JMAP listing record (``mime.jmap_listing``, one small JSON
+    value written at ingest) for the rest -- the same values ``email_props.render``
+    gives from the summary, which is read only for an Email stored without that record.
+    Thread and mailbox ids are formatted once per request."""
+
+    def __init__(self, view: Any, properties: frozenset[str]) -> None:
+        self.view = view
+        self.derived = [p for p in sorted(properties) if p in FROM_SUMMARY]
+        self.meta = properties & METADATA
+        self.threads: dict[int, str] = {}
+        self.mailboxes: dict[int, str] = {}
+
+    def __call__(self, e: int, rec: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.derived:
+            got = self.view.jmap_listing(e)
+            if got is None:  # stored without a listing record
+                summary = self.view.summary(e) or {}
+                out = {p: from_summary(p, summary) for p in self.derived}
+            else:
+                out = {p: got[p] for p in self.derived}
+        meta = self.meta
+        out["id"] = ids.format_id(ids.EMAIL, e)
+        if "threadId" in meta:
+            t = int(rec["thread"])
+            tid = self.threads.get(t)
+            if tid is None:
+                tid = self.threads[t] = ids.format_id(ids.THREAD, t)
+            out["threadId"] = tid
+        if "mailboxIds" in meta:
+            boxes = {}
+            for m in sorted(int(k) for k, v in rec["mbx"].items() if not v[1]):  # jmap_mailbox_ids
+                mid = self.mailboxes.get(m)
+                if mid is None:
+                    mid = self.mailboxes[m] = ids.format_id(ids.MAILBOX, m)
+                boxes[mid] = True
+            out["mailboxIds"] = boxes
+        if "keywords" in meta:
+            out["keywords"] = dict.fromkeys(rec["kw"], True)
+        if "size" in meta:
+            out["size"] = int(rec["size"])
+        if "receivedAt" in meta:
+            out["receivedAt"] = utc_date(int(rec["recv"]))
+        if "blobId" in meta:
+            out["blobId"] = ids.blob_id(str(rec["blob"]))
+        return out
+
+
 def _thread_dependent(cond: Cond) -> bool:
     if isinstance(cond, (And, Or)):
         return any(_thread_dependent(c) for c in cond.conds)
@@ -178,6 +235,13 @@ class EmailType(ChangesFromLog, StoreType):
                         break
             else:
                 numbers = [n for n in (self.number(w) for w in wanted) if n is not None]
+            if properties <= LISTING:  # a listing: records only, never the MIME summary
+                render_listing = _Listing(r, properties)
+                for e in numbers:
+                    rec = r.email(e)
+                    if rec is not None and visible(rec):
+                        records.append(render_listing(e, rec))
+                return GetResult(records, r.state("Email"), exact=True)
             for e in numbers:
                 rec = r.email(e)
                 if rec is None or not visible(rec):

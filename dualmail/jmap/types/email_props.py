@@ -17,6 +17,7 @@ Must not import twisted.internet or klein.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,10 @@ from ...mime.jmap_body import (
     HEADER_FORMS,
     body_part,
     body_value,
-    format_date,
     header_property,
     part_headers,
 )
+from ...mime.jmap_listing import CONVENIENCE, FROM_SUMMARY, from_summary
 from ...mime.sanitize import sanitize_html, truncate_html
 from ...mime.structure import iter_nodes
 from ...model import ids
@@ -39,10 +40,6 @@ from ..errors import MethodError
 # -- property names -------------------------------------------------------------
 
 METADATA = frozenset({"id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt"})
-FROM_SUMMARY = frozenset({
-    "messageId", "inReplyTo", "references", "sender", "from", "to", "cc", "bcc", "replyTo", "subject",
-    "sentAt", "hasAttachment", "preview",
-})
 FROM_RAW = frozenset({"headers", "bodyStructure", "bodyValues", "textBody", "htmlBody", "attachments"})
 PROPERTIES = METADATA | FROM_SUMMARY | FROM_RAW
 
@@ -56,23 +53,6 @@ DEFAULT_GET = frozenset({
 DEFAULT_PARSE = DEFAULT_GET - METADATA
 
 BODY_PART_PROPERTIES = frozenset(DEFAULT_BODY_PROPERTIES) | {"headers", "subParts"}
-
-#: Convenience property -> (header field, parsed form), RFC 8621 §4.1.3.
-CONVENIENCE = {
-    "messageId": ("Message-ID", "MessageIds"),
-    "inReplyTo": ("In-Reply-To", "MessageIds"),
-    "references": ("References", "MessageIds"),
-    "sender": ("Sender", "Addresses"),
-    "from": ("From", "Addresses"),
-    "to": ("To", "Addresses"),
-    "cc": ("Cc", "Addresses"),
-    "bcc": ("Bcc", "Addresses"),
-    "replyTo": ("Reply-To", "Addresses"),
-    "subject": ("Subject", "Text"),
-    "sentAt": ("Date", "Date"),
-}
-_SUMMARY_KEY = {"messageId": "message_id", "inReplyTo": "in_reply_to", "references": "references",
-                "sender": "sender", "from": "from", "to": "to", "cc": "cc", "bcc": "bcc", "replyTo": "reply_to"}
 
 # -- header forms (RFC 8621 §4.1.2) ------------------------------------------------
 
@@ -207,8 +187,14 @@ def body_options(extra: Mapping[str, Any], sanitize_html: bool = True) -> BodyOp
 
 def utc_date(epoch: int) -> str:
     """RFC 3339 UTCDate (``...Z``)."""
-    t = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=int(epoch))
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    day, second = divmod(int(epoch), 86400)
+    hours, rest = divmod(second, 3600)
+    return f"{_utc_day(day)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_day(day: int) -> str:
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 def needs_raw(props: Iterable[str]) -> bool:
@@ -230,38 +216,6 @@ def metadata(e: int, rec: Mapping[str, Any], mailbox_ids: Iterable[int]) -> dict
         "size": int(rec["size"]),
         "receivedAt": utc_date(int(rec["recv"])),
     }
-
-
-def _present(summary: Mapping[str, Any], field: str) -> bool:
-    names = summary.get("header_names")
-    if names is None:  # a summary without header names: trust the values
-        return True
-    return field.lower() in names
-
-
-def from_summary(prop: str, summary: Mapping[str, Any]) -> Any:
-    """A §4.1.3 convenience property, ``preview`` or ``hasAttachment``."""
-    if prop == "preview":
-        return str(summary.get("preview") or "")
-    if prop == "hasAttachment":
-        return bool(summary.get("has_attachment"))
-    field, _form = CONVENIENCE[prop]
-    if prop == "subject":
-        return summary.get("subject")
-    if prop == "sentAt":
-        sent = summary.get("sent_at")
-        if sent is None:
-            return None
-        try:
-            return format_date(int(sent), int(summary.get("sent_at_offset") or 0))
-        except (OverflowError, ValueError):
-            return None
-    if not _present(summary, field):
-        return None
-    value = summary.get(_SUMMARY_KEY[prop])
-    if prop in ("messageId", "inReplyTo", "references"):
-        return list(value) if value else None
-    return [dict(a) for a in value] if isinstance(value, list) else None
 
 
 def _strip_leaf_subparts(part: dict[str, Any]) -> dict[str, Any]:
