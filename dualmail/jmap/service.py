@@ -18,7 +18,6 @@ the methods themselves live in ``dualmail.jmap.types``.
 from __future__ import annotations
 
 from collections import Counter
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -175,13 +174,14 @@ class StoreBackend:
         if not self._own(principal, account_id):
             raise RequestError("about:blank", 404, f"no account {account_id!r}")
         data = body.read()
+        sha = self.store.stage_blob(principal, data)  # S3 blobs: uploaded before the transaction
         try:
             with self.store.write(principal) as tx:
                 # An upload that could never become an Email of this account is refused
                 # (its storage quota, RFC 9425); RFC 8620 §5.3 names the error overQuota.
                 tx.check_quota(len(data), 0)
                 # the per-account upload quota (RFC 8620 §6.1): oldest unreferenced uploads go
-                tx.make_upload_room(len(data), self.upload_quota, keep=hashlib.sha256(data).hexdigest())
+                tx.make_upload_room(len(data), self.upload_quota, keep=sha.hex())
                 sha = tx.put_blob(data, content_type=content_type, uploaded=int(self.now()))
         except errors.OverQuotaError as e:
             raise RequestError("overQuota", 403, e.message) from None

@@ -22,7 +22,7 @@ Imports no twisted and no lmdb.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from ..model import errors
 from . import keys as K
@@ -68,12 +68,24 @@ class BlobStore(Protocol):
         """Upload ahead of the transaction that will reference the blob."""
         ...
 
+    def delete_unreferenced(self, account: int, sha: bytes, referenced: Callable[[], bool]) -> bool:
+        """After the unreferencing commit: delete unless staged again or ``referenced()``."""
+        ...
+
+    def committed(self, keys: Iterable[tuple[int, bytes]]) -> None:
+        """The transaction referencing these staged blobs committed."""
+        ...
+
     def delete_account(self, account: int) -> int:
         """Delete every blob of a deleted account; how many."""
         ...
 
     def check_bucket(self) -> None:
         """Fail early when the store is missing or unreachable."""
+        ...
+
+    def describe(self) -> str:
+        """Where the blobs are, for the log (no secret)."""
         ...
 
 

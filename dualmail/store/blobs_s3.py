@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from ..model import errors
@@ -185,14 +185,31 @@ class S3Blobs:
     def delete(self, account: int, sha: bytes) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=self.key(account, sha))
+        except (ClientError, BotoCoreError) as e:
+            raise _unavailable(e) from None
+
+    def delete_unreferenced(self, account: int, sha: bytes, referenced: Callable[[], bool]) -> bool:
+        """After the commit that dropped the last reference: delete the object unless this
+        process is storing the same blob again right now (staged, not yet committed) or
+        ``referenced()`` (a fresh read of the KV store) says it is referenced again.
+        Under the lock ``stage`` marks under, so an upload racing with this either makes
+        it skip or comes after the delete."""
         with self._lock:
             when = self._staged.get((account, sha))
             if when is not None and time.monotonic() - when < STAGED_TTL:
-                return  # being stored again right now: check --repair reaps it if not
-            try:
-                self.s3.delete_object(Bucket=self.bucket, Key=self.key(account, sha))
-            except (ClientError, BotoCoreError) as e:
-                raise _unavailable(e) from None
+                return False  # check --repair reaps it if that transaction never commits
+            if referenced():
+                return False
+            self.delete(account, sha)
+            return True
+
+    def committed(self, keys: Iterable[tuple[int, bytes]]) -> None:
+        """The transaction referencing these staged blobs committed: unmark them."""
+        with self._lock:
+            for k in keys:
+                self._staged.pop(k, None)
 
     def keys(self, account: int | None = None) -> Iterator[BlobKey]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -292,29 +292,29 @@ class Store:
         nothing is written then."""
         sha = digest if digest is not None else hashlib.sha256(data).digest()
         if self.blobs is not None:
-            with self.kv.read() as r:
-                known = r.get("blobref", K.blob(account, sha)) is not None
-            if not known:
+            if not self._blob_referenced(account, sha):
                 self.blobs.stage(account, sha, data)
         return sha
 
     def _free_blobs(self, txns: list[MailTxn]) -> None:
-        """After the commit: delete the external objects whose last reference those
-        transactions dropped, unless something referenced the blob again since.  A
-        failure is logged and leaves an unreferenced object (``check --repair``)."""
+        """After the commit: unmark the blobs those transactions staged, and delete the
+        external objects whose last reference they dropped, unless referenced again since
+        (``S3Blobs.delete_unreferenced``).  A failure is logged and leaves an unreferenced
+        object (``check --repair``)."""
         if self.blobs is None:
             return
-        freed = [(tx.a, sha) for tx in txns for sha in tx.freed_blobs]
-        if not freed:
-            return
+        self.blobs.committed([(tx.a, sha) for tx in txns for sha in tx.stored_blobs])
+        for tx in txns:
+            for sha in tx.freed_blobs:
+                try:
+                    self.blobs.delete_unreferenced(tx.a, sha, lambda a=tx.a, h=sha: self._blob_referenced(a, h))
+                except errors.UnavailableError:
+                    _log.warning("blob %s of account %d not deleted (the blob store is away); "
+                                 "'dualmail check --repair' removes it", sha.hex(), tx.a)
+
+    def _blob_referenced(self, account: int, sha: bytes) -> bool:
         with self.kv.read() as r:
-            gone = [(a, sha) for a, sha in freed if r.get("blobref", K.blob(a, sha)) is None]
-        for a, sha in gone:
-            try:
-                self.blobs.delete(a, sha)
-            except errors.UnavailableError:
-                _log.warning("blob %s of account %d not deleted (the blob store is away); "
-                             "'dualmail check --repair' removes it", sha.hex(), a)
+            return r.get("blobref", K.blob(account, sha)) is not None
 
     def _log_commit(self, w: KVWrite, record: dict[str, Any]) -> int:
         """Append ``record`` to the global commit log; its number."""

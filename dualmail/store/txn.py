@@ -522,6 +522,7 @@ class _Pending:
     log: dict[tuple[bytes, int], str] = field(default_factory=dict)
     counts_touched: set[int] = field(default_factory=set)
     freed: list[bytes] = field(default_factory=list)  # external blobs to delete after commit
+    stored: list[bytes] = field(default_factory=list)  # external blobs referenced here
 
 
 class MailTxn(ReadView):
@@ -905,6 +906,8 @@ class MailTxn(ReadView):
         bk = K.blob(self.a, sha)
         raw = self.w.get("blobref", bk)
         info = codec.loads(raw) if raw is not None else {"refs": 0, "size": len(data)}
+        if self.blobs.external:
+            self._p.stored.append(sha)
         if raw is None:  # S3: uploaded now unless staged ahead (before this commit, either way)
             self.blobs.put(self.a, sha, data)
         if uploaded is not None:
@@ -954,6 +957,11 @@ class MailTxn(ReadView):
     def freed_blobs(self) -> list[bytes]:
         """External blobs whose last reference this transaction dropped."""
         return self._p.freed
+
+    @property
+    def stored_blobs(self) -> list[bytes]:
+        """External blobs this transaction stored or referenced (``put_blob``)."""
+        return self._p.stored
 
     def make_upload_room(self, size: int, limit: int, keep: str | None = None,
                          max_count: int = 1000) -> int:
