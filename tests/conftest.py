@@ -159,6 +159,8 @@ def s3_server():
     saved = {k: os.environ.get(k) for k in CREDENTIALS}
     os.environ.update(CREDENTIALS)  # boto3's standard chain, as an operator would set it
     server = SeaweedServer().start()
+    server.create_bucket("dualmail-test")
+    server.client().put_object(Bucket="dualmail-test", Key="warm-up", Body=b"")  # volumes grown
     yield server
     server.stop()
     for k, v in saved.items():
@@ -170,5 +172,7 @@ def s3_server():
 
 @pytest.fixture
 def s3_blobs(s3_server) -> str:
-    """A ``--blobs`` URL naming a fresh, empty bucket on the session's SeaweedFS."""
-    return s3_server.url(s3_server.create_bucket(f"dualmail-test-{next(_bucket_counter)}"))
+    """A ``--blobs`` URL naming a fresh, empty place on the session's SeaweedFS: its one
+    bucket under a key prefix of its own (SeaweedFS gives every bucket volumes of its own,
+    so a bucket per test would run out of them)."""
+    return s3_server.url("dualmail-test") + f"&prefix=t{next(_bucket_counter)}/"

@@ -2,8 +2,8 @@
 PyPI package (in the ``test`` extra), started as ``weed server -filer -s3`` on loopback
 with every port chosen by the OS (bound to port 0 first, then handed to weed), its data in
 a temporary directory.  Ready when the S3 port answers a bucket request (polled, no
-sleeping for timing).  SeaweedFS without an identity configuration accepts any
-credentials; the tests set dummy AWS_* variables for boto3's signer.
+sleeping for timing).  weed takes the AWS_* credentials of its environment as its admin
+identity; the tests give it and boto3 the same dummy ones, so signing is checked for real.
 """
 
 from __future__ import annotations
@@ -58,10 +58,16 @@ class SeaweedServer:
     def start(self, timeout: float = 60.0) -> "SeaweedServer":
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
         args = [self.binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-dir={self.dir}/data", "-filer", "-s3", "-metricsPort=0", "-volume.max=0"]
+                f"-dir={self.dir}/data", "-filer", "-s3", "-metricsPort=0",
+                # small volumes, room for many: each bucket is a collection with volumes of
+                # its own (the tests use one bucket, a key prefix per test)
+                "-master.volumeSizeLimitMB=64", "-volume.max=64"]
         args += [f"-{name}={port}" for name, port in self.ports.items()]
         self._log = open(os.path.join(self.dir, "weed.log"), "wb")
+        # weed takes AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from its environment as its
+        # admin identity: signed requests with those credentials are checked for real
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **CREDENTIALS},
                                      stdin=subprocess.DEVNULL, cwd=self.dir)
         self._wait_ready(timeout)
         return self
