@@ -34,12 +34,17 @@ def _store_target(args: argparse.Namespace) -> str:
     return getattr(args, "store", None) or os.environ.get("DUALMAIL_STORE") or _data_dir(args)
 
 
+def _blobs(args: argparse.Namespace) -> str | None:
+    """``--blobs`` (kv or s3://BUCKET?endpoint=...), else $DUALMAIL_BLOBS, else the KV store."""
+    return getattr(args, "blobs", None) or os.environ.get("DUALMAIL_BLOBS") or None
+
+
 @contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Any]:
     """The store of ``--data``, closed however the command ends."""
     from .store.store import open_store
 
-    store = open_store(_store_target(args))
+    store = open_store(_store_target(args), blobs=_blobs(args))
     try:
         yield store
     finally:
@@ -213,7 +218,28 @@ def cmd_check(args: argparse.Namespace) -> int:
             bad += len(problems)
             if not problems:
                 print(f"{address}: ok")
+        bad += _check_blobs(store, targets if args.address else None, args)
     return EXIT_FAIL if bad else 0
+
+
+def _check_blobs(store: Any, targets: list[tuple[int, str]] | None, args: argparse.Namespace) -> int:
+    """Blobs nothing references (a crash between an S3 upload and its commit): listed, and
+    with ``--repair`` removed once older than ``--grace``.  The number of problems left."""
+    from .store.check import repair_blobs, unreferenced_blobs
+
+    found = []
+    for a in [a for a, _address in targets] if targets is not None else [None]:
+        found += unreferenced_blobs(store, a)
+    now = time.time()
+    for k in found:
+        age = f", {int(now - k.modified)} s old" if k.modified is not None else ""
+        print(f"unreferenced blob a{k.account}/{k.sha.hex()} ({k.size} octets{age})")
+    if not args.repair:
+        return len(found)
+    removed, kept = repair_blobs(store, found, args.grace, now)
+    print(f"removed {removed} unreferenced blobs" +
+          (f"; kept {kept} younger than {args.grace} s" if kept else ""))
+    return 0
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
@@ -317,14 +343,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_store(args: argparse.Namespace) -> int:
     """``store copy --from A --to B``: every row, from one snapshot of A into an empty B."""
+    from .store.blobs import open_blobs
     from .store.copy import copy_store
     from .store.store import open_kv
 
+    src_blobs, dst_blobs = open_blobs(args.from_blobs), open_blobs(args.to_blobs)
+    for b in (src_blobs, dst_blobs):
+        if b is not None:
+            b.check_bucket()
     src = open_kv(getattr(args, "from"))
     try:
         dst = open_kv(args.to)
         try:
-            counts = copy_store(src, dst)
+            counts = copy_store(src, dst, src_blobs=src_blobs, dst_blobs=dst_blobs)
         finally:
             dst.close()
     finally:
@@ -339,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data directory (default: $DUALMAIL_DATA or ./dualmail-data)")
     p.add_argument("--store", help="a postgresql://USER@HOST/DB store instead of LMDB in --data "
                                    "(default: $DUALMAIL_STORE)")
+    p.add_argument("--blobs", help="where message bytes live: kv (in the store) or "
+                                   "s3://BUCKET?endpoint=URL&region=R (default: $DUALMAIL_BLOBS, else kv)")
     sub = p.add_subparsers(dest="command", required=True)
 
     u = sub.add_parser("user", help="manage users")
@@ -377,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--upgrade", action="store_true",
                    help="first build what an older store lacks (IMAP indexes, stored header fields, "
                    "search grams, JMAP listing records)")
+    c.add_argument("--repair", action="store_true",
+                   help="remove blobs no message or upload references (older than --grace)")
+    c.add_argument("--grace", type=int, default=3600, metavar="SECONDS",
+                   help="with --repair: leave unreferenced blobs younger than this, which may be "
+                        "an upload whose transaction is still running (default 3600)")
     c.set_defaults(func=cmd_check)
 
     k = sub.add_parser("compact", help="drop old IMAP expunge tombstones (QRESYNC falls back below them)")
@@ -419,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc = stsub.add_parser("copy", help="copy every record (ids, UIDs, modseqs, states kept) into an empty store")
     sc.add_argument("--from", required=True, metavar="DIR_OR_URL", help="source: an LMDB data directory or a postgresql:// URL")
     sc.add_argument("--to", required=True, metavar="DIR_OR_URL", help="destination (must be empty; nothing may serve it meanwhile)")
+    sc.add_argument("--from-blobs", metavar="BLOBS", help="where the source keeps message bytes: kv (default) or s3://BUCKET?endpoint=...")
+    sc.add_argument("--to-blobs", metavar="BLOBS", help="where the destination will keep them: kv (default) or s3://BUCKET?endpoint=... (an empty bucket)")
     st.set_defaults(func=cmd_store)
     return p
 

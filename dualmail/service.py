@@ -17,7 +17,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from .firstrun import ensure_demo_account
-from .model.errors import AlreadyExistsError, DomainError
+from .model.errors import AlreadyExistsError, DomainError, UnavailableError
 from .indexing import SearchIndexer
 from .notify import ExternalCommitWatcher
 from .store.store import Store, open_store
@@ -96,8 +96,9 @@ class DualmailService(MultiService):
 
     def _open(self) -> Store:
         try:
-            return open_store(self.options.get("store") or self.data_dir)
-        except DomainError as e:
+            return open_store(self.options.get("store") or self.data_dir,
+                              blobs=self.options.get("blobs"))
+        except (DomainError, UnavailableError) as e:
             raise SystemExit(f"dualmail: {e.message}") from None
 
     def privilegedStartService(self) -> None:
@@ -128,6 +129,8 @@ class DualmailService(MultiService):
             self._build_listeners(self.store)
         self.log.info("dualmail store open at {path}", path=self.data_dir if not self.options.get("store")
                       else "PostgreSQL " + self.options["store"].split("@")[-1])
+        if self.store.blobs is not None:
+            self.log.info("message bytes in {where}", where=self.store.blobs.describe())
         self.reactor.callWhenRunning(self._announce)
         if not self.options.get("no-first-account"):
             hints = [f"  IMAP: {ep}" for ep in self.options["imap"]] + \

@@ -58,6 +58,9 @@ class Options(usage.Options):
         ["max-connections-per-account", None, None, "IMAP sessions one account may hold (default 1000; 0: no limit)."],
         ["store", None, None, "Mail store: postgresql://USER@HOST/DB for a shared PostgreSQL "
                               "(several nodes); default $DUALMAIL_STORE, else LMDB in --data."],
+        ["blobs", None, None, "Where message bytes live: kv (in the store, the default) or "
+                              "s3://BUCKET?endpoint=URL&region=R&prefix=P (credentials: the AWS_* "
+                              "variables / boto3 chain); default $DUALMAIL_BLOBS."],
         # JMAP Web Push (dualmail.push; docs/jmap.md "Push subscriptions")
         ["push-contact", None, None, "VAPID contact (RFC 8292 'sub'), mailto: or https: "
                                      "(default mailto:postmaster@ this host's name)."],
@@ -110,6 +113,10 @@ class Options(usage.Options):
 
             if not is_database_url(self["store"]):
                 raise usage.UsageError("--store takes a postgresql:// URL (LMDB is chosen with --data)")
+        if not self["blobs"]:
+            self["blobs"] = os.environ.get("DUALMAIL_BLOBS") or None
+        if self["blobs"] and self["blobs"] != "kv" and not self["blobs"].startswith("s3://"):
+            raise usage.UsageError("--blobs takes kv or an s3://BUCKET?endpoint=... URL")
         if not self["imap"] and not self["imaps"]:
             self["imap"] = [DEFAULT_IMAP]
         if not self["jmap"]:

@@ -857,6 +857,9 @@ class JMAPApp:
             length = last - first + 1
             request.setResponseCode(206)
             request.setHeader(b"content-range", f"bytes {first}-{last}/{size}".encode())
+        want = getattr(blob, "want", None)
+        if want is not None:  # a lazily read blob (S3): fetch only these octets
+            want(first, length)
         # an explicit length: no chunked encoding, and the client knows the size
         request.setHeader(b"content-length", str(length).encode())
         if length == 0:

@@ -18,7 +18,6 @@ the methods themselves live in ``dualmail.jmap.types``.
 from __future__ import annotations
 
 from collections import Counter
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
@@ -45,7 +44,7 @@ from .errors import MethodError, RequestError
 from .session import Account, CoreLimits, SessionInfo
 from .state import parse_state, to_state
 from .types import MAIL, QUOTA, SORT_OPTIONS, SUBMISSION, VACATION, store_methods
-from .types.email_blobs import resolve_blob
+from .types.email_blobs import resolve_blob, stored_sha
 from .types.push_subscription import PushConfig, push_subscription_methods
 
 # Seconds a wrong password or token waits before its 401 (the IMAP login
@@ -107,6 +106,32 @@ class StoreAuthenticator:
 
     def verify_push_token(self, token: str) -> int | None:
         return self.store.verify_token(token, kind="push")
+
+
+class StoredBlob:
+    """``app.Blob`` over a blob in an external store (S3): ``want`` (the octets the response
+    needs, told by the download route) bounds what is fetched, in windows of at most
+    ``WINDOW`` octets, one ranged GET each."""
+
+    WINDOW = 4 << 20
+
+    def __init__(self, store: Store, account: int, sha: str, size: int) -> None:
+        self.store, self.account, self.sha, self.size = store, account, sha, size
+        self._end = size
+        self._start = 0
+        self._data = b""
+
+    def want(self, first: int, length: int) -> None:
+        self._end = min(self.size, first + length)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if not (self._start <= offset and offset + length <= self._start + len(self._data)):
+            n = max(length, min(self.WINDOW, self._end - offset))
+            with self.store.read(self.account) as r:
+                self._data = r.blob_range(self.sha, offset, n) or b""
+            self._start = offset
+        i = offset - self._start
+        return self._data[i:i + length]
 
 
 class StoreBackend:
@@ -175,13 +200,14 @@ class StoreBackend:
         if not self._own(principal, account_id):
             raise RequestError("about:blank", 404, f"no account {account_id!r}")
         data = body.read()
+        sha = self.store.stage_blob(principal, data)  # S3 blobs: uploaded before the transaction
         try:
             with self.store.write(principal) as tx:
                 # An upload that could never become an Email of this account is refused
                 # (its storage quota, RFC 9425); RFC 8620 §5.3 names the error overQuota.
                 tx.check_quota(len(data), 0)
                 # the per-account upload quota (RFC 8620 §6.1): oldest unreferenced uploads go
-                tx.make_upload_room(len(data), self.upload_quota, keep=hashlib.sha256(data).hexdigest())
+                tx.make_upload_room(len(data), self.upload_quota, keep=sha.hex())
                 sha = tx.put_blob(data, content_type=content_type, uploaded=int(self.now()))
         except errors.OverQuotaError as e:
             raise RequestError("overQuota", 403, e.message) from None
@@ -191,6 +217,13 @@ class StoreBackend:
         """A stored blob, or a body part of one, decoded (``types.email_blobs``)."""
         if not self._own(principal, account_id):
             return None
+        sha = stored_sha(blob_id)
+        if sha is not None and self.store.blobs is not None:
+            # a whole stored blob in S3: read lazily, so a Range request fetches its range
+            with self.store.read(principal) as r:
+                info = r.blob_info(sha)
+            if info is not None and info.get("size") is not None:
+                return StoredBlob(self.store, principal, sha, int(info["size"]))
         with self.store.read(principal) as r:
             data: bytes | None = resolve_blob(r, blob_id)
         return data

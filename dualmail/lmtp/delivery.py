@@ -50,7 +50,7 @@ from typing import Any, Callable, Sequence
 
 from twisted.logger import Logger
 
-from ..mail.ops import prepare, store_prepared
+from ..mail.ops import prepare, stage, store_prepared
 from ..model import errors
 from ..store.store import Store
 from ..store.txn import MailTxn
@@ -186,7 +186,8 @@ class StoreDelivery:
         return [r for r in replies if r is not None]
 
     def _deliver_one(self, account: int, raw: bytes, wanted: Sequence[int]) -> int:
-        prepared = prepare(raw, (), int(self.now()))  # parsed before the transaction
+        # parsed (and with S3 blobs uploaded) before the transaction
+        prepared = stage(self.store, account, prepare(raw, (), int(self.now())))
 
         def write(tx: MailTxn) -> int:
             inbox = tx.child(0, "INBOX")

@@ -7,7 +7,7 @@ on MIME work.  Imports no twisted and no lmdb.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 from ..mime.jmap_listing import encode
@@ -67,6 +67,15 @@ def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
                     spellings)
 
 
+def stage(store: Store, account: int, p: Prepared) -> Prepared:
+    """Before the write transaction: hash the message and, with S3 blobs, upload it
+    (``Store.stage_blob``), so the transaction only references it.  Blocking (network):
+    call it where the transaction would run (a worker thread).  Raises
+    ``UnavailableError`` when the blob store is away: nothing written."""
+    digest = store.stage_blob(account, p.raw, p.digest)
+    return p if p.digest == digest else replace(p, digest=digest)
+
+
 def store_prepared(tx: MailTxn, p: Prepared, mailboxes: Sequence[int]) -> tuple[int, dict[int, int]]:
     if p.spellings:
         tx.remember_spellings(p.spellings)
@@ -77,7 +86,7 @@ def store_prepared(tx: MailTxn, p: Prepared, mailboxes: Sequence[int]) -> tuple[
 def deliver(store: Store, account: int, raw: bytes, mailbox: int, flags: Iterable[str] = (),
             received: int | None = None) -> tuple[int, int]:
     """Append one message (IMAP APPEND, LMTP): one transaction, one modseq."""
-    p = prepare(raw, flags, received)
+    p = stage(store, account, prepare(raw, flags, received))
     with store.write(account) as tx:
         e, uids = store_prepared(tx, p, [mailbox])
     return e, uids[mailbox]

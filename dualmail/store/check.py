@@ -6,10 +6,12 @@ Used by the tests (after crashes, after random operation sequences) and by
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..model.keywords import unread
 from . import codec, imapidx, keys as K, listing
+from .blobs import BlobKey, KvBlobs
 from .kv import prefix_end
 from .txn import ReadView, jmap_mailbox_ids, search_record
 
@@ -29,7 +31,7 @@ def verify(view: ReadView) -> list[str]:
     for e, rec in emails.items():
         if not rec["mbx"]:
             problems.append(f"email {e} is in no mailbox")
-        if view.blob(rec["blob"]) is None:
+        if not view.blobs.exists(view.a, bytes.fromhex(rec["blob"])):
             problems.append(f"email {e} lost its blob")
         if int(rec.get("modseq", 0)) > top:
             problems.append(f"email {e} has a modseq above the account's")
@@ -167,3 +169,45 @@ def _recv_values(view: ReadView, table: str, p: bytes, emails: dict[int, dict[st
         if v != K.u64(int(rec["thread"])):
             out.append(f"{what} receivedAt index value of email {e} is not its thread")
     return out
+
+
+# -- unreferenced blobs (a crash between an S3 upload and its commit) ---------------------
+
+
+def unreferenced_blobs(store: Any, account: int | None = None) -> list[BlobKey]:
+    """Stored blobs (of ``account``) that no ``blobref`` row names: no Email and no upload
+    mark references them.  With S3 blobs these are what a crash between the upload and
+    the commit leaves (store.blobs); the KV store removes blob rows in the same
+    transaction, so there they mean damage."""
+    with store.kv.read() as r:
+        source = store.blobs if store.blobs is not None else KvBlobs(r)
+        return [k for k in source.keys(account)
+                if r.get("blobref", K.blob(k.account, k.sha)) is None]
+
+
+def repair_blobs(store: Any, found: list[BlobKey], grace: float,
+                 now: float | None = None) -> tuple[int, int]:
+    """Remove the unreferenced blobs ``found`` that are at least ``grace`` seconds old
+    (younger ones may belong to a transaction still running); each is checked again
+    against a fresh read first, so a blob referenced meanwhile is never removed.
+    Returns (removed, kept as too young)."""
+    now = time.time() if now is None else now
+    removed = kept = 0
+    if store.blobs is None:
+        def run(w: Any) -> int:
+            n = 0
+            for k in found:
+                if w.get("blobref", K.blob(k.account, k.sha)) is None:
+                    w.delete("blob", K.blob(k.account, k.sha))
+                    n += 1
+            return n
+
+        return (store.kv.run_write(run) if found else 0), 0
+    for k in found:
+        if k.modified is not None and now - k.modified < grace:
+            kept += 1
+            continue
+        if store.blobs.delete_unreferenced(k.account, k.sha,
+                                           lambda k=k: store._blob_referenced(k.account, k.sha)):
+            removed += 1
+    return removed, kept

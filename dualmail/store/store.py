@@ -11,6 +11,8 @@ Imports no twisted and no lmdb (the engine, ``kv_lmdb`` or ``kv_pg``, is chosen 
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import secrets
 import threading
@@ -20,6 +22,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from ..model import errors
 from . import codec, keys as K
+from .blobs import BlobStore, open_blobs
 from .kv import KV, KVWrite, prefix_end
 from .passwords import hash_password, needs_rehash, verify_password
 from .scram import scram_keys
@@ -36,6 +39,8 @@ Subscriber = Callable[[Commit], None]
 
 # How many global commit records to keep for other processes to catch up on.
 COMMIT_HISTORY = 100_000
+
+_log = logging.getLogger("dualmail.store")
 
 
 class _GroupJob:
@@ -65,8 +70,10 @@ def valid_address(address: str) -> bool:
 class Store:
     """The mail store of one data directory."""
 
-    def __init__(self, kv: KV) -> None:
+    def __init__(self, kv: KV, blobs: BlobStore | None = None) -> None:
         self.kv = kv
+        # None: message bytes in the KV table ``blob``; else an external store (S3)
+        self.blobs = blobs
         self._subscribers: list[Subscriber] = []
         self._gseq_seen = 0
         self.uid_maps = UidMaps()
@@ -147,29 +154,33 @@ class Store:
     @contextmanager
     def _read(self, account: int) -> Iterator[ReadView]:
         with self.kv.read() as r:
-            yield ReadView(r, account)
+            yield ReadView(r, account, self.blobs)
 
     @contextmanager
     def write(self, account: int) -> Iterator[MailTxn]:
         """The one write transaction: commits on normal exit, then publishes."""
         with self.kv.write(account) as w:
-            tx = MailTxn(w, account)
+            tx = MailTxn(w, account, self.blobs)
             yield tx
             commit = self._finish(w, tx)
+        self._free_blobs([tx])
         self._after_commit(commit)
 
     def transact(self, account: int, fn: Callable[[MailTxn], T]) -> T:
         """Run ``fn(tx)`` in one write transaction (re-run if the map had to grow or the
         database connection was lost before the commit)."""
         box: list[Commit | None] = [None]
+        last: list[MailTxn] = []
 
         def run(w: KVWrite) -> T:
-            tx = MailTxn(w, account)
+            tx = MailTxn(w, account, self.blobs)
+            last[:] = [tx]  # the attempt that committed is the last one
             result = fn(tx)
             box[0] = self._finish(w, tx)
             return result
 
         result = self.kv.run_write(run, account)
+        self._free_blobs(last)
         self._after_commit(box[0])
         return result
 
@@ -213,13 +224,15 @@ class Store:
         return job.result
 
     def _commit_group(self, batch: list[_GroupJob]) -> None:
+        txns: dict[int, MailTxn] = {}
+
         def run(w: KVWrite) -> list[Any]:
-            txns: dict[int, MailTxn] = {}
+            txns.clear()
             results = []
             for job in batch:
                 tx = txns.get(job.account)
                 if tx is None:
-                    tx = txns[job.account] = MailTxn(w, job.account)
+                    tx = txns[job.account] = MailTxn(w, job.account, self.blobs)
                 results.append(job.fn(tx))
             for tx in txns.values():
                 self._finish(w, tx)
@@ -237,13 +250,17 @@ class Store:
                 return
             for job, res in zip(batch, results):
                 job.result = res
+            self._free_blobs(list(txns.values()))
         finally:
             for job in batch:
                 job.done = True
 
     def _run_group_job(self, job: _GroupJob) -> None:
+        last: list[MailTxn] = []
+
         def run(w: KVWrite) -> Any:
-            tx = MailTxn(w, job.account)
+            tx = MailTxn(w, job.account, self.blobs)
+            last[:] = [tx]
             result = job.fn(tx)
             self._finish(w, tx)
             return result
@@ -252,6 +269,8 @@ class Store:
             job.result = self.kv.run_write(run, job.account)
         except Exception as e:  # handed to its caller
             job.error = e
+        else:
+            self._free_blobs(last)
         job.done = True
 
     def _finish(self, w: KVWrite, tx: MailTxn) -> Commit | None:
@@ -265,6 +284,37 @@ class Store:
                 w.delete("commits", k)
         object.__setattr__(tx, "_gseq", g)
         return commit
+
+    def stage_blob(self, account: int, data: bytes, digest: bytes | None = None) -> bytes:
+        """Before a write transaction that will store ``data``: its SHA-256, and with an
+        external blob store (S3) the upload itself, so the transaction (and its lock) never
+        waits on the network.  Raises ``UnavailableError`` when the store is unreachable:
+        nothing is written then."""
+        sha = digest if digest is not None else hashlib.sha256(data).digest()
+        if self.blobs is not None:
+            if not self._blob_referenced(account, sha):
+                self.blobs.stage(account, sha, data)
+        return sha
+
+    def _free_blobs(self, txns: list[MailTxn]) -> None:
+        """After the commit: unmark the blobs those transactions staged, and delete the
+        external objects whose last reference they dropped, unless referenced again since
+        (``S3Blobs.delete_unreferenced``).  A failure is logged and leaves an unreferenced
+        object (``check --repair``)."""
+        if self.blobs is None:
+            return
+        self.blobs.committed([(tx.a, sha) for tx in txns for sha in tx.stored_blobs])
+        for tx in txns:
+            for sha in tx.freed_blobs:
+                try:
+                    self.blobs.delete_unreferenced(tx.a, sha, lambda a=tx.a, h=sha: self._blob_referenced(a, h))
+                except errors.UnavailableError:
+                    _log.warning("blob %s of account %d not deleted (the blob store is away); "
+                                 "'dualmail check --repair' removes it", sha.hex(), tx.a)
+
+    def _blob_referenced(self, account: int, sha: bytes) -> bool:
+        with self.kv.read() as r:
+            return r.get("blobref", K.blob(account, sha)) is not None
 
     def _log_commit(self, w: KVWrite, record: dict[str, Any]) -> int:
         """Append ``record`` to the global commit log; its number."""
@@ -392,6 +442,12 @@ class Store:
 
         self.kv.run_write(run, a)
         self.uid_maps.forget(a)
+        if self.blobs is not None:
+            try:
+                self.blobs.delete_account(a)
+            except errors.UnavailableError:
+                _log.warning("the objects of account %d were not deleted (the blob store is "
+                             "away); 'dualmail check --repair' removes them", a)
 
     def authenticate(self, address: str, password: str) -> int | None:
         """The account number if the password is right, else None.  Blocking (argon2):
@@ -540,10 +596,15 @@ def is_database_url(target: str) -> bool:
     return target.startswith(DATABASE_SCHEMES)
 
 
-def open_store(path: str, *, sync: bool = True) -> Store:
+def open_store(path: str, *, sync: bool = True, blobs: str | None = None) -> Store:
     """Open (or create) the store in directory ``path`` on LMDB, or in the PostgreSQL
-    database ``path`` names when it is a ``postgresql://`` URL (``kv_pg``)."""
-    return Store(open_kv(path, sync=sync))
+    database ``path`` names when it is a ``postgresql://`` URL (``kv_pg``).  ``blobs``:
+    where message bytes live (``store.blobs.open_blobs``: None or ``kv`` for the KV
+    store, ``s3://BUCKET?endpoint=...``)."""
+    blob_store = open_blobs(blobs)
+    if blob_store is not None:
+        blob_store.check_bucket()  # type: ignore[attr-defined]
+    return Store(open_kv(path, sync=sync), blob_store)
 
 
 def open_kv(path: str, *, sync: bool = True) -> KV:

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 from ..model import errors, keywords as kwmod, terms
 from . import imapidx, codec, keys as K, listing
 from .kv import KVRead, KVWrite, prefix_end
+from .blobs import BlobStore, KvBlobs
 
 ROLES = frozenset(
     {"inbox", "drafts", "sent", "trash", "junk", "archive", "all", "flagged", "important",
@@ -110,9 +111,11 @@ def jmap_mailbox_ids(rec: dict[str, Any]) -> list[int]:
 class ReadView:
     """Reads of one account at one consistent point in time."""
 
-    def __init__(self, kv: KVRead, account: int) -> None:
+    def __init__(self, kv: KVRead, account: int, blobs: "BlobStore | None" = None) -> None:
         self.kv = kv
         self.a = account
+        # where the message bytes are (store.blobs): the KV table by default
+        self.blobs: BlobStore = blobs if blobs is not None else KvBlobs(kv)
 
     # -- IMAP-only per-mailbox data (keys.py: urlauthkey, savedate) -------------------
 
@@ -257,7 +260,16 @@ class ReadView:
             sha = bytes.fromhex(sha_hex)
         except ValueError:
             return None
-        return self.kv.get("blob", K.blob(self.a, sha))
+        return self.blobs.get(self.a, sha)
+
+    def blob_range(self, sha_hex: str, start: int, length: int) -> bytes | None:
+        """``length`` octets of the blob from ``start`` (IMAP ``BODY[]<partial>``, JMAP
+        Range downloads): from S3 only those octets are fetched."""
+        try:
+            sha = bytes.fromhex(sha_hex)
+        except ValueError:
+            return None
+        return self.blobs.get_range(self.a, sha, start, length)
 
     def blob_info(self, sha_hex: str) -> dict[str, Any] | None:
         try:
@@ -514,13 +526,15 @@ class _Pending:
     mailboxes: set[int] = field(default_factory=set)
     log: dict[tuple[bytes, int], str] = field(default_factory=dict)
     counts_touched: set[int] = field(default_factory=set)
+    freed: list[bytes] = field(default_factory=list)  # external blobs to delete after commit
+    stored: list[bytes] = field(default_factory=list)  # external blobs referenced here
 
 
 class MailTxn(ReadView):
     """The one write transaction of an account (CONTRACT §4)."""
 
-    def __init__(self, kv: KVWrite, account: int) -> None:
-        super().__init__(kv, account)
+    def __init__(self, kv: KVWrite, account: int, blobs: "BlobStore | None" = None) -> None:
+        super().__init__(kv, account, blobs)
         self.w: KVWrite = kv
         self._acct = self.account()
         self._modseq: int | None = None
@@ -897,8 +911,10 @@ class MailTxn(ReadView):
         bk = K.blob(self.a, sha)
         raw = self.w.get("blobref", bk)
         info = codec.loads(raw) if raw is not None else {"refs": 0, "size": len(data)}
-        if raw is None:
-            self.w.put("blob", bk, data)
+        if self.blobs.external:
+            self._p.stored.append(sha)
+        if raw is None:  # S3: uploaded now unless staged ahead (before this commit, either way)
+            self.blobs.put(self.a, sha, data)
         if uploaded is not None:
             if info.get("uploaded") is not None:
                 self.w.delete("upload", K.upload(self.a, int(info["uploaded"]), sha))
@@ -928,10 +944,29 @@ class MailTxn(ReadView):
         info = codec.loads(raw)
         info["refs"] = max(0, int(info["refs"]) - 1)
         if info["refs"] == 0 and not info.get("uploaded"):
-            self.w.delete("blobref", bk)
-            self.w.delete("blob", bk)
+            self._free_blob(bk)
         else:
             self.w.put("blobref", bk, codec.dumps(info))
+
+    def _free_blob(self, bk: bytes) -> None:
+        """The last reference went: the KV blob row goes in this transaction; an external
+        (S3) object only after it commits (``freed_blobs``, ``Store``)."""
+        self.w.delete("blobref", bk)
+        sha = bytes(bk[4:])
+        if self.blobs.external:
+            self._p.freed.append(sha)
+        else:
+            self.blobs.delete(self.a, sha)
+
+    @property
+    def freed_blobs(self) -> list[bytes]:
+        """External blobs whose last reference this transaction dropped."""
+        return self._p.freed
+
+    @property
+    def stored_blobs(self) -> list[bytes]:
+        """External blobs this transaction stored or referenced (``put_blob``)."""
+        return self._p.stored
 
     def make_upload_room(self, size: int, limit: int, keep: str | None = None,
                          max_count: int = 1000) -> int:
@@ -973,8 +1008,7 @@ class MailTxn(ReadView):
             self.w.delete("upload", K.upload(self.a, int(when), bytes.fromhex(sha_hex)))
         info.pop("type", None)
         if int(info["refs"]) == 0:
-            self.w.delete("blobref", bk)
-            self.w.delete("blob", bk)
+            self._free_blob(bk)
         else:
             self.w.put("blobref", bk, codec.dumps(info))
         return True

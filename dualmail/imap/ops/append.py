@@ -22,7 +22,7 @@ from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire import urls
 from dualmail.imap.wire.sequence import SequenceSet
-from dualmail.mail.ops import Prepared, prepare, store_prepared
+from dualmail.mail.ops import Prepared, prepare, stage, store_prepared
 from dualmail.mime import imap_body, summarize
 
 from dualmail.imap.session import Offload
@@ -56,7 +56,13 @@ def append(s: Session, cmd: c.Append) -> Gen:
     # group commit: concurrent APPENDs (of every connection and account) share one synced
     # transaction, committed on a worker thread; the tagged OK waits for it to be durable
     account = s.account
-    job = Offload(lambda: s.store.write_grouped(account, write))
+
+    def run() -> tuple[int, list[int]]:
+        # hashed and (S3 blobs) uploaded here, on the worker thread, outside the write lock
+        prepared[:] = [stage(s.store, account, p) for p in prepared]
+        return s.store.write_grouped(account, write)
+
+    job = Offload(run)
     yield job
     try:
         uidvalidity, uids = job.result()

@@ -471,6 +471,11 @@ def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
     return data[start:start + length]
 
 
+def _whole(section: c.Section | None) -> bool:
+    """``[]``: the whole message, no part, text or header fields."""
+    return section is not None and not section.part and not section.text and not section.fields
+
+
 def _body_value(data: bytes) -> bytes:
     """BODY[...] contents: a literal unless it is short, 7-bit and single-line."""
     return r.string(data)
@@ -513,6 +518,16 @@ def _render(s: Session, sel: SelectedMailbox, view: Any, e: int, rec: dict[str, 
             items.append(("BODYSTRUCTURE", imap_body.bodystructure_bytes(get_summary()["structure"], True)))
         elif name == "BODY" and att.section is None:
             items.append(("BODY", imap_body.bodystructure_bytes(get_summary()["structure"], False)))
+        elif name in ("BODY", "BINARY") and att.partial is not None and raw is None \
+                and _whole(att.section):
+            # BODY[]<o.n> / BINARY[]<o.n> (RFC 9051 §6.4.5): the octets of the stored message
+            # itself, so only those are read (with S3 blobs, one ranged GET)
+            start, length = att.partial
+            data = view.blob_range(rec["blob"], start, length) or b""
+            if name == "BODY":
+                items.append((att.response_name(), _body_value(data)))
+            else:
+                items.append((att.response_name(), r.literal(data, binary=b"\x00" in data)))
         elif name == "BODY":
             assert att.section is not None
             try:
