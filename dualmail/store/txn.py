@@ -17,7 +17,7 @@ import time
 import zlib
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..model import errors, keywords as kwmod
 from . import codec, keys as K, listing
@@ -237,6 +237,34 @@ class ReadView:
         raw = self.kv.get("summary", K.email(self.a, e))
         return None if raw is None else codec.loads(raw)
 
+    def emails(self, es: Sequence[int | None]) -> list[dict[str, Any] | None]:
+        """``email(e)`` for each of ``es`` (None stays None), in one KV ``get_many``."""
+        raws = self.kv.get_many("email", [K.email(self.a, e) for e in es if e is not None])
+        it = iter(raws)
+        return [None if e is None or (raw := next(it)) is None else codec.loads(raw) for e in es]
+
+    def summaries(self, es: Sequence[int]) -> list[dict[str, Any] | None]:
+        """``summary(e)`` for each of ``es``, in one KV ``get_many``."""
+        raws = self.kv.get_many("summary", [K.email(self.a, e) for e in es])
+        return [None if raw is None else codec.loads(raw) for raw in raws]
+
+    def listings(self, es: "Sequence[int | None]",
+                 recs: "Sequence[dict[str, Any] | None]") -> "list[listing.Listing | None]":
+        """``listing(e, rec)`` for each pair (None where either is None), the stored
+        listings read in one KV ``get_many``."""
+        want = [e for e, rec in zip(es, recs) if e is not None and rec is not None]
+        it = iter(self.kv.get_many("imapw", [K.email(self.a, e) for e in want]))
+        out: "list[listing.Listing | None]" = []
+        for e, rec in zip(es, recs):
+            if e is None or rec is None:
+                out.append(None)
+                continue
+            raw = next(it)
+            got = listing.parse(raw) if raw is not None else None
+            out.append(got if got is not None and got.recv == int(rec["recv"])
+                       else self.listing(e, rec))
+        return out
+
     def listing(self, e: int, rec: dict[str, Any]) -> "listing.Listing | None":
         """The IMAP listing bytes of ``e`` (``store.listing``); rendered from the summary
         when the Email was stored before the ``imapw`` table existed.  None: no summary."""
@@ -349,6 +377,11 @@ class ReadView:
     def email_at(self, m: int, u: int) -> int | None:
         raw = self.kv.get("uid", K.uid(self.a, m, u))
         return None if raw is None else K.un64(raw)
+
+    def emails_at(self, m: int, uids: Sequence[int]) -> list[int | None]:
+        """``email_at(m, u)`` for each of ``uids``, in one KV ``get_many``."""
+        raws = self.kv.get_many("uid", [K.uid(self.a, m, u) for u in uids])
+        return [None if raw is None else K.un64(raw) for raw in raws]
 
     def changed_since(self, m: int, modseq: int) -> list[tuple[int, int]]:
         """(uid, modseq) of memberships of ``m`` changed after ``modseq``; O(changes)."""

@@ -135,13 +135,11 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
     for i in range(0, len(msgs), batch):
         out: list[r.Response] = []
         with s.store.read(s.account) as view:
-            for seq, uid in msgs[i:i + batch]:
-                if uid in sel.gone:
-                    missing = True
-                    continue
-                e = view.email_at(sel.mailbox, uid)
-                rec = view.email(e) if e is not None else None
-                if rec is None:
+            part = msgs[i:i + batch]
+            es = view.emails_at(sel.mailbox, [uid for _seq, uid in part])
+            es = [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+            for (seq, uid), e, rec in zip(part, es, view.emails(es)):
+                if rec is None or e is None:
                     missing = True
                     continue
                 items = _render(s, sel, view, e, rec, uid, atts)
@@ -172,8 +170,8 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
              atts: list[c.FetchAtt], batch: int, keep_uid: bool = True,
              tag: str = "*") -> Generator[Any, None, bool]:
     """The listing FETCH (no body section): each batch of messages is one range read of the
-    mailbox's UID index, one record get and one stored-listing get per message, and ONE
-    write of the joined response lines.  Byte-identical to ``_render``; True if some
+    mailbox's UID index, one batched read of the records and one of the stored listings
+    (``get_many``), and ONE write of the joined response lines.  Byte-identical to ``_render``; True if some
     message no longer exists."""
     m = sel.mailbox
     rev2 = s.rev2
@@ -194,16 +192,13 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
             lo, hi = part[0][1], part[-1][1]
             if hi - lo < 2 * len(part):  # dense (1:*): one ordered range read
                 emails = dict(view.uid_items(m, lo, hi))
-                email_at = emails.get
+                es = [None if uid in sel.gone else emails.get(uid) for _seq, uid in part]
             else:
-                email_at = lambda u, _v=view: _v.email_at(m, u)  # noqa: E731
-            for seq, uid in part:
-                if uid in sel.gone:
-                    missing = True
-                    continue
-                e = email_at(uid)
-                rec = view.email(e) if e is not None else None
-                lst = view.listing(e, rec) if rec is not None and e is not None else None
+                es = view.emails_at(m, [uid for _seq, uid in part])
+                es = [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+            recs = view.emails(es)  # one batched read each (one round trip on PostgreSQL)
+            lsts = view.listings(es, recs)
+            for (seq, uid), rec, lst in zip(part, recs, lsts):
                 if rec is None or lst is None:
                     missing = True
                     continue
