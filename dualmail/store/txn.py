@@ -248,6 +248,10 @@ class ReadView:
         raws = self.kv.get_many("summary", [K.email(self.a, e) for e in es])
         return [None if raw is None else codec.loads(raw) for raw in raws]
 
+    def texts(self, es: Sequence[int]) -> list[tuple[str, str]]:
+        """``text(e)`` for each of ``es``, in one KV ``get_many``."""
+        return [_text(raw) for raw in self.kv.get_many("text", [K.email(self.a, e) for e in es])]
+
     def listings(self, es: "Sequence[int | None]",
                  recs: "Sequence[dict[str, Any] | None]") -> "list[listing.Listing | None]":
         """``listing(e, rec)`` for each pair (None where either is None), the stored
@@ -292,11 +296,7 @@ class ReadView:
 
     def text(self, e: int) -> tuple[str, str]:
         """(header text, body text) decoded at ingest, for search without re-parsing."""
-        raw = self.kv.get("text", K.email(self.a, e))
-        if raw is None:
-            return "", ""
-        h, _, b = zlib.decompress(raw).decode("utf-8", "replace").partition("\x00")
-        return h, b
+        return _text(self.kv.get("text", K.email(self.a, e)))
 
     def imported(self, m: int, key: bytes) -> int | None:
         """The Email a previous import stored under ``key`` in ``m``, if still there."""
@@ -1706,3 +1706,11 @@ def search_record(summary: dict[str, Any]) -> dict[str, Any]:
         "irt": str(irt[0]) if isinstance(irt, list) and irt else "",
         "refs": [str(x) for x in refs[-100:]] if isinstance(refs, list) else [],
     }
+
+
+def _text(raw: bytes | None) -> tuple[str, str]:
+    """A stored ``text`` row as (header text, body text)."""
+    if raw is None:
+        return "", ""
+    h, _, b = zlib.decompress(raw).decode("utf-8", "replace").partition("\x00")
+    return h, b
