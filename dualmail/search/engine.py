@@ -29,6 +29,7 @@ Imports no twisted.
 from __future__ import annotations
 
 import bisect
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Union
 
@@ -67,12 +68,18 @@ _NO_CONTEXT = Context()
 _NARROW_ENOUGH = 500
 
 
+# Candidates whose records are read in one batch (``get_many``: one round trip on a
+# networked engine); their search records and texts are read per chunk too, when the
+# first of them needs one.
+_CHUNK = 200
+
+
 class _Doc:
     """One candidate: its record and, on demand, its search record and folded text."""
 
-    __slots__ = ("e", "uid", "rec", "srch", "text", "folded", "lines")
+    __slots__ = ("e", "uid", "rec", "srch", "text", "folded", "lines", "chunk")
 
-    def __init__(self, e: int, uid: int, rec: dict[str, Any]) -> None:
+    def __init__(self, e: int, uid: int, rec: dict[str, Any], chunk: list[_Doc] | None = None) -> None:
         self.e = e
         self.uid = uid
         self.rec = rec
@@ -80,6 +87,7 @@ class _Doc:
         self.text: tuple[str, str] | None = None
         self.folded: dict[str, str] = {}
         self.lines: list[tuple[str, str]] | None = None
+        self.chunk = chunk  # the docs read in one batch with this one (None: alone)
 
 
 Pred = Callable[[_Doc], bool]
@@ -99,19 +107,34 @@ class _Engine:
 
     def srch(self, d: _Doc) -> dict[str, Any]:
         if d.srch is None:
-            raw = self.v.kv.get("srch", K.email(self.a, d.e))
-            if raw is not None:
-                d.srch = codec.loads(raw)
-            else:  # an Email stored before search records existed
+            todo = [x for x in (d.chunk or [d]) if x.srch is None]
+            for x, raw in zip(todo, self.v.kv.get_many("srch", [K.email(self.a, x.e) for x in todo])):
+                if raw is not None:
+                    x.srch = codec.loads(raw)
+            if d.srch is None:  # an Email stored before search records existed
                 summary = dict(self.v.summary(d.e) or {})
                 summary["header_text"] = self.text(d)[0]
                 d.srch = search_record(summary)
+        assert d.srch is not None
         return d.srch
 
     def text(self, d: _Doc) -> tuple[str, str]:
         if d.text is None:
-            d.text = self.v.text(d.e)
+            todo = [x for x in (d.chunk or [d]) if x.text is None]
+            for x, t in zip(todo, self.v.texts([x.e for x in todo])):
+                x.text = t
+        assert d.text is not None
         return d.text
+
+    def _docs(self, items: Iterable[tuple[int, int]]) -> Iterator[_Doc]:
+        """The docs of (e, uid) ``items`` whose records exist, records read per chunk."""
+        it = iter(items)
+        while part := list(islice(it, _CHUNK)):
+            chunk: list[_Doc] = []
+            for (e, u), rec in zip(part, self.v.emails([e for e, _u in part])):
+                if rec is not None:
+                    chunk.append(_Doc(e, u, rec, chunk))
+            yield from chunk
 
     def folded(self, d: _Doc, part: str) -> str:
         """Folded "header"/"body" text or folded field ("from", "subject", ...)."""
@@ -327,12 +350,9 @@ class _Engine:
         source: Iterable[int] = sorted(cands) if cands is not None else sorted(
             self.v.received_order(None, reverse=False))
         out = []
-        for e in source:
-            rec = self.v.email(e)
-            if rec is None or not visible(rec):
-                continue
-            if pred(_Doc(e, 0, rec)):
-                out.append(e)
+        for d in self._docs([(e, 0) for e in source]):
+            if visible(d.rec) and pred(d):
+                out.append(d.e)
         return out
 
     def _run_mailbox(self, pred: Pred, cands: set[int] | None,
@@ -342,23 +362,19 @@ class _Engine:
         box = self.v.require_mailbox(m)
         out = []
         if cands is not None and len(cands) < int(box["counts"]["msgs"]):
-            for e in sorted(cands):
-                rec = self.v.email(e)
-                ms = rec["mbx"].get(mk) if rec is not None else None
+            for d in self._docs([(e, 0) for e in sorted(cands)]):
+                ms = d.rec["mbx"].get(mk)
                 if ms is None or (ranges is not None and not _in_ranges(ranges, int(ms[0]))):
                     continue
-                if pred(_Doc(e, int(ms[0]), rec)):
-                    out.append((int(ms[0]), e))
+                d.uid = int(ms[0])
+                if pred(d):
+                    out.append((d.uid, d.e))
             out.sort()
             return out
-        for u, e in self._uid_items(m, ranges):
-            if cands is not None and e not in cands:
-                continue
-            rec = self.v.email(e)
-            if rec is None or mk not in rec["mbx"]:
-                continue
-            if pred(_Doc(e, u, rec)):
-                out.append((u, e))
+        items = ((e, u) for u, e in self._uid_items(m, ranges) if cands is None or e in cands)
+        for d in self._docs(items):
+            if mk in d.rec["mbx"] and pred(d):
+                out.append((d.uid, d.e))
         return out
 
     def _uid_items(self, m: int, ranges: tuple[tuple[int, int], ...] | None) -> Iterator[tuple[int, int]]:
@@ -535,7 +551,8 @@ def sort(view: Any, scope: Scope, items: Iterable[Any], keys: Iterable[SortKey],
     """``items`` (search results of ``scope``) ordered by ``keys``, each ascending
     unless ``reverse``; ties by ascending UID (IMAP) or Email number (JMAP)."""
     eng = _Engine(view, scope, context)
-    docs = [d for d in (eng.doc(i) for i in items) if d is not None]
+    pairs = ((int(i), 0) for i in items) if eng.m is None else ((int(i[1]), int(i[0])) for i in items)
+    docs = list(eng._docs(pairs))
     if eng.m is None:
         docs.sort(key=lambda d: d.e)
     else:

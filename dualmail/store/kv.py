@@ -21,6 +21,12 @@ The one widening for shared engines (``kv_pg``, several nodes on one database):
   each reconnection (so the caller catches up from the global commit log); it returns a
   stop function.  An engine without one returns None and offers ``changed_path()`` (a
   file to watch with inotify) instead.
+- ``get_many(table, keys)``: the values of several keys in one call, in the order asked
+  (None for a missing key).  An embedded engine loops over ``get``; a networked one reads
+  them in one round trip (PostgreSQL: ``k = ANY(...)``), which is what keeps a FETCH or
+  Email/get window from costing one round trip per message.  ``range`` on such an engine
+  streams in keyset pages: a short scan is one round trip, a long one never holds
+  everything.
 - An engine whose server is temporarily unreachable raises
   ``model.errors.UnavailableError`` with nothing applied.
 """
@@ -28,13 +34,17 @@ The one widening for shared engines (``kv_pg``, several nodes on one database):
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Callable, Iterator, Protocol, TypeVar
+from typing import Callable, Iterator, Protocol, Sequence, TypeVar
 
 T = TypeVar("T")
 
 
 class KVRead(Protocol):
     def get(self, table: str, key: bytes) -> bytes | None: ...
+
+    def get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """``[get(table, k) for k in keys]``, in one round trip where the engine has them."""
+        ...
 
     def range(
         self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import lmdb
 
@@ -35,6 +35,10 @@ class _Txn:
     def get(self, table: str, key: bytes) -> bytes | None:
         v = self._txn.get(key, db=self._dbs[table])
         return None if v is None else bytes(v)
+
+    def get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        db, get = self._dbs[table], self._txn.get
+        return [None if (v := get(k, db=db)) is None else bytes(v) for k in keys]
 
     def range(
         self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False

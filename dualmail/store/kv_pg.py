@@ -19,6 +19,8 @@ memcmp order the interface promises, so a range scan is an index range scan.
   transaction, so PostgreSQL delivers it after the commit and only if it committed;
   ``listen`` turns those into calls of a callback, reconnecting (and calling it once, so
   the caller catches up from the commit log) after a lost connection.
+- ``get_many`` is one ``k = ANY(%s)`` query per ``_MAX_PAGE`` keys (an index lookup
+  per key, one round trip), the values put back in the order asked.
 - Range scans stream in keyset pages (16 rows first, growing to 1,000), so a scan that
   stops early reads little and a 100k-row scan never holds everything.
 - A lost connection, a server restart, a deadlock or a lock wait past ``lock_timeout``
@@ -33,7 +35,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -92,6 +94,16 @@ class _Txn:
         row = self._cur.execute(self._table(table)["get"], (key,), binary=True).fetchone()
         return None if row is None else row[0]
 
+    def get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        if len(keys) <= 1:
+            return [self.get(table, k) for k in keys]
+        q = self._table(table)["get_many"]
+        found: dict[bytes, bytes] = {}
+        for i in range(0, len(keys), _MAX_PAGE):
+            chunk = [bytes(k) for k in keys[i:i + _MAX_PAGE]]
+            found.update(self._cur.execute(q, (chunk,), binary=True).fetchall())
+        return [found.get(bytes(k)) for k in keys]
+
     def range(
         self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
@@ -134,6 +146,7 @@ def _statements(table: str) -> dict[str, Any]:
 
     return {
         "get": s("SELECT v FROM {t} WHERE k = %s"),
+        "get_many": s("SELECT k, v FROM {t} WHERE k = ANY(%s)"),
         "put": s("INSERT INTO {t} (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"),
         "delete": s("DELETE FROM {t} WHERE k = %s"),
         "fwd_ge": s("SELECT k, v FROM {t} WHERE k >= %s ORDER BY k LIMIT %s"),

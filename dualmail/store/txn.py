@@ -17,7 +17,7 @@ import time
 import zlib
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..model import errors, keywords as kwmod, terms
 from . import imapidx, codec, keys as K, listing
@@ -240,6 +240,38 @@ class ReadView:
         raw = self.kv.get("summary", K.email(self.a, e))
         return None if raw is None else codec.loads(raw)
 
+    def emails(self, es: Sequence[int | None]) -> list[dict[str, Any] | None]:
+        """``email(e)`` for each of ``es`` (None stays None), in one KV ``get_many``."""
+        raws = self.kv.get_many("email", [K.email(self.a, e) for e in es if e is not None])
+        it = iter(raws)
+        return [None if e is None or (raw := next(it)) is None else codec.loads(raw) for e in es]
+
+    def summaries(self, es: Sequence[int]) -> list[dict[str, Any] | None]:
+        """``summary(e)`` for each of ``es``, in one KV ``get_many``."""
+        raws = self.kv.get_many("summary", [K.email(self.a, e) for e in es])
+        return [None if raw is None else codec.loads(raw) for raw in raws]
+
+    def texts(self, es: Sequence[int]) -> list[tuple[str, str]]:
+        """``text(e)`` for each of ``es``, in one KV ``get_many``."""
+        return [_text(raw) for raw in self.kv.get_many("text", [K.email(self.a, e) for e in es])]
+
+    def listings(self, es: "Sequence[int | None]",
+                 recs: "Sequence[dict[str, Any] | None]") -> "list[listing.Listing | None]":
+        """``listing(e, rec)`` for each pair (None where either is None), the stored
+        listings read in one KV ``get_many``."""
+        want = [e for e, rec in zip(es, recs) if e is not None and rec is not None]
+        it = iter(self.kv.get_many("imapw", [K.email(self.a, e) for e in want]))
+        out: "list[listing.Listing | None]" = []
+        for e, rec in zip(es, recs):
+            if e is None or rec is None:
+                out.append(None)
+                continue
+            raw = next(it)
+            got = listing.parse(raw) if raw is not None else None
+            out.append(got if got is not None and got.recv == int(rec["recv"])
+                       else self.listing(e, rec))
+        return out
+
     def listing(self, e: int, rec: dict[str, Any]) -> "listing.Listing | None":
         """The IMAP listing bytes of ``e`` (``store.listing``); rendered from the summary
         when the Email was stored before the ``imapw`` table existed.  None: no summary."""
@@ -254,6 +286,11 @@ class ReadView:
         """The JMAP listing record of ``e`` (``mime.jmap_listing``; None: not stored)."""
         raw = self.kv.get("jmapw", K.email(self.a, e))
         return None if raw is None else codec.loads_small_ints(raw)  # strings, lists, booleans
+
+    def jmap_listings(self, es: Sequence[int]) -> list[dict[str, Any] | None]:
+        """``jmap_listing(e)`` for each of ``es``, in one KV ``get_many``."""
+        raws = self.kv.get_many("jmapw", [K.email(self.a, e) for e in es])
+        return [None if raw is None else codec.loads_small_ints(raw) for raw in raws]
 
     def blob(self, sha_hex: str) -> bytes | None:
         try:
@@ -281,11 +318,7 @@ class ReadView:
 
     def text(self, e: int) -> tuple[str, str]:
         """(header text, body text) decoded at ingest, for search without re-parsing."""
-        raw = self.kv.get("text", K.email(self.a, e))
-        if raw is None:
-            return "", ""
-        h, _, b = zlib.decompress(raw).decode("utf-8", "replace").partition("\x00")
-        return h, b
+        return _text(self.kv.get("text", K.email(self.a, e)))
 
     def imported(self, m: int, key: bytes) -> int | None:
         """The Email a previous import stored under ``key`` in ``m``, if still there."""
@@ -366,6 +399,11 @@ class ReadView:
     def email_at(self, m: int, u: int) -> int | None:
         raw = self.kv.get("uid", K.uid(self.a, m, u))
         return None if raw is None else K.un64(raw)
+
+    def emails_at(self, m: int, uids: Sequence[int]) -> list[int | None]:
+        """``email_at(m, u)`` for each of ``uids``, in one KV ``get_many``."""
+        raws = self.kv.get_many("uid", [K.uid(self.a, m, u) for u in uids])
+        return [None if raw is None else K.un64(raw) for raw in raws]
 
     def changed_since(self, m: int, modseq: int) -> list[tuple[int, int]]:
         """(uid, modseq) of memberships of ``m`` changed after ``modseq``; O(changes)."""
@@ -1783,3 +1821,11 @@ def search_record(summary: dict[str, Any]) -> dict[str, Any]:
         "irt": str(irt[0]) if isinstance(irt, list) and irt else "",
         "refs": [str(x) for x in refs[-100:]] if isinstance(refs, list) else [],
     }
+
+
+def _text(raw: bytes | None) -> tuple[str, str]:
+    """A stored ``text`` row as (header text, body text)."""
+    if raw is None:
+        return "", ""
+    h, _, b = zlib.decompress(raw).decode("utf-8", "replace").partition("\x00")
+    return h, b

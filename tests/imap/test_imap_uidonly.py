@@ -84,6 +84,26 @@ def test_uidfetch_keyed_by_uid_and_uid_item_only_when_asked(store: Any, account:
     assert "* 3 UIDFETCH (UID 3)" in out
 
 
+def test_stored_header_fields_answer_uidfetch(store: Any, account: int) -> None:
+    """The header-fields fast path (what Thunderbird asks) answers UIDFETCH too (§3.3),
+    with the same field bytes a client without UIDONLY gets."""
+    cl = _uidonly(store, account)
+    cl.ok("s SELECT INBOX")
+    ask = "(BODY.PEEK[HEADER.FIELDS (From Subject)])"
+    out = cl.ok(f"h1 UID FETCH 2:5 {ask}")
+    got = [ln for ln in lines(out) if ln.startswith("* ")]
+    assert [ln.split(" (")[0] for ln in got] == [f"* {u} UIDFETCH" for u in (2, 3, 4, 5)], out
+    assert "UID " not in out.split("h1 OK")[0], out
+    plain = Client(store)
+    plain.login()
+    plain.ok("s SELECT INBOX")
+    ref = plain.ok(f"h UID FETCH 3 {ask}")
+    fields = ref[ref.index("BODY[HEADER.FIELDS"):ref.index(")\r\nh OK")]
+    assert f"* 3 UIDFETCH ({fields})\r\n" in out, (out, ref)
+    out = cl.ok(f"h2 UID FETCH 3 (UID {ask[1:]}")
+    assert f"* 3 UIDFETCH (UID 3 {fields})\r\n" in out, out
+
+
 def test_store_and_implicit_seen_answer_uidfetch(store: Any, account: int) -> None:
     cl = _uidonly(store, account, enable="UIDONLY CONDSTORE")
     cl.ok("s SELECT INBOX")

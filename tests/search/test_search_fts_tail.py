@@ -39,6 +39,10 @@ class Counting:
         self.gets[table] = self.gets.get(table, 0) + 1
         return self.kv.get(table, key)
 
+    def get_many(self, table, keys):
+        self.gets[table] = self.gets.get(table, 0) + len(keys)
+        return self.kv.get_many(table, keys)
+
     def range(self, table, start, stop=None, reverse=False):
         for item in self.kv.range(table, start, stop, reverse=reverse):
             self.ranged[table] = self.ranged.get(table, 0) + 1

@@ -126,8 +126,8 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
     want_flags = any(a.name == "FLAGS" for a in atts)
     batch = max(1, s.config.fetch_batch)
     hdr_ids = _stored_headers(atts)
-    if not flagged_now and hdr_ids is not None and not sel.uidonly:
-        missing = yield from _headers(s, sel, msgs, atts, hdr_ids, batch, cmd.tag)
+    if not flagged_now and hdr_ids is not None:
+        missing = yield from _headers(s, sel, msgs, atts, hdr_ids, batch, keep_uid, cmd.tag)
         if missing:
             return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
                             r.code("EXPUNGEISSUED"))
@@ -142,13 +142,11 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
     for i in range(0, len(msgs), batch):
         out: list[r.Response] = []
         with s.store.read(s.account) as view:
-            for seq, uid in msgs[i:i + batch]:
-                if uid in sel.gone:
-                    missing = True
-                    continue
-                e = view.email_at(sel.mailbox, uid)
-                rec = view.email(e) if e is not None else None
-                if rec is None:
+            part = msgs[i:i + batch]
+            es = view.emails_at(sel.mailbox, [uid for _seq, uid in part])
+            es = [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+            for (seq, uid), e, rec in zip(part, es, view.emails(es)):
+                if rec is None or e is None:
                     missing = True
                     continue
                 items = _render(s, sel, view, e, rec, uid, atts)
@@ -178,9 +176,10 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
 def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
              atts: list[c.FetchAtt], batch: int, keep_uid: bool = True,
              tag: str = "*") -> Generator[Any, None, bool]:
-    """The listing FETCH (no body section): each batch of messages is one range read of the
-    mailbox's UID index, one record get and one stored-listing get per message, and ONE
-    write of the joined response lines.  Byte-identical to ``_render``; True if some
+    """The listing FETCH (no body section): each batch is answered from the mailbox's packed
+    IMAP index rows (``_listing_indexed``) or, before that index is built, from the records
+    and stored listings read in one ``get_many`` each (``_listing_records``), and sent as
+    ONE write of the joined response lines.  Byte-identical to ``_render``; True if some
     message no longer exists."""
     m = sel.mailbox
     names = [a.name for a in atts]
@@ -218,16 +217,13 @@ def _listing_records(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
     missing = False
     if hi - lo < 2 * len(part):  # dense (1:*): one ordered range read
         emails = dict(view.uid_items(m, lo, hi))
-        email_at = emails.get
+        es = [None if uid in sel.gone else emails.get(uid) for _seq, uid in part]
     else:
-        email_at = lambda u, _v=view: _v.email_at(m, u)  # noqa: E731
-    for seq, uid in part:
-        if uid in sel.gone:
-            missing = True
-            continue
-        e = email_at(uid)
-        rec = view.email(e) if e is not None else None
-        lst = view.listing(e, rec) if rec is not None and e is not None else None
+        es = view.emails_at(m, [uid for _seq, uid in part])
+        es = [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+    recs = view.emails(es)  # one batched read each (one round trip on PostgreSQL)
+    lsts = view.listings(es, recs)
+    for (seq, uid), rec, lst in zip(part, recs, lsts):
         if rec is None or lst is None:
             missing = True
             continue
@@ -386,12 +382,17 @@ def _stored_headers(atts: list[c.FetchAtt]) -> frozenset[int] | None:
 
 
 def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts: list[c.FetchAtt],
-             ids: frozenset[int], batch: int, tag: str = "*") -> Generator[Any, None, bool]:
+             ids: frozenset[int], batch: int, keep_uid: bool = True,
+             tag: str = "*") -> Generator[Any, None, bool]:
     """``UID FETCH ... (BODY.PEEK[HEADER.FIELDS (...)])`` from the header fields stored at
-    ingest (``imaph``): no message bytes are read and nothing is parsed.  An Email stored
+    ingest (``imaph``): no message bytes are read and nothing is parsed; each batch reads
+    its UID map entries and its header rows in one ``get_many`` each.  An Email stored
     before that table existed is answered by the general renderer (byte-identical).  True
     if some message no longer exists."""
     m = sel.mailbox
+    uidonly = sel.uidonly
+    if uidonly and not keep_uid:
+        atts = [a for a in atts if a.name != "UID"]  # RFC 9586 §3.3: the number is the UID
     wants = [(a, wire.header_ids(a.section.fields)) if a.section is not None else (a, None) for a in atts]
     names = [a.response_name().encode("ascii") if a.name != "UID" else b"UID" for a in atts]
     missing = False
@@ -400,14 +401,16 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
         out: list[bytes] = []
         with s.store.read(s.account) as view:
             kv, a = view.kv, view.a
-            for seq, uid in part:
-                if uid in sel.gone:
+            es = view.emails_at(m, [uid for _seq, uid in part])
+            es = [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+            hvs = iter(kv.get_many("imaph", [K.email(a, e) for e in es if e is not None]))
+            for (seq, uid), e in zip(part, es):
+                if e is None:
                     missing = True
                     continue
-                e = view.email_at(m, uid)
-                hv = kv.get("imaph", K.email(a, e)) if e is not None else None
+                hv = next(hvs)
                 if hv is None:
-                    rec = view.email(e) if e is not None else None
+                    rec = view.email(e)
                     if rec is None:
                         missing = True
                         continue
@@ -423,7 +426,10 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
                     if data is None:
                         raise ImapNo("Stored header fields are unreadable")
                     items.append(name + b" " + _body_value(_partial(data, att.partial)))
-                out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+                if uidonly:  # RFC 9586 §3.3
+                    out.append(b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n")
+                else:
+                    out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
         if out:
             yield b"".join(out)
         if i + batch < len(msgs) and (tick := s.progress(tag, i + batch, len(msgs))):

@@ -18,6 +18,7 @@ Imports no twisted.internet.
 from __future__ import annotations
 
 import bisect
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Generator
 
 from dualmail.imap.errors import ImapBad
@@ -184,12 +185,16 @@ def _spellings_loader(s: Any) -> Any:
 
 
 def _first_unseen(view: Any, m: int, uids: Any) -> int | None:
-    for i, (_u, e) in enumerate(view.uid_items(m)):
-        if i >= UNSEEN_SCAN_LIMIT:
-            return None
-        rec = view.email(e)
-        if rec is not None and "$seen" not in rec["kw"]:
-            return i + 1
+    """The sequence number of the first unseen message, records read in growing batches
+    (16, 64, 256, ...: one round trip each on PostgreSQL) up to ``UNSEEN_SCAN_LIMIT``."""
+    items = islice(view.uid_items(m), UNSEEN_SCAN_LIMIT)
+    seq, size = 0, 16
+    while es := [e for _u, e in islice(items, size)]:
+        for rec in view.emails(es):
+            seq += 1
+            if rec is not None and "$seen" not in rec["kw"]:
+                return seq
+        size = min(size * 4, 1024)
     return None
 
 

@@ -149,10 +149,13 @@ class _Listing:
         self.threads: dict[int, str] = {}
         self.mailboxes: dict[int, str] = {}
 
-    def __call__(self, e: int, rec: Mapping[str, Any]) -> dict[str, Any]:
+    def __call__(self, e: int, rec: Mapping[str, Any],
+                 got: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``got``: the Email's listing record if already read (else read here)."""
         out: dict[str, Any] = {}
         if self.derived:
-            got = self.view.jmap_listing(e)
+            if got is None:
+                got = self.view.jmap_listing(e)
             if got is None:  # stored without a listing record
                 summary = self.view.summary(e) or {}
                 out = {p: from_summary(p, summary) for p in self.derived}
@@ -214,9 +217,13 @@ class EmailType(ChangesFromLog, StoreType):
 
     # -- /get --
 
-    def render(self, view: Any, e: int, rec: Mapping[str, Any], props: Iterable[str], opts: Any) -> dict[str, Any]:
+    def render(self, view: Any, e: int, rec: Mapping[str, Any], props: Iterable[str], opts: Any,
+               summary: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One Email's properties; ``summary``: its summary if already read (else read
+        here when ``props`` need it)."""
         props = list(props)
-        summary = view.summary(e) if needs_summary(props) else None
+        if summary is None and needs_summary(props):
+            summary = view.summary(e)
         meta = metadata(e, rec, jmap_mailbox_ids(dict(rec)))
         raw = (lambda: view.blob(rec["blob"]) or b"") if needs_raw(props) else None
         return render(props, meta=meta, summary=summary, raw=raw, blob_id=meta["blobId"], opts=opts)
@@ -235,18 +242,21 @@ class EmailType(ChangesFromLog, StoreType):
                         break
             else:
                 numbers = [n for n in (self.number(w) for w in wanted) if n is not None]
+            # records, then listing records or summaries, each in one batched read (one
+            # round trip on PostgreSQL)
+            found = [(e, rec) for e, rec in zip(numbers, r.emails(numbers))
+                     if rec is not None and visible(rec)]
             if properties <= LISTING:  # a listing: records only, never the MIME summary
                 render_listing = _Listing(r, properties)
-                for e in numbers:
-                    rec = r.email(e)
-                    if rec is not None and visible(rec):
-                        records.append(render_listing(e, rec))
+                listed = (r.jmap_listings([e for e, _rec in found]) if render_listing.derived
+                          else [None] * len(found))
+                for (e, rec), got in zip(found, listed):
+                    records.append(render_listing(e, rec, got))
                 return GetResult(records, r.state("Email"), exact=True)
-            for e in numbers:
-                rec = r.email(e)
-                if rec is None or not visible(rec):
-                    continue
-                records.append(self.render(r, e, rec, properties, opts))
+            summaries = (r.summaries([e for e, _rec in found]) if needs_summary(list(properties))
+                         else [None] * len(found))
+            for (e, rec), summary in zip(found, summaries):
+                records.append(self.render(r, e, rec, properties, opts, summary))
             return GetResult(records, r.state("Email"))
 
     # -- /set --

@@ -1,0 +1,58 @@
+"""``get_many`` on both KV engines (issue 18): the batched read behind FETCH, SEARCH and
+Email/get windows.  Same answers as one ``get`` per key, in the order asked, with None
+for missing keys, more keys than one PostgreSQL statement takes (``_MAX_PAGE``), inside
+read and write transactions."""
+
+from __future__ import annotations
+
+import pytest
+
+from dualmail.store.keys import TABLES
+from dualmail.store.kv_lmdb import LmdbKV
+
+
+@pytest.fixture
+def kv(engine, tmp_path, request):
+    if engine == "postgresql":
+        from dualmail.store.kv_pg import PgKV
+
+        k = PgKV(request.getfixturevalue("pg_server").fresh_url(), TABLES)
+    else:
+        k = LmdbKV(str(tmp_path / "kv"), TABLES, sync=False)
+    yield k
+    k.close()
+
+
+def _key(i: int) -> bytes:
+    return b"\x00\x00\x00\x01" + i.to_bytes(8, "big")
+
+
+def test_get_many_is_get_per_key_in_the_order_asked(kv):
+    with kv.write(1) as w:
+        for i in range(0, 40, 2):  # even keys only
+            w.put("email", _key(i), b"v%d" % i)
+        w.put("email", _key(99), b"")  # an empty value is a value, not a missing key
+    asked = [_key(i) for i in (7, 4, 0, 99, 38, 3, 4, 1000)]  # unordered, a repeat, missing
+    with kv.read() as r:
+        got = r.get_many("email", asked)
+        assert got == [r.get("email", k) for k in asked]
+        assert got == [None, b"v4", b"v0", b"", b"v38", None, b"v4", None]
+        assert r.get_many("email", []) == []
+        assert r.get_many("email", [_key(2)]) == [b"v2"]
+        assert r.get_many("summary", asked) == [None] * len(asked)  # another table
+
+
+def test_get_many_past_one_statement_and_inside_a_write(kv):
+    n = 2600  # more than PostgreSQL's 1,000 keys per statement, not a multiple of it
+    with kv.write(1) as w:
+        for i in range(n):
+            w.put("uid", _key(i), i.to_bytes(4, "big"))
+    asked = [_key(i) for i in range(n + 5)][::-1]  # descending, the last 5 missing
+    with kv.read() as r:
+        got = r.get_many("uid", asked)
+    assert got[:5] == [None] * 5
+    assert [int.from_bytes(v, "big") for v in got[5:]] == list(range(n - 1, -1, -1))
+    with kv.write(1) as w:  # a write transaction sees its own puts and deletes
+        w.put("uid", _key(n + 1), b"new")
+        assert w.delete("uid", _key(0)) is True
+        assert w.get_many("uid", [_key(0), _key(n + 1), _key(1)]) == [None, b"new", (1).to_bytes(4, "big")]
