@@ -431,7 +431,7 @@ class IMAPServerProtocol(Protocol):
             s.store = shared
         try:
             if s.idling:
-                for item in s.pending_updates():
+                for item in (s.idle_updates(shared) if shared is not None else s.pending_updates()):
                     self._carry_out(item)
             elif s.notify is not None and not (self._waiting or self._paused):
                 # RFC 5465 §3.1: a NOTIFY client hears of changes between commands too;
@@ -461,6 +461,25 @@ class SharedReads:
     def __init__(self, store: Any) -> None:
         self._store = store
         self._memo: dict[int, dict[tuple[Any, ...], Any]] = {}
+        # what sessions in one state were told and left in (Session.idle_updates)
+        self.outcomes: dict[tuple[Any, ...], list[Any]] = {}
+
+    def claim_recent(self, account: int, mailbox: int) -> int:
+        """The \\Recent claim (IMAP4rev1) of the fan-out: the first session claims in
+        the store (one write); every later one gets what a claim would answer then, the
+        UIDNEXT after the first claim (nothing recent for it), without a write."""
+        memo = self._memo.setdefault(account, {})
+        key = ("claim_recent", mailbox)
+        if key in memo:
+            return int(memo[key])
+        with self._store.write(account) as tx:
+            first = int(tx.claim_recent(mailbox))
+            memo[key] = int(tx.require_mailbox(mailbox)["recent"])
+        return first
+
+    def claimed(self, account: int, mailbox: int) -> int | None:
+        """What ``claim_recent`` answers now, if a session of this fan-out claimed."""
+        return self._memo.get(account, {}).get(("claim_recent", mailbox))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
