@@ -41,13 +41,23 @@ def _read_until(sock: socket.socket, token: bytes, buf: bytes = b"") -> bytes:
     return buf
 
 
+def _tagged(s: socket.socket, tag: bytes) -> None:
+    """Read up to the tagged response of ``tag``; anything but OK ends the bench."""
+    buf = b"\r\n"
+    while b"\r\n" + tag + b" " not in buf or not buf.endswith(b"\r\n"):
+        buf = _read_until(s, b"\r\n", buf + s.recv(65536))
+    line = buf[buf.index(b"\r\n" + tag + b" ") + 2:].split(b"\r\n", 1)[0]
+    if not line.startswith(tag + b" OK"):
+        raise SystemExit(f"IMAP listener: {line!r}")
+
+
 def _imap(port: int, address: str) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port))
     _read_until(s, b"\r\n")
     s.sendall(f"a LOGIN {address} {PASSWORD}\r\n".encode())
-    _read_until(s, b"\r\na OK", b"\r\n")
+    _tagged(s, b"a")
     s.sendall(b"b SELECT INBOX\r\n")
-    _read_until(s, b"\r\nb OK", b"\r\n")
+    _tagged(s, b"b")
     s.sendall(b"c IDLE\r\n")
     _read_until(s, b"+ ")
     return s
