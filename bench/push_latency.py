@@ -7,7 +7,8 @@ listener's notification: p50 / p99 / max.
 The service (``tap.makeService``, IMAP / JMAP / LMTP on tcp:0 loopback) and every listener
 share one process and reactor, so the figures include the listeners' own parsing; the
 clock starts when the committing request is written and stops when a listener's
-notification line is read."""
+notification line is read.  For figures of the server alone use ``bench/ws_latency.py``
+(server, committing client and listeners in separate processes)."""
 
 from __future__ import annotations
 

@@ -4,9 +4,11 @@
     .venv/bin/python bench/ws_latency.py --imap 0 --es 0 --ws 1000
     .venv/bin/python bench/ws_latency.py --imap 500 --es 500 --accounts 500
 
-``twistd -n dualmail`` runs in a child process (IMAP, JMAP, LMTP on tcp:0 loopback); this
-process holds every listener on one Twisted reactor: IMAP sessions in IDLE on INBOX,
-EventSource streams and JMAP WebSockets (RFC 8887, ``WebSocketPushEnable``), spread
+``twistd -n dualmail`` runs in a child process (IMAP, JMAP, LMTP on tcp:0 loopback); the
+listeners live in ``--procs`` other processes (``bench/push_listener.py``: plain sockets
+and one epoll loop, no client framework), so neither the server's reactor nor the
+committing process parses notifications: IMAP sessions in IDLE on INBOX, EventSource
+streams and JMAP WebSockets (RFC 8887, ``WebSocketPushEnable``), spread
 round-robin over ``--accounts`` accounts. Each round makes one commit of each kind in
 every account, all at once:
 
@@ -16,15 +18,16 @@ every account, all at once:
 - JMAP Email/set (a keyword): one HTTP connection per account, the POSTs written back
   to back.
 
-Latency is from writing the committing command (per account) to reading the
-listener's notification (``* n EXISTS``/``FETCH``, ``event: state``, a StateChange
-message): p50 / p99 / max. Both processes share the machine's cores.
+Latency is from writing the committing command (per account; this process, which makes
+the commits) to the listener process reading the notification (``* n EXISTS``/``FETCH``,
+``event: state``, a StateChange message), both stamped with ``time.monotonic()``
+(CLOCK_MONOTONIC, one clock across the machine's processes): p50 / p99 / max. All the
+processes share the machine's cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import pathlib
@@ -87,23 +90,6 @@ class Server:
             self.proc.kill()
 
 
-class Bench:
-    def __init__(self) -> None:
-        self.t0: dict[int, float] = {}  # account index -> when its commit was written
-        self.pending: set[Any] = set()
-        self.samples: dict[str, list[float]] = {}
-        self.done: defer.Deferred | None = None
-        self.label = ""
-
-    def arrived(self, listener: Any) -> None:
-        if listener in self.pending:
-            now = time.perf_counter()
-            self.pending.discard(listener)
-            self.samples.setdefault(f"{self.label} -> {listener.kind}", []).append(now - self.t0[listener.account])
-            if not self.pending and self.done is not None and not self.done.called:
-                self.done.callback(None)
-
-
 class Lines(protocol.Protocol):
     def __init__(self) -> None:
         self.buf = b""
@@ -116,47 +102,6 @@ class Lines(protocol.Protocol):
 
     def line(self, line: bytes) -> None:
         raise NotImplementedError
-
-
-class ImapIdle(Lines):
-    kind = "IMAP IDLE"
-
-    def __init__(self, bench: Bench, account: int) -> None:
-        super().__init__()
-        self.bench, self.account = bench, account
-        self.ready: defer.Deferred = defer.Deferred()
-
-    def line(self, line: bytes) -> None:
-        if self.ready.called:
-            if line.startswith(b"* ") and (line.endswith(b"EXISTS") or b"FETCH" in line):
-                self.bench.arrived(self)
-        elif line.startswith(b"* OK"):
-            self.transport.write(f"a LOGIN {address(self.account)} {PASSWORD}\r\n".encode())
-        elif line.startswith(b"a OK"):
-            self.transport.write(b"b SELECT INBOX\r\n")
-        elif line.startswith(b"b OK"):
-            self.transport.write(b"c IDLE\r\n")
-        elif line.startswith(b"+ "):
-            self.ready.callback(None)
-
-
-class EventSource(Lines):
-    kind = "EventSource"
-
-    def __init__(self, bench: Bench, account: int, token: str) -> None:
-        super().__init__()
-        self.bench, self.account, self.token = bench, account, token
-        self.ready: defer.Deferred = defer.Deferred()
-
-    def connectionMade(self) -> None:
-        self.transport.write(f"GET /jmap/eventsource/?types=*&closeafter=no&ping=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                             f"Authorization: Bearer {self.token}\r\n\r\n".encode())
-
-    def line(self, line: bytes) -> None:
-        if line.startswith(b"HTTP/1.1 200") and not self.ready.called:
-            self.ready.callback(None)
-        elif line.startswith(b"event: state"):
-            self.bench.arrived(self)
 
 
 class ImapWriter(Lines):
@@ -239,46 +184,43 @@ class HttpWriter(protocol.Protocol):
             d.callback(json.loads(body))
 
 
-def make_ws_class() -> Any:
-    from autobahn.twisted.websocket import WebSocketClientProtocol
+class ListenerProcess:
+    """One ``bench/push_listener.py`` child holding ``listeners`` ([kind, account,
+    address, token] each); talked to one line at a time (blocking: call from a thread)."""
 
-    class WebSocketListener(WebSocketClientProtocol):  # type: ignore[misc]
-        kind = "WebSocket"
+    def __init__(self, ports: dict[str, int], listeners: list[list[Any]]) -> None:
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "push_listener.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.count = len(listeners)
+        self._send(json.dumps({"imap": ports["IMAP"], "jmap": ports["JMAP"], "listeners": listeners}))
 
-        def onOpen(self) -> None:
-            self.sendMessage(json.dumps({"@type": "WebSocketPushEnable", "dataTypes": None}).encode())
-            self.sendMessage(json.dumps({"@type": "Request", "id": "ready", "using": ["urn:ietf:params:jmap:core"],
-                                         "methodCalls": [["Core/echo", {}, "0"]]}).encode())
+    def _send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
-        def onMessage(self, payload: bytes, isBinary: bool) -> None:
-            f = self.factory
-            if b'"StateChange"' in payload[:40]:
-                f.bench.arrived(self)
-            elif not f.ready.called and b'"requestId":"ready"' in payload:
-                f.ready.callback(None)
+    def _expect(self, want: str) -> None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if line != want:
+            raise SystemExit(f"listener process said {line!r}, not {want!r}")
 
-    return WebSocketListener
+    def ready(self) -> None:
+        self._expect("ready")
 
+    def begin(self, label: str) -> None:
+        self._send(f"L {label}")
+        self._expect("k")
 
-def connect_ws(reactor: Any, bench: Bench, port: int, account: int, token: str, cls: Any) -> defer.Deferred:
-    from autobahn.twisted.websocket import WebSocketClientFactory, connectWS
+    def done(self) -> None:
+        self._expect("d")
 
-    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/jmap/ws", protocols=["jmap"],
-                                     headers={"Authorization": f"Bearer {token}"})
-    factory.protocol = cls
-    factory.bench, factory.ready = bench, defer.Deferred()
-    holder: dict[str, Any] = {}
-    orig = factory.buildProtocol
-
-    def build(addr: Any) -> Any:
-        p = orig(addr)
-        p.account = account
-        holder["p"] = p
-        return p
-
-    factory.buildProtocol = build
-    connectWS(factory)
-    return factory.ready.addCallback(lambda _: holder["p"])
+    def finish(self) -> dict[str, list[list[Any]]]:
+        self._send("q")
+        assert self.proc.stdout is not None
+        out = json.loads(self.proc.stdout.readline())
+        self.proc.wait(timeout=60)
+        return out  # type: ignore[no-any-return]
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -298,27 +240,23 @@ async def main(reactor: Any, args: Any) -> None:
         tokens.append(setup.create_token(address(i), kind="app"))
     setup.close()
     server = await deferToThread(Server, data)
-    bench = Bench()
+    t0: dict[str, dict[int, float]] = {}  # label -> account -> when its commit was written
     try:
         ports = server.ports
-        listeners: list[Any] = []
 
         async def add(make: Any, port: int) -> Any:
             p = make()
             await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), p)
             return p
 
-        for n in range(args.imap):
-            listeners.append(await add(lambda n=n: ImapIdle(bench, n % args.accounts), ports["IMAP"]))
-        for n in range(args.es):
-            a = n % args.accounts
-            listeners.append(await add(lambda a=a: EventSource(bench, a, tokens[a]), ports["JMAP"]))
-            listeners[-1].account = a
-        await defer.gatherResults([lst.ready for lst in listeners])
-        ws_cls = make_ws_class()
-        for n in range(args.ws):
-            a = n % args.accounts
-            listeners.append(await connect_ws(reactor, bench, ports["JMAP"], a, tokens[a], ws_cls))
+        specs: list[list[Any]] = []
+        for kind, n in (("IMAP IDLE", args.imap), ("EventSource", args.es), ("WebSocket", args.ws)):
+            for i in range(n):
+                a = i % args.accounts
+                specs.append([kind, a, address(a), tokens[a]])
+        procs = [ListenerProcess(ports, specs[k::args.procs]) for k in range(args.procs) if specs[k::args.procs]]
+        for lp in procs:
+            await deferToThread(lp.ready)
         imap_writers = [await add(lambda a=a: ImapWriter(a), ports["IMAP"]) for a in range(args.accounts)]
         await defer.gatherResults([w.ready for w in imap_writers])
         http_writers = [await add(lambda a=a: HttpWriter(tokens[a]), ports["JMAP"]) for a in range(args.accounts)]
@@ -327,20 +265,21 @@ async def main(reactor: Any, args: Any) -> None:
         lmtp = await deferToThread(smtplib.LMTP, "127.0.0.1", ports["LMTP"])
         await deferToThread(lmtp.ehlo, "bench")
         email_ids: list[str] = []
-        print(f"{len(listeners)} listeners ready ({args.imap} IMAP IDLE, {args.es} EventSource, {args.ws} WebSocket)"
-              f" on {args.accounts} account(s)", flush=True)
+        print(f"{len(specs)} listeners ready ({args.imap} IMAP IDLE, {args.es} EventSource, {args.ws} WebSocket)"
+              f" on {args.accounts} account(s), in {len(procs)} listener process(es)", flush=True)
 
         async def round_(label: str, fire: Any) -> None:
-            bench.label, bench.pending = label, set(listeners)
-            bench.done = defer.Deferred()
-            await fire()
+            t0[label] = {}
+            await defer.gatherResults([deferToThread(lp.begin, label) for lp in procs])
+            await fire(t0[label])
+            waits = defer.gatherResults([deferToThread(lp.done) for lp in procs])
             try:
-                await bench.done.addTimeout(120, reactor)
+                await waits.addTimeout(120, reactor)
             except defer.TimeoutError:
-                raise SystemExit(f"{label}: {len(bench.pending)} listeners never notified") from None
+                raise SystemExit(f"{label}: some listeners were never notified") from None
 
         for r in range(args.rounds):
-            def deliver(r: int = r) -> None:
+            def deliver(stamps: dict[int, float], r: int = r) -> None:
                 msg = (f"From: bob@example.org\r\nSubject: round {r}\r\nMessage-ID: <{r}@bench>\r\n\r\n"
                        "hello\r\n").encode()
                 for first in range(0, args.accounts, RCPTMAX):
@@ -350,29 +289,31 @@ async def main(reactor: Any, args: Any) -> None:
                         code, _text = lmtp.rcpt(address(a))
                         assert code == 250, (code, _text)
                     # smtplib's data() sends the message and the final "." in one write
-                    now = time.perf_counter()
+                    now = time.monotonic()
                     for a in batch:
-                        bench.t0[a] = now
+                        stamps[a] = now
                     lmtp.data(msg)  # reads the first recipient's reply (smtplib knows no LMTP DATA)
                     for _a in batch[1:]:  # RFC 2033 §4.2: one reply per accepted recipient
                         code, _text = lmtp.getreply()
                         assert code == 250, (code, _text)
 
-            async def lmtp_round() -> None:
-                await deferToThread(deliver)
+            label = f"LMTP delivery#{r}"
 
-            await round_("LMTP delivery", lmtp_round)
+            async def lmtp_round(stamps: dict[int, float]) -> None:
+                await deferToThread(deliver, stamps)
+
+            await round_(label, lmtp_round)
 
             await defer.gatherResults([w.noop() for w in imap_writers])
 
-            async def store_round(r: int = r) -> None:
+            async def store_round(stamps: dict[int, float], r: int = r) -> None:
                 waits = []
                 for w in imap_writers:
-                    bench.t0[w.account] = time.perf_counter()
+                    stamps[w.account] = time.monotonic()
                     waits.append(w.store(r))
                 await defer.gatherResults(waits)
 
-            await round_("IMAP STORE", store_round)
+            await round_(f"IMAP STORE#{r}", store_round)
             if not email_ids:
                 for a, w in enumerate(http_writers):
                     res = await w.post({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
@@ -380,25 +321,28 @@ async def main(reactor: Any, args: Any) -> None:
                     assert "ids" in res["methodResponses"][0][1], res
                     email_ids.append(res["methodResponses"][0][1]["ids"][-1])
 
-            async def jmap_round(r: int = r) -> None:
+            async def jmap_round(stamps: dict[int, float], r: int = r) -> None:
                 waits = []
                 for a, w in enumerate(http_writers):
                     body = {"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"], "methodCalls": [
                         ["Email/set", {"accountId": account_id(a), "update": {email_ids[a]: {f"keywords/$j{r}": True}}},
                          "0"]]}
-                    bench.t0[a] = time.perf_counter()
+                    stamps[a] = time.monotonic()
                     waits.append(w.post(body))
                 await defer.gatherResults(waits)
 
-            await round_("JMAP Email/set", jmap_round)
-        for lst in listeners:
-            lst.transport.loseConnection()
+            await round_(f"JMAP Email/set#{r}", jmap_round)
+        samples: dict[str, list[float]] = {}
+        for lp in procs:
+            for label, arrivals in (await deferToThread(lp.finish)).items():
+                for kind, a, when in arrivals:
+                    samples.setdefault(f"{label.split('#')[0]} -> {kind}", []).append(when - t0[label][a])
     finally:
         server.stop()
     print(f"{args.imap} IMAP IDLE + {args.es} EventSource + {args.ws} WebSocket listeners on {args.accounts} "
           f"account(s); {args.rounds} rounds of each commit kind, one commit per account per round "
           f"(INBOX grows to {args.rounds} messages); server in its own process")
-    for key, xs in sorted(bench.samples.items()):
+    for key, xs in sorted(samples.items()):
         print(f"{key:32s} n={len(xs):6d}  p50 {pct(xs, .5):7.1f} ms  p99 {pct(xs, .99):7.1f} ms"
               f"  max {max(xs) * 1000:7.1f} ms")
 
@@ -410,4 +354,5 @@ if __name__ == "__main__":
     p.add_argument("--ws", type=int, default=0)
     p.add_argument("--accounts", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--procs", type=int, default=1, help="listener processes (bench/push_listener.py)")
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, p.parse_args())))

@@ -57,7 +57,6 @@ class IMAPServerProtocol(Protocol):
         self._waiting = False  # a password check is under way
         self._closing = False
         self._timer: Any = None
-        self._unsubscribe: Callable[[], None] | None = None
         self._push_scheduled = False
         self._reading_paused = False
         self.peer = ""
@@ -102,7 +101,6 @@ class IMAPServerProtocol(Protocol):
             except OSError:
                 pass
         self.transport.registerProducer(self, True)
-        self._unsubscribe = f.store.subscribe(self._on_commit)
         f.connections.add(self)
         self.log.info("IMAP connection from {peer}", peer=self.peer)
         self.transport.write(self.session.greeting())
@@ -116,9 +114,6 @@ class IMAPServerProtocol(Protocol):
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
         self.factory.connections.discard(self)
         f = self.factory
         if self._counted_ip:
@@ -131,6 +126,7 @@ class IMAPServerProtocol(Protocol):
             f.per_account[a] -= 1
             if f.per_account[a] <= 0:
                 del f.per_account[a]
+            f.unlisten(self, a)
         self._current = None
         self.log.info("IMAP connection from {peer} closed", peer=self.peer)
 
@@ -308,8 +304,10 @@ class IMAPServerProtocol(Protocol):
             return True
         if self._counted_account is not None:  # logged in again after UNAUTHENTICATE
             f.per_account[self._counted_account] -= 1
+            f.unlisten(self, self._counted_account)
         f.per_account[account] += 1
         self._counted_account = account
+        f.listen(self, account)  # this account's commits from now on
         return False
 
     def _offload(self, job: Offload) -> None:
@@ -438,7 +436,7 @@ class IMAPServerProtocol(Protocol):
             s.store = shared
         try:
             if s.idling:
-                for item in s.pending_updates():
+                for item in (s.idle_updates(shared) if shared is not None else s.pending_updates()):
                     self._carry_out(item)
             elif s.notify is not None and not (self._waiting or self._paused):
                 # RFC 5465 §3.1: a NOTIFY client hears of changes between commands too;
@@ -468,6 +466,25 @@ class SharedReads:
     def __init__(self, store: Any) -> None:
         self._store = store
         self._memo: dict[int, dict[tuple[Any, ...], Any]] = {}
+        # what sessions in one state were told and left in (Session.idle_updates)
+        self.outcomes: dict[tuple[Any, ...], list[Any]] = {}
+
+    def claim_recent(self, account: int, mailbox: int) -> int:
+        """The \\Recent claim (IMAP4rev1) of the fan-out: the first session claims in
+        the store (one write); every later one gets what a claim would answer then, the
+        UIDNEXT after the first claim (nothing recent for it), without a write."""
+        memo = self._memo.setdefault(account, {})
+        key = ("claim_recent", mailbox)
+        if key in memo:
+            return int(memo[key])
+        with self._store.write(account) as tx:
+            first = int(tx.claim_recent(mailbox))
+            memo[key] = int(tx.require_mailbox(mailbox)["recent"])
+        return first
+
+    def claimed(self, account: int, mailbox: int) -> int | None:
+        """What ``claim_recent`` answers now, if a session of this fan-out claimed."""
+        return self._memo.get(account, {}).get(("claim_recent", mailbox))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -535,6 +552,10 @@ class IMAPFactory(Factory):
         self.connections: set[IMAPServerProtocol] = set()
         self.per_ip: Counter[str] = Counter()  # open connections per peer address
         self.per_account: Counter[int] = Counter()  # authenticated sessions per account
+        # logged-in connections by account: a commit reaches its account's sessions only
+        # (one store subscription per factory, not one per connection)
+        self._by_account: dict[int, dict[IMAPServerProtocol, None]] = {}
+        self._unsubscribe_store: Callable[[], None] | None = None
         self._push_due: dict[IMAPServerProtocol, None] = {}  # IDLE sessions to update, in order
         self._push_call: Any = None
         self.authenticate = authenticate or self._authenticate_in_thread
@@ -566,6 +587,28 @@ class IMAPFactory(Factory):
             return defer.succeed(account)
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
                                          cache.verify, user, password)
+
+    def listen(self, proto: IMAPServerProtocol, account: int) -> None:
+        self._by_account.setdefault(account, {})[proto] = None
+        if self._unsubscribe_store is None:
+            self._unsubscribe_store = self.store.subscribe(self._on_commit)
+
+    def unlisten(self, proto: IMAPServerProtocol, account: int) -> None:
+        protos = self._by_account.get(account)
+        if protos is not None:
+            protos.pop(proto, None)
+            if not protos:
+                del self._by_account[account]
+        if not self._by_account and self._unsubscribe_store is not None:
+            self._unsubscribe_store()
+            self._unsubscribe_store = None
+
+    def _on_commit(self, commit: Any) -> None:
+        for proto in list(self._by_account.get(commit.account, ())):
+            try:
+                proto._on_commit(commit)
+            except Exception:
+                proto.log.failure("IMAP commit notification failed for {peer}", peer=proto.peer)
 
     def push_soon(self, proto: IMAPServerProtocol) -> None:
         """Update ``proto`` (in IDLE) on the next reactor turn, with every other

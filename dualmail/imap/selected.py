@@ -246,6 +246,44 @@ class SelectedMailbox:
             out.append(self.highestmodseq_response())
         return out
 
+    # -- fan-out: sessions in the same state are told the same ---------------------------
+
+    def fanout_key(self) -> tuple[Any, ...] | None:
+        """Everything but the UID map that decides what ``absorb`` then ``emit`` produce
+        and leave behind (two sessions with equal keys and equal maps, updated from the
+        same reads, are told the same bytes); None while updating search contexts are
+        kept (their matching is per session)."""
+        if self.contexts or self.touched:
+            return None
+        return (self.mailbox, self.readonly, self.condstore, self.qresync, self.seen, self.reported,
+                self.hms_told, self.held_from, self._new_keywords, frozenset(self.gone),
+                tuple(self.pending_new), frozenset(self.pending_flags), tuple(self.recent),
+                frozenset(self.keywords))
+
+    def map_before_update(self) -> array[int]:
+        """The UID map as it is now, kept unchanged by the update to come (to match
+        other sessions' maps against): the map itself when it is shared (an update
+        replaces a shared map, never changes it), else a copy."""
+        return array("I", self.uids) if self._own_uids else self.uids
+
+    def same_map(self, uids: array[int]) -> bool:
+        return self.uids is uids or self.uids == uids
+
+    def outcome(self) -> tuple[Any, ...]:
+        """The state an update left (``adopt`` gives it to another session); the UID map
+        becomes shared (copied before its next change)."""
+        self._own_uids = False
+        return (self.uids, self.seen, frozenset(self.gone), tuple(self.pending_new),
+                frozenset(self.pending_flags), tuple(self.recent), self.reported, self.hms_told,
+                self.held_from, frozenset(self.keywords), self._new_keywords)
+
+    def adopt(self, state: tuple[Any, ...]) -> None:
+        (self.uids, self.seen, gone, new, flags, recent, self.reported, self.hms_told,
+         self.held_from, keywords, self._new_keywords) = state
+        self._own_uids = False
+        self.gone, self.pending_new, self.pending_flags = set(gone), list(new), set(flags)
+        self.recent, self.keywords, self.touched = list(recent), set(keywords), set()
+
     def highestmodseq_response(self) -> r.UntaggedStatus:
         """``* OK [HIGHESTMODSEQ n]`` with the value the client may hold now."""
         self.hms_told = self.reported

@@ -150,6 +150,7 @@ class Session:
         # set by the protocol: does this account have its maximum of sessions already?
         self.account_full: Callable[[int], bool] | None = None
         self.token: str | None = None  # the app token this session logged in with (revocation)
+        self._claimed: int | None = None  # the last \Recent claim's answer (idle_updates)
         self.saved: ResolvedSet | None = None  # SEARCHRES result, as UIDs (RFC 5182)
         self.client_id: tuple[tuple[str, str | None], ...] | None = None
         self.notify: NotifyState | None = None  # RFC 5465 NOTIFY SET registration
@@ -482,8 +483,15 @@ class Session:
         sel = self.selected
         if sel is None or sel.readonly or self.account is None:
             return None
-        with self.store.write(self.account) as tx:
-            return int(tx.claim_recent(sel.mailbox))
+        self._claimed = first = self._claim(self.account, sel.mailbox)
+        return first
+
+    def _claim(self, account: int, mailbox: int) -> int:
+        shared = getattr(self.store, "claim_recent", None)  # a fan-out's shared claim
+        if shared is not None:
+            return int(shared(account, mailbox))
+        with self.store.write(account) as tx:
+            return int(tx.claim_recent(mailbox))
 
     def _updates(self, allow_expunge: bool) -> Iterator[bytes]:
         sel = self.selected
@@ -605,6 +613,39 @@ class Session:
             yield from self._updates(True)
         except MailboxGoneError:
             yield from self._mailbox_gone()
+
+    def idle_updates(self, fanout: Any) -> Iterator[Output]:
+        """``pending_updates`` for one of many IDLE sessions updated in one fan-out
+        (``fanout``: its shared reads, ``outcomes`` and ``claimed``).  What the first
+        session in a given state was told, and the state it was left in, is kept; a
+        session in the same state (same selected-mailbox state and UID map, same
+        enabled extensions, same \\Recent claim) is told the same bytes in one write
+        and takes the same state, without reading or rendering again."""
+        sel = self.selected
+        key = None
+        if self.notify is None and sel is not None and self.account is not None:
+            k = sel.fanout_key()
+            if k is not None:
+                key = (self.account, self.rev2, self.utf8, self.hms_on_tagged, k)
+        if key is None:
+            yield from self.pending_updates()
+            return
+        assert sel is not None
+        known = fanout.outcomes.setdefault(key, [])
+        for uids, claimed, data, state in known:
+            if sel.same_map(uids) and (claimed is None or claimed == fanout.claimed(self.account, sel.mailbox)):
+                sel.adopt(state)
+                if data:
+                    yield data
+                return
+        before = sel.map_before_update()
+        self._claimed = None
+        out = list(self.pending_updates())
+        if self.selected is sel and all(isinstance(item, bytes) for item in out):
+            data = b"".join(out)
+            known.append((before, self._claimed, data, sel.outcome()))
+            out = [data] if data else []
+        yield from out
 
     def _idle_done(self) -> Iterator[Output]:
         tag, self.idle_tag = self.idle_tag, None

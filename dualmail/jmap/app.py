@@ -326,16 +326,22 @@ def filter_state_change(change: Mapping[str, Any], accounts: frozenset[str],
 _ENCODED: list[Any] = [None, {}]
 
 
+def _change_memo(change: Mapping[str, Any]) -> dict[Any, Any]:
+    """What is worked out once per StateChange being fanned out (its encodings, the
+    liveness of each token streaming it), dropped when the next change comes."""
+    if _ENCODED[0] is not change:
+        _ENCODED[0], _ENCODED[1] = change, {}
+    return _ENCODED[1]  # type: ignore[no-any-return]
+
+
 def encoded_state_change(change: Mapping[str, Any], accounts: frozenset[str],
                          types: frozenset[str] | None, *, websocket: bool = False) -> bytes | None:
     """``change`` filtered for one listener and encoded: an EventSource
     ``state`` event (RFC 8620 §7.3), or the JSON object of a WebSocket push
     (with ``pushState``, RFC 8887 §4.3.5.1); None when nothing is left. The
     same change object given with the same filter is encoded once."""
-    if _ENCODED[0] is not change:
-        _ENCODED[0], _ENCODED[1] = change, {}
     key = (accounts, types, websocket)
-    memo = _ENCODED[1]
+    memo = _change_memo(change)
     if key in memo:
         return memo[key]  # type: ignore[no-any-return]
     changed = filter_state_change(change, accounts, types)
@@ -367,8 +373,11 @@ class EventStream:
         types: frozenset[str] | None,
         accounts: frozenset[str],
         alive: Callable[[], bool] | None = None,
+        alive_key: Any = None,
     ):
         self.alive = alive  # False once the credentials were revoked: the stream ends
+        # streams with the same key (their token) share one ``alive()`` answer per change
+        self.alive_key = alive_key
         self.write = write
         self.clock = clock
         self.ping = ping
@@ -395,7 +404,7 @@ class EventStream:
     def on_state_change(self, change: Mapping[str, Any]) -> None:
         if self._stopped:
             return
-        if self.alive is not None and not self.alive():  # its token was revoked: the stream ends
+        if self.alive is not None and not self._alive_for(change):  # its token was revoked: the stream ends
             self.stop()
             if not self.done.called:
                 self.done.callback(b"")
@@ -408,6 +417,18 @@ class EventStream:
         if self.close_after_state:
             self.stop()
             self.done.callback(b"")
+
+    def _alive_for(self, change: Mapping[str, Any]) -> bool:
+        """``alive()``, asked once per change for all streams of one token (500
+        EventSources of one account read the token record once per commit, not 500
+        times)."""
+        assert self.alive is not None
+        if self.alive_key is None:
+            return self.alive()
+        memo, key = _change_memo(change), ("alive", self.alive_key)
+        if key not in memo:
+            memo[key] = self.alive()
+        return bool(memo[key])
 
     def _event(self, name: str, data: Any) -> None:
         if self.alive is not None and not self.alive():
@@ -911,7 +932,7 @@ class JMAPApp:
         token = getattr(request, "dualmail_token", None)
         alive = (lambda: bool(live(token))) if live is not None and token and live(token) else None
         stream = EventStream(request.write, self.clock, ping, close_after == "state", types, frozenset(info.accounts),
-                             alive)
+                             alive, alive_key=(live, token))
         return await stream.start(lambda callback: self.backend.subscribe(principal, types, callback))
 
     @app.route("/jmap/ws", methods=["GET"])

@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from ..model import errors
 from . import codec, keys as K
@@ -222,6 +222,24 @@ class Store:
         if job.error is not None:
             raise job.error
         return job.result
+
+    def transact_many(self, calls: Sequence[tuple[int, Callable[[MailTxn], Any]]]) -> list[Any]:
+        """Group commit from one caller: ``fn(tx)`` of every (account, fn) in ONE synced
+        write transaction, one ``MailTxn`` (one modseq) per account, committed once;
+        returns once that commit is durable, each call's result or the exception it
+        raised (a failing call makes each run alone, as in ``write_grouped``, so only it
+        fails).  The commits are published here, in commit order.  On an engine without
+        one-transaction-for-several-accounts (PostgreSQL) each call is a transaction."""
+        jobs = [_GroupJob(account, fn) for account, fn in calls]
+        if not jobs:
+            return []
+        if getattr(self.kv, "group_commit", False) and len({j.account for j in jobs}) == len(jobs):
+            self._commit_group(jobs)
+        else:  # (an account twice would share one MailTxn: its calls stay apart)
+            for job in jobs:
+                self._run_group_job(job)
+        self.poll_external()
+        return [job.error if job.error is not None else job.result for job in jobs]
 
     def _commit_group(self, batch: list[_GroupJob]) -> None:
         txns: dict[int, MailTxn] = {}

@@ -134,10 +134,36 @@ def test_connection_lost_unsubscribes(store, account, clock) -> None:
     c = Conn(f)
     login(c)
     c.send("a SELECT INBOX\r\na2 IDLE\r\n")
+    subscribed = len(store._subscribers)
     c.proto.connectionLost(None)
     deliver(store, account)
     clock.advance(0)
     assert not f.connections
+    assert len(store._subscribers) == subscribed - 1  # the factory's, with its last session
+
+
+def test_commits_reach_their_accounts_sessions_only(store, account, clock) -> None:
+    """One store subscription per factory, however many sessions; a commit is handed to
+    the sessions logged in to its account (and, after UNAUTHENTICATE and a new login, to
+    the new account's)."""
+    other = store.create_account("bob@example.org", "secret")
+    f = make_factory(store, clock)
+    before = len(store._subscribers)
+    a, b = Conn(f), Conn(f)
+    login(a)
+    login(b)
+    assert len(store._subscribers) == before + 1
+    a.send("a SELECT INBOX\r\n")
+    assert a.send("a2 IDLE\r\n") == "+ idling\r\n"
+    seen = []
+    real = b.proto._on_commit
+    b.proto._on_commit = lambda commit: (seen.append(commit.account), real(commit))
+    deliver(store, other)
+    clock.advance(0)
+    assert a.take() == "" and seen == []
+    deliver(store, account)
+    clock.advance(0)
+    assert lines(a.take()) == ["* 1 EXISTS", "* 1 RECENT"] and seen == [account]
 
 
 def test_make_factories_and_jmap_url(store) -> None:

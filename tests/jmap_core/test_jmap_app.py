@@ -510,3 +510,32 @@ def test_basic_refused_in_the_clear_off_loopback(make, monkeypatch):
     assert bearer.code == 200  # the rule is for Basic (a password in every request)
     assert client.request("GET", "/jmap/session").code == 200  # https: Basic is fine
     assert make(allow_plaintext=True).request("GET", "http://jmap.example.com/jmap/session").code == 200
+
+
+def test_event_streams_of_one_token_ask_alive_once_per_change(clock):
+    """RFC 8620 §7.3 streams on one token: its liveness is read once per StateChange for
+    all of them, and a revoked token ends every one at the next change."""
+    from dualmail.jmap.app import EventStream
+
+    asked, live = [], [True]
+
+    def alive() -> bool:
+        asked.append(True)
+        return live[0]
+
+    written: list[list[bytes]] = [[], [], []]
+    streams = [EventStream(w.append, clock, 0, False, None, frozenset({"A1"}), alive, alive_key="tok")
+               for w in written]
+    for s in streams:
+        s.start(lambda callback: lambda: None).addErrback(lambda f: None)
+    change = {"@type": "StateChange", "changed": {"A1": {"Email": "5"}}}
+    for s in streams:
+        s.on_state_change(change)
+    assert len(asked) == 1 and all(w[-1] == written[0][-1] for w in written)
+    assert written[0][-1].startswith(b"event: state\ndata: ")
+    live[0] = False
+    change = {"@type": "StateChange", "changed": {"A1": {"Email": "6"}}}
+    for s in streams:
+        s.on_state_change(change)
+    assert len(asked) == 2 and all(len(w) == 2 for w in written)  # nothing more written
+    assert all(s.done.called for s in streams)

@@ -167,20 +167,46 @@ def test_two_addresses_of_one_user_make_one_email_with_a_reply_each(store, accou
 
 
 def test_a_failing_account_gets_451_and_the_others_are_delivered(store, accounts, lmtp, monkeypatch):
+    """The accounts' parts share one transaction (group commit); one failing inside it
+    makes each part run alone, so only that account's recipients get 451."""
     a, b = accounts
-    real = StoreDelivery._deliver_one
+    real = StoreDelivery._write_for
 
     def flaky(self, account, raw, wanted):
-        if account == a:
-            raise OSError("disk on fire")
-        return real(self, account, raw, wanted)
+        write = real(self, account, raw, wanted)
+        if account != a:
+            return write
 
-    monkeypatch.setattr(StoreDelivery, "_deliver_one", flaky)
+        def fail(tx):
+            write(tx)  # its changes are made, then rolled back
+            raise OSError("disk on fire")
+
+        return fail
+
+    monkeypatch.setattr(StoreDelivery, "_write_for", flaky)
     before = snapshot(store, a)
     out = lmtp().receive(transaction("x@y.z", [USER, OTHER, USER], MSG))
     assert replies(out) == ["451 4.3.0 Local error in processing; try again later", "250 2.0.0 <bob@example.org> delivered",
                             "451 4.3.0 Local error in processing; try again later"]
     assert snapshot(store, a) == before and len(emails(store, b)) == 1
+
+
+def test_several_accounts_one_synced_commit(store, accounts, lmtp, monkeypatch):
+    """RFC 2033 §4.2 replies per recipient, after ONE store transaction for all the
+    accounts (one fsync), each account's modseq moved once; IMAP/JMAP listeners hear of
+    every account's commit."""
+    a, b = accounts
+    heard = []
+    store.subscribe(lambda c: heard.append(c.account))
+    writes = []
+    real = store.kv.run_write
+    monkeypatch.setattr(store.kv, "run_write", lambda fn, acct: writes.append(acct) or real(fn, acct))
+    modseqs = [snapshot(store, x)[0] for x in (a, b)]
+    out = lmtp().receive(transaction("x@y.z", [USER, OTHER], MSG))
+    assert replies(out) == ["250 2.0.0 <alice@example.org> delivered", "250 2.0.0 <bob@example.org> delivered"]
+    assert writes == [None]  # one transaction, several accounts
+    assert [snapshot(store, x)[0] for x in (a, b)] == [m + 1 for m in modseqs]
+    assert sorted(heard) == sorted([a, b])
 
 
 def test_a_failing_hook_does_not_undo_the_delivery(store, accounts):
