@@ -45,6 +45,7 @@ def commands(n: int) -> list[tuple[str, str]]:
         ("sort reverse date", "UID SORT (REVERSE DATE) UTF-8 ALL"),
         ("sort arrival", "UID SORT (ARRIVAL) UTF-8 ALL"),
         ("search subject", "UID SEARCH SUBJECT quarterly"),
+        ("select condstore", "SELECT INBOX (CONDSTORE)"),
     ]
 
 
