@@ -236,9 +236,11 @@ class DualmailServer:
         self.proc = self.srv.proc
 
     def settle(self, n: int) -> None:
-        """Wait for the full-text index to catch up with the load (it logs >= 1,000)."""
-        if n >= 1000 and not self.srv.caught_up.wait(1800):
-            raise RuntimeError("dualmail's search index did not catch up")
+        """Let the full-text index catch up with the load.  The indexer runs 50 ms after
+        each commit, so during a load over APPEND it keeps up burst by burst and its
+        "caught up" line (logged only for a catch-up of >= 1,000 messages) may never come:
+        wait for it briefly, then for the last slices."""
+        self.srv.caught_up.wait(10 if n >= 1000 else 0)
         time.sleep(2)  # the indexer's last slices; not a timing
 
     def rss_kb(self) -> int:
