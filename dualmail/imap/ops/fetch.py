@@ -143,8 +143,7 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
         out: list[r.Response] = []
         with s.store.read(s.account) as view:
             part = msgs[i:i + batch]
-            es = view.emails_at(sel.mailbox, [uid for _seq, uid in part])
-            es = [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+            es = _emails_of(view, sel, part)
             for (seq, uid), e, rec in zip(part, es, view.emails(es)):
                 if rec is None or e is None:
                     missing = True
@@ -171,6 +170,13 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
         return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
                         r.code("EXPUNGEISSUED"))
     return r.Tagged(cmd.tag, "OK", "FETCH completed")
+
+
+def _emails_of(view: Any, sel: SelectedMailbox, part: list[tuple[int, int]]) -> list[int | None]:
+    """The Email of each (seq, uid) of ``part`` in the selected mailbox, from one batched
+    read of its UID map; None where the message is gone (or expunged for this session)."""
+    es = view.emails_at(sel.mailbox, [uid for _seq, uid in part])
+    return [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
 
 
 def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
@@ -219,8 +225,7 @@ def _listing_records(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
         emails = dict(view.uid_items(m, lo, hi))
         es = [None if uid in sel.gone else emails.get(uid) for _seq, uid in part]
     else:
-        es = view.emails_at(m, [uid for _seq, uid in part])
-        es = [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+        es = _emails_of(view, sel, part)
     recs = view.emails(es)  # one batched read each (one round trip on PostgreSQL)
     lsts = view.listings(es, recs)
     for (seq, uid), rec, lst in zip(part, recs, lsts):
@@ -401,8 +406,7 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
         out: list[bytes] = []
         with s.store.read(s.account) as view:
             kv, a = view.kv, view.a
-            es = view.emails_at(m, [uid for _seq, uid in part])
-            es = [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+            es = _emails_of(view, sel, part)
             hvs = iter(kv.get_many("imaph", [K.email(a, e) for e in es if e is not None]))
             for (seq, uid), e in zip(part, es):
                 if e is None:
