@@ -20,14 +20,14 @@ def test_indexer_catches_up_after_commits_in_slices(store, account, monkeypatch)
 
     monkeypatch.setattr(indexing, "SLICE", 64)
     slices = []
-    real = indexing.index_pending
+    real = indexing.index_slice
 
     def recording(store_, a, budget, seconds=None):
-        n = real(store_, a, budget, seconds)
+        n, complete = real(store_, a, budget, seconds)
         slices.append(n)
-        return n
+        return n, complete
 
-    monkeypatch.setattr(indexing, "index_pending", recording)
+    monkeypatch.setattr(indexing, "index_slice", recording)
     clock = MemoryReactorClock()
     idx = SearchIndexer(store, clock)
     idx.startService()
@@ -46,33 +46,109 @@ def test_indexer_catches_up_after_commits_in_slices(store, account, monkeypatch)
             clock.advance(indexing.LAG)
         assert pending(store, account) == 0
         # slices, each its own reactor call: never the whole backlog at once
-        assert slices == [64, 64, 22, 0]
+        assert slices == [64, 64, 22]
         assert not clock.getDelayedCalls()
     finally:
         idx.stopService()
 
 
-def test_a_stream_of_commits_does_not_hold_the_indexer_back(store, account):
-    """New mail is indexed LAG after its commit even while commits keep coming (the
-    indexer's timer is not pushed back by each commit)."""
+def test_a_stream_of_commits_is_indexed_in_few_slices_and_never_held_back(store, account, monkeypatch):
+    """While commits keep coming, new mail is indexed at most INTERVAL + LAG after its
+    commit (a commit does not push the indexer's timer back), in one slice per INTERVAL
+    rather than one per commit (each slice is a synced write rewriting term tails)."""
     import dualmail.indexing as indexing
 
+    slices = []
+    real = indexing.index_slice
+
+    def recording(store_, a, budget, seconds=None):
+        n, complete = real(store_, a, budget, seconds)
+        slices.append(n)
+        return n, complete
+
+    monkeypatch.setattr(indexing, "index_slice", recording)
     clock = MemoryReactorClock()
     idx = SearchIndexer(store, clock)
     idx.startService()
     try:
         clock.advance(0)
-        steps = 0
-        for i in range(30):  # a commit every LAG/3 for 10 LAGs
+        slices.clear()
+        step = indexing.INTERVAL / 10
+        committed = []
+        for i in range(30):  # a commit every INTERVAL/10 for 3 INTERVALs
             with store.write(account) as tx:
                 store_prepared(tx, prepare(f"Subject: s{i}\r\n\r\nword{i}\r\n".encode()), [1])
-            steps += 1
-            clock.advance(indexing.LAG / 3)
-            clock.advance(0)
-            if i >= 3:  # everything committed more than LAG + a slice ago is indexed
-                with store.read(account) as r:
-                    assert watermark(r.kv, account) >= i - 3
-        clock.advance(indexing.LAG)
+            committed.append(clock.seconds())
+            clock.advance(step)
+            with store.read(account) as r:
+                wm = watermark(r.kv, account)
+            late = [j for j, t in enumerate(committed) if clock.seconds() - t > indexing.INTERVAL + indexing.LAG]
+            if late:  # everything committed more than INTERVAL + LAG ago is in the index
+                assert wm >= late[-1] + 1
+        clock.advance(indexing.INTERVAL + indexing.LAG)
         assert pending(store, account) == 0
+        assert sum(slices) == 30
+        assert len(slices) <= 3 + 2  # one per INTERVAL (and the first, LAG after its commit)
+        assert not clock.getDelayedCalls()
     finally:
         idx.stopService()
+
+
+def test_a_slice_runs_on_the_offload_and_a_failure_is_logged_not_fatal(store, account):
+    """The service hands slices to the reactor's thread pool; a failing slice is logged
+    and the next commit schedules the account again."""
+    import dualmail.indexing as indexing
+    from twisted.internet import defer
+
+    runs = []
+    fail = [True]
+
+    def offload(fn, *args):
+        runs.append(args)
+        if fail[0]:
+            return defer.fail(RuntimeError("disk on fire"))
+        return defer.maybeDeferred(fn, *args)
+
+    clock = MemoryReactorClock()
+    idx = SearchIndexer(store, clock, offload=offload)
+    idx.startService()
+    try:
+        clock.advance(0)
+        with store.write(account) as tx:
+            store_prepared(tx, prepare(b"Subject: a\r\n\r\nfirst\r\n"), [1])
+        clock.advance(indexing.INTERVAL + indexing.LAG)
+        assert pending(store, account) == 1  # the slice failed; nothing is retried in a loop
+        fail[0] = False
+        with store.write(account) as tx:
+            store_prepared(tx, prepare(b"Subject: b\r\n\r\nsecond\r\n"), [1])
+        clock.advance(indexing.INTERVAL + indexing.LAG)
+        assert pending(store, account) == 0
+        assert all(a == (account,) for a in runs)
+        assert not clock.getDelayedCalls()
+    finally:
+        idx.stopService()
+
+
+def test_stopping_waits_for_the_slice_in_flight(store, account):
+    """The store is closed after the indexer stops: stopService's Deferred fires only once
+    the slice running on the thread pool has finished."""
+    from twisted.internet import defer
+
+    pending_slices = []
+
+    def offload(fn, *args):
+        d = defer.Deferred()
+        pending_slices.append((d, fn, args))
+        return d
+
+    clock = MemoryReactorClock()
+    idx = SearchIndexer(store, clock, offload=offload)
+    idx.startService()
+    clock.advance(0)
+    assert len(pending_slices) == 1
+    stopped = idx.stopService()
+    assert isinstance(stopped, defer.Deferred) and not stopped.called
+    d, fn, args = pending_slices.pop()
+    d.callback(fn(*args))
+    assert stopped.called
+    assert not clock.getDelayedCalls() and not pending_slices

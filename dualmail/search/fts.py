@@ -35,8 +35,8 @@ from ..store.kv import KVRead, prefix_end
 from ..model.terms import email_terms, unpack_terms
 from .collate import MAX_TOKEN, query_runs
 
-__all__ = ["CHUNK", "candidates", "grams_ready", "index_all", "index_pending", "unindexed", "upgrade_grams",
-           "watermark"]
+__all__ = ["CHUNK", "candidates", "grams_ready", "index_all", "index_pending", "index_slice", "unindexed",
+           "upgrade_grams", "watermark"]
 
 #: Postings per LMDB value; a frequent term spans several chunks.
 CHUNK = 4096
@@ -117,6 +117,12 @@ def index_pending(store: Any, account: int, budget: int = 200, seconds: float | 
 
     Safe to call from several places: a call that loses a race does nothing.
     """
+    return index_slice(store, account, budget, seconds)[0]
+
+
+def index_slice(store: Any, account: int, budget: int, seconds: float | None = None) -> tuple[int, bool]:
+    """``index_pending``, and whether its reading reached the last Email (else it stopped
+    at ``budget`` or ``seconds``, or lost a race, and more may be left)."""
     adds: dict[str, list[int]] = {}
     t0 = time.monotonic()
     with store.read(account) as r:
@@ -125,16 +131,18 @@ def index_pending(store: Any, account: int, budget: int = 200, seconds: float | 
         stop = prefix_end(K.acct(account))
         last = wm
         n = 0
+        complete = True
         for k, _v in r.kv.range("email", K.email(account, wm + 1), stop):
+            if n >= budget or (seconds is not None and time.monotonic() - t0 >= seconds):
+                complete = False
+                break
             e = K.un64(k, 4)
             for t in _terms_of(r, account, e):
                 adds.setdefault(t, []).append(e)
             last = e
             n += 1
-            if n >= budget or (seconds is not None and time.monotonic() - t0 >= seconds):
-                break
     if n == 0:
-        return 0
+        return 0, complete
 
     def run(w: Any) -> int:
         if watermark(w, account) != wm:
@@ -157,8 +165,8 @@ def index_pending(store: Any, account: int, budget: int = 200, seconds: float | 
             w.put("ftsmeta", K.acct(account) + _GRAMS_READY, b"1")
         return n
 
-    result: int = store.kv.run_write(run, account)
-    return result
+    done: int = store.kv.run_write(run, account)
+    return done, complete and done == n
 
 
 def upgrade_grams(store: Any, account: int, budget: int = 20000) -> int:
