@@ -55,6 +55,9 @@ class ImapConfig:
     # RFC 9585 INPROGRESS: a FETCH streaming for longer than this says how far it got
     # (``* OK [INPROGRESS ("tag" done total)]``), again at most this often
     inprogress_interval: float = 5.0
-    # STORE, COPY, MOVE and EXPUNGE of at least this many messages write on a worker
-    # thread (other connections go on; INPROGRESS ticks meanwhile); smaller ones inline
+    # STORE, COPY, MOVE and EXPUNGE of at least this many messages hear INPROGRESS
+    # while they write on a worker thread (other connections go on meanwhile)
     offload_min_messages: int = 1000
+    # smaller writes go through the group commit on a worker thread too, so the synced
+    # commits of many sessions share one fsync; off: they commit inline on the reactor
+    group_writes: bool = True

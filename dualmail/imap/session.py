@@ -250,20 +250,24 @@ class Session:
         return self._event(ev)
 
     def write_long(self, tag: str, count: int, fn: Callable[[Any], Any]) -> Generator[Any, None, Any]:
-        """``fn(tx)`` in one write transaction; its result.  A command on ``count`` >=
-        ``offload_min_messages`` messages writes on a worker thread (as an ``Offload``, in
-        the group commit): other connections go on meanwhile and this one hears
-        ``* OK [INPROGRESS]`` every few seconds (RFC 9585).  ``fn`` touches only ``tx``."""
+        """``fn(tx)`` in one write transaction; its result.  The write runs on a worker
+        thread (as an ``Offload``) in the group commit, so the synced commits of many
+        sessions' small writes (STORE, COPY, MOVE, EXPUNGE) share one fsync and the reactor
+        goes on meanwhile; a command on ``count`` >= ``offload_min_messages`` messages hears
+        ``* OK [INPROGRESS]`` every few seconds (RFC 9585).  With ``group_writes`` off, a
+        smaller write commits inline on the reactor.  ``wrote_alone`` tells afterwards
+        whether the modseq taken covers only this write.  ``fn`` touches only ``tx``."""
         assert self.account is not None
-        self.wrote_alone = count < self.config.offload_min_messages
-        if self.wrote_alone:
+        if count < self.config.offload_min_messages and not self.config.group_writes:
+            self.wrote_alone = True
             with self.store.write(self.account) as tx:
                 return fn(tx)
         account = self.account
-        job = Offload(lambda: self.store.write_grouped(account, fn), tag)
+        job = Offload(lambda: self.store.write_grouped_alone(account, fn), tag)
         yield job
         try:
-            return job.result()
+            result, self.wrote_alone = job.result()
+            return result
         finally:
             self.store.poll_external()  # publish the commit here, on the session's thread
 

@@ -17,6 +17,7 @@ import os
 import secrets
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -46,7 +47,7 @@ _log = logging.getLogger("dualmail.store")
 class _GroupJob:
     """One ``write_grouped`` call waiting for its group's commit."""
 
-    __slots__ = ("account", "fn", "result", "error", "done")
+    __slots__ = ("account", "fn", "result", "error", "done", "alone")
 
     def __init__(self, account: int, fn: Callable[[MailTxn], Any]) -> None:
         self.account = account
@@ -54,6 +55,9 @@ class _GroupJob:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
+        # False when another job of the same account shared this job's MailTxn (and so
+        # its modseq): the caller cannot tell its own changes from the other's
+        self.alone = True
 
 
 def normalize_address(address: str) -> str:
@@ -185,6 +189,10 @@ class Store:
         return result
 
     def write_grouped(self, account: int, fn: Callable[[MailTxn], T]) -> T:
+        """``write_grouped_alone(account, fn)`` without the ``alone`` flag."""
+        return self.write_grouped_alone(account, fn)[0]
+
+    def write_grouped_alone(self, account: int, fn: Callable[[MailTxn], T]) -> tuple[T, bool]:
         """Group commit: ``fn(tx)`` in a write transaction shared with the calls other
         threads make at the same time (of this account and of others), committed (synced)
         once for all of them; returns once that commit is durable.  Call it from a worker
@@ -199,7 +207,11 @@ class Store:
         published here (subscribers live on the reactor thread): the caller's thread
         publishes them with ``poll_external()``, as after another process's commit.
         An engine without one-transaction-for-several-accounts (PostgreSQL) runs each call
-        in a transaction of its own."""
+        in a transaction of its own.
+
+        Returns ``(result, alone)``: ``alone`` is False when another call of the same
+        account shared the transaction, so the modseq it took covers changes other than
+        this call's (an IMAP session then reports the whole range, not only its own)."""
         job = _GroupJob(account, fn)
         if not getattr(self.kv, "group_commit", False):
             self._run_group_job(job)
@@ -221,7 +233,7 @@ class Store:
                         self._group.notify_all()
         if job.error is not None:
             raise job.error
-        return job.result
+        return job.result, job.alone
 
     def transact_many(self, calls: Sequence[tuple[int, Callable[[MailTxn], Any]]]) -> list[Any]:
         """Group commit from one caller: ``fn(tx)`` of every (account, fn) in ONE synced
@@ -266,8 +278,10 @@ class Store:
                 for job in batch:  # one failed: each alone, so only it fails
                     self._run_group_job(job)
                 return
+            shared = Counter(job.account for job in batch)
             for job, res in zip(batch, results):
                 job.result = res
+                job.alone = shared[job.account] == 1
             self._free_blobs(list(txns.values()))
         finally:
             for job in batch:

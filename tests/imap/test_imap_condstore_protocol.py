@@ -507,3 +507,44 @@ def test_selected_session_learns_expunges_after_compaction_past_it():
     finally:
         store.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- group commit (STORE, COPY, MOVE, EXPUNGE share a transaction with other writers) ----
+
+
+def _shared_with(store: Any, account: int, other_uid: int, monkeypatch) -> None:
+    """Make the next grouped write share its transaction (and modseq) with another
+    session's STORE +FLAGS (\\Flagged) on ``other_uid``, as a group commit can."""
+    from dualmail.mail.ops import apply_flags
+
+    real = store.write_grouped_alone
+
+    def shared(a: int, fn: Any) -> Any:
+        def both(tx: Any) -> Any:
+            m = tx.mailbox_by_path(["INBOX"])
+            apply_flags(tx, m, tx.email_at(m, other_uid), "+", ["\\Flagged"])
+            return fn(tx)
+        result, _alone = real(a, both)
+        return result, False
+    monkeypatch.setattr(store, "write_grouped_alone", shared)
+
+
+def test_a_store_sharing_its_modseq_still_reports_the_other_change(five: Client, store, account,
+                                                                    monkeypatch) -> None:
+    """The session's STORE and another writer's took one modseq in one group commit: the
+    session cannot tell them apart by modseq, so it must not take the whole step as its
+    own: the other change is reported (RFC 7162 §3.1.4, RFC 9051 §7.5.2)."""
+    five.ok("a SELECT INBOX (CONDSTORE)")
+    _shared_with(store, account, 3, monkeypatch)
+    out = five.ok("b STORE 1 +FLAGS (\\Seen)")
+    monkeypatch.undo()
+    # the other change comes with the STORE's own (untagged responses before the tagged OK)
+    assert "\\Seen" in fetches(out)[1]
+    assert fetches(out)[3] == f"UID 3 FLAGS (\\Flagged \\Recent) MODSEQ ({hms(store, account)})", out
+    assert fetches(five.ok("c NOOP")) == {}
+
+
+def test_a_store_alone_in_its_group_is_not_reported_again(five: Client, store, account) -> None:
+    five.ok("a SELECT INBOX (CONDSTORE)")
+    five.ok("b STORE 1 +FLAGS (\\Seen)")
+    assert fetches(five.ok("c NOOP")) == {}

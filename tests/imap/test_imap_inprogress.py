@@ -98,8 +98,8 @@ async def test_long_writes_run_off_the_reactor_with_inprogress(tmp_path, monkeyp
             deliver(srv.store, srv.account, raw=message(f"m{i}"), flags=("\\Deleted",))
         [port] = await srv.service.bound_ports("imap")
         port.factory.config = dataclasses.replace(port.factory.config, offload_min_messages=2)
-        gate = Gate(srv.store.write_grouped)
-        monkeypatch.setattr(srv.store, "write_grouped", gate)
+        gate = Gate(srv.store.write_grouped_alone)
+        monkeypatch.setattr(srv.store, "write_grouped_alone", gate)
         try:
             first, rest = await deferToThread(_long_command, srv.imap_port, gate, command)
         finally:

@@ -141,3 +141,42 @@ def test_the_commit_is_published_by_poll_external(store: Any) -> None:
     assert result and seen == []  # not published on the writer's thread
     store.poll_external()
     assert [c.account for c in seen] == [a] and box in seen[0].mailboxes
+
+
+def test_alone_says_whether_another_call_of_the_account_shared_the_transaction(store: Any,
+                                                                               engine: str) -> None:
+    """``write_grouped_alone``: two calls of account a in one group share one MailTxn and
+    so one modseq (alone False for both); account b's call in the same group is alone."""
+    a, b = (store.create_account(f"{n}@example.org", "pw") for n in "ab")
+    boxes = {x: _inbox(store, x) for x in (a, b)}
+    gate = threading.Event()
+    out: dict[int, Any] = {}
+
+    def job(i: int, acc: int) -> None:
+        def fn(tx: Any) -> int:
+            if i == 0:
+                gate.wait(10)  # hold the first group while the others queue
+            store_prepared(tx, prepare(_msg(i), [], 1_700_000_000), [boxes[acc]])
+            return tx.modseq
+        out[i] = (acc, *store.write_grouped_alone(acc, fn))
+
+    first = threading.Thread(target=job, args=(0, a))
+    first.start()
+    deadline = time.monotonic() + 10
+    grouping = getattr(store.kv, "group_commit", False)
+    while grouping and not store._group_busy and time.monotonic() < deadline:
+        time.sleep(0.001)  # polling a condition, bounded
+    rest = [threading.Thread(target=job, args=(i, acc)) for i, acc in ((1, a), (2, a), (3, b))]
+    for t in rest:
+        t.start()
+    while grouping and len(store._group_queue) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    gate.set()
+    for t in [first, *rest]:
+        t.join(30)
+    assert out[0][2] is True  # alone in its own group
+    if grouping:
+        assert out[1][2] is False and out[2][2] is False and out[1][1] == out[2][1]
+    else:  # PostgreSQL: every call its own transaction, its own modseq
+        assert out[1][2] is True and out[2][2] is True and out[1][1] != out[2][1]
+    assert out[3][2] is True
