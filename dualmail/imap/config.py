@@ -55,9 +55,9 @@ class ImapConfig:
     # RFC 9585 INPROGRESS: a FETCH streaming for longer than this says how far it got
     # (``* OK [INPROGRESS ("tag" done total)]``), again at most this often
     inprogress_interval: float = 5.0
-    # STORE, COPY, MOVE and EXPUNGE of at least this many messages hear INPROGRESS
-    # while they write on a worker thread (other connections go on meanwhile)
+    # STORE, COPY, MOVE and EXPUNGE write on a worker thread in the group commit, so the
+    # synced commits of many sessions share one fsync (INPROGRESS ticks while a long one
+    # runs; other connections go on meanwhile).  group_writes off: a write on fewer than
+    # offload_min_messages messages commits inline on the reactor instead
     offload_min_messages: int = 1000
-    # smaller writes go through the group commit on a worker thread too, so the synced
-    # commits of many sessions share one fsync; off: they commit inline on the reactor
     group_writes: bool = True

@@ -253,10 +253,11 @@ class Session:
         """``fn(tx)`` in one write transaction; its result.  The write runs on a worker
         thread (as an ``Offload``) in the group commit, so the synced commits of many
         sessions' small writes (STORE, COPY, MOVE, EXPUNGE) share one fsync and the reactor
-        goes on meanwhile; a command on ``count`` >= ``offload_min_messages`` messages hears
-        ``* OK [INPROGRESS]`` every few seconds (RFC 9585).  With ``group_writes`` off, a
-        smaller write commits inline on the reactor.  ``wrote_alone`` tells afterwards
-        whether the modseq taken covers only this write.  ``fn`` touches only ``tx``."""
+        goes on meanwhile; a long one hears ``* OK [INPROGRESS]`` every few seconds
+        (RFC 9585).  With ``group_writes`` off, a write on fewer than
+        ``offload_min_messages`` messages commits inline on the reactor.  ``wrote_alone``
+        tells afterwards whether the modseq taken covers only this write.  ``fn`` touches
+        only ``tx`` (it may run again)."""
         assert self.account is not None
         if count < self.config.offload_min_messages and not self.config.group_writes:
             self.wrote_alone = True
