@@ -32,7 +32,7 @@ class ExternalCommitWatcher(Service):
         self.fallback_interval = fallback_interval
         self._notifier: Any = None
         self._loop: task.LoopingCall | None = None
-        self._pending = False
+        self._pending: Any = None  # the scheduled look at the commit log, if any
         self._stop_listening: Any = None
 
     def startService(self) -> None:
@@ -64,18 +64,20 @@ class ExternalCommitWatcher(Service):
 
     def _changed(self, _watch: Any, _path: Any, _mask: int) -> None:
         # Coalesce a burst of modify events into one look at the commit log.
-        if not self._pending:
-            self._pending = True
-            self.reactor.callLater(0, self.check)
+        if self._pending is None and self.running:
+            self._pending = self.reactor.callLater(0, self.check)
 
     def check(self) -> None:
-        self._pending = False
+        self._pending = None
         try:
             self.store.poll_external()
         except Exception:
             self.log.failure("reading external commits failed")
 
     def stopService(self) -> None:
+        if self._pending is not None:  # a look scheduled as the store closes: not run
+            self._pending.cancel()
+            self._pending = None
         if self._stop_listening is not None:
             self._stop_listening()
             self._stop_listening = None

@@ -42,8 +42,10 @@ from .app import JMAPApp, make_site as make_app_site
 from .dispatch import Method, ReadOnlyPrincipal, core_methods
 from .errors import MethodError, RequestError
 from .session import Account, CoreLimits, SessionInfo
+from .standard import set_, set_grouped
 from .state import parse_state, to_state
 from .types import MAIL, QUOTA, SORT_OPTIONS, SUBMISSION, VACATION, store_methods
+from .types.base import account_number
 from .types.email_blobs import resolve_blob, stored_sha
 from .types.push_subscription import PushConfig, push_subscription_methods
 
@@ -447,6 +449,38 @@ def offload_body_values(methods: dict[str, Method], run_blocking: Callable[..., 
     return out
 
 
+# Methods whose one write transaction goes through the store's group commit on a worker
+# thread (as IMAP STORE/APPEND do): the synced commits of many clients' small changes
+# share one fsync, and the event loop serves other requests while they are written.
+GROUPED_METHODS = ("Email/set", "Mailbox/set")
+
+
+def group_writes(methods: dict[str, Method], store: Store,
+                 run_blocking: Callable[..., Deferred[Any]]) -> dict[str, Method]:
+    """``methods`` with the /set handlers of ``GROUPED_METHODS`` writing through
+    ``Store.write_grouped`` (run by ``run_blocking``); the commit is published on the
+    event loop (``poll_external``) before the response goes out, so EventSource, IDLE and
+    the caller's next call see it."""
+
+    def run_write(account_id: str, fn: Callable[[Any], Any]) -> Deferred[Any]:
+        d = run_blocking(store.write_grouped, account_number(account_id), fn)
+
+        def published(result: Any) -> Any:
+            store.poll_external()
+            return result
+
+        return d.addBoth(published)
+
+    out = dict(methods)
+    for name in GROUPED_METHODS:
+        method = out.get(name)
+        handler = getattr(method, "handler", None)
+        if isinstance(handler, partial) and handler.func is set_:
+            out[name] = Method(method.capability,  # type: ignore[union-attr]
+                               partial(set_grouped, *handler.args, run_write=run_write))
+    return out
+
+
 def build_app(
     store: Store,
     reactor: Any,
@@ -474,10 +508,10 @@ def build_app(
     return JMAPApp(
         StoreAuthenticator(store, run_blocking),
         backend,
-        methods=offload_body_values(offload_searches(
+        methods=group_writes(offload_body_values(offload_searches(
             {**core_methods(), **store_methods(store, reactor.seconds, submission, sanitize_html=sanitize_html),
              **push_subscription_methods(store, reactor.seconds, push or PushConfig())},
-            run_blocking), run_blocking),
+            run_blocking), run_blocking), store, run_blocking),
         limits=limits,
         clock=reactor,
         failed_login_delay=failed_login_delay,

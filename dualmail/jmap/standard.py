@@ -73,7 +73,7 @@ Must not import twisted, klein or the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -426,8 +426,34 @@ def _coalesce(
     )
 
 
-def set_(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
-    """Foo/set (RFC 8620 §5.3): all of it in one write transaction."""
+@dataclass(slots=True)
+class _SetPlan:
+    """A Foo/set call's arguments, read and checked before any transaction."""
+
+    account_id: str
+    if_in_state: str | None
+    create: dict[str, Any]
+    update: dict[str, Any]
+    destroy: list[str]
+    extra: dict[str, Any]
+    id_properties: frozenset[str]
+
+
+@dataclass(slots=True)
+class _SetOutcome:
+    """What one run of a /set against a transaction did (a group commit may run it again)."""
+
+    old_state: int
+    ids: _Ids
+    created: dict[str, Any] = field(default_factory=dict)
+    not_created: dict[str, Any] = field(default_factory=dict)
+    updated: dict[str, Any] = field(default_factory=dict)
+    not_updated: dict[str, Any] = field(default_factory=dict)
+    destroyed: list[str] = field(default_factory=list)
+    not_destroyed: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_set(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> _SetPlan:
     r = ArgReader(args)
     account_id = ctx.account(r.id("accountId"), write=True)
     if_in_state = r.string("ifInState", None, nullable=True)
@@ -442,17 +468,16 @@ def set_(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
     total = len(create) + len(update) + len(destroy)
     if total > ctx.limits.max_objects_in_set:
         raise MethodError("requestTooLarge", f"{total} objects; maxObjectsInSet is {ctx.limits.max_objects_in_set}")
-    ids = _Ids(ctx)
-    created: dict[str, Any] = {}
-    not_created: dict[str, Any] = {}
-    updated: dict[str, Any] = {}
-    not_updated: dict[str, Any] = {}
-    destroyed: list[str] = []
-    not_destroyed: dict[str, Any] = {}
-    id_properties = frozenset(getattr(datatype, "id_properties", ()))
-    with _bind_extra(ctx, extra), datatype.write(ctx, account_id) as tx:
-        old_state = datatype.state(ctx, tx)
-        _check_state(if_in_state, old_state)
+    return _SetPlan(account_id, if_in_state, create, update, destroy, extra,
+                    frozenset(getattr(datatype, "id_properties", ())))
+
+
+def _apply_set(datatype: Any, ctx: CallContext, plan: _SetPlan, tx: Any, old_state: int) -> _SetOutcome:
+    """The creates, updates and destroys of ``plan`` in ``tx`` (§5.3: in that order)."""
+    _check_state(plan.if_in_state, old_state)
+    out = _SetOutcome(old_state, _Ids(ctx))
+    ids, create, id_properties = out.ids, plan.create, plan.id_properties
+    with _bind_extra(ctx, plan.extra):
         for cid in _creation_order(create, id_properties):
             try:
                 obj = create[cid]
@@ -461,10 +486,10 @@ def set_(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
                 _check_create_props(datatype, obj)
                 props = datatype.create(ctx, tx, ids.in_object(obj, id_properties))
                 ids.local[cid] = props["id"]
-                created[cid] = dict(props)
+                out.created[cid] = dict(props)
             except SetError as e:
-                not_created[cid] = e.to_json()
-        for key, patch in update.items():
+                out.not_created[cid] = e.to_json()
+        for key, patch in plan.update.items():
             real = ids.resolve(key)
             try:
                 current = None if real is None else datatype.lookup(ctx, tx, real)
@@ -480,36 +505,73 @@ def set_(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
                     defaults=getattr(datatype, "defaults", None),
                 )
                 changed = datatype.update(ctx, tx, real, current, patched)
-                updated[real] = dict(changed) if changed else None
+                out.updated[real] = dict(changed) if changed else None
             except SetError as e:
-                not_updated[real if real is not None else key] = e.to_json()
-        for key in destroy:
+                out.not_updated[real if real is not None else key] = e.to_json()
+        for key in plan.destroy:
             real = ids.resolve(key)
             try:
                 if real is None:
                     raise SetError("notFound", f"no record {key!r}")
                 datatype.destroy(ctx, tx, real)
-                destroyed.append(real)
+                out.destroyed.append(real)
             except SetError as e:
-                not_destroyed[real if real is not None else key] = e.to_json()
-    new_state = datatype.committed_state(ctx, tx)
-    ctx.created_ids.update(ids.local)
+                out.not_destroyed[real if real is not None else key] = e.to_json()
+    return out
+
+
+def _set_response(datatype: Any, ctx: CallContext, plan: _SetPlan, out: _SetOutcome, new_state: int) -> Responses:
+    ctx.created_ids.update(out.ids.local)
     return [
         (
             f"{datatype.name}/set",
             {
-                "accountId": account_id,
-                "oldState": to_state(old_state),
+                "accountId": plan.account_id,
+                "oldState": to_state(out.old_state),
                 "newState": to_state(new_state),
-                "created": created or None,
-                "updated": updated or None,
-                "destroyed": destroyed or None,
-                "notCreated": not_created or None,
-                "notUpdated": not_updated or None,
-                "notDestroyed": not_destroyed or None,
+                "created": out.created or None,
+                "updated": out.updated or None,
+                "destroyed": out.destroyed or None,
+                "notCreated": out.not_created or None,
+                "notUpdated": out.not_updated or None,
+                "notDestroyed": out.not_destroyed or None,
             },
         )
     ]
+
+
+def set_(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:
+    """Foo/set (RFC 8620 §5.3): all of it in one write transaction."""
+    plan = _read_set(datatype, ctx, args)
+    with _bind_extra(ctx, plan.extra), datatype.write(ctx, plan.account_id) as tx:
+        out = _apply_set(datatype, ctx, plan, tx, datatype.state(ctx, tx))
+    return _set_response(datatype, ctx, plan, out, datatype.committed_state(ctx, tx))
+
+
+WriteRunner = Callable[[str, Callable[[Any], Any]], Awaitable[Any]]
+
+
+async def set_grouped(datatype: Any, ctx: CallContext, args: dict[str, Any], *, run_write: WriteRunner) -> Responses:
+    """Foo/set with its transaction handed to ``run_write(account_id, fn)``, which runs
+    ``fn(tx)`` in a write transaction that other writers may share (the store's group
+    commit, on a worker thread) and resolves once it is durable.  ``fn`` may run more
+    than once (a failure elsewhere in the group re-runs each alone), so every run starts
+    from fresh results.  A call with ``ifInState`` keeps a transaction of its own: its
+    state check must not pass over another writer's change in the same transaction.
+
+    The datatype gives ``state_after(tx, old_state)``: its state once ``tx`` committed.
+    A transaction shared with another writer of the account has one modseq for both, so
+    ``newState`` may cover the other's changes too (a /changes from ``oldState`` returns
+    both), never fewer than this call's."""
+    plan = _read_set(datatype, ctx, args)
+    if plan.if_in_state is not None:
+        return set_(datatype, ctx, args)
+
+    def run(tx: Any) -> tuple[_SetOutcome, Any]:
+        return _apply_set(datatype, ctx, plan, tx, tx.state(datatype.name)), tx
+
+    out, tx = await run_write(plan.account_id, run)
+    return _set_response(datatype, ctx, plan, out, datatype.state_after(tx, out.old_state))
 
 
 class _bind_extra:
@@ -520,10 +582,10 @@ class _bind_extra:
         self.ctx, self.extra = ctx, extra
 
     def __enter__(self) -> None:
-        self.ctx.extra = self.extra
+        self.saved, self.ctx.extra = self.ctx.extra, self.extra
 
     def __exit__(self, *exc: object) -> None:
-        self.ctx.extra = {}
+        self.ctx.extra = self.saved
 
 
 def copy(datatype: Any, ctx: CallContext, args: dict[str, Any]) -> Responses:

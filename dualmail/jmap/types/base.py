@@ -101,9 +101,13 @@ class StoreType:
         """The type's state after the commit: this transaction's modseq if it
         changed an object of the type, else the state it started from (never
         re-read, so a later commit by someone else is not claimed)."""
+        return self.state_after(tx, self._started.pop(tx))
+
+    def state_after(self, tx: MailTxn, started: int) -> int:
+        """The type's state once ``tx`` committed, given its state when ``tx`` began."""
         if self.name in tx.changed_kinds:
             return tx.modseq
-        return self._started.pop(tx)
+        return started
 
 
 class ChangesFromLog:
