@@ -219,6 +219,10 @@ class BoundedRequest(server.Request):
     max_body = 2**31
     max_upload = 2**31
     body_too_large = False
+    # JMAP takes no HTML form posts: a POST body is JSON or an upload's raw bytes, whatever
+    # its Content-Type.  Twisted would otherwise parse a form-typed body into ``args``
+    # (and parse every POST's Content-Type with the ``email`` package to find out).
+    _parsePOSTFormSubmission = False
     _received = 0
     _refused = False
 
@@ -753,19 +757,21 @@ class JMAPApp:
 
     def _read_body(self, request: IRequest, limit: int, name: str) -> bytes:
         length = request.getHeader(b"content-length")
-        too_large = _limit(name, 413, f"the request body is larger than {limit} octets")
+        def too_large() -> RequestError:
+            return _limit(name, 413, f"the request body is larger than {limit} octets")
+
         if getattr(request, "body_too_large", False):
-            raise too_large
+            raise too_large()
         if length is not None:
             try:
                 if int(length) > limit:
-                    raise too_large
+                    raise too_large()
             except ValueError:
                 pass
         request.content.seek(0)
         body = request.content.read(limit + 1)
         if len(body) > limit:
-            raise too_large
+            raise too_large()
         return body
 
     def _account(self, info: SessionInfo, account_id: str, write: bool = False,

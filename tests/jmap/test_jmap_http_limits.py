@@ -110,3 +110,36 @@ async def test_appendlimit_and_max_size_upload_are_one_limit(tmp_path, extra, si
     async with running(tmp_path, *extra) as srv:
         port = await _jmap_port(srv)
         assert await deferToThread(_limits_seen, srv.imap_port, port) == (size, size)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=x", "application/x-www-form-urlencoded"])
+async def test_a_form_typed_upload_is_stored_as_sent(tmp_path, content_type) -> None:
+    """RFC 8620 §6.1: the upload body is the blob, whatever its Content-Type. Twisted's
+    own form parsing is off, so a body typed as a form that is no valid form is not a 400
+    (and a large one is not parsed into memory a second time)."""
+    import base64
+
+    from tests.imap.imap_e2e import PASSWORD, USER
+
+    async with running(tmp_path) as srv:
+        port = await _jmap_port(srv)
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        body = b"--x\r\nnot a form part at all\r\n&a=b=c"
+        head = (f"POST /jmap/upload/{srv_account(srv)}/ HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Basic {auth}\r\nContent-Type: {content_type}\r\n"
+                f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        out = await deferToThread(_exchange, port, head, body)
+        status, result = _problem(out)
+        assert status.startswith("HTTP/1.0 201 "), out
+        assert result["size"] == len(body) and result["type"] == content_type
+        get = (f"GET /jmap/download/{srv_account(srv)}/{result['blobId']}/b HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+               f"Authorization: Basic {auth}\r\nConnection: close\r\n\r\n").encode()
+        got = await deferToThread(_exchange, port, get)
+        assert got.startswith(b"HTTP/1.0 200 ") and got.partition(b"\r\n\r\n")[2] == body
+
+
+def srv_account(srv) -> str:
+    from dualmail.model import ids
+
+    return ids.format_id(ids.ACCOUNT, srv.account)
