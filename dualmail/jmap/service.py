@@ -46,6 +46,7 @@ from .standard import set_, set_grouped
 from .state import parse_state, to_state
 from .types import MAIL, QUOTA, SORT_OPTIONS, SUBMISSION, VACATION, store_methods
 from .types.base import account_number
+from .types.email_import import email_import_grouped
 from .types.email_blobs import resolve_blob, stored_sha
 from .types.push_subscription import PushConfig, push_subscription_methods
 
@@ -456,11 +457,11 @@ GROUPED_METHODS = ("Email/set", "Mailbox/set")
 
 
 def group_writes(methods: dict[str, Method], store: Store,
-                 run_blocking: Callable[..., Deferred[Any]]) -> dict[str, Method]:
-    """``methods`` with the /set handlers of ``GROUPED_METHODS`` writing through
-    ``Store.write_grouped`` (run by ``run_blocking``); the commit is published on the
-    event loop (``poll_external``) before the response goes out, so EventSource, IDLE and
-    the caller's next call see it."""
+                 run_blocking: Callable[..., Deferred[Any]], now: Callable[[], float]) -> dict[str, Method]:
+    """``methods`` with the /set handlers of ``GROUPED_METHODS`` and Email/import writing
+    through ``Store.write_grouped`` (run by ``run_blocking``; Email/import also parses
+    its blobs there); the commit is published on the event loop (``poll_external``)
+    before the response goes out, so EventSource, IDLE and the caller's next call see it."""
 
     def run_write(account_id: str, fn: Callable[[Any], Any]) -> Deferred[Any]:
         d = run_blocking(store.write_grouped, account_number(account_id), fn)
@@ -478,6 +479,10 @@ def group_writes(methods: dict[str, Method], store: Store,
         if isinstance(handler, partial) and handler.func is set_:
             out[name] = Method(method.capability,  # type: ignore[union-attr]
                                partial(set_grouped, *handler.args, run_write=run_write))
+    if "Email/import" in out:
+        out["Email/import"] = Method(out["Email/import"].capability,
+                                     partial(email_import_grouped, store, now,
+                                             run_blocking=run_blocking, run_write=run_write))
     return out
 
 
@@ -511,7 +516,7 @@ def build_app(
         methods=group_writes(offload_body_values(offload_searches(
             {**core_methods(), **store_methods(store, reactor.seconds, submission, sanitize_html=sanitize_html),
              **push_subscription_methods(store, reactor.seconds, push or PushConfig())},
-            run_blocking), run_blocking), store, run_blocking),
+            run_blocking), run_blocking), store, run_blocking, reactor.seconds),
         limits=limits,
         clock=reactor,
         failed_login_delay=failed_login_delay,

@@ -80,6 +80,22 @@ def shared_tx(store: Any, account: int, held: list) -> None:
         d.callback(res)
 
 
+class RolledBack(Exception):
+    pass
+
+
+def rerun_after_rollback(store: Any, client: "HeldClient") -> None:
+    """Run the one held write, roll it back, then run it again and commit: what the group
+    commit does when another call of the group fails."""
+    [(a, fn, held)] = client.writes.held
+    with pytest.raises(RolledBack):
+        with store.write(a) as tx:
+            fn(tx)
+            raise RolledBack
+    held.callback(store.write_grouped(a, fn))
+    client.stub.flush()
+
+
 def seen_update(account: int, e: int, value: bool = True) -> list:
     return ["Email/set", {"accountId": aid(account), "update": {eid(e): {"keywords/$seen": value}}}, "c0"]
 
@@ -213,17 +229,7 @@ def test_a_rerun_reports_only_the_last_run(store, alice):
     response and the store show one creation, from the run that committed."""
     client = HeldClient(store)
     d = client.start([["Mailbox/set", {"accountId": aid(alice), "create": {"k": {"name": "Once"}}}, "c0"]])
-    [(a, fn, held)] = client.writes.held
-
-    class RolledBack(Exception):
-        pass
-
-    with pytest.raises(RolledBack):
-        with store.write(a) as tx:
-            fn(tx)
-            raise RolledBack
-    held.callback(store.write_grouped(a, fn))
-    client.stub.flush()
+    rerun_after_rollback(store, client)
     [[_, r, _]] = client.responses(d)
 
     created = r["created"]["k"]["id"]
@@ -246,3 +252,83 @@ def test_a_failing_write_fails_only_its_call(store, alice):
     assert (name, err["type"]) == ("error", "serverFail")
     assert name2 == "Mailbox/get" and got["list"][0]["id"] == mid(INBOX)
     assert modseq(store, alice) == before
+
+
+RAW = b"From: bob@example.org\r\nSubject: imported\r\nMessage-ID: <imp@example.org>\r\n\r\nhello\r\n"
+
+
+def uploaded(client: Client, account: int, data: bytes = RAW) -> str:
+    response = client.request("POST", f"/jmap/upload/{aid(account)}/", body=data,
+                              headers={**client.headers, "Content-Type": "message/rfc822"})
+    assert response.code == 201, response.body
+    return json.loads(response.body)["blobId"]
+
+
+def import_call(account: int, blob: str, **extra: Any) -> list:
+    return ["Email/import", {"accountId": aid(account), **extra,
+                             "emails": {"k": {"blobId": blob, "mailboxIds": {mid(INBOX): True}}}}, "c0"]
+
+
+class RecordingWrites(HeldWrites):
+    """``HeldWrites`` that also records which functions ran through ``run_blocking``."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store)
+        self.ran: list[str] = []
+
+    def __call__(self, f: Any, *args: Any) -> Deferred:
+        self.ran.append(getattr(f, "__name__", repr(f)))
+        return super().__call__(f, *args)
+
+
+def test_email_import_parses_off_the_loop_and_writes_grouped(store, alice):
+    """RFC 8621 §4.8: the blobs are read and parsed through ``run_blocking`` (a worker
+    thread in the service), the write goes to the group commit, and the response's
+    newState is the commit's modseq; Email/changes from oldState lists the import."""
+    client = HeldClient(store)
+    client.writes = RecordingWrites(store)
+    client.app = build_app(store, client.clock, base_url=BASE, run_blocking=client.writes, failed_login_delay=1.0)
+    client.stub = StubTreq(client.app.app.resource())
+    blob = uploaded(client, alice)
+    before = modseq(store, alice)
+    d = client.start([import_call(alice, blob)])
+    assert "_prepare_import" in client.writes.ran
+    [(a, fn, held)] = client.writes.held
+    assert modseq(store, alice) == before  # nothing written until the group commits
+    held.callback(store.write_grouped(a, fn))
+    client.stub.flush()
+    [[name, r, _]] = client.responses(d)
+    assert name == "Email/import"
+    created = r["created"]["k"]["id"]
+    assert r["oldState"] == to_state(before) and r["newState"] == to_state(modseq(store, alice))
+    changes = client.call("Email/changes", {"sinceState": r["oldState"]}, alice)
+    assert changes["created"] == [created]
+
+
+def test_email_import_rerun_creates_one_email(store, alice):
+    client = HeldClient(store)
+    blob = uploaded(client, alice)
+    d = client.start([import_call(alice, blob)])
+    rerun_after_rollback(store, client)
+    [[_, r, _]] = client.responses(d)
+    created = r["created"]["k"]["id"]
+    ids_now = client.call("Email/query", {}, alice)["ids"]
+    assert ids_now == [created]
+
+
+def test_email_import_if_in_state_keeps_its_own_transaction(store, alice):
+    """ifInState (RFC 8621 §4.8, as RFC 8620 §5.3) checked against the state the import
+    changes from: a stale state is stateMismatch with nothing stored; neither call
+    reaches the group commit."""
+    client = HeldClient(store)
+    blob = uploaded(client, alice)
+    before = modseq(store, alice)
+    d = client.start([import_call(alice, blob, ifInState=to_state(before - 1))])
+    [[name, err, _]] = client.responses(d)
+    assert (name, err["type"]) == ("error", "stateMismatch")
+    assert modseq(store, alice) == before
+    assert client.call("Email/query", {}, alice)["ids"] == []
+    d = client.start([import_call(alice, blob, ifInState=to_state(before))])
+    [[name, ok, _]] = client.responses(d)
+    assert name == "Email/import" and ok["newState"] == to_state(modseq(store, alice)) != to_state(before)
+    assert client.writes.held == []

@@ -69,17 +69,21 @@ def test_listing_reads_no_summary_and_old_stores_are_read_and_upgraded(store, al
 
     emails = _load(store, alice)
     want = _get(client, alice, FULL_PROPS)
-    summaries = []
-    real = ReadView.summary
+    summaries: list[int] = []
+    batches: list[int] = []  # the summaries of Emails without a record come in one read
+    real, real_many = ReadView.summary, ReadView.summaries
     monkeypatch.setattr(ReadView, "summary", lambda self, e: summaries.append(e) or real(self, e))
+    monkeypatch.setattr(ReadView, "summaries",
+                        lambda self, es: (summaries.extend(es), batches.append(len(es)), real_many(self, es))[2])
     assert _get(client, alice, LISTING_PROPS) == want
     assert len(summaries) == 1  # only the Email created without a record
     # an old store: no listing records at all -> rendered from the summaries, same values
     store.kv.run_write(lambda w: [w.delete("jmapw", k) for k, _v in
                                   list(w.range("jmapw", K.acct(alice), prefix_end(K.acct(alice))))])
     summaries.clear()
+    batches.clear()
     assert _get(client, alice, LISTING_PROPS) == want
-    assert len(summaries) == len(want)
+    assert len(summaries) == len(want) and batches == [len(want)]
     with store.read(alice) as r:
         before = r.state("Email")
     assert upgrade_account(store, alice, batch=4) == (0, len(emails))  # the hidden one too
@@ -195,3 +199,29 @@ async def test_e2e_new_mail_is_found_and_indexed_within_a_second(tmp_path):
     finally:
         await pool.closeCachedConnections()
         await service.stopService()
+
+
+def test_emails_made_over_jmap_have_a_listing_record(store, alice, client):
+    """Email/import (RFC 8621 §4.8), Email/set create (§4.6) and Email/copy (§4.7) store
+    the listing record as APPEND and LMTP do, so a listing of them reads no summary."""
+    from tests.jmap.jmap_store_util import mid
+
+    raw = b"From: Bob <bob@example.org>\r\nSubject: imported here\r\nMessage-ID: <i@x>\r\n\r\nhi there\r\n"
+    up = client.request("POST", f"/jmap/upload/{aid(alice)}/", body=raw,
+                        headers={**client.headers, "Content-Type": "message/rfc822"})
+    blob = json.loads(up.body)["blobId"]
+    imported = client.call("Email/import", {"emails": {"i": {"blobId": blob, "mailboxIds": {mid(INBOX): True}}}},
+                           alice)["created"]["i"]["id"]
+    drafted = client.call("Email/set", {"create": {"d": {
+        "mailboxIds": {mid(INBOX): True}, "subject": "a draft", "from": [{"email": "alice@example.org"}],
+        "bodyValues": {"b": {"value": "draft text"}}, "textBody": [{"partId": "b", "type": "text/plain"}]}}},
+        alice)["created"]["d"]["id"]
+    from dualmail.model import ids
+
+    for wire in (imported, drafted):
+        e = ids.parse_id(ids.EMAIL, wire)
+        with store.read(alice) as r:
+            assert r.jmap_listing(e) is not None, wire
+    got = _get(client, alice, LISTING_PROPS)
+    full = _get(client, alice, FULL_PROPS)
+    assert got == full

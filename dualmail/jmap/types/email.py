@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ...mime.jmap_listing import from_summary
+from ...mime.jmap_listing import encode as encode_listing, from_summary
 from ...mime.parse import summarize
 from ...model import errors, ids, keywords as kwmod
 from ...model.dates import parse_utc_date
@@ -135,6 +135,13 @@ def compile_query(q: Query) -> tuple[Cond, list[SortKey], bool]:
 LISTING = METADATA | FROM_SUMMARY
 
 
+def _create_email(tx: Any, raw: bytes, mailboxes: list[int], keywords: Any, received: int) -> tuple[int, Any]:
+    """A new Email from ``raw`` with every stored form APPEND and LMTP give it, the JMAP
+    listing record (table jmapw) included, so listings of it take the fast path."""
+    summary = summarize(raw)
+    return tx.create_email(raw, summary, mailboxes, keywords, received, encoded=encode_listing(summary))
+
+
 class _Listing:
     """Renders Emails for a listing (``LISTING`` properties only): the Email record for
     the §4.1.1 metadata, the JMAP listing record (``mime.jmap_listing``, one small JSON
@@ -148,6 +155,10 @@ class _Listing:
         self.meta = properties & METADATA
         self.threads: dict[int, str] = {}
         self.mailboxes: dict[int, str] = {}
+
+    def from_summary(self, summary: Mapping[str, Any]) -> dict[str, Any]:
+        """The derived properties from a summary, as a listing record holds them."""
+        return {p: from_summary(p, summary) for p in self.derived}
 
     def __call__(self, e: int, rec: Mapping[str, Any],
                  got: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -248,8 +259,13 @@ class EmailType(ChangesFromLog, StoreType):
                      if rec is not None and visible(rec)]
             if properties <= LISTING:  # a listing: records only, never the MIME summary
                 render_listing = _Listing(r, properties)
-                listed = (r.jmap_listings([e for e, _rec in found]) if render_listing.derived
-                          else [None] * len(found))
+                listed: list[Any] = (r.jmap_listings([e for e, _rec in found]) if render_listing.derived
+                                     else [None] * len(found))
+                if render_listing.derived:  # Emails stored without a listing record: their
+                    # summaries, in one batched read too (never one read per Email)
+                    bare = [i for i, got in enumerate(listed) if got is None]
+                    for i, summary in zip(bare, r.summaries([found[i][0] for i in bare])):
+                        listed[i] = render_listing.from_summary(summary or {})
                 for (e, rec), got in zip(found, listed):
                     records.append(render_listing(e, rec, got))
                 return GetResult(records, r.state("Email"), exact=True)
@@ -289,7 +305,7 @@ class EmailType(ChangesFromLog, StoreType):
         raw = build_message(message, resolve_blob=lambda b: resolve_blob(tx, b), now=self.now(),
                             domain=self._domain(tx), max_blob_bytes=ctx.limits.max_size_upload)
         try:
-            e, _uids = tx.create_email(raw, summarize(raw), mailboxes, keywords, received)
+            e, _uids = _create_email(tx, raw, mailboxes, keywords, received)
         except errors.DomainError as err:
             raise set_error(err) from None
         return created_props(tx, e)
@@ -361,7 +377,7 @@ class EmailType(ChangesFromLog, StoreType):
             received = parsed
         raw = original["raw"]
         try:
-            e, _uids = tx.create_email(raw, summarize(raw), mailboxes, keywords, received)
+            e, _uids = _create_email(tx, raw, mailboxes, keywords, received)
         except errors.DomainError as err:
             raise set_error(err) from None
         return created_props(tx, e)

@@ -18,13 +18,16 @@ Must not import twisted.internet or klein.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ...mime.headers import parse_date, split_header_block, unfold
+from ...mime.jmap_listing import encode
 from ...mime.parse import summarize
 from ...model import errors
 from ...store.store import Store
+from ...store.txn import EncodedSummary
 from ..args import ArgReader, is_id
 from ..dispatch import CallContext, Method, Responses
 from ..errors import MethodError, SetError
@@ -53,7 +56,19 @@ def received_date(raw: bytes) -> int | None:
     return None
 
 
-def email_import(store: Store, now: Callable[[], float], ctx: CallContext, args: dict[str, Any]) -> Responses:
+@dataclass(slots=True)
+class _ImportPlan:
+    """An Email/import call read, its blobs resolved and parsed (no transaction yet)."""
+
+    account_id: str
+    account: int
+    if_in_state: str | None
+    # creation id -> (EmailImport, bytes, summary, its stored forms, stored blob sha)
+    ready: dict[str, tuple[dict[str, Any], bytes, dict[str, Any], EncodedSummary | None, str | None]]
+    not_created: dict[str, Any]
+
+
+def _read_import(ctx: CallContext, args: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
     r = ArgReader(args)
     account_id = ctx.account(r.id("accountId"), write=True)
     if_in_state = r.string("ifInState", None, nullable=True)
@@ -64,10 +79,15 @@ def email_import(store: Store, now: Callable[[], float], ctx: CallContext, args:
             raise MethodError("invalidArguments", f"argument 'emails': {cid!r} is not a valid creation id")
     if len(emails) > ctx.limits.max_objects_in_set:
         raise MethodError("requestTooLarge", f"maxObjectsInSet is {ctx.limits.max_objects_in_set}")
+    return account_id, if_in_state, emails
+
+
+def _prepare_import(store: Store, account_id: str, if_in_state: str | None, emails: dict[str, Any]) -> _ImportPlan:
+    """Read and parse every blob, outside the write transaction (no ``ctx``: this may run
+    on a worker thread)."""
     a = account_number(account_id)
     not_created: dict[str, Any] = {}
-    ready: dict[str, tuple[dict[str, Any], bytes, dict[str, Any], str | None]] = {}
-    # read and parse outside the write transaction
+    ready: dict[str, tuple[dict[str, Any], bytes, dict[str, Any], EncodedSummary | None, str | None]] = {}
     with store.read(a) as view:
         for cid, obj in emails.items():
             try:
@@ -82,52 +102,104 @@ def email_import(store: Store, now: Callable[[], float], ctx: CallContext, args:
                 raw = resolve_blob(view, blob_id)
                 if raw is None:  # §4.8: an unknown blobId is invalidProperties here
                     raise SetError("invalidProperties", f"no blob {blob_id!r}", properties=["blobId"])
-                ready[cid] = (obj, raw, {}, stored_sha(blob_id))
+                ready[cid] = (obj, raw, {}, None, stored_sha(blob_id))
             except SetError as err:
                 not_created[cid] = err.to_json()
-    for cid, (obj, raw, _s, sha) in list(ready.items()):
+    for cid, (obj, raw, _s, _e, sha) in list(ready.items()):
         summary = summarize(raw)
         if not is_message(summary):
             not_created[cid] = SetError("invalidEmail", "the blob is not a message").to_json()
             del ready[cid]
-        else:
-            ready[cid] = (obj, raw, summary, sha)
+        else:  # with the JMAP listing record (jmapw), as APPEND and LMTP store it
+            ready[cid] = (obj, raw, summary, encode(summary), sha)
+    return _ImportPlan(account_id, a, if_in_state, ready, not_created)
+
+
+@dataclass(slots=True)
+class _ImportOutcome:
+    old_state: int
+    created: dict[str, Any]
+    not_created: dict[str, Any]
+    tx: Any  # the transaction it ran in: its state is read once it committed
+
+    @property
+    def new_state(self) -> int:
+        """The transaction's modseq if it changed an Email (this call's, or in a group
+        commit another call's of the same account: one modseq, CONTRACT §4), else the
+        state the call started from."""
+        return self.tx.modseq if "Email" in self.tx.changed_kinds else self.old_state
+
+
+def _apply_import(plan: _ImportPlan, now: Callable[[], float], tx: Any) -> _ImportOutcome:
+    """Store the parsed imports in ``tx``; may run again (a group commit's re-run), so it
+    starts from fresh results every time."""
+    old_state = tx.state("Email")
+    if plan.if_in_state is not None and plan.if_in_state != to_state(old_state):
+        raise MethodError("stateMismatch", f"state is {to_state(old_state)}, not {plan.if_in_state}")
     created: dict[str, Any] = {}
-    changed = False
-    with store.write(a) as tx:
-        old_state = tx.state("Email")
-        if if_in_state is not None and if_in_state != to_state(old_state):
-            raise MethodError("stateMismatch", f"state is {to_state(old_state)}, not {if_in_state}")
-        for cid, (obj, raw, summary, sha) in ready.items():
+    not_created = dict(plan.not_created)
+    for cid, (obj, raw, summary, enc, sha) in plan.ready.items():
+        try:
+            if "mailboxIds" not in obj:
+                raise SetError("invalidProperties", "mailboxIds is required", properties=["mailboxIds"])
+            mailboxes = check_mailboxes(tx, obj["mailboxIds"])
+            keywords = check_keywords(obj.get("keywords") or {})
+            received = received_date(raw) or int(now())
+            if obj.get("receivedAt") is not None:
+                parsed = parse_utc_date(obj["receivedAt"])
+                if parsed is None:
+                    raise SetError("invalidProperties", "receivedAt must be a UTCDate",
+                                   properties=["receivedAt"])
+                received = parsed
             try:
-                if "mailboxIds" not in obj:
-                    raise SetError("invalidProperties", "mailboxIds is required", properties=["mailboxIds"])
-                mailboxes = check_mailboxes(tx, obj["mailboxIds"])
-                keywords = check_keywords(obj.get("keywords") or {})
-                received = received_date(raw) or int(now())
-                if obj.get("receivedAt") is not None:
-                    parsed = parse_utc_date(obj["receivedAt"])
-                    if parsed is None:
-                        raise SetError("invalidProperties", "receivedAt must be a UTCDate",
-                                       properties=["receivedAt"])
-                    received = parsed
-                try:
-                    email, _uids = tx.create_email(raw, summary, mailboxes, keywords, received, blob_sha=sha)
-                except errors.DomainError as domain_error:
-                    raise set_error(domain_error) from None
-                created[cid] = created_props(tx, email)
-                changed = True
-            except SetError as err:
-                not_created[cid] = err.to_json()
-        new_state = tx.modseq if changed else old_state
-    ctx.created_ids.update({cid: props["id"] for cid, props in created.items()})
+                email, _uids = tx.create_email(raw, summary, mailboxes, keywords, received, blob_sha=sha,
+                                                encoded=enc)
+            except errors.DomainError as domain_error:
+                raise set_error(domain_error) from None
+            created[cid] = created_props(tx, email)
+        except SetError as err:
+            not_created[cid] = err.to_json()
+    return _ImportOutcome(old_state, created, not_created, tx)
+
+
+def _import_response(ctx: CallContext, plan: _ImportPlan, out: _ImportOutcome) -> Responses:
+    ctx.created_ids.update({cid: props["id"] for cid, props in out.created.items()})
     return [("Email/import", {
-        "accountId": account_id,
-        "oldState": to_state(old_state),
-        "newState": to_state(new_state),
-        "created": created or None,
-        "notCreated": not_created or None,
+        "accountId": plan.account_id,
+        "oldState": to_state(out.old_state),
+        "newState": to_state(out.new_state),
+        "created": out.created or None,
+        "notCreated": out.not_created or None,
     })]
+
+
+def email_import(store: Store, now: Callable[[], float], ctx: CallContext, args: dict[str, Any]) -> Responses:
+    """Email/import in one write transaction, on the calling thread."""
+    plan = _prepare_import(store, *_read_import(ctx, args))
+    with store.write(plan.account) as tx:
+        out = _apply_import(plan, now, tx)
+    return _import_response(ctx, plan, out)
+
+
+async def email_import_grouped(store: Store, now: Callable[[], float], ctx: CallContext, args: dict[str, Any], *,
+                               run_blocking: Callable[..., Awaitable[Any]],
+                               run_write: Callable[[str, Callable[[Any], Any]], Awaitable[Any]]) -> Responses:
+    """Email/import with the blob reads and MIME parsing on a worker thread
+    (``run_blocking``) and the write in the store's group commit (``run_write``, as
+    ``standard.set_grouped``); with ``ifInState`` the write keeps a transaction of its
+    own (on the reactor, as ``email_import``)."""
+    account_id, if_in_state, emails = _read_import(ctx, args)
+    plan = await run_blocking(_prepare_import, store, account_id, if_in_state, emails)
+
+    def apply(tx: Any) -> _ImportOutcome:
+        return _apply_import(plan, now, tx)
+
+    if if_in_state is not None:  # its state check must see the state it changes from
+        with store.write(plan.account) as tx:
+            out = apply(tx)
+    else:
+        out = await run_write(account_id, apply)
+    return _import_response(ctx, plan, out)
 
 
 def email_parse(store: Store, ctx: CallContext, args: dict[str, Any], sanitize_html: bool = True) -> Responses:
