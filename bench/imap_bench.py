@@ -42,7 +42,7 @@ import mailgen  # noqa: E402
 import dualmail.mail  # noqa: E402,F401  (registers the IMAP listing renderer: listing rows are written)
 from dualmail.mime.parse import summarize  # noqa: E402
 from dualmail.store.store import open_store  # noqa: E402
-from dualmail.store.txn import encode_summary  # noqa: E402
+from dualmail.mime.jmap_listing import encode as encode_summary  # noqa: E402  (with the JMAP listing record, as ingest writes it)
 
 USER, PASSWORD = "bench@localhost", "bench-password"
 BATCH = 5000
