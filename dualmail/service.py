@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
@@ -81,6 +81,29 @@ def tls_over_tcp(desc: str, factory: Any) -> tuple[str, Any]:
     return ":".join(["tcp", *kept]), TLSMemoryBIOFactory(ctx, False, factory)
 
 
+class ParserService(Service):
+    """The MIME parsing processes (``mail.parsers``) of the store's new mail: started
+    with the service (the children themselves at the first parse), ended after the
+    listeners have stopped (services stop in reverse order)."""
+
+    def __init__(self, store: Store, n: int) -> None:
+        self.store = store
+        self.n = n
+
+    def startService(self) -> None:
+        super().startService()
+        if self.n > 0:
+            from .mail.parsers import Parsers
+
+            self.store.parsers = Parsers(self.n)
+
+    def stopService(self) -> Any:
+        parsers, self.store.parsers = self.store.parsers, None
+        if parsers is not None:
+            parsers.close()
+        return super().stopService()
+
+
 class DualmailService(MultiService):
     log = Logger()
 
@@ -148,6 +171,9 @@ class DualmailService(MultiService):
     def _build_listeners(self, store: Store) -> None:
         if self.namedServices.get("watcher") is not None:
             return
+        parsers = ParserService(store, int(self.options.get("parsers") or 0))
+        parsers.setName("parsers")
+        parsers.setServiceParent(self)
         watcher = ExternalCommitWatcher(store, self.reactor)
         watcher.setName("watcher")
         watcher.setServiceParent(self)

@@ -61,6 +61,9 @@ class Options(usage.Options):
         ["blobs", None, None, "Where message bytes live: kv (in the store, the default) or "
                               "s3://BUCKET?endpoint=URL&region=R&prefix=P (credentials: the AWS_* "
                               "variables / boto3 chain); default $DUALMAIL_BLOBS."],
+        ["parsers", None, None, "Processes that MIME-parse IMAP APPENDs beside "
+                                "the serving process (default: the number of CPUs, at most 4; 0: parse "
+                                "in the serving process)."],
         # JMAP Web Push (dualmail.push; docs/jmap.md "Push subscriptions")
         ["push-contact", None, None, "VAPID contact (RFC 8292 'sub'), mailto: or https: "
                                      "(default mailto:postmaster@ this host's name)."],
@@ -132,6 +135,11 @@ class Options(usage.Options):
             if desc.startswith("ssl:"):
                 raise usage.UsageError(
                     "--imaps takes a tcp: endpoint (e.g. tcp:993); its TLS comes from --tls-cert/--tls-key")
+        if self["parsers"] is None:
+            self["parsers"] = min(4, os.cpu_count() or 1)
+        elif not str(self["parsers"]).isdigit():
+            raise usage.UsageError("--parsers takes a number (0: parse in the serving process)")
+        self["parsers"] = int(self["parsers"])
         for name in ("max-connections-per-ip", "max-connections-per-account"):
             if self[name] is not None and not str(self[name]).isdigit():
                 raise usage.UsageError(f"--{name} takes a number (0: no limit)")

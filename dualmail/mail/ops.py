@@ -67,6 +67,17 @@ def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
                     spellings)
 
 
+def prepare_parsed(store: Store, raw: bytes, flags: Iterable[str] = (), received: int | None = None) -> Prepared:
+    """``prepare``, parsed where ``store.parsers`` parses (child processes the service
+    started; without them, here).  Blocking: call it on the thread that then writes
+    (a worker thread), never on the reactor."""
+    parsers = store.parsers
+    if parsers is None:
+        return prepare(raw, flags, received)
+    fields, encoded, digest = parsers.parse(raw)
+    return prepare(raw, flags, received, summary=fields, encoded=encoded, digest=digest)
+
+
 def stage(store: Store, account: int, p: Prepared) -> Prepared:
     """Before the write transaction: hash the message and, with S3 blobs, upload it
     (``Store.stage_blob``), so the transaction only references it.  Blocking (network):

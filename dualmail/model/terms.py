@@ -87,8 +87,10 @@ def email_terms(header_text: str, body_text: str) -> set[str]:
 
 
 def pack_terms(terms: set[str]) -> bytes:
-    """The term record: zlib of the terms, one per line (terms hold no white space)."""
-    return zlib.compress("\n".join(terms).encode("utf-8", "surrogatepass"), 1)
+    """The term record: zlib of the terms, one per line (terms hold no white space),
+    sorted, so one message gives the same bytes in every process (a set's order follows
+    the process's string hash seed)."""
+    return zlib.compress("\n".join(sorted(terms)).encode("utf-8", "surrogatepass"), 1)
 
 
 def unpack_terms(raw: bytes) -> str:

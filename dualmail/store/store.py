@@ -78,6 +78,9 @@ class Store:
         self.kv = kv
         # None: message bytes in the KV table ``blob``; else an external store (S3)
         self.blobs = blobs
+        # where new messages are MIME-parsed before their write (``mail.parsers.Parsers``,
+        # child processes the service starts); None: in the calling thread
+        self.parsers: Any = None
         self._subscribers: list[Subscriber] = []
         self._gseq_seen = 0
         self.uid_maps = UidMaps()

@@ -22,7 +22,7 @@ from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire import urls
 from dualmail.imap.wire.sequence import SequenceSet
-from dualmail.mail.ops import Prepared, prepare, stage, store_prepared
+from dualmail.mail.ops import Prepared, prepare, prepare_parsed, stage, store_prepared
 from dualmail.mime import imap_body, summarize
 
 from dualmail.imap.session import Offload
@@ -45,7 +45,9 @@ def append(s: Session, cmd: c.Append) -> Gen:
         m = names.find(view, name)
     if m is None:
         raise ImapNo("No such mailbox", "TRYCREATE")
-    prepared = [_prepare(s, msg) for msg in msgs]
+    # built here (CATENATE reads the store); parsed on the worker thread below
+    messages = [_message(s, msg) for msg in msgs]
+    prepared: list[Prepared] = []
 
     def write(tx: Any) -> tuple[int, list[int]]:
         if tx.mailbox(m) is None:
@@ -58,8 +60,9 @@ def append(s: Session, cmd: c.Append) -> Gen:
     account = s.account
 
     def run() -> tuple[int, list[int]]:
-        # hashed and (S3 blobs) uploaded here, on the worker thread, outside the write lock
-        prepared[:] = [stage(s.store, account, p) for p in prepared]
+        # parsed (in the parser processes, see mail.parsers), hashed and (S3 blobs) uploaded
+        # here, on the worker thread, outside the write lock
+        prepared[:] = [stage(s.store, account, _parsed(s.store, *m)) for m in messages]
         return s.store.write_grouped(account, write)
 
     job = Offload(run)
@@ -135,15 +138,32 @@ def _check(s: Session, msg: c.AppendMessage) -> None:
         raise ImapBad("UTF8 APPEND needs ENABLE UTF8=ACCEPT")
 
 
-def _prepare(s: Session, msg: c.AppendMessage) -> Prepared:
+def _message(s: Session, msg: c.AppendMessage) -> tuple[bytes, list[str], int]:
+    """The message's bytes (a CATENATE result built), flags and internal date."""
     message = msg.message if msg.catenate is None else catenate(s, msg.catenate)
     received = int(msg.date_time.timestamp()) if msg.date_time is not None else int(s.now())
     flags = [f for f in msg.flags if f.lower() != "\\recent"]
+    return message, flags, received
+
+
+def _nul_safe(message: bytes) -> bytes:
     if b"\x00" in message:
         # RFC 3516 §4.4: store NUL-bearing binary parts base64-encoded so that
         # BODY[...] can be sent at all (no NUL in a <literal>).
-        message = imap_body.nul_parts_to_base64(message, summarize(message)["structure"])
-    return prepare(message, flags, received)
+        return imap_body.nul_parts_to_base64(message, summarize(message)["structure"])
+    return message
+
+
+def _parsed(store: Any, message: bytes, flags: list[str], received: int) -> Prepared:
+    """Parse one message for its write, in the parser processes (``mail.parsers``):
+    blocking, so on the worker thread that writes."""
+    return prepare_parsed(store, _nul_safe(message), flags, received)
+
+
+def _prepare(s: Session, msg: c.AppendMessage) -> Prepared:
+    """REPLACE's message, parsed here: its write runs on the session's thread."""
+    message, flags, received = _message(s, msg)
+    return prepare(_nul_safe(message), flags, received)
 
 
 def catenate(s: Session, parts: Sequence[c.CatPart]) -> bytes:
