@@ -48,7 +48,11 @@ PUSH_ONLY = RequestError("about:blank", 403, "this connection was opened with a 
 class JMAPWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
     """One authenticated JMAP WebSocket (the factory carries who it is)."""
 
-    log = Logger()
+    # Our own events go to ``events``: ``log`` is autobahn's (txaio) logger, whose debug
+    # calls are no-ops below its level.  A Twisted ``Logger`` in its place made every frame
+    # sent emit a debug event, which twistd's log observer formats and writes (a line per
+    # socket per push, half the fan-out's CPU).
+    events = Logger()
     factory: JMAPWebSocketFactory
 
     def __init__(self) -> None:
@@ -61,21 +65,21 @@ class JMAPWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
 
     def onConnect(self, request: Any) -> str:
         if SUBPROTOCOL not in request.protocols:
-            self.log.info("JMAP WebSocket from {peer} refused: no jmap subprotocol", peer=self.factory.peer)
+            self.events.info("JMAP WebSocket from {peer} refused: no jmap subprotocol", peer=self.factory.peer)
             raise ConnectionDeny(400, "the jmap subprotocol is required (RFC 8887 section 4.2)")
         return SUBPROTOCOL
 
     def onOpen(self) -> None:
         self._open = True
         f = self.factory
-        self.log.info("JMAP WebSocket from {peer} for {user}{how}", peer=f.peer, user=f.info.username,
+        self.events.info("JMAP WebSocket from {peer} for {user}{how}", peer=f.peer, user=f.info.username,
                       how=" (push only)" if f.push_only else "")
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         was_open, self._open = self._open, False
         self._stop_push()
         if was_open:
-            self.log.info("JMAP WebSocket from {peer} closed ({code})", peer=self.factory.peer, code=code)
+            self.events.info("JMAP WebSocket from {peer} closed ({code})", peer=self.factory.peer, code=code)
 
     # -- messages --
 
@@ -129,7 +133,7 @@ class JMAPWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             self._error(request_id, e)
             return
         except Exception:
-            self.log.failure("JMAP WebSocket request from {peer} failed", peer=f.peer)
+            self.events.failure("JMAP WebSocket request from {peer} failed", peer=f.peer)
             self._error(request_id, RequestError("about:blank", 500, "internal server error"))
             return
         out: dict[str, Any] = {"@type": "Response"}

@@ -65,7 +65,7 @@ class LMTPServerProtocol(Protocol):
                                 quota_tempfail=f.quota_tempfail)
         self.session = LMTPSession(handler, f.hostname, f.limits)
         self.transport.registerProducer(self, True)
-        self.log.debug("LMTP connection from {peer}", peer=self.peer)
+        self.log.info("LMTP connection from {peer}", peer=self.peer)
         self.transport.write(self.session.greeting())
         self._rearm()
 

@@ -285,3 +285,37 @@ async def test_browser_push_token_socket_and_no_token_in_logs(tmp_path):
     assert "JMAP WebSocket from" in text  # the connections were logged...
     for token in tokens.split():
         assert token not in text  # ...never a credential
+
+
+@pytest_twisted.ensureDeferred
+async def test_frames_sent_are_not_logged(tmp_path):
+    """The protocol's own events (open, close) reach the log; autobahn's per-frame debug
+    calls stay no-ops: before, a Twisted Logger in autobahn's ``log`` attribute made every
+    frame sent a debug event that twistd's observer formatted and wrote, a log line per
+    socket and push."""
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        async with running(tmp_path) as srv:
+            def run() -> None:
+                s = session(srv.jmap_port)
+                account = s["primaryAccounts"][MAIL]
+                with open_ws(s["capabilities"][WEBSOCKET]["url"]) as ws:
+                    send(ws, {"@type": "WebSocketPushEnable", "dataTypes": None})
+                    for i in range(3):
+                        deliver(srv.lmtp_port, f"frame{i}")
+                        assert "Email" in recv(ws)["changed"][account]
+                    send(ws, {"@type": "Request", "id": "r", "using": [CORE], "methodCalls": [["Core/echo", {}, "0"]]})
+                    assert recv(ws)["requestId"] == "r"
+
+            await in_thread(run)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    ours = [e for e in events if str(e.get("log_namespace", "")).startswith("dualmail.jmap.websocket")]
+    assert any(e["log_level"] == LogLevel.info and "JMAP WebSocket from" in e["log_format"] for e in ours)
+    debug = [e for e in events if e.get("log_level") == LogLevel.debug
+             and "WebSocket" in str(e.get("log_namespace", "")) + str(e.get("log_format", ""))]
+    assert debug == []
+    assert not [e for e in events if "bytes for peer" in str(e.get("log_format", ""))]
