@@ -3,6 +3,7 @@
     .venv/bin/python bench/ws_latency.py --imap 500 --es 500 [--ws 0] [--accounts 1] [--rounds 5]
     .venv/bin/python bench/ws_latency.py --imap 0 --es 0 --ws 1000
     .venv/bin/python bench/ws_latency.py --imap 500 --es 500 --accounts 500
+    .venv/bin/python bench/ws_latency.py --imap 500 --es 500 --accounts 500 --rate 200
 
 ``twistd -n dualmail`` runs in a child process (IMAP, JMAP, LMTP on tcp:0 loopback); the
 listeners live in ``--procs`` other processes (``bench/push_listener.py``: plain sockets
@@ -17,6 +18,12 @@ every account, all at once:
 - IMAP STORE: one writer connection per account, the STOREs written back to back;
 - JMAP Email/set (a keyword): one HTTP connection per account, the POSTs written back
   to back.
+
+With ``--rate R`` the commits of a round are not written all at once but spread evenly,
+R per second, account after account (LMTP: one transaction per account): what a
+listener waits for is then its own commit and its push, not the commits of the 499
+other accounts queued in front of it.  Without it a round is a burst, which measures
+how long 500 simultaneous writers take to be served.
 
 Latency is from writing the committing command (per account; this process, which makes
 the commits) to the listener process reading the notification (``* n EXISTS``/``FETCH``,
@@ -268,6 +275,15 @@ async def main(reactor: Any, args: Any) -> None:
         print(f"{len(specs)} listeners ready ({args.imap} IMAP IDLE, {args.es} EventSource, {args.ws} WebSocket)"
               f" on {args.accounts} account(s), in {len(procs)} listener process(es)", flush=True)
 
+        gap = 1.0 / args.rate if args.rate > 0 else 0.0
+
+        async def paced(k: int, start: float) -> None:
+            """Wait for the k-th commit's turn when ``--rate`` is given."""
+            if gap:
+                delay = start + k * gap - time.monotonic()
+                if delay > 0:
+                    await task.deferLater(reactor, delay, lambda: None)
+
         async def round_(label: str, fire: Any) -> None:
             t0[label] = {}
             await defer.gatherResults([deferToThread(lp.begin, label) for lp in procs])
@@ -282,8 +298,12 @@ async def main(reactor: Any, args: Any) -> None:
             def deliver(stamps: dict[int, float], r: int = r) -> None:
                 msg = (f"From: bob@example.org\r\nSubject: round {r}\r\nMessage-ID: <{r}@bench>\r\n\r\n"
                        "hello\r\n").encode()
-                for first in range(0, args.accounts, RCPTMAX):
-                    batch = range(first, min(args.accounts, first + RCPTMAX))
+                per = 1 if gap else RCPTMAX
+                start = time.monotonic()
+                for first in range(0, args.accounts, per):
+                    batch = range(first, min(args.accounts, first + per))
+                    if gap and (delay := start + first * gap - time.monotonic()) > 0:
+                        time.sleep(delay)  # this runs in a thread: pacing the deliveries
                     lmtp.mail("bob@example.org")
                     for a in batch:
                         code, _text = lmtp.rcpt(address(a))
@@ -308,7 +328,9 @@ async def main(reactor: Any, args: Any) -> None:
 
             async def store_round(stamps: dict[int, float], r: int = r) -> None:
                 waits = []
-                for w in imap_writers:
+                start = time.monotonic()
+                for k, w in enumerate(imap_writers):
+                    await paced(k, start)
                     stamps[w.account] = time.monotonic()
                     waits.append(w.store(r))
                 await defer.gatherResults(waits)
@@ -323,7 +345,9 @@ async def main(reactor: Any, args: Any) -> None:
 
             async def jmap_round(stamps: dict[int, float], r: int = r) -> None:
                 waits = []
+                start = time.monotonic()
                 for a, w in enumerate(http_writers):
+                    await paced(a, start)
                     body = {"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"], "methodCalls": [
                         ["Email/set", {"accountId": account_id(a), "update": {email_ids[a]: {f"keywords/$j{r}": True}}},
                          "0"]]}
@@ -341,7 +365,15 @@ async def main(reactor: Any, args: Any) -> None:
         server.stop()
     print(f"{args.imap} IMAP IDLE + {args.es} EventSource + {args.ws} WebSocket listeners on {args.accounts} "
           f"account(s); {args.rounds} rounds of each commit kind, one commit per account per round "
-          f"(INBOX grows to {args.rounds} messages); server in its own process")
+          f"(INBOX grows to {args.rounds} messages); "
+          + (f"commits paced at {args.rate:g}/s; " if gap else "each round's commits at once; ")
+          + "server in its own process")
+    rates: dict[str, list[float]] = {}
+    for label, stamps in t0.items():
+        if len(stamps) > 1 and (span := max(stamps.values()) - min(stamps.values())) > 0:
+            rates.setdefault(label.split("#")[0], []).append((len(stamps) - 1) / span)
+    for kind, rs in sorted(rates.items()):
+        print(f"{kind:32s} commits written at {sum(rs) / len(rs):8.0f}/s (mean of the rounds)")
     for key, xs in sorted(samples.items()):
         print(f"{key:32s} n={len(xs):6d}  p50 {pct(xs, .5):7.1f} ms  p99 {pct(xs, .99):7.1f} ms"
               f"  max {max(xs) * 1000:7.1f} ms")
@@ -355,4 +387,6 @@ if __name__ == "__main__":
     p.add_argument("--accounts", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--procs", type=int, default=1, help="listener processes (bench/push_listener.py)")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="commits per second across the accounts within a round (default 0: all at once)")
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, p.parse_args())))

@@ -219,12 +219,17 @@ class BoundedRequest(server.Request):
     max_body = 2**31
     max_upload = 2**31
     body_too_large = False
-    # JMAP takes no HTML form posts: a POST body is JSON or an upload's raw bytes, whatever
-    # its Content-Type.  Twisted would otherwise parse a form-typed body into ``args``
-    # (and parse every POST's Content-Type with the ``email`` package to find out).
-    _parsePOSTFormSubmission = False
     _received = 0
     _refused = False
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        # JMAP takes no HTML form posts: a POST body is JSON or an upload's raw bytes,
+        # whatever its Content-Type.  Twisted would otherwise parse a form-typed body into
+        # ``args``, and parse every POST's Content-Type with the ``email`` package to find
+        # out (about a tenth of a JMAP request's CPU).  Twisted sets the flag per instance
+        # from the Site unless it is given here, so a class attribute does not do it.
+        kwargs["parsePOSTFormSubmission"] = False
+        super().__init__(channel, *args, **kwargs)
 
     def _limit_for_path(self) -> tuple[int, str]:
         # the channel has parsed the request line; the request learns its path
@@ -631,6 +636,7 @@ class JMAPApp:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.dispatcher = Dispatcher(methods if methods is not None else core_methods(), self.limits)
         self._requests: Counter[str] = Counter()
+        self._states: dict[tuple[Any, str], tuple[Any, SessionInfo, Mapping[str, Any], str]] = {}
         self._uploads: Counter[str] = Counter()
 
     # -- plumbing --
@@ -658,19 +664,40 @@ class JMAPApp:
         return capabilities
 
     def _session(self, principal: Principal, info: SessionInfo, base_url: str,
-                 capabilities: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 capabilities: Mapping[str, Any] | None = None, token: str | None | bool = False
+                 ) -> dict[str, Any]:
         """The Session object; its eventSourceUrl carries the backend's push-only
         token (``session_push_token``) so that a browser's EventSource, which
         cannot send an Authorization header, can use it as it is."""
         if capabilities is None:
             capabilities = self._session_capabilities(base_url)
         session = build_session(capabilities=capabilities, info=info, base_url=base_url)
-        make_token = getattr(self.backend, "session_push_token", None)
-        token = make_token(principal) if make_token is not None else None
+        if token is False:
+            token = self._push_token(principal)
         if token:
-            session["eventSourceUrl"] += "&access_token=" + quote(token, safe="")
+            session["eventSourceUrl"] += "&access_token=" + quote(str(token), safe="")
             session["state"] = session_state(session)
         return session
+
+    def _push_token(self, principal: Principal) -> str | None:
+        make_token = getattr(self.backend, "session_push_token", None)
+        return make_token(principal) if make_token is not None else None
+
+    def _session_state(self, principal: Principal, info: SessionInfo, base_url: str,
+                       capabilities: Mapping[str, Any]) -> str:
+        """The Session's ``state`` for an API Response's ``sessionState`` (RFC 8620 §3.4),
+        remembered per principal and base URL while what it hashes is equal: building the
+        Session and hashing its JSON was about 40 % of a small API request's own work."""
+        token = self._push_token(principal)
+        key = (principal, base_url)
+        held = self._states.get(key)
+        if held is not None and held[0] == token and held[1] == info and held[2] == capabilities:
+            return held[3]
+        state = str(self._session(principal, info, base_url, capabilities, token)["state"])
+        if len(self._states) >= 10_000:
+            self._states.clear()
+        self._states[key] = (token, info, capabilities, state)
+        return state
 
     async def run_api_request(
         self,
@@ -691,7 +718,7 @@ class JMAPApp:
         try:
             capabilities = self._session_capabilities(base_url)
             jmap_request = parse(capabilities)
-            state = self._session(principal, info, base_url, capabilities)["state"]
+            state = self._session_state(principal, info, base_url, capabilities)
             response: dict[str, Any] = await self.dispatcher.run(
                 jmap_request, principal=principal, accounts=info.accounts, session_state=state,
                 client=client,

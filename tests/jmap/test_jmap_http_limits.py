@@ -143,3 +143,37 @@ def srv_account(srv) -> str:
     from dualmail.model import ids
 
     return ids.format_id(ids.ACCOUNT, srv.account)
+
+
+@pytest_twisted.ensureDeferred
+async def test_post_bodies_are_never_parsed_as_forms(tmp_path, monkeypatch) -> None:
+    """No POST's Content-Type goes through Twisted's form parsing (``_parseContentType``,
+    the ``email`` package's header parser): JMAP bodies are JSON or blobs (RFC 8620 §3.3,
+    §6.1). Twisted sets the switch per request from the Site, so only a request built
+    with it off skips the parse; this failed while the switch was a class attribute."""
+    import base64
+
+    from twisted.web import http
+
+    from tests.imap.imap_e2e import PASSWORD, USER
+
+    calls: list[bytes] = []
+    real = http._parseContentType
+    monkeypatch.setattr(http, "_parseContentType", lambda line: calls.append(line) or real(line))
+    async with running(tmp_path) as srv:
+        port = await _jmap_port(srv)
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        body = json.dumps({"using": ["urn:ietf:params:jmap:core"],
+                           "methodCalls": [["Core/echo", {"hello": "world"}, "0"]]}).encode()
+        head = (f"POST /jmap/api HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n"
+                f"Content-Type: application/json\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        status, result = _problem(await deferToThread(_exchange, port, head, body))
+        assert status.startswith("HTTP/1.0 200 ")
+        assert result["methodResponses"] == [["Core/echo", {"hello": "world"}, "0"]]
+        blob = b"a=b&c=d"
+        head = (f"POST /jmap/upload/{srv_account(srv)}/ HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                f"Connection: close\r\nContent-Length: {len(blob)}\r\n\r\n").encode()
+        status, result = _problem(await deferToThread(_exchange, port, head, blob))
+        assert status.startswith("HTTP/1.0 201 ") and result["size"] == len(blob)
+    assert calls == []

@@ -55,11 +55,21 @@ def test_token_is_reused_then_rotated_and_the_state_follows(client, store, alice
     rotated = session(client)
     assert token_of(rotated["eventSourceUrl"]) != token_of(first["eventSourceUrl"])
     assert rotated["state"] != first["state"]
+
+    def api_state() -> str:
+        r = client.request("POST", "/jmap/api", body={"using": USING, "methodCalls": [["Core/echo", {}, "0"]]},
+                           headers={**client.headers, **JSON})
+        return str(json.loads(r.body)["sessionState"])
+
+    # the API's sessionState is remembered, but only while the Session is the same
+    assert api_state() == rotated["state"]
     # revoking the account's tokens replaces it at the next fetch
     store.revoke_tokens(ALICE[0])
     assert store.verify_token(token_of(rotated["eventSourceUrl"])) is None
     renewed = session(client)
     assert store.verify_token(token_of(renewed["eventSourceUrl"]), kind="push") == alice
+    assert renewed["state"] != rotated["state"]
+    assert api_state() == renewed["state"]
 
 
 def test_tokens_are_per_account(store, alice, clock):
