@@ -469,7 +469,7 @@ class SharedReads:
         # what sessions in one state were told and left in (Session.idle_updates)
         self.outcomes: dict[tuple[Any, ...], list[Any]] = {}
 
-    def claim_recent(self, account: int, mailbox: int) -> int:
+    def claim_recent(self, account: int, mailbox: int, upto: int | None = None) -> int:
         """The \\Recent claim (IMAP4rev1) of the fan-out: the first session claims in
         the store (one write); every later one gets what a claim would answer then, the
         UIDNEXT after the first claim (nothing recent for it), without a write."""
@@ -478,7 +478,7 @@ class SharedReads:
         if key in memo:
             return int(memo[key])
         with self._store.write(account) as tx:
-            first = int(tx.claim_recent(mailbox))
+            first = int(tx.claim_recent(mailbox, upto))
             memo[key] = int(tx.require_mailbox(mailbox)["recent"])
         return first
 

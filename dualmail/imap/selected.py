@@ -44,7 +44,8 @@ class MailboxGoneError(Exception):
 
 class SelectedMailbox:
     def __init__(self, mailbox: int, name: str, readonly: bool, uidvalidity: int,
-                 uids: array[int], seen: int, recent_from: int | None = None) -> None:
+                 uids: array[int], seen: int, recent_from: int | None = None,
+                 recent_to: int | None = None) -> None:
         self.mailbox = mailbox
         self.name = name
         self.readonly = readonly
@@ -58,7 +59,11 @@ class SelectedMailbox:
         # \Recent (IMAP4rev1): UID ranges this session claimed, [lo, hi)
         self.recent: list[tuple[int, int]] = []
         if recent_from is not None and uids:
-            self.recent.append((recent_from, uids[-1] + 1))
+            # [recent_from, recent_to): what the claim covered; a message that arrived after
+            # the claim is in ``uids`` but was not claimed (another session may claim it)
+            hi = uids[-1] + 1 if recent_to is None else min(uids[-1] + 1, recent_to)
+            if hi > recent_from:
+                self.recent.append((recent_from, hi))
         self.condstore = False  # untagged FETCH carries MODSEQ (RFC 7162 §3.1)
         self.qresync = False  # VANISHED instead of EXPUNGE (RFC 7162 §3.2.10.2)
         # RFC 9586: UIDFETCH instead of FETCH, VANISHED instead of EXPUNGE (§3.3, §3.4)

@@ -486,17 +486,19 @@ class Session:
 
     def _claim_recent(self) -> int | None:
         sel = self.selected
-        if sel is None or sel.readonly or self.account is None:
+        if sel is None or sel.readonly or self.account is None or not sel.pending_new:
             return None
-        self._claimed = first = self._claim(self.account, sel.mailbox)
+        # only what this session is about to announce: a message committed since its
+        # read is claimed by the session told of it first
+        self._claimed = first = self._claim(self.account, sel.mailbox, sel.pending_new[-1] + 1)
         return first
 
-    def _claim(self, account: int, mailbox: int) -> int:
+    def _claim(self, account: int, mailbox: int, upto: int) -> int:
         shared = getattr(self.store, "claim_recent", None)  # a fan-out's shared claim
         if shared is not None:
-            return int(shared(account, mailbox))
+            return int(shared(account, mailbox, upto))
         with self.store.write(account) as tx:
-            return int(tx.claim_recent(mailbox))
+            return int(tx.claim_recent(mailbox, upto))
 
     def _updates(self, allow_expunge: bool) -> Iterator[bytes]:
         sel = self.selected

@@ -1491,12 +1491,17 @@ class MailTxn(ReadView):
 
     # -- IMAP \\Recent (RFC 3501 §2.3.2) ---------------------------------------------------
 
-    def claim_recent(self, m: int) -> int:
+    def claim_recent(self, m: int, upto: int | None = None) -> int:
         """The first UID that is \\Recent for the session claiming it; later sessions
-        see none of those.  Session metadata: no modseq, no JMAP change."""
+        see none of those.  The claim covers the UIDs below ``upto`` (the session's known
+        UIDs + 1; default: UIDNEXT), never more than exist: a message that arrives after
+        the session looked is left for whichever session is told of it first (RFC 3501
+        §2.3.2: \\Recent in one session only).  Session metadata: no modseq, no JMAP
+        change."""
         rec = self.require_mailbox(m)
         first = int(rec.get("recent", 1))
-        rec["recent"] = int(rec["uidnext"])
+        uidnext = int(rec["uidnext"])
+        rec["recent"] = uidnext if upto is None else max(first, min(int(upto), uidnext))
         return first
 
     # -- migration from another IMAP server (dualmail.migrate) -------------------------

@@ -572,3 +572,76 @@ def test_long_searches_are_offloaded(client: Client, store, account, line) -> No
     job.run()
     out = b"".join(x for x in items if isinstance(x, bytes)).decode()
     assert lines(out)[-1].startswith(line.split()[0] + " OK"), out
+
+
+def _recent_uids(c: Client) -> set[int]:
+    out = c.ok("r UID SEARCH RECENT")
+    m = re.search(r"^\* SEARCH ?(.*?)\r?$", out, re.M)
+    assert m, out
+    return {int(x) for x in m.group(1).split()}
+
+
+def test_recent_is_never_shown_in_two_sessions_when_mail_arrives_during_the_claim(
+        store, account, monkeypatch) -> None:
+    """RFC 3501 §2.3.2: a message is \\Recent in one session only. A session claims what it
+    read; a message committed between that read and the claim's write is left for the
+    session told of it first. (Found by imaptest stress: "\\Recent flag in multiple
+    sessions". Writes commit on worker threads, so they can land between the two.)"""
+    from dualmail.imap.session import Session
+
+    deliver(store, account)
+    a = Client(store)
+    a.login()
+    a.ok("s SELECT INBOX")
+    assert _recent_uids(a) == {1}
+    uid2 = deliver(store, account)
+    # the update path: A reads UID 2, then UID 3 is committed before A's claim is written
+    real = Session._claim
+    arrived: list[int] = []
+
+    def claim_after_a_delivery(self, acct, mailbox, upto):
+        if not arrived:
+            arrived.append(deliver(store, account))
+        return real(self, acct, mailbox, upto)
+
+    monkeypatch.setattr(Session, "_claim", claim_after_a_delivery)
+    out = a.ok("n NOOP")
+    assert "* 2 EXISTS" in out and "* 2 RECENT" in out
+    monkeypatch.setattr(Session, "_claim", real)
+    uid3 = arrived[0]
+    # A claimed UIDs 1-2 only: B, the first session told of UID 3, gets it as \Recent
+    b = Client(store)
+    b.login()
+    b.ok("s SELECT INBOX")
+    assert _recent_uids(b) == {uid3}
+    # A learns of UID 3 now, after B: not \Recent for A
+    assert "* 3 EXISTS" in a.ok("n NOOP")
+    assert _recent_uids(a) == {1, uid2}
+
+
+def test_select_claims_only_what_it_read(store, account, monkeypatch) -> None:
+    """SELECT reads the mailbox, claims \\Recent, then builds its map: a message committed
+    in between is in the map but not claimed, and the next session gets it as \\Recent."""
+    from dualmail.store.store import Store
+
+    deliver(store, account)
+    real_write = Store.write
+    late: list[int] = []
+
+    def write_after_a_delivery(self, acct, *args, **kw):
+        if not late:
+            late.append(0)
+            late[0] = deliver(store, account)
+        return real_write(self, acct, *args, **kw)
+
+    a = Client(store)
+    a.login()
+    monkeypatch.setattr(Store, "write", write_after_a_delivery)
+    out = a.ok("s SELECT INBOX")
+    monkeypatch.setattr(Store, "write", real_write)
+    assert "* 2 EXISTS" in out and "* 1 RECENT" in out
+    assert _recent_uids(a) == {1}
+    b = Client(store)
+    b.login()
+    out = b.ok("s SELECT INBOX")
+    assert "* 1 RECENT" in out and _recent_uids(b) == {late[0]}

@@ -58,11 +58,12 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
         m = names.require(view, name)
         pre = view.require_mailbox(m)
         recent_from = int(pre.get("recent", 1))
-        unclaimed = recent_from < int(pre["uidnext"])
+        recent_to = int(pre["uidnext"])  # the claim covers what existed then, no more
+        unclaimed = recent_from < recent_to
     if not s.rev2 and not readonly and unclaimed:
         # \Recent goes to the first session that sees a message (RFC 3501 §2.3.2)
         with s.store.write(s.account) as tx:
-            recent_from = int(tx.claim_recent(m))
+            recent_from = int(tx.claim_recent(m, recent_to))
     if s.rev2:
         recent_from = None
     resync: list[r.Response] = []
@@ -74,7 +75,7 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
         if not s.rev2 and not s.uidonly and rec["counts"]["unseen"]:  # RFC 9586 §3
             first_unseen = _first_unseen(view, m, uids)
         sel = SelectedMailbox(m, path, readonly, int(rec["uidvalidity"]), uids, int(rec["hms"]),
-                              recent_from)
+                              recent_from, recent_to)
         sel.condstore = s.condstore
         sel.qresync = s.qresync
         sel.uidonly = s.uidonly
