@@ -471,8 +471,9 @@ class SharedReads:
 
     def claim_recent(self, account: int, mailbox: int, upto: int | None = None) -> int:
         """The \\Recent claim (IMAP4rev1) of the fan-out: the first session claims in
-        the store (one write); every later one gets what a claim would answer then, the
-        UIDNEXT after the first claim (nothing recent for it), without a write."""
+        the store (one write, up to ``upto``: the UIDs it read); every later one gets what
+        a claim would answer then, the bound the first claim set (nothing recent for it),
+        without a write.  Every session of one fan-out read the same view."""
         memo = self._memo.setdefault(account, {})
         key = ("claim_recent", mailbox)
         if key in memo:

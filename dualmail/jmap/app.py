@@ -663,19 +663,14 @@ class JMAPApp:
         capabilities[WEBSOCKET] = {"url": f"{ws_scheme}{sep}{rest}/jmap/ws", "supportsPush": True}
         return capabilities
 
-    def _session(self, principal: Principal, info: SessionInfo, base_url: str,
-                 capabilities: Mapping[str, Any] | None = None, token: str | None | bool = False
-                 ) -> dict[str, Any]:
+    def _session(self, info: SessionInfo, base_url: str, capabilities: Mapping[str, Any],
+                 token: str | None) -> dict[str, Any]:
         """The Session object; its eventSourceUrl carries the backend's push-only
-        token (``session_push_token``) so that a browser's EventSource, which
-        cannot send an Authorization header, can use it as it is."""
-        if capabilities is None:
-            capabilities = self._session_capabilities(base_url)
+        ``token`` (``_push_token``) so that a browser's EventSource, which cannot send
+        an Authorization header, can use it as it is."""
         session = build_session(capabilities=capabilities, info=info, base_url=base_url)
-        if token is False:
-            token = self._push_token(principal)
         if token:
-            session["eventSourceUrl"] += "&access_token=" + quote(str(token), safe="")
+            session["eventSourceUrl"] += "&access_token=" + quote(token, safe="")
             session["state"] = session_state(session)
         return session
 
@@ -693,7 +688,7 @@ class JMAPApp:
         held = self._states.get(key)
         if held is not None and held[0] == token and held[1] == info and held[2] == capabilities:
             return held[3]
-        state = str(self._session(principal, info, base_url, capabilities, token)["state"])
+        state = str(self._session(info, base_url, capabilities, token)["state"])
         if len(self._states) >= 10_000:
             self._states.clear()
         self._states[key] = (token, info, capabilities, state)
@@ -826,7 +821,8 @@ class JMAPApp:
         self._cors(request)
         principal = await self._authenticate(request)
         info = self.backend.session_info(principal)
-        session = self._session(principal, info, self._base_url(request))
+        base_url = self._base_url(request)
+        session = self._session(info, base_url, self._session_capabilities(base_url), self._push_token(principal))
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-cache, no-store, must-revalidate")
         return _json(session)

@@ -124,7 +124,10 @@ def test_session_state_tracks_content_and_api(make, backend):
     response = client.api([["Core/echo", {}, "0"]])
     assert json.loads(response.body)["sessionState"] == state
     backend.capabilities = lambda: {FOO: {"maxFoosFinangled": 43}}
-    assert json.loads(client.request("GET", "/jmap/session").body)["state"] != state
+    changed = json.loads(client.request("GET", "/jmap/session").body)["state"]
+    assert changed != state
+    # the API's remembered sessionState follows the change
+    assert json.loads(client.api([["Core/echo", {}, "1"]]).body)["sessionState"] == changed
 
 
 def test_base_url_from_request(make):
