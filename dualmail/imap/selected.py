@@ -119,11 +119,11 @@ class SelectedMailbox:
                 saved = ResolvedSet.from_ints(u for u in saved if self.seq_of(u) is not None)
             want = seqset.resolve(self.uids[-1], saved, clip=True)
             out: list[tuple[int, int]] = []
+            uids = self.uids
             for lo, hi in want.ranges:
-                i = bisect.bisect_left(self.uids, lo)
-                while i < n and self.uids[i] <= hi:
-                    out.append((i + 1, self.uids[i]))
-                    i += 1
+                i = bisect.bisect_left(uids, lo)
+                j = bisect.bisect_right(uids, hi, i)
+                out.extend(zip(range(i + 1, j + 1), uids[i:j]))
             return out
         if saved is not None:
             saved = ResolvedSet.from_ints(s for s in (self.seq_of(u) for u in saved) if s is not None)
@@ -134,7 +134,10 @@ class SelectedMailbox:
         want = seqset.resolve(n, saved, clip=False)
         if want.max is not None and want.max > n:
             raise ValueError("Invalid message sequence number")
-        return [(s, self.uids[s - 1]) for s in want]
+        out = []
+        for lo, hi in want.ranges:
+            out.extend(zip(range(lo, hi + 1), self.uids[lo - 1:hi]))
+        return out
 
     # -- absorbing changes ------------------------------------------------------------
 

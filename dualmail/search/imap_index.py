@@ -100,6 +100,15 @@ def _compile(c: Cond, recent: frozenset[int]) -> RowPred | None:
     return None
 
 
+def cheap(cond: Cond, keys: list[SortKey] | None = None) -> bool:
+    """``search`` (or, with sort ``keys``, ``sort_all``) can answer ``cond`` from the
+    index rows alone, at a cost of one range read (valid once ``imapidx.ready``)."""
+    c = _unwrap(cond)
+    if keys is not None:
+        return c == ALL and len(keys) == 1 and keys[0].name in imapidx.SORT_KINDS
+    return c == _UNSEEN or c == ALL or _compile(c, frozenset()) is not None
+
+
 def sort_all(view: Any, m: int, cond: Cond, keys: list[SortKey]) -> list[tuple[int, int]] | None:
     """SORT of every message of ``m`` (``cond`` is ALL) by one indexed key, straight off
     the key's rows; None: not that case."""

@@ -141,10 +141,16 @@ def ready(box: dict[str, Any] | None) -> bool:
     return bool(box and box.get("ix"))
 
 
+def row_items(kv: Any, a: int, m: int, lo: int = 1, hi: int = 0xFFFFFFFF) -> Iterator[tuple[bytes, bytes]]:
+    """(key, packed row) of UIDs ``lo``..``hi``, ascending: one range read (the UID is
+    ``K.un32(key, 8)``)."""
+    stop = K.uid(a, m, hi + 1) if hi < 0xFFFFFFFF else prefix_end(K.mailbox(a, m))
+    return kv.range("imapm", K.uid(a, m, lo), stop)
+
+
 def rows(kv: Any, a: int, m: int, lo: int = 1, hi: int = 0xFFFFFFFF) -> Iterator[tuple[int, bytes]]:
     """(UID, packed row) of UIDs ``lo``..``hi``, ascending: one range read."""
-    stop = K.uid(a, m, hi + 1) if hi < 0xFFFFFFFF else prefix_end(K.mailbox(a, m))
-    for k, v in kv.range("imapm", K.uid(a, m, lo), stop):
+    for k, v in row_items(kv, a, m, lo, hi):
         yield K.un32(k, 8), v
 
 

@@ -143,6 +143,60 @@ def test_copy_and_expunge_keep_the_table_consistent(store: Any, account: int) ->
         assert list(r.range("imapw", p, prefix_end(p))) == []
 
 
+def _out_of_step(store: Any) -> list[str]:
+    """A mailbox whose Emails are not in UID order (COPY of older messages after newer
+    ones), between whose Emails lie Emails of another mailbox, with a ghost (expunged by
+    another session, not yet told): every step of ``_listing_indexed``'s lookups that is
+    not the plain in-step range read."""
+    c = Client(store)
+    c.login()
+    other = Client(store)
+    other.login()
+    c.ok("s1 CREATE Other")
+    c.ok("s2 SELECT INBOX")
+    c.ok("s3 COPY 30:40 Other")
+    c.ok("s4 COPY 1,3,5,7,9 Other")  # Emails 1..9 after 30..40: out of step
+    c.ok("s5 SELECT Other")
+    other.ok("o1 SELECT Other")
+    other.ok("o2 STORE 4 +FLAGS.SILENT (\\Deleted)")
+    other.ok("o3 EXPUNGE")  # c still has it: a ghost
+    # a FETCH by number may not announce the expunge (RFC 9051 §7.5.1): the ghost stays
+    out = [c.cmd("g0 FETCH 1:* (UID BODYSTRUCTURE ENVELOPE)")]
+    out += [c.cmd(f"f{i} {cmd}") for i, cmd in enumerate(COMMANDS[:5])]
+    c.ok("g4 SELECT INBOX")
+    out.append(c.ok("g5 FETCH 2,4,6,8,10,30:33 (UID BODYSTRUCTURE)"))  # sparse: looked up by key
+    c.ok("h1 CREATE Swapped")
+    for seq in (1, 3, 2, 4):  # Emails 1 3 2 4: the range read holds as many, out of step
+        c.ok(f"h{seq + 1} COPY {seq} Swapped")
+    c.ok("h9 CREATE Spread")
+    c.ok("h10 COPY 1,3 Spread")  # the range read holds Emails 1..3: more than the mailbox
+    for box in ("Swapped", "Spread"):
+        c.ok(f"i1 SELECT {box}")
+        out.append(c.ok("i2 FETCH 1:* (UID ENVELOPE BODYSTRUCTURE)"))
+    return out
+
+
+def test_out_of_step_listing_is_byte_identical_to_the_renderer(
+        store: Any, account: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fill(store, account)
+    twin, _a = _twin(tmp_path)
+    try:
+        looked_up: list[int] = []
+        by_email = fetch_op._by_email
+        monkeypatch.setattr(fetch_op, "_by_email", lambda items: looked_up.append(len(items)) or by_email(items))
+        fast = _out_of_step(store)
+        assert looked_up == [4, 3]  # Swapped (out of step), Spread (rows of other mailboxes)
+        monkeypatch.setattr(fetch_op, "_LISTING", frozenset())
+        assert _out_of_step(twin) == fast
+    finally:
+        twin.close()
+    assert "* 4 EXPUNGE" not in fast[0] and fast[0].count(" FETCH (") == 15
+    assert "[EXPUNGEISSUED]" in fast[0]
+    assert fast[1].count(" FETCH (") == 15 and "* 4 EXPUNGE" in fast[1]
+    assert fast[-3].count(" FETCH (") == 9
+    assert fast[-2].count(" FETCH (") == 4 and fast[-1].count(" FETCH (") == 2
+
+
 @settings(max_examples=60, deadline=None)
 @given(recv=st.integers(0, 253402300799), subject=st.text(max_size=40),
        name=st.text(max_size=20))

@@ -31,18 +31,18 @@ def _client(port: int) -> imaplib.IMAP4:
 @pytest_twisted.ensureDeferred
 @pytest.mark.parametrize("command", [("THREAD", "REFERENCES", "UTF-8", "ALL"),
                                      ("SORT", "(SUBJECT)", "UTF-8", "ALL"),
-                                     ("SEARCH", "ALL")])
+                                     ("SEARCH", "TEXT", "subject")])
 async def test_other_clients_are_answered_while_a_search_runs(tmp_path, monkeypatch, command) -> None:
-    # the gate is where every SEARCH/SORT/THREAD's work starts, whether the IMAP indexes
-    # (search.imap_index) or the engine then answer it
-    gate = Gate(search_ops._condition)
+    # the gate is where the work of every SEARCH/SORT/THREAD that is not ``_quick`` (one
+    # range read of the IMAP index) starts, whether the IMAP indexes or the engine answer it
+    gate = Gate(search_ops._matches)
 
     async with running(tmp_path) as srv:
         for i in range(3):
             deliver(srv.store, srv.account, raw=message(f"subject {i}"))
         a, b = await deferToThread(_client, srv.imap_port), await deferToThread(_client, srv.imap_port)
         try:
-            monkeypatch.setattr(search_ops, "_condition", gate)
+            monkeypatch.setattr(search_ops, "_matches", gate)
             long_one = deferToThread(a.uid, *command)
             assert await deferToThread(gate.started.wait, 20)
             typ, _ = await deferToThread(b.noop)  # answered while the search blocks
@@ -93,7 +93,7 @@ async def test_too_much_data_is_refused_at_once_and_closed(tmp_path, send, login
 def _inprogress(port: int, gate: Gate) -> tuple[bytes, bytes]:
     s, f = raw_selected(port)
     with s:
-        s.sendall(b"x UID SEARCH ALL\r\n")
+        s.sendall(b"x UID SEARCH TEXT one\r\n")
         first = f.readline()  # bounded by the socket timeout
         gate.release()
         rest = b""
@@ -107,13 +107,12 @@ async def test_inprogress_while_a_search_runs(tmp_path, monkeypatch) -> None:
     """RFC 9585 §3: a command still running is reported ``* OK [INPROGRESS ("tag" NIL NIL)]``."""
     from dualmail.imap import protocol
 
-    # the gate is where every SEARCH/SORT/THREAD's work starts, whether the IMAP indexes
-    # (search.imap_index) or the engine then answer it
-    gate = Gate(search_ops._condition)
+    # the gate is where the work of a SEARCH that is not ``_quick`` starts
+    gate = Gate(search_ops._matches)
     monkeypatch.setattr(protocol, "INPROGRESS_INTERVAL", 0.05)
     async with running(tmp_path) as srv:
         deliver(srv.store, srv.account, raw=message("one"))
-        monkeypatch.setattr(search_ops, "_condition", gate)
+        monkeypatch.setattr(search_ops, "_matches", gate)
         try:
             first, rest = await deferToThread(_inprogress, srv.imap_port, gate)
         finally:

@@ -556,13 +556,17 @@ def test_serverbug_is_no_and_connection_survives(client: Client, monkeypatch) ->
     assert basic  # imported for the registry
 
 
-@pytest.mark.parametrize("line", ["a UID SEARCH ALL", "b UID SORT (DATE) UTF-8 ALL",
-                                  "c UID THREAD REFERENCES UTF-8 ALL"])
-def test_long_searches_are_offloaded(client: Client, store, account, line) -> None:
+@pytest.mark.parametrize("line", ["a UID SEARCH TEXT hello", "b UID SORT (SUBJECT) UTF-8 ALL",
+                                  "c UID THREAD REFERENCES UTF-8 ALL", "d UID SEARCH ALL",
+                                  "e UID SORT (DATE) UTF-8 ALL", "f UID SEARCH UNSEEN"])
+def test_long_searches_are_offloaded(client: Client, store, account, line, monkeypatch) -> None:
     """Issue 10: SEARCH/SORT/THREAD hand their work to the protocol as an ``Offload`` (run on
-    a worker thread), before any response; the answer comes after it ran."""
+    a worker thread), before any response; the answer comes after it ran.  Index-answered
+    ones (d, e, f) do so only above ``QUICK_MESSAGES`` (here 0)."""
+    from dualmail.imap.ops import search as search_ops
     from dualmail.imap.session import Offload
 
+    monkeypatch.setattr(search_ops, "QUICK_MESSAGES", 0)
     deliver(store, account)
     client.ok("s SELECT INBOX")
     client.session.feed((line + "\r\n").encode())
@@ -572,6 +576,28 @@ def test_long_searches_are_offloaded(client: Client, store, account, line) -> No
     job.run()
     out = b"".join(x for x in items if isinstance(x, bytes)).decode()
     assert lines(out)[-1].startswith(line.split()[0] + " OK"), out
+
+
+@pytest.mark.parametrize("line", ["a UID SEARCH ALL", "b UID SORT (REVERSE DATE) UTF-8 ALL",
+                                  "c UID SEARCH UNSEEN", "d SEARCH FLAGGED UID 1:2",
+                                  "e UID SORT (ARRIVAL) UTF-8 ALL", "f UID SEARCH NOT SEEN"])
+def test_index_answered_searches_run_in_place(client: Client, store, account, line) -> None:
+    """What the IMAP index answers with one range read (``imap_index.cheap``) is answered at
+    once in a mailbox of at most ``QUICK_MESSAGES``: no ``Offload``, the same answer."""
+    from dualmail.imap.session import Offload
+
+    for _ in range(3):
+        deliver(store, account)
+    client.ok("s SELECT INBOX")
+    client.ok("s2 STORE 2 +FLAGS.SILENT (\\Seen \\Flagged)")
+    client.session.feed((line + "\r\n").encode())
+    items = list(client.session.step())
+    assert not any(isinstance(x, Offload) for x in items)
+    out = b"".join(x for x in items if isinstance(x, bytes)).decode()
+    assert lines(out)[-1].startswith(line.split()[0] + " OK"), out
+    expect = {"a": "* SEARCH 1 2 3", "b": "* SORT ", "c": "* SEARCH 1 3", "d": "* SEARCH 2",
+              "e": "* SORT 1 2 3", "f": "* SEARCH 1 3"}[line[0]]
+    assert lines(out)[0].startswith(expect), out
 
 
 def _recent_uids(c: Client) -> set[int]:

@@ -16,6 +16,8 @@ and MODSEQ once CONDSTORE is on (§3.2.4).  Imports no twisted.internet.
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generator
 
 from dualmail.imap.errors import ImapBad, ImapNo
@@ -269,6 +271,30 @@ def _listing_records(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
     return out, missing
 
 
+def _index_rows(kv: Any, a: int, m: int, part: list[tuple[int, int]],
+                gone: set[int]) -> tuple[list[tuple[int, int, bytes]], bool]:
+    """(seq, UID, packed ``imapm`` row) of each message of ``part`` still stored, and True
+    if some message no longer exists.  A dense ``part`` (1:*) is one ordered range read;
+    when it holds one row per message asked (a run of sequence numbers, every UID up to
+    the session's last one is in its map, see ``search._known``) the rows are zipped in
+    step with ``part``, with no lookup per message."""
+    lo, hi = part[0][1], part[-1][1]
+    n = len(part)
+    if hi - lo < 2 * n:
+        got = list(imapidx.row_items(kv, a, m, lo, hi))
+        if (len(got) == n and part[-1][0] - part[0][0] == n - 1 and not gone
+                and K.un32(got[0][0], 8) == lo and K.un32(got[-1][0], 8) == hi):
+            return [(seq, uid, v) for (seq, uid), (_k, v) in zip(part, got)], False
+        rows = {K.un32(k, 8): v for k, v in got}
+        vals = [None if uid in gone else rows.get(uid) for _seq, uid in part]
+    else:
+        want = [(seq, uid) for seq, uid in part if uid not in gone]
+        fetched = iter(kv.get_many("imapm", [K.uid(a, m, uid) for _seq, uid in want]))
+        vals = [None if uid in gone else next(fetched) for _seq, uid in part]
+    found = [(seq, uid, v) for (seq, uid), v in zip(part, vals) if v is not None]
+    return found, len(found) < n
+
+
 def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tuple[int, int]],
                      names: list[str], flag_cache: dict[tuple[Any, ...], bytes],
                      want_flags: bool) -> tuple[list[bytes], bool]:
@@ -277,47 +303,48 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
     listing row is sliced in place.  The lines, and True if a message no longer exists."""
     m = sel.mailbox
     kv, a = view.kv, view.a
-    lo, hi = part[0][1], part[-1][1]
-    if hi - lo < 2 * len(part):  # dense (1:*): one ordered range read
-        rows = dict(imapidx.rows(kv, a, m, lo, hi))
-        row_at = rows.get
-    else:
-        row_at = lambda u: kv.get("imapm", K.uid(a, m, u))  # noqa: E731
     need_listing = any(n in ("INTERNALDATE", "ENVELOPE", "BODYSTRUCTURE", "BODY") for n in names)
     recent = bool(sel.recent) and not s.rev2
     one_range = len(sel.recent) == 1  # the usual case: one test, not a scan of the ranges
     rlo, rhi = sel.recent[0] if one_range else (0, 0)
-    gone = sel.gone
     key = str(m)
     uidonly = sel.uidonly
     out: list[bytes] = []
-    missing = False
     row_unpack = imapidx.ROW.unpack_from
     row_size = imapidx.ROW.size
     head_unpack = wire.HEAD.unpack_from
     head_size = wire.HEAD.size
-    found = []
-    for seq, uid in part:
-        v = None if uid in gone else row_at(uid)
-        if v is None:
-            missing = True
-            continue
-        found.append((seq, uid, v, row_unpack(v)))
-    stored: dict[int, bytes] = {}
+    found, missing = _index_rows(kv, a, m, part, sel.gone)
+    want_flags_item = "FLAGS" in names
+    # The listing rows (``imapw``, key A E): Emails are usually stored in UID order, so
+    # one range read holds exactly the batch's, in step with ``found`` (each checked in the
+    # loop); otherwise, or where a row is out of step, they are looked up by Email.
+    got: list[tuple[bytes, bytes]] = []
+    stored: dict[bytes, bytes] | None = None  # by the Email's u64
+    acct = K.acct(a)
     if need_listing and found:
-        acct = K.acct(a)
-        first, last = found[0][3][0], found[-1][3][0]
-        if 0 <= last - first < 2 * len(found):  # Emails stored in UID order: one range read
-            stored = {K.un64(k, 4): lv for k, lv in kv.range("imapw", acct + K.u64(first),
-                                                             acct + K.u64(last + 1))}
-        else:
-            for _q, _u, _v, t in found:
-                got = kv.get("imapw", acct + K.u64(t[0]))
-                if got is not None:
-                    stored[t[0]] = got
-    for seq, uid, v, (e, modseq, size, recv, _date, deleted) in found:
+        first, last = K.un64(found[0][2]), K.un64(found[-1][2])
+        if 0 <= last - first < 2 * len(found):  # one range read
+            got = list(kv.range("imapw", acct + K.u64(first), acct + K.u64(last + 1)))
+        if len(got) != len(found):
+            stored = _by_email(got) if got else dict(zip(
+                [v[:8] for _q, _u, v in found],
+                kv.get_many("imapw", [acct + v[:8] for _q, _u, v in found])))
+            got = []
+    line = _LINE_UIDONLY if uidonly else _LINE
+    fmt = line + b" ".join([_FIELD[n] for n in names]) + b")\r\n"
+    pick = itemgetter(0, *[_SLOT[n] for n in names])  # names is never empty
+    want_env, want_bs, want_body, want_idate = ("ENVELOPE" in names, "BODYSTRUCTURE" in names,
+                                                "BODY" in names, "INTERNALDATE" in names)
+    flags = b""
+    for (seq, uid, v), (wk, lv) in zip(found, got or repeat((b"", None))):
+        e, modseq, size, recv, _date, deleted = row_unpack(v)
+        idate = env = bs = body = b""
         if need_listing:
-            lv = stored.get(e)
+            if wk[4:] != v[:8]:  # not in step (or no range read): by Email
+                if stored is None:
+                    stored = _by_email(got)
+                lv = stored.get(v[:8])
             if lv is None or lv[0] != wire.VERSION or head_unpack(lv)[1] != recv:
                 lst = view.listing(e, {"recv": recv})  # stored before imapw: rendered
                 if lst is None:
@@ -328,43 +355,47 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
             b = head_size + li
             c_ = b + le
             d = c_ + lb
-        items: list[bytes] = []
-        for name in names:
-            if name == "UID":
-                items.append(b"UID %d" % uid)
-            elif name == "FLAGS":
-                kwb = v[row_size:]
-                fk = (kwb, deleted)
-                flags = flag_cache.get(fk)
-                if flags is None:
-                    kws = kwb.decode("utf-8", "surrogateescape").split(" ") if kwb else []
-                    fake = {"kw": kws, "mbx": {key: [uid, deleted, modseq]}}
-                    flags = flag_cache[fk] = r.flag_list(sel.flags_of(fake, uid, True))
-                    if sel._new_keywords:  # RFC 9051 §7.3.5: * FLAGS first
-                        sel._new_keywords = False
-                        out.append(s.encode(r.flags(SYSTEM_FLAGS + sorted(sel.keywords))))
-                if recent and (rlo <= uid < rhi if one_range else sel.is_recent(uid)):
-                    flags = flags[:-1] + (b" \\Recent)" if len(flags) > 2 else b"\\Recent)")
-                items.append(b"FLAGS " + flags)
-            elif name == "RFC822.SIZE":
-                items.append(b"RFC822.SIZE %d" % size)
-            elif name == "ENVELOPE":
-                items.append(b"ENVELOPE " + lv[b:c_])  # type: ignore[index]
-            elif name == "INTERNALDATE":
-                items.append(b"INTERNALDATE " + lv[head_size:b])  # type: ignore[index]
-            elif name == "MODSEQ":
-                items.append(b"MODSEQ (%d)" % modseq)
-            elif name == "BODYSTRUCTURE":
-                items.append(b"BODYSTRUCTURE " + lv[c_:d])  # type: ignore[index]
-            else:  # BODY
-                items.append(b"BODY " + lv[d:])  # type: ignore[index]
-        if want_flags:
-            sel.pending_flags.discard(uid)  # the client has just been told
-        if uidonly:  # RFC 9586 §3.3
-            out.append(b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n")
-        else:
-            out.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+            if want_idate:
+                idate = lv[head_size:b]
+            if want_env:
+                env = lv[b:c_]
+            if want_bs:
+                bs = lv[c_:d]
+            if want_body:
+                body = lv[d:]
+        if want_flags_item:
+            kwb = v[row_size:]
+            fk = (kwb, deleted)
+            flags = flag_cache.get(fk)
+            if flags is None:
+                kws = kwb.decode("utf-8", "surrogateescape").split(" ") if kwb else []
+                fake = {"kw": kws, "mbx": {key: [uid, deleted, modseq]}}
+                flags = flag_cache[fk] = r.flag_list(sel.flags_of(fake, uid, True))
+                if sel._new_keywords:  # RFC 9051 §7.3.5: * FLAGS first
+                    sel._new_keywords = False
+                    out.append(s.encode(r.flags(SYSTEM_FLAGS + sorted(sel.keywords))))
+            if recent and (rlo <= uid < rhi if one_range else sel.is_recent(uid)):
+                flags = flags[:-1] + (b" \\Recent)" if len(flags) > 2 else b"\\Recent)")
+            if want_flags:
+                sel.pending_flags.discard(uid)  # the client has just been told
+        out.append(fmt % pick((uid if uidonly else seq, uid, flags, size, idate, env, bs, body, modseq)))
     return out, missing
+
+
+def _by_email(items: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """``imapw`` rows (key A E) by the Email's u64 (the key without the account)."""
+    return {k[4:]: v for k, v in items}
+
+
+# The listing FETCH's line: one %-template per request, filled from one tuple per message
+# (``_SLOT`` indexes it); RFC 9586 §3.3 numbers UIDFETCH lines by UID.
+_LINE = b"* %d FETCH ("
+_LINE_UIDONLY = b"* %d UIDFETCH ("
+_FIELD = {"UID": b"UID %d", "FLAGS": b"FLAGS %b", "RFC822.SIZE": b"RFC822.SIZE %d",
+          "INTERNALDATE": b"INTERNALDATE %b", "ENVELOPE": b"ENVELOPE %b",
+          "BODYSTRUCTURE": b"BODYSTRUCTURE %b", "BODY": b"BODY %b", "MODSEQ": b"MODSEQ (%d)"}
+_SLOT = {"UID": 1, "FLAGS": 2, "RFC822.SIZE": 3, "INTERNALDATE": 4, "ENVELOPE": 5,
+         "BODYSTRUCTURE": 6, "BODY": 7, "MODSEQ": 8}
 
 
 def _stored_headers(atts: list[c.FetchAtt]) -> frozenset[int] | None:

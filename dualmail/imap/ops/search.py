@@ -28,6 +28,7 @@ from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.sequence import ResolvedSet, SequenceSet
 from dualmail.mail.ops import membership_modseq
 from dualmail.search import engine, imap_index
+from dualmail.store import imapidx
 from dualmail.search.thread import ALGORITHMS, thread as thread_messages
 from dualmail.search.imap_keys import BadCharsetError, from_imap_keys, uses_modseq
 from dualmail.search.query import And, Context, Not, Or, Recent, UnsupportedSortError, from_imap_sort
@@ -212,10 +213,33 @@ def _answer(s: Session, cmd: c.Search | c.Sort, ordered: list[tuple[int, int]],
     )
 
 
-def _run(s: Session, cmd: c.Search | c.Sort, work: Any) -> Generator[Any, None, Any]:
-    """``work`` as an Offload; its result.  A failed SEARCH/SORT ... RETURN (SAVE) empties
-    ``$`` (RFC 5182 §2.1)."""
+# A SEARCH or SORT the IMAP index answers with one range read runs where it was asked when
+# the mailbox holds at most this many messages (a few ms at most): the hop to a worker
+# thread and back cost more than the work (SEARCH UNSEEN at 10k: ~1 ms of 2.7).
+QUICK_MESSAGES = 10_000
+
+
+def _quick(s: Session, cmd: c.Search | c.Sort, sort_keys: Any = None) -> bool:
+    sel = s.selected
+    assert sel is not None
+    if sel.exists > QUICK_MESSAGES:
+        return False
     try:
+        if not imap_index.cheap(_condition(s, cmd.keys, cmd.charset), sort_keys):
+            return False
+    except (ImapNo, ImapBad):
+        return True  # the error is the answer: no worker needed
+    assert s.account is not None
+    with s.store.read(s.account) as view:  # before its index is built: the engine's scan
+        return imapidx.ready(view.mailbox(sel.mailbox))
+
+
+def _run(s: Session, cmd: c.Search | c.Sort, work: Any, quick: bool = False) -> Generator[Any, None, Any]:
+    """``work`` as an Offload (``quick``: here, see ``QUICK_MESSAGES``); its result.  A
+    failed SEARCH/SORT ... RETURN (SAVE) empties ``$`` (RFC 5182 §2.1)."""
+    try:
+        if quick:
+            return work()
         job = Offload(work, cmd.tag)
         yield job
         return job.result()
@@ -244,7 +268,7 @@ def search(s: Session, cmd: c.Search) -> Gen:
                 modseq = None
         return found, cond, with_modseq, modseq
 
-    found, cond, with_modseq, modseq = yield from _run(s, cmd, work)
+    found, cond, with_modseq, modseq = yield from _run(s, cmd, work, _quick(s, cmd))
     if with_modseq:
         yield from s.enable_condstore()
     if opts is None and not s.rev2:
@@ -286,7 +310,7 @@ def sort(s: Session, cmd: c.Sort) -> Gen:
                           else _esearch_modseq(view, sel, ordered, want - {"SAVE", "UPDATE"}))
         return ordered, cond, with_modseq, modseq
 
-    ordered, cond, with_modseq, modseq = yield from _run(s, cmd, work)
+    ordered, cond, with_modseq, modseq = yield from _run(s, cmd, work, _quick(s, cmd, keys))
     if with_modseq:
         yield from s.enable_condstore()
     if cmd.return_opts is None:
