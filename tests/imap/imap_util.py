@@ -76,6 +76,14 @@ class Client:
         return b"".join(x for x in self.session.pending_updates() if isinstance(x, bytes)).decode()
 
 
+def logged_in(store: Any, n: int = 2) -> list[Client]:
+    """``n`` sessions of the test user on ``store``, logged in."""
+    clients = [Client(store) for _ in range(n)]
+    for c in clients:
+        c.login()
+    return clients
+
+
 def deliver(store: Any, account: int, name: str = "INBOX", raw: bytes | None = None,
             flags: tuple[str, ...] = ()) -> int:
     from dualmail.mail.ops import deliver as _deliver

@@ -15,7 +15,7 @@ from dualmail.imap.ops import fetch as fetch_op
 from dualmail.store import imapidx
 from dualmail.store.check import upgrade, verify
 
-from imap_util import PASSWORD, USER, Client
+from imap_util import PASSWORD, USER, Client, logged_in
 from test_imap_listing_record import _fill
 from tests.old_store import make_old
 
@@ -46,10 +46,7 @@ COMMANDS = [
 
 
 def _answers(store: Any) -> list[str]:
-    c = Client(store)
-    c.login()
-    other = Client(store)
-    other.login()
+    c, other = logged_in(store)
     c.ok("s1 ENABLE CONDSTORE")
     c.ok("s2 SELECT INBOX")
     other.ok("o1 SELECT INBOX")

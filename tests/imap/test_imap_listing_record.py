@@ -24,7 +24,7 @@ from dualmail.store import listing
 from dualmail.store.check import verify
 from dualmail.store.kv import prefix_end
 
-from imap_util import PASSWORD, USER, Client
+from imap_util import PASSWORD, USER, Client, logged_in
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 import mailgen  # noqa: E402
@@ -50,10 +50,7 @@ def _fill(store: Any, account: int) -> None:
 
 
 def _answers(store: Any) -> list[str]:
-    c = Client(store)
-    c.login()
-    other = Client(store)
-    other.login()
+    c, other = logged_in(store)
     c.ok("s1 SELECT INBOX")
     other.ok("o1 SELECT INBOX")
     # keywords set elsewhere: the FETCH must first send an updated * FLAGS (RFC 9051 §7.3.5)
@@ -148,10 +145,7 @@ def _out_of_step(store: Any) -> list[str]:
     ones), between whose Emails lie Emails of another mailbox, with a ghost (expunged by
     another session, not yet told): every step of ``_listing_indexed``'s lookups that is
     not the plain in-step range read."""
-    c = Client(store)
-    c.login()
-    other = Client(store)
-    other.login()
+    c, other = logged_in(store)
     c.ok("s1 CREATE Other")
     c.ok("s2 SELECT INBOX")
     c.ok("s3 COPY 30:40 Other")
