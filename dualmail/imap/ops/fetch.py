@@ -345,13 +345,15 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
                 if stored is None:
                     stored = _by_email(got)
                 lv = stored.get(v[:8])
-            if lv is None or lv[0] != wire.VERSION or head_unpack(lv)[1] != recv:
+            if lv is not None:
+                version, stored_recv, li, le, lb = head_unpack(lv)
+            if lv is None or version != wire.VERSION or stored_recv != recv:
                 lst = view.listing(e, {"recv": recv})  # stored before imapw: rendered
                 if lst is None:
                     missing = True
                     continue
                 lv = wire.record_of(lst)
-            _v, _r, li, le, lb = head_unpack(lv)
+                _v, _r, li, le, lb = head_unpack(lv)
             b = head_size + li
             c_ = b + le
             d = c_ + lb
@@ -431,6 +433,7 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
         atts = [a for a in atts if a.name != "UID"]  # RFC 9586 §3.3: the number is the UID
     wants = [(a, wire.header_ids(a.section.fields)) if a.section is not None else (a, None) for a in atts]
     names = [a.response_name().encode("ascii") if a.name != "UID" else b"UID" for a in atts]
+    header_fields, body_value = wire.header_fields, _body_value
     missing = False
     for i in range(0, len(msgs), batch):
         part = msgs[i:i + batch]
@@ -457,10 +460,12 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
                     if want is None:
                         items.append(b"UID %d" % uid)
                         continue
-                    data = wire.header_fields(hv, want)
+                    data = header_fields(hv, want)
                     if data is None:
                         raise ImapNo("Stored header fields are unreadable")
-                    items.append(name + b" " + _body_value(_partial(data, att.partial)))
+                    if att.partial is not None:
+                        data = _partial(data, att.partial)
+                    items.append(name + b" " + body_value(data))
                 if uidonly:  # RFC 9586 §3.3
                     out.append(b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n")
                 else:
@@ -519,6 +524,8 @@ def _whole(section: c.Section | None) -> bool:
 
 def _body_value(data: bytes) -> bytes:
     """BODY[...] contents: a literal unless it is short, 7-bit and single-line."""
+    if b"\n" in data or b"\r" in data or len(data) > r.MAX_QUOTED:  # (header fields, bodies)
+        return b"{%d}\r\n" % len(data) + data
     return r.string(data)
 
 

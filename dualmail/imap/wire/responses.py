@@ -207,8 +207,12 @@ Response = Union[Tagged, UntaggedStatus, Data, Continuation]
 
 def serialize(response: Response, *, utf8: bool = False) -> bytes:
     """The response's bytes, CRLF included.  ``utf8``: UTF8=ACCEPT is enabled."""
-    if isinstance(response, Data):
-        return b"* " + b" ".join(encode_value(v, utf8=utf8) for v in response.items) + b"\r\n"
+    if isinstance(response, Data):  # one join: a FETCH of BODY[] carries the whole message
+        out = [b"*"]
+        for v in response.items:
+            out += (b" ", encode_value(v, utf8=utf8))
+        out.append(b"\r\n")
+        return b"".join(out)
     if isinstance(response, Continuation):
         return b"+ " + _text(response.text) + b"\r\n"
     head = b"*" if isinstance(response, UntaggedStatus) else response.tag.encode("ascii")
@@ -419,15 +423,24 @@ def vanished(uids: SequenceSet | ResolvedSet | Iterable[int], earlier: bool = Fa
 def fetch(seq: int, items: Iterable[tuple[str | bytes, bytes]]) -> Data:
     """``* seq FETCH (name value ...)`` from already-encoded values, e.g.
     ``[("UID", b"7"), ("BODY[]", literal(msg))]``."""
-    parts = [(n.encode("ascii") if isinstance(n, str) else n) + b" " + v for n, v in items]
-    return Data((seq, Atom("FETCH"), Raw(b"(" + b" ".join(parts) + b")")))
+    return Data((seq, Atom("FETCH"), Raw(_fetch_items(items))))
+
+
+def _fetch_items(items: Iterable[tuple[str | bytes, bytes]]) -> bytes:
+    """``(name value name value ...)`` in one join (no copy of a value per step)."""
+    out = [b"("]
+    for n, v in items:
+        out += (n.encode("ascii") if isinstance(n, str) else n, b" ", v, b" ")
+    if len(out) > 1:
+        out.pop()
+    out.append(b")")
+    return b"".join(out)
 
 
 def uidfetch(uid: int, items: Iterable[tuple[str | bytes, bytes]]) -> Data:
     """RFC 9586 §3.3 ``* uid UIDFETCH (name value ...)``: a FETCH response keyed by UID, for
     sessions that ENABLEd UIDONLY."""
-    parts = [(n.encode("ascii") if isinstance(n, str) else n) + b" " + v for n, v in items]
-    return Data((uid, Atom("UIDFETCH"), Raw(b"(" + b" ".join(parts) + b")")))
+    return Data((uid, Atom("UIDFETCH"), Raw(_fetch_items(items))))
 
 
 def list_response(
