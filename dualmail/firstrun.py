@@ -7,10 +7,10 @@ Only when the store has no account at all.  The credentials go to the log once a
 from __future__ import annotations
 
 import os
-import secrets
 import shlex
 import sys
 
+from .store.passwords import new_secret
 from .store.store import Store
 
 DEMO_ADDRESS = "demo@localhost"
@@ -40,7 +40,7 @@ def ensure_demo_account(store: Store, data_dir: str, hints: list[str]) -> str | 
     """Create the demo account on an empty store; returns the message written, or None."""
     if store.list_accounts():
         return None
-    password = secrets.token_urlsafe(12)
+    password = new_secret(12)
     store.create_account(DEMO_ADDRESS, password)
     lines = [
         "dualmail first start: created the account",

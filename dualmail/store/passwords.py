@@ -7,12 +7,23 @@ users a dummy hash is verified, so a failed login takes the same time either way
 
 from __future__ import annotations
 
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 # Memory-hard but quick enough for an interactive login on a small server (~30 ms).
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _DUMMY = _hasher.hash("dualmail-dummy-password")
+
+
+def new_secret(nbytes: int) -> str:
+    """A random URL-safe secret (a bearer token, a first password) that never starts with
+    ``-``: an admin passes it as an argument (``dualmail token revoke ADDRESS TOKEN``), where
+    a leading dash reads as an option."""
+    while (secret := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return secret
 
 
 def hash_password(password: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from ..model import errors
 from . import codec, keys as K
 from .blobs import BlobStore, open_blobs
 from .kv import KV, KVWrite, prefix_end
-from .passwords import hash_password, needs_rehash, verify_password
+from .passwords import hash_password, needs_rehash, new_secret, verify_password
 from .scram import scram_keys
 from .txn import DEFAULT_MAILBOXES, Commit, MailTxn, ReadView
 from .uidmap import UidMaps
@@ -544,7 +543,7 @@ class Store:
         if scope not in TOKEN_SCOPES:
             raise errors.CannotError(f"unknown token scope {scope!r}")
         a = self.require_account(address)
-        token = secrets.token_urlsafe(32)
+        token = new_secret(32)
         now = int(time.time())
         rec = {"account": a, "kind": kind, "created": now,
                "expires": now + ttl if ttl else None, "note": note, "scope": scope,

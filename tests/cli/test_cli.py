@@ -480,3 +480,25 @@ def test_token_create_list_revoke_with_scope_and_expiry(tmp_path):
         assert s.verify_token(imap) is None
     finally:
         s.close()
+
+
+def test_a_token_never_starts_with_a_dash_so_revoke_takes_it(tmp_path, monkeypatch):
+    """token_urlsafe's alphabet has "-": a token "-..." given to ``token revoke`` read as an
+    option (argparse usage error; seen in tests/crash with seed 4)."""
+    import secrets as secrets_mod
+
+    from dualmail.store import passwords
+
+    drawn = iter(["-dashfirst", "-again", "plainTOKEN_x"])
+    monkeypatch.setattr(secrets_mod, "token_urlsafe", lambda n: next(drawn))
+    assert passwords.new_secret(32) == "plainTOKEN_x"
+    monkeypatch.undo()
+    data = tmp_path / "d"
+    run(data, "user", "add", "a@x", stdin="pw\n", check=True)
+    s = open_store(str(data))
+    try:
+        tokens = [s.create_token("a@x") for _ in range(200)]  # 1 in 64 began with a dash before
+    finally:
+        s.close()
+    assert not [t for t in tokens if t.startswith("-")]
+    assert run(data, "token", "revoke", "a@x", tokens[0], check=True).stdout.strip() == "revoked 1 token(s)"

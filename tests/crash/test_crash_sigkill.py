@@ -31,6 +31,7 @@ import smtplib
 import subprocess
 import sys
 import threading
+import traceback
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -115,6 +116,7 @@ class Driver:
         self.about_to_send = about_to_send
         self.ops: list[Op] = []
         self.n = 0
+        self.trace = ""
         auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         self.headers = {"Authorization": "Basic " + auth, "Content-Type": "application/json"}
         self.base = f"http://127.0.0.1:{server.ports['JMAP']}"
@@ -166,6 +168,7 @@ class Driver:
                 getattr(self, "op_" + kind)(op)
         except Exception as e:  # the server died under us
             self.error = e
+            self.trace = traceback.format_exc()
 
     def _imap_op(self, op: Op, after_append) -> None:
         raw = _message(op.name)
@@ -397,7 +400,7 @@ def test_sigkill_every_write_path(tmp_path):
         driver = Driver(server, data, round_, random.Random(rng.random()), about_to_send)
         thread = threading.Thread(target=driver.run, daemon=True)
         thread.start()
-        assert fire.wait(TIMEOUT), "".join(server.log)
+        assert fire.wait(TIMEOUT), (repr(getattr(driver, "error", None)), driver.trace, "".join(server.log))
         # the request is being written now: kill while it is in flight
         server.kill()
         killed.set()
