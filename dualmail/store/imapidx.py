@@ -44,6 +44,8 @@ TABLES = ("imapm", "unseen", "imaps")
 
 _ROW = struct.Struct(">QQIqqB")
 ROW = _ROW  # read in place by the listing FETCH
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 _BIAS = 2**63
 SORT_KINDS = {"date": b"D", "received": b"A", "size": b"Z"}
 
@@ -157,16 +159,26 @@ def rows(kv: Any, a: int, m: int, lo: int = 1, hi: int = 0xFFFFFFFF) -> Iterator
 def unseen(kv: Any, a: int, m: int) -> list[tuple[int, int]]:
     """(UID, Email) of the memberships without ``$seen``, ascending UID."""
     p = K.mailbox(a, m)
-    return [(K.un32(k, 8), K.un64(v)) for k, v in kv.range("unseen", p, prefix_end(p))]
+    u32, u64 = _U32.unpack_from, _U64.unpack_from  # (no call of K.un32 per row)
+    return [(u32(k, 8)[0], u64(v)[0]) for k, v in kv.range("unseen", p, prefix_end(p))]
+
+
+def first_unseen(kv: Any, a: int, m: int) -> int | None:
+    """The lowest UID of ``m`` without ``$seen``: one cursor step."""
+    p = K.mailbox(a, m)
+    for k, _v in kv.range("unseen", p, prefix_end(p)):
+        return K.un32(k, 8)
+    return None
 
 
 def ordered(kv: Any, a: int, m: int, name: str, reverse: bool) -> list[tuple[int, int]]:
     """(UID, Email) of every membership by sort key ``name`` (``SORT_KINDS``), ties by
     ascending UID in both directions (a stable sort of the UID order, as ``engine.sort``)."""
     p = K.mailbox(a, m) + SORT_KINDS[name]
-    items = [(k, v) for k, v in kv.range("imaps", p, prefix_end(p))]
+    u32, u64 = _U32.unpack_from, _U64.unpack_from  # (no call of K.un32 per row)
     if not reverse:
-        return [(K.un32(k, 17), K.un64(v)) for k, v in items]
+        return [(u32(k, 17)[0], u64(v)[0]) for k, v in kv.range("imaps", p, prefix_end(p))]
+    items = list(kv.range("imaps", p, prefix_end(p)))
     out: list[tuple[int, int]] = []
     run: list[tuple[int, int]] = []
     current = None
@@ -176,7 +188,7 @@ def ordered(kv: Any, a: int, m: int, name: str, reverse: bool) -> list[tuple[int
             out.extend(reversed(run))
             run = []
             current = key
-        run.append((K.un32(k, 17), K.un64(v)))
+        run.append((u32(k, 17)[0], u64(v)[0]))
     out.extend(reversed(run))
     return out
 

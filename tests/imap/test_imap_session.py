@@ -272,6 +272,29 @@ def test_utf7_and_utf8_names(client: Client) -> None:
 # -- selected state ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("indexed", [True, False])
+def test_select_unseen_code_is_the_first_unseen_sequence_number(client: Client, store, account, monkeypatch,
+                                                                 indexed) -> None:
+    """RFC 3501 §7.1: [UNSEEN n] is the *sequence number* of the first unseen message.  From
+    the ``unseen`` index (one cursor step) and, before that index exists, from the records:
+    the same answer, after expunges have moved sequence numbers off UIDs."""
+    from dualmail.imap.ops import select as select_op
+
+    with store.read(account) as v:
+        assert select_op.imapidx.ready(v.mailbox(v.mailbox_by_path(["INBOX"])))  # a new store's
+    if not indexed:
+        monkeypatch.setattr(select_op.imapidx, "ready", lambda rec: False)
+    for i in range(6):
+        deliver(store, account, flags=("\\Seen",) if i in (0, 1, 3) else ())
+    client.ok("a SELECT INBOX")
+    client.ok("b STORE 1,3 +FLAGS.SILENT (\\Deleted)")
+    client.ok("c EXPUNGE")  # UIDs 2 4 5 6 left: seen, seen, unseen, unseen
+    assert "[UNSEEN 3]" in client.ok("d SELECT INBOX")
+    client.ok("e STORE 3:4 +FLAGS.SILENT (\\Seen)")
+    out = client.ok("f SELECT INBOX")
+    assert "UNSEEN" not in out and "* 4 EXISTS" in out
+
+
 def test_select_rev1_and_rev2(client: Client, store, account) -> None:
     deliver(store, account)
     out = client.ok("a SELECT INBOX")

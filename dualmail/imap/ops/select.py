@@ -30,6 +30,7 @@ from dualmail.imap.wire import responses as r
 from dualmail.imap.wire.sequence import ResolvedSet
 from dualmail.model import ids
 from dualmail.model.keywords import Spellings
+from dualmail.store import imapidx
 
 if TYPE_CHECKING:
     from dualmail.imap.session import Session
@@ -73,7 +74,7 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
         path = names.tree(view)[m][0]
         first_unseen = None
         if not s.rev2 and not s.uidonly and rec["counts"]["unseen"]:  # RFC 9586 §3
-            first_unseen = _first_unseen(view, m, uids)
+            first_unseen = _first_unseen(view, m, rec, uids)
         sel = SelectedMailbox(m, path, readonly, int(rec["uidvalidity"]), uids, int(rec["hms"]),
                               recent_from, recent_to)
         sel.condstore = s.condstore
@@ -185,9 +186,17 @@ def _spellings_loader(s: Any) -> Any:
     return load
 
 
-def _first_unseen(view: Any, m: int, uids: Any) -> int | None:
-    """The sequence number of the first unseen message, records read in growing batches
-    (16, 64, 256, ...: one round trip each on PostgreSQL) up to ``UNSEEN_SCAN_LIMIT``."""
+def _first_unseen(view: Any, m: int, rec: dict[str, Any], uids: Any) -> int | None:
+    """The sequence number of the first unseen message: the first row of the mailbox's
+    ``unseen`` index (one cursor step) once that index is built; before, records read in
+    growing batches (16, 64, 256, ...: one round trip each on PostgreSQL) up to
+    ``UNSEEN_SCAN_LIMIT``."""
+    if imapidx.ready(rec):
+        uid = imapidx.first_unseen(view.kv, view.a, m)
+        if uid is None:
+            return None
+        i = bisect.bisect_left(uids, uid)  # the map and the index are of one read view
+        return i + 1 if i < len(uids) and uids[i] == uid else None
     items = islice(view.uid_items(m), UNSEEN_SCAN_LIMIT)
     seq, size = 0, 16
     while es := [e for _u, e in islice(items, size)]:
