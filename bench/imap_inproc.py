@@ -41,6 +41,9 @@ def commands(n: int) -> list[tuple[str, str]]:
         ("bodystructure", "UID FETCH 1:* (BODYSTRUCTURE)"),
         ("header.fields 500", f"UID FETCH {newest} (BODY.PEEK[HEADER.FIELDS (From To Subject Date "
                               f"Message-ID References)])"),
+        ("tb new mail 500", f"UID FETCH {newest} (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc "
+                            f"Bcc Subject Date Message-ID Priority X-Priority References Newsgroups "
+                            f"In-Reply-To Content-Type Reply-To)])"),
         ("search unseen", "UID SEARCH UNSEEN"),
         ("sort reverse date", "UID SORT (REVERSE DATE) UTF-8 ALL"),
         ("sort arrival", "UID SORT (ARRIVAL) UTF-8 ALL"),

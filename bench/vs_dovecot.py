@@ -16,7 +16,8 @@ falls on both alike:
 * ``UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)`` and
   ``UID FETCH 1:* (BODYSTRUCTURE)`` (messages/s);
 * ``UID FETCH <the newest 500> (BODY.PEEK[HEADER.FIELDS (From To Subject Date Message-ID
-  References)])`` and ``UID FETCH <the 1 MB message> BODY.PEEK[]``;
+  References)])``, the same 500 as Thunderbird asks for new mail (``UID RFC822.SIZE FLAGS
+  BODY.PEEK[HEADER.FIELDS (...its 14 fields)]``) and ``UID FETCH <the 1 MB message> BODY.PEEK[]``;
 * ``UID SEARCH SUBJECT w`` (w in ~1 % of subjects), ``UID SEARCH BODY w`` (3 messages),
   ``UID SEARCH UNSEEN``, ``UID SORT (REVERSE DATE) UTF-8 ALL``;
 * after 10 flag changes: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` and, on a fresh
@@ -379,6 +380,11 @@ def operations(word: str, total: int) -> list[Op]:
         ("UID FETCH <500> BODY.PEEK[HEADER.FIELDS (...)]", "ms",
          lambda srv, st: st["c"].run(f"UID FETCH {newest} (BODY.PEEK[HEADER.FIELDS (From To Subject "
                                      f"Date Message-ID References)])"),
+         count_fetch(min(total, 501))),
+        ("UID FETCH <500> (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (Thunderbird's 14)])", "ms",
+         lambda srv, st: st["c"].run(f"UID FETCH {newest} (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS "
+                                     f"(From To Cc Bcc Subject Date Message-ID Priority X-Priority References "
+                                     f"Newsgroups In-Reply-To Content-Type Reply-To)])"),
          count_fetch(min(total, 501))),
         ("UID FETCH <1 MB message> BODY.PEEK[]", "ms",
          lambda srv, st: st["c"].run(f"UID FETCH {total} BODY.PEEK[]"), count_fetch(1)),

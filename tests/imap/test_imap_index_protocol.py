@@ -21,6 +21,8 @@ from tests.old_store import make_old
 
 
 HF = "BODY.PEEK[HEADER.FIELDS (From To Subject Date Message-ID References)]"
+TB = ("BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References "
+      "Newsgroups In-Reply-To Content-Type Reply-To)]")
 COMMANDS = [
     "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)",
     "FETCH 1:* (FLAGS MODSEQ BODYSTRUCTURE)",
@@ -30,6 +32,8 @@ COMMANDS = [
     "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject X-Not-Stored)])",  # not stored: the message
     "UID FETCH 1:5 (BODY.PEEK[HEADER.FIELDS.NOT (Subject)])",
     "UID FETCH 1:5 (BODY.PEEK[HEADER.FIELDS (Subject)] FLAGS)",
+    f"UID FETCH 1:* (UID RFC822.SIZE FLAGS {TB})",  # Thunderbird's new-mail fetch
+    "FETCH 2:9 (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)]<2.5> MODSEQ ENVELOPE BODY.PEEK[HEADER.FIELDS (From)])",
     "UID SEARCH UNSEEN",
     "SEARCH UNSEEN",
     "UID SEARCH FLAGGED UNDELETED",
@@ -88,7 +92,7 @@ def test_indexed_and_old_stores_answer_byte_identically(store: Any, account: int
         old.close()
     assert fast[0].count("ENVELOPE (") == 40
     assert all("NO [EXPUNGEISSUED]" in x for x in fast[len(COMMANDS):len(COMMANDS) + 2])
-    assert " 10 11 12" in fast[8].split("\r\n")[-3]
+    assert " 10 11 12" in fast[COMMANDS.index("UID SEARCH UNSEEN")].split("\r\n")[-3]
 
 
 def test_header_fields_from_the_stored_fields_equal_the_message(store: Any, account: int,
@@ -145,3 +149,36 @@ def test_stored_header_fields_equal_section_bytes(fields: list[tuple[str, str, s
         ids = listing.header_ids(names)
         assert ids is not None
         assert listing.header_fields(value, ids) == want
+
+
+def test_listing_with_header_fields_equals_the_renderer(store: Any, account: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing items beside stored header fields (what Thunderbird asks for new mail) come
+    from the index rows and ``imaph``; an Email without stored fields (written before that
+    table) is rendered from its message in the same answer.  Byte-identical to the general
+    renderer (RFC 9051 §6.4.5: items in the order asked)."""
+    from dualmail.store import keys as K
+
+    _fill(store, account)
+    with store.read(account) as v:
+        inbox = v.mailbox_by_path(["INBOX"])
+        es = [e for _u, e in v.uid_items(inbox)]
+    with store.kv.write() as w:  # two Emails as an older store holds them
+        for e in (es[3], es[10]):
+            w.delete("imaph", K.email(account, e))
+    cmds = [f"UID FETCH 1:* (UID RFC822.SIZE FLAGS {TB})",
+            f"FETCH 1:12 ({HF} FLAGS INTERNALDATE)",
+            "UID FETCH 2:30 (BODY.PEEK[HEADER.FIELDS (Subject)]<1.4> RFC822.SIZE)"]
+
+    def answers() -> list[str]:
+        c, other = logged_in(store)
+        c.ok("s SELECT INBOX")
+        other.ok("o1 SELECT INBOX")
+        other.ok("o2 STORE 5:9 +FLAGS (\\Flagged NewKeyword)")
+        return [c.ok(f"h{i} {x}") for i, x in enumerate(cmds)]
+
+    answers()  # (the first session claims \\Recent)
+    fast = answers()
+    monkeypatch.setattr(fetch_op, "_stored_header", lambda a: None)  # the general renderer
+    assert answers() == fast
+    assert fast[0].count("RFC822.SIZE ") == 40 and "NewKeyword" in fast[0]

@@ -16,6 +16,7 @@ and MODSEQ once CONDSTORE is on (§3.2.4).  Imports no twisted.internet.
 
 from __future__ import annotations
 
+import struct
 from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generator
@@ -134,7 +135,8 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
             return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
                             r.code("EXPUNGEISSUED"))
         return r.Tagged(cmd.tag, "OK", "FETCH completed")
-    if not flagged_now and all(a.name in _LISTING and a.section is None for a in atts):
+    if not flagged_now and all((a.name in _LISTING and a.section is None) or _stored_header(a) is not None
+                               for a in atts):  # (Thunderbird: UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS])
         missing = yield from _listing(s, sel, msgs, atts, batch, keep_uid, cmd.tag)
         if missing:
             return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
@@ -176,9 +178,27 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
 
 def _emails_of(view: Any, sel: SelectedMailbox, part: list[tuple[int, int]]) -> list[int | None]:
     """The Email of each (seq, uid) of ``part`` in the selected mailbox, from one batched
-    read of its UID map; None where the message is gone (or expunged for this session)."""
-    es = view.emails_at(sel.mailbox, [uid for _seq, uid in part])
-    return [None if uid in sel.gone else e for (_seq, uid), e in zip(part, es)]
+    read of its UID map (a range read when the UIDs are close together); None where the
+    message is gone (or expunged for this session)."""
+    lo, hi = part[0][1], part[-1][1]
+    if 0 <= hi - lo < 2 * len(part):
+        a, m = view.a, sel.mailbox
+        raws = _get_ascending(view.kv, "uid", [K.uid(a, m, uid) for _seq, uid in part])
+        u64 = _U64.unpack_from
+        es: list[int | None] = [None if raw is None else u64(raw)[0] for raw in raws]
+    else:
+        es = view.emails_at(sel.mailbox, [uid for _seq, uid in part])
+    gone = sel.gone
+    if not gone:
+        return es
+    return [None if uid in gone else e for (_seq, uid), e in zip(part, es)]
+
+
+def _get_ascending(kv: Any, table: str, keys: list[bytes]) -> list[bytes | None]:
+    """``kv.get_many`` of ascending ``keys`` that lie close together (a run of UIDs, Emails
+    stored one after another): one range read from the first to the last."""
+    got = dict(kv.range(table, keys[0], keys[-1] + b"\x00"))
+    return [got.get(k) for k in keys]
 
 
 def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
@@ -190,9 +210,21 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
     ONE write of the joined response lines.  Byte-identical to ``_render``; True if some
     message no longer exists."""
     m = sel.mailbox
-    names = [a.name for a in atts]
+    # stored header fields (``_stored_header``) go by a key of their own: H0, H1, ...
+    hdrs: dict[str, tuple[bytes, frozenset[int], Any]] = {}
+    names = []
+    for a in atts:
+        if a.section is None:
+            names.append(a.name)
+            continue
+        key = "H%d" % len(hdrs)
+        ids_ = _stored_header(a)
+        assert ids_ is not None
+        hdrs[key] = (a.response_name().encode("ascii"), ids_, a.partial)
+        names.append(key)
     if sel.uidonly and not keep_uid and len(names) > 1:
         names = [n for n in names if n != "UID"]  # RFC 9586 §3.3: the number is the UID
+        atts = [a for a in atts if a.name != "UID"]
     want_flags = "FLAGS" in names
     if want_flags and s.condstore and "MODSEQ" not in names:
         want_flags = False  # pending flag reports stay pending (as in ``fetch``)
@@ -201,8 +233,12 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
     for i in range(0, len(msgs), batch):
         part = msgs[i:i + batch]
         with s.store.read(s.account) as view:
-            batch_of = _listing_indexed if imapidx.ready(view.mailbox(m)) else _listing_records
-            out, gone = batch_of(s, sel, view, part, names, flag_cache, want_flags)
+            if imapidx.ready(view.mailbox(m)):
+                out, gone = _listing_indexed(s, sel, view, part, names, flag_cache, want_flags, hdrs, atts)
+            elif hdrs:  # (a store from before the IMAP index: until ``check --upgrade``)
+                out, gone = _render_batch(s, sel, view, part, _emails_of(view, sel, part), atts, want_flags)
+            else:
+                out, gone = _listing_records(s, sel, view, part, names, flag_cache, want_flags)
             missing = missing or gone
         if out:
             yield b"".join(out)
@@ -295,12 +331,31 @@ def _index_rows(kv: Any, a: int, m: int, part: list[tuple[int, int]],
     return found, len(found) < n
 
 
+def _render_batch(s: Session, sel: SelectedMailbox, view: Any, part: list[tuple[int, int]],
+                  es: list[int | None], atts: list[c.FetchAtt], want_flags: bool) -> tuple[list[bytes], bool]:
+    """``part`` through the general renderer (no \\Seen is set: every att is a PEEK or a
+    listing item).  The lines, and True if a message no longer exists."""
+    out: list[bytes] = []
+    missing = False
+    for (seq, uid), e, rec in zip(part, es, view.emails(es)):
+        if rec is None or e is None:
+            missing = True
+            continue
+        if want_flags:
+            sel.pending_flags.discard(uid)  # the client is being told
+        out.extend(s.encode(x) for x in sel.fetch(seq, _render(s, sel, view, e, rec, uid, atts), uid, True))
+    return out, missing
+
+
 def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tuple[int, int]],
                      names: list[str], flag_cache: dict[tuple[Any, ...], bytes],
-                     want_flags: bool) -> tuple[list[bytes], bool]:
+                     want_flags: bool, hdrs: dict[str, tuple[bytes, frozenset[int], Any]] | None = None,
+                     atts: list[c.FetchAtt] | None = None) -> tuple[list[bytes], bool]:
     """One batch of ``_listing`` from the mailbox's ``imapm`` rows (``store.imapidx``): the
     flags, size and modseq come from the packed row, no email record is decoded; the
-    listing row is sliced in place.  The lines, and True if a message no longer exists."""
+    listing row is sliced in place; header fields (``hdrs``) are cut from the stored
+    ``imaph`` value (an Email stored before that table goes through ``_render``, with
+    ``atts``).  The lines, and True if a message no longer exists."""
     m = sel.mailbox
     kv, a = view.kv, view.a
     need_listing = any(n in ("INTERNALDATE", "ENVELOPE", "BODYSTRUCTURE", "BODY") for n in names)
@@ -332,13 +387,40 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
                 kv.get_many("imapw", [acct + v[:8] for _q, _u, v in found])))
             got = []
     line = _LINE_UIDONLY if uidonly else _LINE
-    fmt = line + b" ".join([_FIELD[n] for n in names]) + b")\r\n"
-    pick = itemgetter(0, *[_SLOT[n] for n in names])  # names is never empty
+    hdrs = hdrs or {}
+    hkeys = list(hdrs)
+    fields = [_FIELD[n] if n not in hdrs else hdrs[n][0].replace(b"%", b"%%") + b" %b" for n in names]
+    fmt = line + b" ".join(fields) + b")\r\n"
+    slots = {**_SLOT, **{k: len(_SLOT) + 1 + j for j, k in enumerate(hkeys)}}
+    pick = itemgetter(0, *[slots[n] for n in names])  # names is never empty
+    hvs: Any = repeat(None)
+    if hkeys and found:
+        present = [K.un64(v) for _q, _u, v in found]
+        hks = [acct + v[:8] for _q, _u, v in found]
+        hvs = iter(_get_ascending(kv, "imaph", hks)
+                   if 0 <= present[-1] - present[0] < 2 * len(present) and present == sorted(present)
+                   else kv.get_many("imaph", hks))
+    hwant = [hdrs[k] for k in hkeys]
+    header_fields, body_value = wire.header_fields, _body_value
     want_env, want_bs, want_body, want_idate = ("ENVELOPE" in names, "BODYSTRUCTURE" in names,
                                                 "BODY" in names, "INTERNALDATE" in names)
     flags = b""
-    for (seq, uid, v), (wk, lv) in zip(found, got or repeat((b"", None))):
+    for (seq, uid, v), (wk, lv), hv in zip(found, got or repeat((b"", None)), hvs):
         e, modseq, size, recv, _date, deleted = row_unpack(v)
+        hfs: list[bytes] = []
+        if hkeys:
+            for _name, ids_, partial in hwant:
+                data = header_fields(hv, ids_) if hv else None
+                if data is None:
+                    break
+                hfs.append(body_value(data if partial is None else _partial(data, partial)))
+            else:
+                data = b""
+            if data is None:  # stored before ``imaph``
+                more, gone = _render_batch(s, sel, view, [(seq, uid)], [e], atts or [], want_flags)
+                out += more
+                missing = missing or gone
+                continue
         idate = env = bs = body = b""
         if need_listing:
             if wk[4:] != v[:8]:  # not in step (or no range read): by Email
@@ -380,7 +462,7 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
                 flags = flags[:-1] + (b" \\Recent)" if len(flags) > 2 else b"\\Recent)")
             if want_flags:
                 sel.pending_flags.discard(uid)  # the client has just been told
-        out.append(fmt % pick((uid if uidonly else seq, uid, flags, size, idate, env, bs, body, modseq)))
+        out.append(fmt % pick((uid if uidonly else seq, uid, flags, size, idate, env, bs, body, modseq, *hfs)))
     return out, missing
 
 
@@ -396,6 +478,7 @@ _LINE_UIDONLY = b"* %d UIDFETCH ("
 _FIELD = {"UID": b"UID %d", "FLAGS": b"FLAGS %b", "RFC822.SIZE": b"RFC822.SIZE %d",
           "INTERNALDATE": b"INTERNALDATE %b", "ENVELOPE": b"ENVELOPE %b",
           "BODYSTRUCTURE": b"BODYSTRUCTURE %b", "BODY": b"BODY %b", "MODSEQ": b"MODSEQ (%d)"}
+_U64 = struct.Struct(">Q")
 _SLOT = {"UID": 1, "FLAGS": 2, "RFC822.SIZE": 3, "INTERNALDATE": 4, "ENVELOPE": 5,
          "BODYSTRUCTURE": 6, "BODY": 7, "MODSEQ": 8}
 
@@ -408,15 +491,22 @@ def _stored_headers(atts: list[c.FetchAtt]) -> frozenset[int] | None:
     for a in atts:
         if a.name == "UID":
             continue
-        sec = a.section
-        if a.name != "BODY" or sec is None or not a.peek or sec.part or sec.text != "HEADER.FIELDS":
-            return None
-        got = wire.header_ids(sec.fields)
-        if got is None or not sec.fields:
+        got = _stored_header(a)
+        if got is None:
             return None
         ids |= got
         found = True
     return frozenset(ids) if found else None
+
+
+def _stored_header(a: c.FetchAtt) -> frozenset[int] | None:
+    """The ``imaph`` field ids of ``a`` when it is a top-level BODY.PEEK[HEADER.FIELDS (...)]
+    of stored fields only; else None."""
+    sec = a.section
+    if a.name != "BODY" or sec is None or not a.peek or sec.part or sec.text != "HEADER.FIELDS" \
+            or not sec.fields:
+        return None
+    return wire.header_ids(sec.fields)
 
 
 def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts: list[c.FetchAtt],
@@ -441,7 +531,12 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
         with s.store.read(s.account) as view:
             kv, a = view.kv, view.a
             es = _emails_of(view, sel, part)
-            hvs = iter(kv.get_many("imaph", [K.email(a, e) for e in es if e is not None]))
+            present = [e for e in es if e is not None]
+            hkeys = [K.email(a, e) for e in present]
+            if present and 0 <= present[-1] - present[0] < 2 * len(present) and present == sorted(present):
+                hvs = iter(_get_ascending(kv, "imaph", hkeys))  # stored one after another
+            else:
+                hvs = iter(kv.get_many("imaph", hkeys))
             for (seq, uid), e in zip(part, es):
                 if e is None:
                     missing = True
