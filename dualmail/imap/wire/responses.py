@@ -334,7 +334,7 @@ def sort(numbers: Iterable[int], modseq: int | None = None) -> Data:
 def _numbers(name: str, numbers: Iterable[int], modseq: int | None) -> Data:
     """``* NAME n n ... [(MODSEQ m)]``; the numbers joined once (100k-message answers)."""
     items: list[Value] = [Atom(name)]
-    joined = b" ".join(b"%d" % n for n in numbers)
+    joined = b" ".join([b"%d" % n for n in numbers])  # (a list: a third faster than a generator)
     if joined:
         items.append(Raw(joined))
     if modseq is not None:
