@@ -36,6 +36,11 @@ def _unwrap(c: Cond) -> Cond:
     return c
 
 
+def is_unseen(cond: Cond) -> bool:
+    """``cond`` is UNSEEN alone (``store.uidmap.UnseenSets`` answers it)."""
+    return _unwrap(cond) == _UNSEEN
+
+
 def search(view: Any, m: int, cond: Cond, context: Context | None = None) -> list[tuple[int, int]] | None:
     """(uid, email) pairs of mailbox ``m`` matching ``cond``, ascending UID; None: use the
     engine."""

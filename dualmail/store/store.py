@@ -27,7 +27,7 @@ from .kv import KV, KVWrite, prefix_end
 from .passwords import hash_password, needs_rehash, new_secret, verify_password
 from .scram import scram_keys
 from .txn import DEFAULT_MAILBOXES, Commit, MailTxn, ReadView
-from .uidmap import UidMaps
+from .uidmap import UidMaps, UnseenSets
 
 # Scopes of app tokens (``dualmail token create --scope``): IMAP only (LOGIN, PLAIN and
 # OAUTHBEARER), JMAP read-only (every /set-like call: forbidden), JMAP full.
@@ -83,6 +83,7 @@ class Store:
         self._subscribers: list[Subscriber] = []
         self._gseq_seen = 0
         self.uid_maps = UidMaps()
+        self.unseen_sets = UnseenSets()
         self._group = threading.Condition()  # group commit (write_grouped)
         self._group_queue: list[_GroupJob] = []
         self._group_busy = False
@@ -476,6 +477,7 @@ class Store:
 
         self.kv.run_write(run, a)
         self.uid_maps.forget(a)
+        self.unseen_sets.forget(a)
         if self.blobs is not None:
             try:
                 self.blobs.delete_account(a)

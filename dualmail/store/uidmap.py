@@ -13,11 +13,13 @@ single-threaded (the reactor thread).  Imports no lmdb and no twisted.
 
 from __future__ import annotations
 
+import threading
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from typing import Any
 
+from . import imapidx, keys as K
 from .txn import ReadView
 
 
@@ -66,3 +68,75 @@ class UidMaps:
     def forget(self, account: int, m: int | None = None) -> None:
         for key in [k for k in self._maps if k[0] == account and (m is None or k[1] == m)]:
             del self._maps[key]
+
+
+class UnseenSets:
+    """Each large mailbox's (UID, Email) pairs without ``$seen``, kept in memory and brought
+    up to date from the O(changes) indexes as ``UidMaps`` does, so ``SEARCH UNSEEN`` (what
+    every client sends after SELECT) is a copy of a list, not a read of every unseen row.
+
+    An entry remembers the HIGHESTMODSEQ it reflects.  A read view at a higher one updates
+    it: memberships changed since (``changed_since``: new messages and flag changes) are
+    looked up in ``imapm`` (one get each), expunged ones dropped.  A view older than the
+    entry, a compacted expunge log, or more than ``max_changes`` changes read the
+    mailbox's ``unseen`` rows again.  Only for mailboxes whose IMAP index is built (the
+    caller checks ``imapidx.ready``).  Safe on any thread (a lock around the entries)."""
+
+    def __init__(self, max_mailboxes: int = 64, min_size: int = 1000, max_changes: int = 2000) -> None:
+        self.max_mailboxes = max_mailboxes
+        self.min_size = min_size  # smaller mailboxes are cheap to read: not cached
+        self.max_changes = max_changes
+        self._sets: OrderedDict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def pairs(self, view: ReadView, m: int, rec: dict[str, Any]) -> list[tuple[int, int]]:
+        """(UID, Email) of ``m``'s memberships without ``$seen`` as of ``view``, ascending:
+        a new list the caller may change."""
+        hms = int(rec["hms"])
+        key = (view.a, m)
+        with self._lock:
+            entry = self._sets.get(key)
+        if entry is not None and entry[0] == hms:
+            self.hits += 1
+            return list(entry[1])
+        got: list[tuple[int, int]] | None = None
+        if entry is not None and entry[0] < hms and entry[0] >= view.expunge_floor(m):
+            got = self._update(view, m, entry[0], entry[1])
+        if got is None:
+            self.misses += 1
+            got = imapidx.unseen(view.kv, view.a, m)
+        else:
+            self.hits += 1
+        if int(rec["counts"]["msgs"]) >= self.min_size:
+            with self._lock:
+                old = self._sets.get(key)
+                if old is None or old[0] <= hms:  # (a thread with a newer view may have been first)
+                    self._sets[key] = (hms, got)
+                    self._sets.move_to_end(key)
+                while len(self._sets) > self.max_mailboxes:
+                    self._sets.popitem(last=False)
+        return list(got)
+
+    def _update(self, view: ReadView, m: int, seen: int,
+                pairs: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
+        changed = view.changed_since(m, seen)
+        if len(changed) > self.max_changes:
+            return None
+        drop = set(view.expunged_since(m, seen))
+        drop.update(u for u, _ms in changed)
+        out = [p for p in pairs if p[0] not in drop] if drop else list(pairs)
+        if changed:
+            uids = sorted({u for u, _ms in changed})
+            rows = view.kv.get_many("imapm", [K.uid(view.a, m, u) for u in uids])
+            add = [(u, imapidx.unpack(row).email) for u, row in zip(uids, rows)
+                   if row is not None and not imapidx.has_seen(row)]
+            if add:
+                out = sorted(out + add)
+        return out
+
+    def forget(self, account: int, m: int | None = None) -> None:
+        with self._lock:
+            for key in [k for k in self._sets if k[0] == account and (m is None or k[1] == m)]:
+                del self._sets[key]

@@ -182,3 +182,23 @@ def test_listing_with_header_fields_equals_the_renderer(store: Any, account: int
     monkeypatch.setattr(fetch_op, "_stored_header", lambda a: None)  # the general renderer
     assert answers() == fast
     assert fast[0].count("RFC822.SIZE ") == 40 and "NewKeyword" in fast[0]
+
+
+def test_search_unseen_from_memory_equals_the_index(store: Any, account: int, tmp_path: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """SEARCH UNSEEN answered from ``Store.unseen_sets`` (kept up to date across another
+    session's STORE, EXPUNGE and the ghosts it leaves) is byte-identical to the answer read
+    from the ``unseen`` index each time (RFC 9051 §6.4.4; RFC 2180 §4.1.2 ghosts)."""
+    from dualmail.search import imap_index
+    from dualmail.store.uidmap import UnseenSets
+
+    _fill(store, account)
+    twin, _a2 = _twin(tmp_path, "twin")
+    try:
+        store.unseen_sets = UnseenSets(min_size=0)  # the test mailbox is small
+        fast = _answers(store)
+        assert store.unseen_sets.hits > 0
+        monkeypatch.setattr(imap_index, "is_unseen", lambda cond: False)
+        assert _answers(twin) == fast
+    finally:
+        twin.close()

@@ -48,7 +48,13 @@ def _matches(s: Session, view: Any, keys: c.SearchKey, charset: str | None) -> t
     assert sel is not None
     cond = _condition(s, keys, charset)
     context = Context(recent=_recent(sel)) if not s.rev2 and sel.recent and _uses_recent(cond) else None
-    found = imap_index.search(view, sel.mailbox, cond, context)  # the IMAP indexes, if they can
+    found = None
+    if imap_index.is_unseen(cond):  # after SELECT, every client's first question
+        box = view.mailbox(sel.mailbox)
+        if imapidx.ready(box):
+            found = s.store.unseen_sets.pairs(view, sel.mailbox, box)
+    if found is None:
+        found = imap_index.search(view, sel.mailbox, cond, context)  # the IMAP indexes, if they can
     if found is None:
         found = engine.search(view, engine.MailboxScope(sel.mailbox), cond, context=context)
     return _known(sel, found), cond
