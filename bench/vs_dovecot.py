@@ -195,8 +195,9 @@ class Client:
 # -- the servers -----------------------------------------------------------------------------
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants."""
+def _tree_rss_kb(pid: int, field: str = "VmRSS:") -> int:
+    """Resident memory of ``pid`` and all its descendants (``field``: "RssAnon:" leaves out
+    mapped files, e.g. LMDB's pages, which the page cache holds for Dovecot's mail too)."""
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -213,7 +214,7 @@ def _tree_rss_kb(pid: int) -> int:
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
         except OSError:
             pass
@@ -244,8 +245,8 @@ class DualmailServer:
         self.srv.caught_up.wait(10 if n >= 1000 else 0)
         time.sleep(2)  # the indexer's last slices; not a timing
 
-    def rss_kb(self) -> int:
-        return _tree_rss_kb(self.proc.pid)
+    def rss_kb(self, field: str = "VmRSS:") -> int:
+        return _tree_rss_kb(self.proc.pid, field)
 
     def stop(self) -> None:
         self.srv.stop()
@@ -263,9 +264,9 @@ class DovecotServer:
     def settle(self, n: int) -> None:
         pass
 
-    def rss_kb(self) -> int:
+    def rss_kb(self, field: str = "VmRSS:") -> int:
         assert self.dc.proc is not None
-        return _tree_rss_kb(self.dc.proc.pid)
+        return _tree_rss_kb(self.dc.proc.pid, field)
 
     def stop(self) -> None:
         self.dc.stop()
@@ -422,6 +423,7 @@ def per_size(n: int, rounds: int, appends: int, out: Any) -> list[tuple[str, str
         for srv in servers:
             srv.settle(n)
         rss = {srv.name: srv.rss_kb() for srv in servers}
+        anon = {srv.name: srv.rss_kb("RssAnon:") for srv in servers}
         ops = operations(word, total)
         state: dict[str, dict[str, Any]] = {}
         for srv in servers:
@@ -458,6 +460,8 @@ def per_size(n: int, rounds: int, appends: int, out: Any) -> list[tuple[str, str
                 rows.append((f"APPEND {appends} messages, {conns} connection{'s' if conns > 1 else ''}",
                              "msg/s!", 1 / rates["dovecot"], 1 / rates["dualmail"]))
         rows.append(("server RSS after the load", "MB", rss["dovecot"] / 1024, rss["dualmail"] / 1024))
+        rows.append(("server RSS without mapped files (RssAnon)", "MB", anon["dovecot"] / 1024,
+                     anon["dualmail"] / 1024))
         rows.append((f"load of {total} messages over APPEND (1 connection)", "msg/s!",
                      loads["dovecot"] / total, loads["dualmail"] / total))
     finally:

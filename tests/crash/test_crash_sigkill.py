@@ -400,7 +400,10 @@ def test_sigkill_every_write_path(tmp_path):
         driver = Driver(server, data, round_, random.Random(rng.random()), about_to_send)
         thread = threading.Thread(target=driver.run, daemon=True)
         thread.start()
-        assert fire.wait(TIMEOUT), (repr(getattr(driver, "error", None)), driver.trace, "".join(server.log))
+        if not fire.wait(TIMEOUT):
+            server.kill()  # (a failed round leaves no server behind)
+            killed.set()
+            raise AssertionError((repr(getattr(driver, "error", None)), driver.trace, "".join(server.log)))
         # the request is being written now: kill while it is in flight
         server.kill()
         killed.set()
