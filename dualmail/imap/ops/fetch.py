@@ -180,7 +180,7 @@ def _emails_of(view: Any, sel: SelectedMailbox, part: list[tuple[int, int]]) -> 
     """The Email of each (seq, uid) of ``part`` in the selected mailbox, from one batched
     read of its UID map (a range read when the UIDs are close together); None where the
     message is gone (or expunged for this session)."""
-    lo, hi = part[0][1], part[-1][1]
+    lo, hi = part[0][1], part[-1][1]  # (ascending: ``resolve``, ``changed``)
     if 0 <= hi - lo < 2 * len(part):
         a, m = view.a, sel.mailbox
         raws = _get_ascending(view.kv, "uid", [K.uid(a, m, uid) for _seq, uid in part])
@@ -195,9 +195,9 @@ def _emails_of(view: Any, sel: SelectedMailbox, part: list[tuple[int, int]]) -> 
 
 
 def _get_ascending(kv: Any, table: str, keys: list[bytes]) -> list[bytes | None]:
-    """``kv.get_many`` of ascending ``keys`` that lie close together (a run of UIDs, Emails
-    stored one after another): one range read from the first to the last."""
-    got = dict(kv.range(table, keys[0], keys[-1] + b"\x00"))
+    """``kv.get_many`` of ``keys`` that lie close together (a run of UIDs, Emails stored
+    one after another): one range read from the lowest to the highest."""
+    got = dict(kv.range(table, min(keys), max(keys) + b"\x00"))
     return [got.get(k) for k in keys]
 
 
