@@ -8,7 +8,8 @@ no longer reaches back that far (compacted), the list is read again.  The caller
 shared array that nobody changes in place (an update makes a new one): every session
 idle on a 100k mailbox holds the same 400 KB, not its own copy; a session copies it
 before its first change (``SelectedMailbox``).  One instance per ``Store``;
-single-threaded (the reactor thread).  Imports no lmdb and no twisted.
+single-threaded (the reactor thread).  ``UnseenSets`` does the same for the unseen
+memberships (SEARCH UNSEEN), on any thread.  Imports no lmdb and no twisted.
 """
 
 from __future__ import annotations
