@@ -11,7 +11,9 @@ processes driven with imaplib over loopback (and JMAP over HTTP with urllib):
    store of ``--messages`` messages built through the store API: SELECT, UID FETCH of every
    envelope, UID SEARCH on a header, JMAP Email/query + Email/get (50 ids), APPEND; the
    ratio PostgreSQL / LMDB per operation;
-2. APPEND throughput with 1, 2 and 3 nodes, one client per node, each on its own account;
+2. APPEND throughput with 1, 2 and 3 nodes, one client per node, each on its own account,
+   with the CPU seconds the nodes, PostgreSQL and the clients used meanwhile (so a run on
+   a machine with too few cores says that the cores were the limit);
 3. cross-node push: a client IDLEs on node 1, another APPENDs through node 2; the time
    from the APPEND's tagged OK to the untagged EXISTS on node 1 (p50, p99).
 """
@@ -118,10 +120,12 @@ def single_node(n: int, appends: int, store: str | None, data: str) -> dict[str,
     try:
         c = client(node.port)
         c.select("INBOX")
-        select = statistics.median(timed(lambda: c.select("INBOX")) for _ in range(5))
-        fetch = timed(lambda: c.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)"))
-        search = statistics.median(timed(lambda: c.uid("SEARCH", "HEADER", "Subject", "quarterly")) for _ in range(3))
-        jmap = jmap_rate(node)
+        select = statistics.median(timed(lambda: c.select("INBOX")) for _ in range(15))
+        fetch = statistics.median(
+            timed(lambda: c.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)"))
+            for _ in range(3))
+        search = statistics.median(timed(lambda: c.uid("SEARCH", "HEADER", "Subject", "quarterly")) for _ in range(5))
+        jmap = jmap_rate(node, 100)
         c.create("Bench")
         ta = timed(lambda: [c.append("Bench", None, None, MSG) for _ in range(appends)])
         c.logout()
@@ -130,6 +134,39 @@ def single_node(n: int, appends: int, store: str | None, data: str) -> dict[str,
                 "APPEND (msg/s)": appends / ta}
     finally:
         node.stop()
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process and of its children it has reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used by ``root`` and every live descendant (and the ones they reaped)."""
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (st := _stat(int(name))) is not None:
+            stats[int(name)] = st
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        todo += [p for p, (parent, _c) in stats.items() if parent == pid]
+    return total
+
+
+def postmaster(pg: PgServer) -> int:
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        return int(f.readline())
 
 
 def multi_node(pg: PgServer, tmp: str, k: int, appends: int) -> float:
@@ -152,11 +189,19 @@ def multi_node(pg: PgServer, tmp: str, k: int, appends: int) -> float:
         threads = [threading.Thread(target=run, args=(c,)) for c in clients]
         for t in threads:
             t.start()
+        cpu0 = ([tree_cpu(n.proc.pid) for n in nodes], tree_cpu(postmaster(pg)), time.process_time())
         barrier.wait()
         t0 = time.perf_counter()
         for t in threads:
             t.join()
-        rate = k * appends / (time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        cpu1 = ([tree_cpu(n.proc.pid) for n in nodes], tree_cpu(postmaster(pg)), time.process_time())
+        rate = k * appends / wall
+        used_nodes = sum(cpu1[0]) - sum(cpu0[0])
+        used_pg, used_client = cpu1[1] - cpu0[1], cpu1[2] - cpu0[2]
+        print(f"  {k} node(s): {rate:8.1f} msg/s; CPU over {wall:.1f} s: dualmail {used_nodes:.1f} s, "
+              f"PostgreSQL {used_pg:.1f} s, clients {used_client:.1f} s = "
+              f"{(used_nodes + used_pg + used_client) / wall:.2f} of {os.cpu_count()} cores busy")
         for c in clients:
             c.logout()
         return rate
@@ -213,7 +258,7 @@ def main() -> None:
         print(f"\nAPPEND throughput on PostgreSQL, one client per node on its own account "
               f"({args.appends} each)")
         for k in (1, 2, 3):
-            print(f"  {k} node(s): {multi_node(pg, tmp, k, args.appends):8.1f} msg/s")
+            multi_node(pg, tmp, k, args.appends)
         lat = sorted(push_latency(pg, tmp, args.pushes))
         p50 = lat[len(lat) // 2] * 1e3
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3

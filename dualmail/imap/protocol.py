@@ -490,6 +490,11 @@ class SharedReads:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+    def mailbox_record(self, account: int, m: int) -> Any:
+        """The record as the fan-out's shared views see it (read once for every session)."""
+        with self.read(account) as view:
+            return view.mailbox(m)
+
     @contextmanager
     def read(self, account: int) -> Iterator[Any]:
         view = _SharedView(self._store, account, self._memo.setdefault(account, {}))

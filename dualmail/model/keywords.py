@@ -89,19 +89,30 @@ class Spellings:
     """
 
     def __init__(self, load: Callable[[], Mapping[str, str]]) -> None:
+        """The table is loaded when first needed: a mailbox whose messages carry only
+        system and registered keywords never reads it."""
         self._load = load
-        self._map: dict[str, str] = dict(load())
+        self._map: dict[str, str] | None = None
         self._missing: set[str] = set()
+        self._added: dict[str, str] = {}
 
     def update(self, spellings: Mapping[str, str]) -> None:
         """Take the table as a writing transaction sees it (spellings it just added)."""
-        self._map.update(spellings)
+        if self._map is None:
+            self._added.update(spellings)
+        else:
+            self._map.update(spellings)
 
     def flag(self, keyword: str) -> str:
         system = KEYWORD_TO_SYSTEM.get(keyword)
         if system is not None:
             return system
-        spelt = REGISTERED.get(keyword) or self._map.get(keyword)
+        spelt = REGISTERED.get(keyword)
+        if spelt is not None:
+            return spelt
+        if self._map is None:
+            self._map = {**self._load(), **self._added}
+        spelt = self._map.get(keyword)
         if spelt is not None:
             return spelt
         if keyword not in self._missing:

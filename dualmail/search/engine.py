@@ -644,7 +644,10 @@ def _received(view: Any, m: int | None, reverse: bool, collapse: bool, limit_hin
     out: list[int] = []
     seen: set[int] = set()
     n = 0
-    for e, t in _received_pairs(view, m, reverse):
+    # a page of ``stop`` reads stop + 1 entries (the run of equal receivedAt is closed by
+    # the next one); with threads collapsed, how many is not known
+    expect = stop + 2 if stop is not None and not collapse else None
+    for e, t in _received_pairs(view, m, reverse, expect):
         if collapse:
             if t in seen:
                 continue
@@ -659,10 +662,11 @@ def _received(view: Any, m: int | None, reverse: bool, collapse: bool, limit_hin
     return Page(out, total)
 
 
-def _received_pairs(view: Any, m: int | None, reverse: bool) -> Iterator[tuple[int, int]]:
+def _received_pairs(view: Any, m: int | None, reverse: bool,
+                    expect: int | None = None) -> Iterator[tuple[int, int]]:
     """(email, thread) by receivedAt (descending when ``reverse``), ties by ascending id,
     lazily."""
-    entries = view.received_threads(m, reverse=reverse)
+    entries = view.received_threads(m, reverse=reverse, expect=expect)
     if not reverse:
         for _r, e, t in entries:
             yield e, t

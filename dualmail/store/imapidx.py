@@ -143,11 +143,12 @@ def ready(box: dict[str, Any] | None) -> bool:
     return bool(box and box.get("ix"))
 
 
-def row_items(kv: Any, a: int, m: int, lo: int = 1, hi: int = 0xFFFFFFFF) -> Iterator[tuple[bytes, bytes]]:
+def row_items(kv: Any, a: int, m: int, lo: int = 1, hi: int = 0xFFFFFFFF,
+              expect: int | None = None) -> Iterator[tuple[bytes, bytes]]:
     """(key, packed row) of UIDs ``lo``..``hi``, ascending: one range read (the UID is
-    ``K.un32(key, 8)``)."""
+    ``K.un32(key, 8)``; ``expect``: about how many rows, ``kv.range``)."""
     stop = K.uid(a, m, hi + 1) if hi < 0xFFFFFFFF else prefix_end(K.mailbox(a, m))
-    return kv.range("imapm", K.uid(a, m, lo), stop)
+    return kv.range("imapm", K.uid(a, m, lo), stop, expect=expect)
 
 
 def rows(kv: Any, a: int, m: int, lo: int = 1, hi: int = 0xFFFFFFFF) -> Iterator[tuple[int, bytes]]:
@@ -156,11 +157,12 @@ def rows(kv: Any, a: int, m: int, lo: int = 1, hi: int = 0xFFFFFFFF) -> Iterator
         yield K.un32(k, 8), v
 
 
-def unseen(kv: Any, a: int, m: int) -> list[tuple[int, int]]:
-    """(UID, Email) of the memberships without ``$seen``, ascending UID."""
+def unseen(kv: Any, a: int, m: int, expect: int | None = None) -> list[tuple[int, int]]:
+    """(UID, Email) of the memberships without ``$seen``, ascending UID (``expect``: the
+    mailbox's unseen count, if the caller has it)."""
     p = K.mailbox(a, m)
     u32, u64 = _U32.unpack_from, _U64.unpack_from  # (no call of K.un32 per row)
-    return [(u32(k, 8)[0], u64(v)[0]) for k, v in kv.range("unseen", p, prefix_end(p))]
+    return [(u32(k, 8)[0], u64(v)[0]) for k, v in kv.range("unseen", p, prefix_end(p), expect=expect)]
 
 
 def first_unseen(kv: Any, a: int, m: int) -> int | None:

@@ -26,7 +26,14 @@ The one widening for shared engines (``kv_pg``, several nodes on one database):
   them in one round trip (PostgreSQL: ``k = ANY(...)``), which is what keeps a FETCH or
   Email/get window from costing one round trip per message.  ``range`` on such an engine
   streams in keyset pages: a short scan is one round trip, a long one never holds
-  everything.
+  everything.  ``range(..., expect=n)`` says the caller will read about ``n`` rows (a
+  FETCH batch, a whole UID map), so that a paged engine reads them in one round trip
+  rather than in pages growing from a small first one; an embedded engine ignores it.
+- ``get_latest(table, key)``: one key's latest committed value, outside any read view.
+  One read needs no snapshot, so a networked engine answers it in one round trip where a
+  read view costs two (``BEGIN`` with the statement, ``COMMIT``): the per-request
+  credential and token checks, and the per-command "did the selected mailbox change?"
+  check of an IMAP session, which opens a read view only when it did.
 - An engine whose server is temporarily unreachable raises
   ``model.errors.UnavailableError`` with nothing applied.
 """
@@ -47,9 +54,13 @@ class KVRead(Protocol):
         ...
 
     def range(
-        self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False
+        self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False,
+        expect: int | None = None,
     ) -> Iterator[tuple[bytes, bytes]]:
-        """Pairs with ``start <= key < stop`` (stop None: to the end), ascending or descending."""
+        """Pairs with ``start <= key < stop`` (stop None: to the end), ascending or descending.
+
+        ``expect``: about how many rows the caller will read (a hint; None: unknown, maybe
+        few).  An engine that reads scans in pages makes its first page that size."""
         ...
 
 
@@ -61,6 +72,10 @@ class KVWrite(KVRead, Protocol):
 
 class KV(Protocol):
     def read(self) -> AbstractContextManager[KVRead]: ...
+
+    def get_latest(self, table: str, key: bytes) -> bytes | None:
+        """The latest committed value of one key (no read view: one round trip)."""
+        ...
 
     def write(self, account: int | None = None) -> AbstractContextManager[KVWrite]:
         """The one write transaction (of ``account``): committed durably when the block

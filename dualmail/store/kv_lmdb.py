@@ -42,7 +42,8 @@ class _Txn:
         return [None if (v := get(k, db=db)) is None else bytes(v) for k in keys]
 
     def range(
-        self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False
+        self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False,
+        expect: int | None = None,
     ) -> Iterator[tuple[bytes, bytes]]:
         cur = self._txn.cursor(db=self._dbs[table])
         if not reverse:
@@ -190,6 +191,10 @@ class LmdbKV:
             yield _Txn(txn, self._dbs)
         finally:
             self._end(txn, False)
+
+    def get_latest(self, table: str, key: bytes) -> bytes | None:
+        with self.read() as r:
+            return r.get(table, key)
 
     @contextmanager
     def write(self, account: int | None = None) -> Iterator[_Txn]:

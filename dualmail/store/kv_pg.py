@@ -5,6 +5,12 @@ bytea)``; ``bytea`` compares bytewise with a shorter prefix first, which is exac
 memcmp order the interface promises, so a range scan is an index range scan.
 
 - A read view is one ``REPEATABLE READ READ ONLY`` transaction: one snapshot for the view.
+- Round trips are what a PostgreSQL store pays for, so a transaction begins lazily:
+  ``BEGIN`` (and a write's account lock) goes in one pipelined round trip with its first
+  statement, and a write's ``NOTIFY`` with its ``COMMIT``.  A read view of one ``get`` is
+  two round trips, an unused view none.  Pooled connections are not pinged before use: a
+  first statement that finds its connection dead is re-sent on another (nothing has been
+  done yet), and the pool is swept for other dead ones.
 - A write transaction is ``READ COMMITTED`` and begins by taking a transaction-scoped
   advisory lock keyed by its account: one writer per account across every node, and
   writers of different accounts never wait for each other's locks.  The tables whose keys
@@ -21,8 +27,9 @@ memcmp order the interface promises, so a range scan is an index range scan.
   the caller catches up from the commit log) after a lost connection.
 - ``get_many`` is one ``k = ANY(%s)`` query per ``_MAX_PAGE`` keys (an index lookup
   per key, one round trip), the values put back in the order asked.
-- Range scans stream in keyset pages (16 rows first, growing to 1,000), so a scan that
-  stops early reads little and a 100k-row scan never holds everything.
+- Range scans stream in keyset pages (16 rows first, growing to 1,000; the caller's
+  ``expect`` + 1 first where it gives one), so a scan that stops early reads little and a
+  100k-row scan never holds everything.
 - A lost connection, a server restart, a deadlock or a lock wait past ``lock_timeout``
   is retried where nothing can have been applied (before the first statement of a
   ``write`` block; a whole ``run_write`` function), else raised as
@@ -73,25 +80,72 @@ _TEMPORARY = (psycopg.OperationalError, PoolTimeout)
 
 
 class _Txn:
-    """One PostgreSQL transaction seen as a ``KVRead``/``KVWrite``."""
+    """One PostgreSQL transaction seen as a ``KVRead``/``KVWrite``.
 
-    __slots__ = ("_cur", "_sql", "_global_locked", "_write", "dirty")
+    Lazy: it takes a pooled connection and sends ``BEGIN`` (and, for a write, the account's
+    advisory lock) only with its first statement, in one pipelined round trip, so a read
+    view of one ``get`` costs two round trips (that and ``COMMIT``) and an empty one none.
+    A first statement that finds its pooled connection dead is re-sent on another: nothing
+    has been done yet."""
 
-    def __init__(self, cur: psycopg.Cursor, statements: dict[str, dict[str, Any]], write: bool) -> None:
-        self._cur = cur
-        self._sql = statements
+    __slots__ = ("_kv", "_conn", "_cur", "_account", "_global_locked", "_write", "dirty")
+
+    def __init__(self, kv: "PgKV", write: bool, account: int | None) -> None:
+        self._kv = kv
         self._write = write
+        self._account = account
+        self._conn: psycopg.Connection | None = None
+        self._cur: psycopg.Cursor | None = None
         self._global_locked = False
         self.dirty = False
 
     def _table(self, table: str) -> dict[str, Any]:
         if self._write and not self._global_locked and table in GLOBAL_TABLES:
-            self._cur.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_LOCK_NS_GLOBAL,))
             self._global_locked = True
-        return self._sql[table]
+            self._execute(_GLOBAL_LOCK, (_LOCK_NS_GLOBAL,))
+        return self._kv._sql[table]
+
+    def _execute(self, query: Any, params: Sequence[Any]) -> psycopg.Cursor:
+        cur = self._cur
+        if cur is not None:
+            return cur.execute(query, params, binary=True)
+        return self._first(query, params)
+
+    def _first(self, query: Any, params: Sequence[Any]) -> psycopg.Cursor:
+        pool = self._kv._pool
+        begin = _BEGIN_WRITE if self._write else _BEGIN_READ
+        pause = _RETRY_PAUSE
+        for attempt in range(_RETRIES):
+            conn = None
+            try:
+                conn = pool.getconn(timeout=_GETCONN_TIMEOUT)
+                cur = conn.cursor()
+                with conn.pipeline():
+                    cur.execute(begin)
+                    if self._write and self._account is not None:
+                        cur.execute(_ACCOUNT_LOCK, (_LOCK_NS_ACCOUNT, _signed32(self._account)))
+                    cur.execute(query, params, binary=True)
+            except _TEMPORARY as e:
+                if conn is not None:
+                    _rollback(conn)
+                    pool.putconn(conn)  # a broken one is discarded by the pool
+                if attempt == _RETRIES - 1 or isinstance(e, psycopg.errors.LockNotAvailable):
+                    raise _unavailable(e) from e
+                pool.check()  # a restarted server: drop the other dead connections too
+                time.sleep(pause)
+                pause *= 2
+                continue
+            except BaseException:
+                if conn is not None:
+                    _rollback(conn)
+                    pool.putconn(conn)
+                raise
+            self._conn, self._cur = conn, cur
+            return cur
+        raise AssertionError("unreachable")
 
     def get(self, table: str, key: bytes) -> bytes | None:
-        row = self._cur.execute(self._table(table)["get"], (key,), binary=True).fetchone()
+        row = self._execute(self._table(table)["get"], (key,)).fetchone()
         return None if row is None else row[0]
 
     def get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
@@ -101,14 +155,16 @@ class _Txn:
         found: dict[bytes, bytes] = {}
         for i in range(0, len(keys), _MAX_PAGE):
             chunk = [bytes(k) for k in keys[i:i + _MAX_PAGE]]
-            found.update(self._cur.execute(q, (chunk,), binary=True).fetchall())
+            found.update(self._execute(q, (chunk,)).fetchall())
         return [found.get(bytes(k)) for k in keys]
 
     def range(
-        self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False
+        self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False,
+        expect: int | None = None,
     ) -> Iterator[tuple[bytes, bytes]]:
         q = self._table(table)
-        page = _FIRST_PAGE
+        # one more than expected: a scan that holds what was expected ends in one page
+        page = _FIRST_PAGE if expect is None else max(_FIRST_PAGE, min(expect + 1, _MAX_PAGE))
         lo, lo_incl, hi = start, True, stop  # the window still to read
         while True:
             # Each page is read whole before it is yielded: the caller may use the same
@@ -118,7 +174,7 @@ class _Txn:
             else:
                 name = "rev" + ("" if hi is None else "_lt")
             params = (lo, page) if hi is None else (lo, hi, page)
-            rows = self._cur.execute(q[name], params, binary=True).fetchall()
+            rows = self._execute(q[name], params).fetchall()
             yield from rows
             if len(rows) < page:
                 return
@@ -129,13 +185,53 @@ class _Txn:
             page = min(page * 4, _MAX_PAGE)
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
-        self._cur.execute(self._table(table)["put"], (key, bytes(value)), binary=True)
+        self._execute(self._table(table)["put"], (key, bytes(value)))
         self.dirty = True
 
     def delete(self, table: str, key: bytes) -> bool:
-        self._cur.execute(self._table(table)["delete"], (key,), binary=True)
+        cur = self._execute(self._table(table)["delete"], (key,))
         self.dirty = True
-        return self._cur.rowcount > 0
+        return cur.rowcount > 0
+
+    # -- the end of the transaction ----------------------------------------------------
+
+    def end(self) -> None:
+        """Commit: a write's ``NOTIFY`` (if it changed anything) and ``COMMIT`` in one round
+        trip; a failure there is raised as unknown-outcome, never retried."""
+        conn = self._conn
+        if conn is None:
+            return  # nothing was read or written: no transaction was begun
+        if not self._write:
+            try:
+                conn.execute("COMMIT")
+            except _TEMPORARY:
+                pass  # a read-only transaction: nothing to lose
+            return
+        try:
+            with conn.pipeline():
+                if self.dirty:  # every node's listener hears it, and only if committed
+                    conn.execute(_NOTIFY, (CHANNEL, "" if self._account is None else str(self._account)))
+                conn.execute("COMMIT")
+        except _TEMPORARY as e:
+            raise errors.UnavailableError(
+                "the database connection failed during commit: the change may or may not "
+                f"have been applied ({type(e).__name__})") from e
+
+    def abort(self) -> None:
+        if self._conn is not None:
+            _rollback(self._conn)
+
+    def release(self) -> None:
+        conn, self._conn, self._cur = self._conn, None, None
+        if conn is not None:
+            self._kv._pool.putconn(conn)
+
+
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_BEGIN_WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
+_ACCOUNT_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
+_GLOBAL_LOCK = "SELECT pg_advisory_xact_lock(%s, 0)"
+_NOTIFY = "SELECT pg_notify(%s, %s)"
 
 
 def _statements(table: str) -> dict[str, Any]:
@@ -172,8 +268,7 @@ class PgKV:
             self._pool = ConnectionPool(
                 url, min_size=1, max_size=max_connections, open=False, timeout=connect_timeout,
                 kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
-                configure=self._configure, check=ConnectionPool.check_connection,
-                name="dualmail")
+                configure=self._configure, name="dualmail")
             self._pool.open(wait=True, timeout=connect_timeout)
         except (psycopg.Error, PoolTimeout) as e:
             raise errors.StoreLockedError(f"cannot open the PostgreSQL store {_redact(url)}: {e}") from e
@@ -195,75 +290,65 @@ class PgKV:
 
     # -- transactions --------------------------------------------------------------
 
-    @contextmanager
-    def _begin(self, begin_sql: str, lock: int | None) -> Iterator[tuple[psycopg.Connection, psycopg.Cursor]]:
-        """A pooled connection inside a begun transaction (with the account lock taken);
-        retried while nothing has been done yet."""
-        pause = _RETRY_PAUSE
-        for attempt in range(_RETRIES):
-            conn = None
-            try:
-                conn = self._pool.getconn(timeout=_GETCONN_TIMEOUT)
-                cur = conn.cursor()
-                cur.execute(begin_sql)
-                if lock is not None:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NS_ACCOUNT, _signed32(lock)))
-            except _TEMPORARY as e:
-                if conn is not None:
-                    self._pool.putconn(conn)
-                if attempt == _RETRIES - 1 or isinstance(e, psycopg.errors.LockNotAvailable):
-                    raise _unavailable(e) from e
-                time.sleep(pause)
-                pause *= 2
-                continue
-            break
-        try:
-            yield conn, cur
-        finally:
-            self._pool.putconn(conn)
-
     def read(self) -> AbstractContextManager[_Txn]:
         return self._transaction(None, write=False)
 
     def write(self, account: int | None = None) -> AbstractContextManager[_Txn]:
         return self._transaction(account, write=True)
 
+    def get_latest(self, table: str, key: bytes) -> bytes | None:
+        """One statement in autocommit (its own snapshot): one round trip; re-sent on
+        another connection if the pooled one is dead (a read: nothing to undo)."""
+        q = self._sql[table]["get"]
+        pause = _RETRY_PAUSE
+        for attempt in range(_RETRIES):
+            conn = None
+            try:
+                conn = self._pool.getconn(timeout=_GETCONN_TIMEOUT)
+                row = conn.execute(q, (key,), binary=True).fetchone()
+            except _TEMPORARY as e:
+                if attempt == _RETRIES - 1:
+                    raise _unavailable(e) from e
+                self._pool.check()
+                time.sleep(pause)
+                pause *= 2
+                continue
+            finally:
+                if conn is not None:
+                    self._pool.putconn(conn)
+            return None if row is None else row[0]
+        raise AssertionError("unreachable")
+
     @contextmanager
     def _transaction(self, account: int | None, *, write: bool) -> Iterator[_Txn]:
-        begin = "BEGIN ISOLATION LEVEL " + ("READ COMMITTED" if write else "REPEATABLE READ READ ONLY")
-        with self._begin(begin, account) as (conn, cur):
-            txn = _Txn(cur, self._sql, write)
+        txn = _Txn(self, write, account)
+        try:
             try:
                 yield txn
-                _notify(txn, account)
+                txn.end()
             except _TEMPORARY as e:
-                _rollback(conn)
+                txn.abort()
                 raise _unavailable(e) from e
             except BaseException:
-                _rollback(conn)
+                txn.abort()
                 raise
-            if write:
-                _commit(conn)
-            else:
-                try:
-                    conn.execute("COMMIT")
-                except _TEMPORARY:
-                    pass  # a read-only transaction: nothing to lose
+        finally:
+            txn.release()
 
     def run_write(self, fn: Callable[[_Txn], T], account: int | None = None) -> T:
         pause = _RETRY_PAUSE
         for attempt in range(_RETRIES):
+            txn = _Txn(self, True, account)
             try:
-                with self._begin("BEGIN ISOLATION LEVEL READ COMMITTED", account) as (conn, cur):
-                    txn = _Txn(cur, self._sql, True)
-                    try:
-                        result = fn(txn)
-                        _notify(txn, account)
-                    except BaseException:
-                        _rollback(conn)
-                        raise
-                    _commit(conn)
+                try:
+                    result = fn(txn)
+                    txn.end()
                     return result
+                except BaseException:
+                    txn.abort()
+                    raise
+                finally:
+                    txn.release()
             except _TEMPORARY as e:  # before COMMIT: rolled back, safe to run again
                 if attempt == _RETRIES - 1 or isinstance(e, psycopg.errors.LockNotAvailable):
                     raise _unavailable(e) from e
@@ -315,26 +400,11 @@ class PgKV:
 
     def disk_size(self) -> int:
         with self.read() as r:
-            row = r._cur.execute("SELECT pg_database_size(current_database())").fetchone()
+            row = r._execute("SELECT pg_database_size(current_database())", ()).fetchone()
         return int(row[0])
 
     def close(self) -> None:
         self._pool.close()
-
-
-def _notify(txn: _Txn, account: int | None) -> None:
-    """Tell every node's listener, at commit (PostgreSQL delivers it only if committed)."""
-    if txn.dirty:
-        txn._cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "" if account is None else str(account)))
-
-
-def _commit(conn: psycopg.Connection) -> None:
-    try:
-        conn.execute("COMMIT")
-    except _TEMPORARY as e:  # never retried: the outcome is unknown
-        raise errors.UnavailableError(
-            "the database connection failed during commit: the change may or may not "
-            f"have been applied ({type(e).__name__})") from e
 
 
 def _rollback(conn: psycopg.Connection) -> None:

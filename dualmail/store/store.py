@@ -440,8 +440,13 @@ class Store:
         return a
 
     def account_record(self, a: int) -> dict[str, Any] | None:
-        with self.kv.read() as r:
-            raw = r.get("account", K.acct(a))
+        raw = self.kv.get_latest("account", K.acct(a))
+        return None if raw is None else codec.loads(raw)
+
+    def mailbox_record(self, a: int, m: int) -> dict[str, Any] | None:
+        """Mailbox ``m``'s latest committed record, outside any read view (one round trip
+        on PostgreSQL): a cheap "did it change?" before opening a view."""
+        raw = self.kv.get_latest("mailbox", K.mailbox(a, m))
         return None if raw is None else codec.loads(raw)
 
     def list_accounts(self) -> list[tuple[int, str]]:
@@ -556,8 +561,7 @@ class Store:
 
     def token_record(self, token: str) -> dict[str, Any] | None:
         """The live record of ``token`` (None: unknown, revoked or expired).  One read."""
-        with self.kv.read() as r:
-            raw = r.get("token", K.h16(token))
+        raw = self.kv.get_latest("token", K.h16(token))
         if raw is None:
             return None
         rec: dict[str, Any] = codec.loads(raw)

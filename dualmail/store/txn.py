@@ -116,6 +116,9 @@ class ReadView:
         self.a = account
         # where the message bytes are (store.blobs): the KV table by default
         self.blobs: BlobStore = blobs if blobs is not None else KvBlobs(kv)
+        # mailbox records as read in this view (one snapshot: read once; a round trip each
+        # on a networked engine), decoded afresh for each caller
+        self._mbx_raw: dict[int, bytes] = {}
 
     # -- IMAP-only per-mailbox data (keys.py: urlauthkey, savedate) -------------------
 
@@ -181,8 +184,13 @@ class ReadView:
     # -- mailboxes ---------------------------------------------------------------
 
     def mailbox(self, m: int) -> dict[str, Any] | None:
-        raw = self.kv.get("mailbox", K.mailbox(self.a, m))
-        return None if raw is None else codec.loads(raw)
+        raw = self._mbx_raw.get(m)
+        if raw is None:
+            raw = self.kv.get("mailbox", K.mailbox(self.a, m))
+            if raw is None:
+                return None
+            self._mbx_raw[m] = raw
+        return codec.loads(raw)
 
     def require_mailbox(self, m: int) -> dict[str, Any]:
         rec = self.mailbox(m)
@@ -381,11 +389,12 @@ class ReadView:
                 total += int(rec["size"])
         return total
 
-    def uids(self, m: int) -> array:
-        """Every UID in mailbox ``m``, ascending (IMAP SELECT builds its seq<->UID map)."""
+    def uids(self, m: int, expect: int | None = None) -> array:
+        """Every UID in mailbox ``m``, ascending (IMAP SELECT builds its seq<->UID map;
+        ``expect``: the mailbox's message count, if the caller has it)."""
         p = K.mailbox(self.a, m)
         out = array("I")
-        for k, _v in self.kv.range("uid", p, prefix_end(p)):
+        for k, _v in self.kv.range("uid", p, prefix_end(p), expect=expect):
             out.append(K.un32(k, 8))
         return out
 
@@ -437,10 +446,12 @@ class ReadView:
         for k, _v in self.kv.range(table, p, prefix_end(p), reverse=reverse):
             yield K.un64(k, len(k) - 8)
 
-    def received_threads(self, m: int | None, *, reverse: bool = True) -> Iterator[tuple[int, int, int]]:
+    def received_threads(self, m: int | None, *, reverse: bool = True,
+                         expect: int | None = None) -> Iterator[tuple[int, int, int]]:
         """(receivedAt, email, thread) of ``received_order``, lazily, in index order
         (``reverse``: receivedAt and email both descending).  The thread comes from the
-        index value, or from the Email record when the value is empty (an older store)."""
+        index value, or from the Email record when the value is empty (an older store).
+        ``expect``: about how many the caller will read (``kv.range``)."""
         if m is None:
             p = K.acct(self.a)
             table = "recvall"
@@ -448,7 +459,7 @@ class ReadView:
             p = K.mailbox(self.a, m)
             table = "recv"
         n = len(p)
-        for k, v in self.kv.range(table, p, prefix_end(p), reverse=reverse):
+        for k, v in self.kv.range(table, p, prefix_end(p), reverse=reverse, expect=expect):
             e = K.un64(k, n + 8)
             if len(v) == 8:
                 t = K.un64(v)

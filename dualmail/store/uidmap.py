@@ -56,7 +56,7 @@ class UidMaps:
             self.hits += 1
             return uids
         self.misses += 1
-        uids = view.uids(m)
+        uids = view.uids(m, expect=int(rec["counts"]["msgs"]))
         if len(uids) >= self.min_size:
             self._maps[key] = (hms, uids)
             self._maps.move_to_end(key)
@@ -95,19 +95,30 @@ class UnseenSets:
     def pairs(self, view: ReadView, m: int, rec: dict[str, Any]) -> list[tuple[int, int]]:
         """(UID, Email) of ``m``'s memberships without ``$seen`` as of ``view``, ascending:
         a new list the caller may change."""
+        return list(self._current(view, m, rec))
+
+    def first(self, view: ReadView, m: int, rec: dict[str, Any]) -> int | None:
+        """The lowest UID of ``m`` without ``$seen`` as of ``view`` (SELECT's [UNSEEN n]):
+        no read at all while the entry is current."""
+        got = self._current(view, m, rec)
+        return got[0][0] if got else None
+
+    def _current(self, view: ReadView, m: int, rec: dict[str, Any]) -> list[tuple[int, int]]:
+        """The pairs as of ``view``: the entry itself where current (never changed in
+        place: callers must not change it)."""
         hms = int(rec["hms"])
         key = (view.a, m)
         with self._lock:
             entry = self._sets.get(key)
         if entry is not None and entry[0] == hms:
             self.hits += 1
-            return list(entry[1])
+            return entry[1]
         got: list[tuple[int, int]] | None = None
         if entry is not None and entry[0] < hms and entry[0] >= view.expunge_floor(m):
             got = self._update(view, m, entry[0], entry[1])
         if got is None:
             self.misses += 1
-            got = imapidx.unseen(view.kv, view.a, m)
+            got = imapidx.unseen(view.kv, view.a, m, expect=int(rec["counts"]["unseen"]))
         else:
             self.hits += 1
         if int(rec["counts"]["msgs"]) >= self.min_size:
@@ -118,7 +129,7 @@ class UnseenSets:
                     self._sets.move_to_end(key)
                 while len(self._sets) > self.max_mailboxes:
                     self._sets.popitem(last=False)
-        return list(got)
+        return got
 
     def _update(self, view: ReadView, m: int, seen: int,
                 pairs: list[tuple[int, int]]) -> list[tuple[int, int]] | None:

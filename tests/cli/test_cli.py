@@ -199,6 +199,10 @@ def test_import_is_crash_safe(tmp_path):
         "s = open_store(sys.argv[1])\n"
         "a = s.require_account('a@x')\n"
         "import multiprocessing\n"
+        # Batches of 200 (not up to 2,000 messages or 32 MB): on a fast machine the parsers
+        # would otherwise have read the whole file before the first commit, and ended.
+        "import dualmail.importer_run as ir\n"
+        "ir.BATCH_MESSAGES = 200\n"
         "def committed(keys):\n"
         "    pids = ' '.join(str(c.pid) for c in multiprocessing.active_children())\n"
         "    sys.stdout.write(''.join(k.hex() + '\\n' for k in keys) + 'COMMIT ' + pids + '\\n')\n"

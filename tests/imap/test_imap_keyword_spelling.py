@@ -83,5 +83,6 @@ def test_spellings_unit() -> None:
         return {"foo": "Foo"} if len(loads) > 1 else {}
     s = Spellings(load)
     assert s.flag("$seen") == "\\Seen" and s.flag("$junk") == "$Junk"
+    assert loads == []  # system and registered keywords need no table: it is read when first needed
     assert s.flag("foo") == "Foo" and len(loads) == 2  # a miss re-reads once
     assert s.flag("zap") == "zap" and s.flag("zap") == "zap" and len(loads) == 3

@@ -43,8 +43,8 @@ class Counting:
         self.gets[table] = self.gets.get(table, 0) + len(keys)
         return self.kv.get_many(table, keys)
 
-    def range(self, table, start, stop=None, reverse=False):
-        for item in self.kv.range(table, start, stop, reverse=reverse):
+    def range(self, table, start, stop=None, reverse=False, expect=None):
+        for item in self.kv.range(table, start, stop, reverse=reverse, expect=expect):
             self.ranged[table] = self.ranged.get(table, 0) + 1
             yield item
 

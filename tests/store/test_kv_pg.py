@@ -222,3 +222,133 @@ def test_commits_of_another_node_are_signalled_and_a_lost_listener_reconnects(ur
     finally:
         stop()
         other.close()
+
+
+# -- round trips (2026-12-07): lazy BEGIN, no ping, get_latest, range(expect=) ------------
+
+
+class _Statements:
+    """Counts the statements the engine sends, and the pipelines that carry them (a
+    pipeline is one round trip however many statements it holds)."""
+
+    def __init__(self, monkeypatch):
+        self.sent: list[str] = []
+        self.trips = 0
+        self._depth = 0
+        execute, pipeline = psycopg.Cursor.execute, psycopg.Connection.pipeline
+        stats = self
+
+        def counted_execute(cur, query, *a, **k):
+            stats.sent.append(query if isinstance(query, str) else query.as_string(cur))
+            if not stats._depth:
+                stats.trips += 1
+            return execute(cur, query, *a, **k)
+
+        from contextlib import contextmanager
+
+        @contextmanager
+        def counted_pipeline(conn):
+            stats._depth += 1
+            try:
+                with pipeline(conn) as p:
+                    yield p
+            finally:
+                stats._depth -= 1
+                if not stats._depth:
+                    stats.trips += 1
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+        monkeypatch.setattr(psycopg.Connection, "execute",
+                            lambda conn, q, *a, **k: counted_execute(conn.cursor(), q, *a, **k))
+        monkeypatch.setattr(psycopg.Connection, "pipeline", counted_pipeline)
+
+    def reset(self):
+        self.sent.clear()
+        self.trips = 0
+
+
+def test_a_read_view_of_one_get_is_two_round_trips_and_an_unused_one_none(kv, monkeypatch):
+    with kv.write(1) as w:
+        w.put("account", b"k", b"v")
+    stats = _Statements(monkeypatch)
+    with kv.read():
+        pass
+    assert stats.sent == [] and stats.trips == 0  # no connection, no BEGIN
+    with kv.read() as r:
+        assert r.get("account", b"k") == b"v"
+    assert stats.trips == 2  # BEGIN + the get in one pipeline; COMMIT
+    assert stats.sent[0].startswith("BEGIN ISOLATION LEVEL REPEATABLE READ") and stats.sent[-1] == "COMMIT"
+    stats.reset()
+    assert kv.get_latest("account", b"k") == b"v"
+    assert stats.trips == 1 and len(stats.sent) == 1 and "BEGIN" not in stats.sent[0]
+
+
+def test_a_write_sends_begin_and_its_lock_with_its_first_statement_and_notify_with_commit(kv, monkeypatch):
+    stats = _Statements(monkeypatch)
+    with kv.write(7) as w:
+        w.put("account", b"a", b"1")
+        w.put("account", b"b", b"2")
+    assert stats.trips == 3  # BEGIN + lock + put; put; NOTIFY + COMMIT
+    assert stats.sent[0] == "BEGIN ISOLATION LEVEL READ COMMITTED"
+    assert "pg_advisory_xact_lock" in stats.sent[1]
+    assert "pg_notify" in stats.sent[-2] and stats.sent[-1] == "COMMIT"
+    stats.reset()
+    with kv.write(7) as w:
+        assert w.get("account", b"a") == b"1"
+    assert not any("pg_notify" in q for q in stats.sent)  # nothing changed: no signal
+
+
+def test_get_latest_sees_every_commit_and_never_a_rolled_back_write(kv):
+    assert kv.get_latest("account", b"x") is None
+    with kv.write(1) as w:
+        w.put("account", b"x", b"1")
+    assert kv.get_latest("account", b"x") == b"1"
+    with pytest.raises(RuntimeError):
+        with kv.write(1) as w:
+            w.put("account", b"x", b"2")
+            assert kv.get_latest("account", b"x") == b"1"  # not committed yet
+            raise RuntimeError("roll back")
+    assert kv.get_latest("account", b"x") == b"1"
+
+
+def test_a_range_with_expect_reads_its_rows_in_one_statement(kv, monkeypatch):
+    with kv.write(1) as w:
+        for i in range(300):
+            w.put("uid", i.to_bytes(4, "big"), b"v%d" % i)
+    stats = _Statements(monkeypatch)
+    with kv.read() as r:
+        plain = list(r.range("uid", b"", (250).to_bytes(4, "big")))
+    paged = sum("ORDER BY" in q for q in stats.sent)
+    stats.reset()
+    with kv.read() as r:
+        hinted = list(r.range("uid", b"", (250).to_bytes(4, "big"), expect=250))
+    assert sum("ORDER BY" in q for q in stats.sent) == 1
+    with kv.read() as r:
+        short = list(r.range("uid", b"", expect=10))  # a hint too small still reads everything
+    assert hinted == plain and len(plain) == 250 and len(short) == 300
+    assert paged == 3  # 16, 64, 256
+
+
+def test_dead_pooled_connections_are_replaced_without_an_error(url, kv):
+    """Pooled connections are not pinged before use: the first statement of a read view,
+    a write and ``get_latest`` each find theirs dead and go on with a new one."""
+    with kv.write(1) as w:
+        w.put("account", b"k", b"v")
+    for use in (lambda: kv.get_latest("account", b"k"),
+                lambda: _read_one(kv),
+                lambda: _write_one(kv)):
+        with kv.read() as r:  # several idle connections in the pool
+            r.get("account", b"k")
+        assert _terminate_others(url) >= 1
+        assert use() == b"v"
+
+
+def _read_one(kv):
+    with kv.read() as r:
+        return r.get("account", b"k")
+
+
+def _write_one(kv):
+    with kv.write(1) as w:
+        w.put("account", b"k", b"v")
+        return w.get("account", b"k")

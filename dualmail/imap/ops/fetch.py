@@ -197,7 +197,7 @@ def _emails_of(view: Any, sel: SelectedMailbox, part: list[tuple[int, int]]) -> 
 def _get_ascending(kv: Any, table: str, keys: list[bytes]) -> list[bytes | None]:
     """``kv.get_many`` of ``keys`` that lie close together (a run of UIDs, Emails stored
     one after another): one range read from the lowest to the highest."""
-    got = dict(kv.range(table, min(keys), max(keys) + b"\x00"))
+    got = dict(kv.range(table, min(keys), max(keys) + b"\x00", expect=len(keys)))
     return [got.get(k) for k in keys]
 
 
@@ -317,7 +317,7 @@ def _index_rows(kv: Any, a: int, m: int, part: list[tuple[int, int]],
     lo, hi = part[0][1], part[-1][1]
     n = len(part)
     if hi - lo < 2 * n:
-        got = list(imapidx.row_items(kv, a, m, lo, hi))
+        got = list(imapidx.row_items(kv, a, m, lo, hi, expect=n))
         if (len(got) == n and part[-1][0] - part[0][0] == n - 1 and not gone
                 and K.un32(got[0][0], 8) == lo and K.un32(got[-1][0], 8) == hi):
             return [(seq, uid, v) for (seq, uid), (_k, v) in zip(part, got)], False
@@ -380,7 +380,8 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
     if need_listing and found:
         first, last = K.un64(found[0][2]), K.un64(found[-1][2])
         if 0 <= last - first < 2 * len(found):  # one range read
-            got = list(kv.range("imapw", acct + K.u64(first), acct + K.u64(last + 1)))
+            got = list(kv.range("imapw", acct + K.u64(first), acct + K.u64(last + 1),
+                                expect=len(found)))
         if len(got) != len(found):
             stored = _by_email(got) if got else dict(zip(
                 [v[:8] for _q, _u, v in found],

@@ -54,36 +54,22 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
         yield r.UntaggedStatus("OK", "Previous mailbox closed", r.code_closed())
     if cmd.condstore or cmd.qresync is not None:
         s.enable_condstore()  # RFC 7162 §3.1.8 (QRESYNC is already on)
-    recent_from: int | None = None
     with s.store.read(s.account) as view:
         m = names.require(view, name)
-        pre = view.require_mailbox(m)
-        recent_from = int(pre.get("recent", 1))
-        recent_to = int(pre["uidnext"])  # the claim covers what existed then, no more
-        unclaimed = recent_from < recent_to
-    if not s.rev2 and not readonly and unclaimed:
-        # \Recent goes to the first session that sees a message (RFC 3501 §2.3.2)
+        rec = view.require_mailbox(m)
+        recent_from: int | None = int(rec.get("recent", 1))
+        recent_to = int(rec["uidnext"])  # the claim covers what existed then, no more
+        # \Recent goes to the first session that sees a message (RFC 3501 §2.3.2): a claim
+        # is a write, and the mailbox is read again after it; else this one view serves
+        claim = not s.rev2 and not readonly and recent_from < recent_to
+        if not claim:
+            built = _build(s, cmd, view, m, rec, readonly, None if s.rev2 else recent_from, recent_to)
+    if claim:
         with s.store.write(s.account) as tx:
             recent_from = int(tx.claim_recent(m, recent_to))
-    if s.rev2:
-        recent_from = None
-    resync: list[r.Response] = []
-    with s.store.read(s.account) as view:
-        rec = view.require_mailbox(m)
-        uids = s.store.uid_maps.uids(view, m, rec)
-        path = names.tree(view)[m][0]
-        first_unseen = None
-        if not s.rev2 and not s.uidonly and rec["counts"]["unseen"]:  # RFC 9586 §3
-            first_unseen = _first_unseen(view, m, rec, uids)
-        sel = SelectedMailbox(m, path, readonly, int(rec["uidvalidity"]), uids, int(rec["hms"]),
-                              recent_from, recent_to)
-        sel.condstore = s.condstore
-        sel.qresync = s.qresync
-        sel.uidonly = s.uidonly
-        sel.spell = Spellings(_spellings_loader(s))
-        q = cmd.qresync
-        if q is not None and q.uidvalidity == sel.uidvalidity:
-            resync = _qresync(s, sel, view, q, int(rec["uidnext"]))
+        with s.store.read(s.account) as view:
+            built = _build(s, cmd, view, m, view.require_mailbox(m), readonly, recent_from, recent_to)
+    sel, rec, path, first_unseen, resync = built
     s.selected = sel
     s.state = State.SELECTED
     yield r.flags(SYSTEM_FLAGS)
@@ -104,6 +90,28 @@ def select(s: Session, cmd: c.Select | c.Examine) -> Gen:
     yield from resync
     mode = "READ-ONLY" if readonly else "READ-WRITE"
     return r.Tagged(cmd.tag, "OK", f"{type(cmd).__name__.upper()} completed", r.code(mode))
+
+
+def _build(s: Session, cmd: c.Select | c.Examine, view: Any, m: int, rec: dict[str, Any],
+           readonly: bool, recent_from: int | None, recent_to: int) -> tuple[Any, ...]:
+    """The selected mailbox from one read view: its sequence map, first unseen, keyword
+    spellings and a QRESYNC resync all agree."""
+    uids = s.store.uid_maps.uids(view, m, rec)
+    path = names.SEP.join(view.mailbox_path(m))  # (the records are this view's: no re-read)
+    first_unseen = None
+    if not s.rev2 and not s.uidonly and rec["counts"]["unseen"]:  # RFC 9586 §3
+        first_unseen = _first_unseen(view, m, rec, uids, s.store.unseen_sets)
+    sel = SelectedMailbox(m, path, readonly, int(rec["uidvalidity"]), uids, int(rec["hms"]),
+                          recent_from, recent_to)
+    sel.condstore = s.condstore
+    sel.qresync = s.qresync
+    sel.uidonly = s.uidonly
+    sel.spell = Spellings(_spellings_loader(s))
+    resync: list[r.Response] = []
+    q = cmd.qresync
+    if q is not None and q.uidvalidity == sel.uidvalidity:
+        resync = _qresync(s, sel, view, q, int(rec["uidnext"]))
+    return sel, rec, path, first_unseen, resync
 
 
 def _qresync(s: Session, sel: SelectedMailbox, view: Any, q: c.QResync,
@@ -180,19 +188,23 @@ def _seq_match_floor(sel: SelectedMailbox, seq_match: tuple[Any, Any]) -> int:
 def _spellings_loader(s: Any) -> Any:
     store, account = s.store, s.account
 
-    def load() -> dict[str, str]:
-        with store.read(account) as view:
-            return view.keyword_spellings()
+    def load() -> dict[str, str]:  # one record: its latest committed value, no read view
+        return dict((store.account_record(account) or {}).get("kwspell") or {})
     return load
 
 
-def _first_unseen(view: Any, m: int, rec: dict[str, Any], uids: Any) -> int | None:
-    """The sequence number of the first unseen message: the first row of the mailbox's
-    ``unseen`` index (one cursor step) once that index is built; before, records read in
-    growing batches (16, 64, 256, ...: one round trip each on PostgreSQL) up to
+def _first_unseen(view: Any, m: int, rec: dict[str, Any], uids: Any, sets: Any) -> int | None:
+    """The sequence number of the first unseen message: once the mailbox's IMAP index is
+    built, from the large mailbox's unseen set in memory (``Store.unseen_sets``, which the
+    SEARCH UNSEEN that clients send next reads too: no read while it is current) or the
+    first row of its ``unseen`` index (one cursor step); before, records read in growing
+    batches (16, 64, 256, ...: one round trip each on PostgreSQL) up to
     ``UNSEEN_SCAN_LIMIT``."""
     if imapidx.ready(rec):
-        uid = imapidx.first_unseen(view.kv, view.a, m)
+        if int(rec["counts"]["msgs"]) >= sets.min_size:
+            uid = sets.first(view, m, rec)
+        else:
+            uid = imapidx.first_unseen(view.kv, view.a, m)
         if uid is None:
             return None
         i = bisect.bisect_left(uids, uid)  # the map and the index are of one read view

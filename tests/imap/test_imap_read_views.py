@@ -1,0 +1,70 @@
+"""How many read views an IMAP command opens (2026-12-07): a read view is two round trips
+on PostgreSQL (``BEGIN`` with the first statement, ``COMMIT``), so the per-command check
+"did the selected mailbox change?" reads the mailbox's latest record outside any view
+(``Store.mailbox_record``: one round trip) and opens a view only when it did; SELECT
+answers from one view when there is no \\Recent to claim.  Behaviour is unchanged: what
+another session changed is still told at the next command (RFC 9051 §5.2, §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from imap_util import Client, deliver
+
+
+class _Views:
+    def __init__(self, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened = 0
+        read = store.read
+
+        def counted(account: int) -> Any:
+            self.opened += 1
+            return read(account)
+
+        monkeypatch.setattr(store, "read", counted)
+
+
+def test_a_command_on_an_unchanged_mailbox_opens_no_read_view_of_its_own(store, account, monkeypatch):
+    deliver(store, account)
+    c = Client(store)
+    c.login()
+    c.ok("a1 SELECT INBOX")
+    views = _Views(store, monkeypatch)
+    c.ok("a2 NOOP")
+    c.ok("a3 CHECK")
+    assert views.opened == 0  # two "changed?" checks each, both answered by mailbox_record
+
+
+def test_what_another_session_changed_is_still_told_at_the_next_command(store, account, monkeypatch):
+    deliver(store, account)
+    a, b = Client(store), Client(store)
+    for c in (a, b):
+        c.login()
+        c.ok("s SELECT INBOX")
+    views = _Views(store, monkeypatch)
+    b.ok("b1 STORE 1 +FLAGS.SILENT (\\Flagged)")
+    out = a.ok("a1 NOOP")
+    assert "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))" in out
+    deliver(store, account)
+    out = a.ok("a2 NOOP")
+    assert "* 2 EXISTS" in out
+    b.ok("b2 STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("b3 EXPUNGE")
+    assert "* 1 EXPUNGE" in a.ok("a3 NOOP")
+    assert views.opened > 0  # the changes were read in views
+
+
+def test_select_without_recent_to_claim_opens_one_view(store, account, monkeypatch):
+    deliver(store, account)
+    c = Client(store)
+    c.login()
+    c.ok("a1 SELECT INBOX")  # claims \\Recent: a write, then a view
+    views = _Views(store, monkeypatch)
+    out = c.ok("a2 SELECT INBOX")  # nothing new to claim
+    assert "* 1 EXISTS" in out and "* 0 RECENT" in out
+    assert views.opened == 1
+    views.opened = 0
+    out = c.ok("a3 EXAMINE INBOX")
+    assert "[READ-ONLY]" in out and views.opened == 1
