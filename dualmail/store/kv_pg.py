@@ -7,8 +7,10 @@ memcmp order the interface promises, so a range scan is an index range scan.
 - A read view is one ``REPEATABLE READ READ ONLY`` transaction: one snapshot for the view.
 - Round trips are what a PostgreSQL store pays for, so a transaction begins lazily:
   ``BEGIN`` (and a write's account lock) goes in one pipelined round trip with its first
-  statement, and a write's ``NOTIFY`` with its ``COMMIT``.  A read view of one ``get`` is
-  two round trips, an unused view none.  Pooled connections are not pinged before use: a
+  statement, and a write's ``NOTIFY`` with its ``COMMIT``.  A read-only transaction's
+  ``COMMIT`` is sent but not waited for: the connection is kept aside (``_settle``) and
+  its next user reads that answer first.  A read view of one ``get`` is one round trip
+  waited for, an unused view none.  Pooled connections are not pinged before use: a
   first statement that finds its connection dead is re-sent on another (nothing has been
   done yet), and the pool is swept for other dead ones.
 - A write transaction is ``READ COMMITTED`` and begins by taking a transaction-scoped
@@ -41,11 +43,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import psycopg
-from psycopg import sql
+from psycopg import generators, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..model import errors
@@ -65,6 +68,7 @@ _MAX_PAGE = 1000
 _RETRIES = 3
 _RETRY_PAUSE = 0.1  # seconds, doubled per attempt
 _GETCONN_TIMEOUT = 1.0  # seconds a transaction waits for a pooled connection
+_SETTLING = 4  # connections kept aside with a read-only COMMIT on its way (``_settle``)
 
 
 def _signed32(n: int) -> int:
@@ -84,7 +88,8 @@ class _Txn:
 
     Lazy: it takes a pooled connection and sends ``BEGIN`` (and, for a write, the account's
     advisory lock) only with its first statement, in one pipelined round trip, so a read
-    view of one ``get`` costs two round trips (that and ``COMMIT``) and an empty one none.
+    view of one ``get`` costs one round trip (its ``COMMIT`` is not waited for) and an
+    empty one none.
     A first statement that finds its pooled connection dead is re-sent on another: nothing
     has been done yet."""
 
@@ -118,7 +123,7 @@ class _Txn:
         for attempt in range(_RETRIES):
             conn = None
             try:
-                conn = pool.getconn(timeout=_GETCONN_TIMEOUT)
+                conn = self._kv._getconn()
                 cur = conn.cursor()
                 with conn.pipeline():
                     cur.execute(begin)
@@ -202,10 +207,10 @@ class _Txn:
         if conn is None:
             return  # nothing was read or written: no transaction was begun
         if not self._write:
-            try:
-                conn.execute("COMMIT")
-            except _TEMPORARY:
-                pass  # a read-only transaction: nothing to lose
+            # A read-only transaction: its COMMIT is sent, and its answer read by the
+            # connection's next user (``PgKV._getconn``), not waited for here.
+            self._conn = None
+            self._kv._settle(conn)
             return
         try:
             with conn.pipeline():
@@ -264,6 +269,7 @@ class PgKV:
         self._sql = {t: _statements(t) for t in tables}
         self._timeout = connect_timeout
         self._lock_timeout_ms = int(lock_timeout_ms)
+        self._settling: deque[psycopg.Connection] = deque()  # (``_settle``)
         try:
             self._pool = ConnectionPool(
                 url, min_size=1, max_size=max_connections, open=False, timeout=connect_timeout,
@@ -273,6 +279,54 @@ class PgKV:
         except (psycopg.Error, PoolTimeout) as e:
             raise errors.StoreLockedError(f"cannot open the PostgreSQL store {_redact(url)}: {e}") from e
         self._create_schema()
+
+    # -- connections whose read-only COMMIT is on its way ---------------------------
+
+    def _settle(self, conn: psycopg.Connection) -> None:
+        """End a read-only transaction without waiting: send its COMMIT (the server ends
+        the transaction, and lets go of its snapshot, as soon as it arrives) and keep the
+        connection aside; its next user reads the answer, long since there (one round
+        trip less per read view)."""
+        try:
+            conn.pgconn.send_query(b"COMMIT")
+            conn.wait(generators.send(conn.pgconn))
+        except (psycopg.Error, OSError):
+            conn.close()  # (the pool discards a closed connection)
+            self._pool.putconn(conn)
+            return
+        if len(self._settling) < _SETTLING:
+            self._settling.append(conn)
+        else:
+            self._putconn_settled(conn)
+
+    def _settled(self, conn: psycopg.Connection) -> bool:
+        """Read the answer of ``conn``'s deferred COMMIT; False if it failed (the
+        connection is then closed)."""
+        try:
+            results = conn.wait(generators.fetch_many(conn.pgconn), timeout=_GETCONN_TIMEOUT)
+            if all(r.status == psycopg.pq.ExecStatus.COMMAND_OK for r in results) and \
+                    conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                return True
+        except (psycopg.Error, OSError):
+            pass
+        conn.close()
+        return False
+
+    def _putconn_settled(self, conn: psycopg.Connection) -> None:
+        self._settled(conn)
+        self._pool.putconn(conn)
+
+    def _getconn(self) -> psycopg.Connection:
+        """A connection for a transaction: one set aside by ``_settle`` if any, else the
+        pool's."""
+        while True:
+            try:
+                conn = self._settling.popleft()
+            except IndexError:
+                return self._pool.getconn(timeout=_GETCONN_TIMEOUT)
+            if self._settled(conn):
+                return conn
+            self._pool.putconn(conn)
 
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute("SET synchronous_commit = on")
@@ -304,7 +358,7 @@ class PgKV:
         for attempt in range(_RETRIES):
             conn = None
             try:
-                conn = self._pool.getconn(timeout=_GETCONN_TIMEOUT)
+                conn = self._getconn()
                 row = conn.execute(q, (key,), binary=True).fetchone()
             except _TEMPORARY as e:
                 if attempt == _RETRIES - 1:
@@ -404,6 +458,8 @@ class PgKV:
         return int(row[0])
 
     def close(self) -> None:
+        while self._settling:
+            self._putconn_settled(self._settling.popleft())
         self._pool.close()
 
 

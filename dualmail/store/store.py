@@ -26,7 +26,7 @@ from .blobs import BlobStore, open_blobs
 from .kv import KV, KVWrite, prefix_end
 from .passwords import hash_password, needs_rehash, new_secret, verify_password
 from .scram import scram_keys
-from .txn import DEFAULT_MAILBOXES, Commit, MailTxn, ReadView
+from .txn import DEFAULT_MAILBOXES, Commit, MailTxn, PathIds, ReadView
 from .uidmap import UidMaps, UnseenSets
 
 # Scopes of app tokens (``dualmail token create --scope``): IMAP only (LOGIN, PLAIN and
@@ -84,6 +84,7 @@ class Store:
         self._gseq_seen = 0
         self.uid_maps = UidMaps()
         self.unseen_sets = UnseenSets()
+        self.path_ids = PathIds()  # (ReadView.mailbox_by_path)
         self._group = threading.Condition()  # group commit (write_grouped)
         self._group_queue: list[_GroupJob] = []
         self._group_busy = False
@@ -161,7 +162,7 @@ class Store:
     @contextmanager
     def _read(self, account: int) -> Iterator[ReadView]:
         with self.kv.read() as r:
-            yield ReadView(r, account, self.blobs)
+            yield ReadView(r, account, self.blobs, self.path_ids)
 
     @contextmanager
     def write(self, account: int) -> Iterator[MailTxn]:

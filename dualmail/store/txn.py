@@ -111,9 +111,11 @@ def jmap_mailbox_ids(rec: dict[str, Any]) -> list[int]:
 class ReadView:
     """Reads of one account at one consistent point in time."""
 
-    def __init__(self, kv: KVRead, account: int, blobs: "BlobStore | None" = None) -> None:
+    def __init__(self, kv: KVRead, account: int, blobs: "BlobStore | None" = None,
+                 paths: "PathIds | None" = None) -> None:
         self.kv = kv
         self.a = account
+        self._paths = paths  # (mailbox_by_path: remembered ids, checked against this view)
         # where the message bytes are (store.blobs): the KV table by default
         self.blobs: BlobStore = blobs if blobs is not None else KvBlobs(kv)
         # mailbox records as read in this view (one snapshot: read once; a round trip each
@@ -224,12 +226,24 @@ class ReadView:
         return list(reversed(out))
 
     def mailbox_by_path(self, path: list[str]) -> int | None:
+        cache = self._paths
+        if cache is not None and path:
+            ids = cache.get(self.a, path)
+            if ids is not None:
+                raws = self.kv.get_many("mailbox", [K.mailbox(self.a, m) for m in ids])
+                if _path_holds(path, ids, raws):
+                    self._mbx_raw.update(zip(ids, raws))  # (their records: read once)
+                    return ids[-1]
         m = 0
+        found_ids = []
         for name in path:
             found = self.child(m, name)
             if found is None:
                 return None
             m = found
+            found_ids.append(m)
+        if cache is not None and m:
+            cache.put(self.a, path, found_ids)
         return m or None
 
     def role_mailbox(self, role: str) -> int | None:
@@ -577,6 +591,41 @@ class _Pending:
     counts_touched: set[int] = field(default_factory=set)
     freed: list[bytes] = field(default_factory=list)  # external blobs to delete after commit
     stored: list[bytes] = field(default_factory=list)  # external blobs referenced here
+
+
+class PathIds:
+    """Mailbox paths and the ids of the mailboxes along them, as last found (per Store,
+    any thread).  Only a hint: ``ReadView.mailbox_by_path`` reads those mailboxes'
+    records (one ``get_many``, where walking the path is one lookup per level and then a
+    read of the record) and uses the ids only if each record still has that name under
+    that parent in its own read view, so a rename or a delete is never missed."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._ids: dict[tuple[int, tuple[str, ...]], list[int]] = {}
+
+    def get(self, account: int, path: list[str]) -> list[int] | None:
+        return self._ids.get((account, tuple(path)))
+
+    def put(self, account: int, path: list[str], ids: list[int]) -> None:
+        if len(self._ids) >= self.max_entries:
+            self._ids.clear()  # (rarely: the working set is a few paths per account)
+        self._ids[(account, tuple(path))] = ids
+
+
+def _path_holds(path: list[str], ids: list[int], raws: list[bytes | None]) -> bool:
+    """Each record exists and is named ``path[i]`` under ``ids[i - 1]`` (0 at the top;
+    INBOX in any case, as ``child`` finds it)."""
+    parent = 0
+    for name, m, raw in zip(path, ids, raws):
+        if raw is None:
+            return False
+        rec = codec.loads(raw)
+        want = "INBOX" if parent == 0 and name.upper() == "INBOX" else name
+        if rec.get("name") != want or int(rec.get("parent", 0)) != parent or int(rec.get("id", m)) != m:
+            return False
+        parent = m
+    return len(ids) == len(path)
 
 
 class MailTxn(ReadView):

@@ -163,8 +163,8 @@ def test_fast_path_stops_early(store, big, monkeypatch):
     read = []
     real = ReadView.received_threads
 
-    def counting(self, m, *, reverse=True):
-        for x in real(self, m, reverse=reverse):
+    def counting(self, m, *, reverse=True, expect=None):
+        for x in real(self, m, reverse=reverse, expect=expect):
             read.append(x)
             yield x
     monkeypatch.setattr(ReadView, "received_threads", counting)
