@@ -116,6 +116,11 @@ Handler = Callable[["Session", Any], Generator[Any, None, "r.Tagged | None"]]
 
 # Commands during which EXPUNGE must not be sent (RFC 9051 §7.5.1); their UID forms allow it.
 _NO_EXPUNGE = (c.Fetch, c.Store, c.Search, c.Sort, c.Thread)
+# Commands that never write: the mailbox was checked for changes just before them
+# (``_absorb``), and what changed while they ran is told after the next command, so the
+# updates after them are what that check found, with no second read (RFC 9051 §7: the
+# server sends untagged updates when it chooses; a session's own writes need a re-read).
+_READ_ONLY = (c.Search, c.Sort, c.Thread)
 
 
 class Session:
@@ -399,7 +404,8 @@ class Session:
                 return
         allow = not (isinstance(cmd, _NO_EXPUNGE) and not getattr(cmd, "uid", False))
         yield from self._drive_tagged(handler(self, cmd), cmd.tag, allow_expunge=allow,
-                                      updates=not isinstance(cmd, c.Logout))
+                                      updates=not isinstance(cmd, c.Logout),
+                                      recheck=not isinstance(cmd, _READ_ONLY))
 
     def _token_live(self) -> bool:
         """The app token of this session is still valid (one read per command): a revoked
@@ -428,7 +434,8 @@ class Session:
                         r.code("UNAVAILABLE"))
 
     def _drive_tagged(self, gen: Generator[Any, None, r.Tagged | None], tag: str, *,
-                      allow_expunge: bool = True, updates: bool = True) -> Iterator[Output]:
+                      allow_expunge: bool = True, updates: bool = True,
+                      recheck: bool = True) -> Iterator[Output]:
         tagged: r.Tagged | None
         before = self.selected
         try:
@@ -464,7 +471,7 @@ class Session:
         # absorbed since: its updates wait for the next command (one read view less)
         if updates and self.selected is not None and self.selected is before and tagged.status != "BAD":
             try:
-                yield from self._updates(allow_expunge)
+                yield from self._updates(allow_expunge, recheck)
             except MailboxGoneError:
                 yield from self._mailbox_gone()
                 return
@@ -514,10 +521,10 @@ class Session:
         with self.store.write(account) as tx:
             return int(tx.claim_recent(mailbox, upto))
 
-    def _updates(self, allow_expunge: bool) -> Iterator[bytes]:
+    def _updates(self, allow_expunge: bool, recheck: bool = True) -> Iterator[bytes]:
         sel = self.selected
         assert sel is not None and self.account is not None
-        if not self._unchanged(sel):
+        if recheck and not self._unchanged(sel):
             with self.store.read(self.account) as view:
                 sel.absorb(view)
         if not sel.has_pending() and not sel.touched:

@@ -251,7 +251,7 @@ def _gram_terms(kv: KVRead, account: int, run: str) -> list[bytes]:
     return best or []
 
 
-def _scan_terms(kv: KVRead, account: int, run: str, mode: str) -> set[int]:
+def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | None = None) -> set[int]:
     """Postings of every term with ``run`` as prefix ("prefix"), suffix ("suffix") or
     inside it ("infix").  Terms cut to MAX_TOKEN may have lost the matching part, so for
     suffix/infix every cut term is included too (verification sorts it out).  Suffix and
@@ -264,7 +264,7 @@ def _scan_terms(kv: KVRead, account: int, run: str, mode: str) -> set[int]:
         for _k, v in kv.range("fts", p, prefix_end(p)):
             out.update(_unpack(v))
         return out
-    if len(run) >= GRAM and grams_ready(kv, account):
+    if len(run) >= GRAM and (grams_ready(kv, account) if ready is None else ready):
         cut = K.ftsgram(account, b"")
         terms = {t for t in _gram_terms(kv, account, run) if (t.endswith(rb) if mode == "suffix" else rb in t)}
         terms.update(bytes(k[len(cut):]) for k, _v in kv.range("ftsgram", cut, prefix_end(cut)))
@@ -303,7 +303,8 @@ class _Match:
             return True
         return any(len(t) >= MAX_TOKEN for t in joined.split("\n"))  # a cut term
 
-    def postings(self, kv: KVRead, account: int) -> set[int]:
+    def postings(self, kv: KVRead, account: int, ready: bool | None = None) -> set[int]:
+        """``ready``: ``grams_ready``, if the caller has read it."""
         if self.exact:
             found: set[int] | None = None
             for r in sorted(self.exact, key=len, reverse=True):
@@ -314,7 +315,7 @@ class _Match:
             return found or set()
         if self.mode == "term":
             return _postings(kv, account, self.run)
-        return _scan_terms(kv, account, self.run, self.mode)
+        return _scan_terms(kv, account, self.run, self.mode, ready)
 
 
 def _match(folded_query: str, scan_terms: int) -> _Match | None:
@@ -359,7 +360,9 @@ def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int =
     match = _match(folded_query, scan_terms)
     if match is None:
         return None
-    wm = watermark(kv, account)
-    found = match.postings(kv, account) if wm else set()
+    # the watermark and grams_ready in one read (one round trip on PostgreSQL)
+    mark, ready = kv.get_many("ftsmeta", [K.acct(account), K.acct(account) + _GRAMS_READY])
+    wm = K.un64(mark) if mark else 0
+    found = match.postings(kv, account, ready is not None) if wm else set()
     found |= _tail(kv, account, wm, match)
     return found
