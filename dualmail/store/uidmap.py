@@ -97,6 +97,11 @@ class UnseenSets:
         a new list the caller may change."""
         return list(self._current(view, m, rec))
 
+    def has(self, account: int, m: int) -> bool:
+        """Is an entry kept for ``m`` (so ``first`` reads at most what changed since)?"""
+        with self._lock:
+            return (account, m) in self._sets
+
     def first(self, view: ReadView, m: int, rec: dict[str, Any]) -> int | None:
         """The lowest UID of ``m`` without ``$seen`` as of ``view`` (SELECT's [UNSEEN n]):
         no read at all while the entry is current."""
