@@ -168,7 +168,7 @@ def unseen(kv: Any, a: int, m: int, expect: int | None = None) -> list[tuple[int
 def first_unseen(kv: Any, a: int, m: int) -> int | None:
     """The lowest UID of ``m`` without ``$seen``: one cursor step."""
     p = K.mailbox(a, m)
-    for k, _v in kv.range("unseen", p, prefix_end(p)):
+    for k, _v in kv.range("unseen", p, prefix_end(p), expect=1):
         return K.un32(k, 8)
     return None
 

@@ -60,7 +60,8 @@ class KVRead(Protocol):
         """Pairs with ``start <= key < stop`` (stop None: to the end), ascending or descending.
 
         ``expect``: about how many rows the caller will read (a hint; None: unknown, maybe
-        few).  An engine that reads scans in pages makes its first page that size."""
+        few).  An engine that reads scans in pages makes its first page that size (plus one),
+        smaller or larger than its default."""
         ...
 
 

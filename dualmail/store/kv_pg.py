@@ -169,7 +169,7 @@ class _Txn:
     ) -> Iterator[tuple[bytes, bytes]]:
         q = self._table(table)
         # one more than expected: a scan that holds what was expected ends in one page
-        page = _FIRST_PAGE if expect is None else max(_FIRST_PAGE, min(expect + 1, _MAX_PAGE))
+        page = _FIRST_PAGE if expect is None else max(1, min(expect + 1, _MAX_PAGE))
         lo, lo_incl, hi = start, True, stop  # the window still to read
         while True:
             # Each page is read whole before it is yielded: the caller may use the same
