@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Union
 from ..mime.addresses import Group, Mailbox, parse_address_list
 from ..store import codec, keys as K
 from ..store.kv import prefix_end
-from ..store.txn import search_record, visible
+from ..store.txn import SEARCH_FIELDS, search_record, visible
 from . import fts
 from .collate import fold, sort_key
 from .query import (
@@ -270,6 +270,14 @@ class _Engine:
             return self._contains(c.field, fold(c.value))
         if isinstance(c, Header):
             name, q = c.name.strip().lower(), fold(c.value)
+            if name in SEARCH_FIELDS:
+                # the search record holds these fields' lines as the text does (one line
+                # per instance, the same split): no read of the whole header text
+
+                def header_field(d: _Doc) -> bool:
+                    v = self.srch(d)["h"].get(name)
+                    return v is not None and (not q or any(q in fold(x) for x in v.split("\n")))
+                return header_field
 
             def header(d: _Doc) -> bool:
                 for n, v in self.header_lines(d):

@@ -1820,7 +1820,8 @@ def _subject_hash(summary: dict[str, Any]) -> bytes:
 
 # -- the search record (table "srch"; read by dualmail.search) ---------------------------
 
-_SEARCH_FIELDS = ("from", "to", "cc", "bcc", "subject")
+#: the header fields whose decoded lines the search record keeps (``search_record``)
+SEARCH_FIELDS = ("from", "to", "cc", "bcc", "subject")
 
 
 def _first_address(summary: dict[str, Any], key: str) -> list[str]:
@@ -1869,7 +1870,7 @@ def search_record(summary: dict[str, Any]) -> dict[str, Any]:
     for line in str(summary.get("header_text") or "").split("\n"):
         name, sep, value = line.partition(":")
         key = name.strip().lower()
-        if sep and key in _SEARCH_FIELDS:
+        if sep and key in SEARCH_FIELDS:
             fields.setdefault(key, []).append(value.strip(" "))
     mid = summary.get("message_id") or []
     irt = summary.get("in_reply_to") or []

@@ -83,11 +83,15 @@ class UnseenSets:
     mailbox's ``unseen`` rows again.  Only for mailboxes whose IMAP index is built (the
     caller checks ``imapidx.ready``).  Safe on any thread (a lock around the entries)."""
 
-    def __init__(self, max_mailboxes: int = 64, min_size: int = 1000, max_changes: int = 2000) -> None:
+    def __init__(self, max_mailboxes: int = 64, min_size: int = 1000, max_changes: int = 2000,
+                 max_firsts: int = 4096) -> None:
         self.max_mailboxes = max_mailboxes
         self.min_size = min_size  # smaller mailboxes are cheap to read: not cached
         self.max_changes = max_changes
         self._sets: OrderedDict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = OrderedDict()
+        # (account, mailbox) -> (HIGHESTMODSEQ, its first unseen UID): 4096 entries of ~200 B
+        self.max_firsts = max_firsts
+        self._firsts: OrderedDict[tuple[int, int], tuple[int, int | None]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -97,16 +101,36 @@ class UnseenSets:
         a new list the caller may change."""
         return list(self._current(view, m, rec))
 
-    def has(self, account: int, m: int) -> bool:
-        """Is an entry kept for ``m`` (so ``first`` reads at most what changed since)?"""
-        with self._lock:
-            return (account, m) in self._sets
-
     def first(self, view: ReadView, m: int, rec: dict[str, Any]) -> int | None:
-        """The lowest UID of ``m`` without ``$seen`` as of ``view`` (SELECT's [UNSEEN n]):
-        no read at all while the entry is current."""
-        got = self._current(view, m, rec)
-        return got[0][0] if got else None
+        """The lowest UID of ``m`` without ``$seen`` as of ``view`` (SELECT's [UNSEEN n]).
+
+        From the kept set where there is one (no read while it is current); else from
+        the first row of the ``unseen`` index (one cursor step), remembered with the
+        HIGHESTMODSEQ it is of, so a SELECT of a mailbox unchanged since the last one
+        (a client reconnecting) reads nothing for it.  Never builds a set: that reads
+        every unseen row, which SELECT must not."""
+        key = (view.a, m)
+        hms = int(rec["hms"])
+        with self._lock:
+            kept = key in self._sets
+            known = self._firsts.get(key)
+            if known is not None and known[0] == hms:
+                self._firsts.move_to_end(key)
+        if kept and int(rec["counts"]["msgs"]) >= self.min_size:
+            got = self._current(view, m, rec)
+            return got[0][0] if got else None
+        if known is not None and known[0] == hms:
+            self.hits += 1
+            return known[1]
+        uid = imapidx.first_unseen(view.kv, view.a, m)
+        with self._lock:
+            old = self._firsts.get(key)
+            if old is None or old[0] <= hms:  # (a thread with a newer view may have been first)
+                self._firsts[key] = (hms, uid)
+                self._firsts.move_to_end(key)
+            while len(self._firsts) > self.max_firsts:
+                self._firsts.popitem(last=False)
+        return uid
 
     def _current(self, view: ReadView, m: int, rec: dict[str, Any]) -> list[tuple[int, int]]:
         """The pairs as of ``view``: the entry itself where current (never changed in
@@ -155,5 +179,6 @@ class UnseenSets:
 
     def forget(self, account: int, m: int | None = None) -> None:
         with self._lock:
-            for key in [k for k in self._sets if k[0] == account and (m is None or k[1] == m)]:
-                del self._sets[key]
+            for d in (self._sets, self._firsts):
+                for key in [k for k in d if k[0] == account and (m is None or k[1] == m)]:
+                    del d[key]

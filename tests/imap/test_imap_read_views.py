@@ -68,3 +68,26 @@ def test_select_without_recent_to_claim_opens_one_view(store, account, monkeypat
     views.opened = 0
     out = c.ok("a3 EXAMINE INBOX")
     assert "[READ-ONLY]" in out and views.opened == 1
+
+
+def test_select_of_an_unchanged_mailbox_does_not_read_its_first_unseen_again(store, account, monkeypatch):
+    """[UNSEEN n] (RFC 3501 §7.1) is remembered with the mailbox's HIGHESTMODSEQ: a client
+    that reconnects to an unchanged mailbox costs no read of the ``unseen`` index, and any
+    change (here \\Seen set by another session on the first unseen message) is seen."""
+    from dualmail.store import imapidx
+    for _ in range(3):
+        deliver(store, account)
+    calls = []
+    real = imapidx.first_unseen
+    monkeypatch.setattr(imapidx, "first_unseen", lambda *a: calls.append(a) or real(*a))
+    c, other = Client(store), Client(store)
+    for x in (c, other):
+        x.login()
+    c.ok("a1 SELECT INBOX")
+    out = c.ok("a2 SELECT INBOX")
+    assert "[UNSEEN 1]" in out and len(calls) <= 1
+    n = len(calls)
+    assert "[UNSEEN 1]" in c.ok("a3 EXAMINE INBOX") and len(calls) == n
+    other.ok("b1 SELECT INBOX")
+    other.ok("b2 STORE 1 +FLAGS.SILENT (\\Seen)")
+    assert "[UNSEEN 2]" in c.ok("a4 SELECT INBOX") and len(calls) == n + 1

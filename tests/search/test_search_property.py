@@ -35,7 +35,7 @@ leaf = st.one_of(
     st.booleans().map(HasAttachment),
     st.builds(Contains, st.sampled_from(["from", "to", "cc", "bcc", "subject", "body", "text", "jmaptext"]),
               st.sampled_from(WORDS)),
-    st.builds(Header, st.sampled_from(["x-priority", "Subject", "message-id", "List-Id", "to"]),
+    st.builds(Header, st.sampled_from(["x-priority", "Subject", "message-id", "List-Id", "to", "From", "cc"]),
               st.sampled_from(["", "1", "m1", "example", "report"])),
     st.integers(1, 4).map(ModSeq), st.integers(1, 13).map(EmailId), st.integers(1, 12).map(ThreadId),
 )

@@ -62,11 +62,17 @@ unseen_ops = st.lists(st.tuples(st.sampled_from(["add", "add_seen", "seen", "uns
 def test_unseen_sets_follow_the_store(store, account, steps, max_changes):
     """``UnseenSets`` (SEARCH UNSEEN from memory) equals the ``unseen`` index after every
     change: arrivals seen or not, \\Seen set and cleared, expunges, moves, a compacted
-    expunge log, a view older than the entry, and a reload past ``max_changes``."""
+    expunge log, a view older than the entry, and a reload past ``max_changes``.  So does
+    ``first`` (SELECT's [UNSEEN n]), with a set kept and without one (remembered per
+    HIGHESTMODSEQ)."""
     from dualmail.store import imapidx
     from dualmail.store.uidmap import UnseenSets
 
     sets = UnseenSets(min_size=0, max_changes=max_changes)
+    firsts = UnseenSets(min_size=10**9)  # keeps no set: ``first`` from the index row
+
+    def first_of(pairs):
+        return pairs[0][0] if pairs else None
     with store.write(account) as tx:
         for i in range(30):
             tx.create_email(b"m", summary(f"{i}@x"), [INBOX], ["$seen"] if i % 3 else [])
@@ -96,6 +102,7 @@ def test_unseen_sets_follow_the_store(store, account, steps, max_changes):
         if old is not None:  # a view from before this change: answered as of that view
             want = imapidx.unseen(old_view.kv, account, INBOX)
             assert sets.pairs(old_view, INBOX, old_view.mailbox(INBOX)) == want
+            assert firsts.first(old_view, INBOX, old_view.mailbox(INBOX)) == first_of(want)
             old.__exit__(None, None, None)
             old = None
         with store.read(account) as r:
@@ -106,6 +113,10 @@ def test_unseen_sets_follow_the_store(store, account, steps, max_changes):
                     got = sets.pairs(r, m, r.mailbox(m))
                     assert got == want
                     got.append((0, 0))  # the caller's own list: the entry is not touched
+                    assert sets.first(r, m, r.mailbox(m)) == first_of(want)
+                    assert firsts.first(r, m, r.mailbox(m)) == first_of(want)
     if old is not None:
         old.__exit__(None, None, None)
     assert sets.hits >= sum(1 for op, _n in steps if op != "old_view")  # each second read at least
+    assert firsts.hits >= sum(1 for op, _n in steps if op != "old_view")
+    assert not firsts._sets

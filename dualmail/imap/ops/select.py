@@ -195,17 +195,13 @@ def _spellings_loader(s: Any) -> Any:
 
 def _first_unseen(view: Any, m: int, rec: dict[str, Any], uids: Any, sets: Any) -> int | None:
     """The sequence number of the first unseen message: once the mailbox's IMAP index is
-    built, from the large mailbox's unseen set in memory where one is kept
-    (``Store.unseen_sets``, made by SEARCH UNSEEN: no read while it is current), else the
-    first row of its ``unseen`` index (one cursor step); before, records read in growing
+    built, ``UnseenSets.first`` (an unseen set in memory where one is kept, else the
+    first row of the ``unseen`` index, remembered per HIGHESTMODSEQ: a SELECT of an
+    unchanged mailbox reads nothing for it); before, records read in growing
     batches (16, 64, 256, ...: one round trip each on PostgreSQL) up to
     ``UNSEEN_SCAN_LIMIT``."""
     if imapidx.ready(rec):
-        # (only a kept entry: building one reads every unseen row, which SELECT must not)
-        if int(rec["counts"]["msgs"]) >= sets.min_size and sets.has(view.a, m):
-            uid = sets.first(view, m, rec)
-        else:
-            uid = imapidx.first_unseen(view.kv, view.a, m)
+        uid = sets.first(view, m, rec)
         if uid is None:
             return None
         i = bisect.bisect_left(uids, uid)  # the map and the index are of one read view
