@@ -123,14 +123,20 @@ class UnseenSets:
             self.hits += 1
             return known[1]
         uid = imapidx.first_unseen(view.kv, view.a, m)
-        with self._lock:
-            old = self._firsts.get(key)
-            if old is None or old[0] <= hms:  # (a thread with a newer view may have been first)
-                self._firsts[key] = (hms, uid)
-                self._firsts.move_to_end(key)
-            while len(self._firsts) > self.max_firsts:
-                self._firsts.popitem(last=False)
+        self._keep(self._firsts, self.max_firsts, key, hms, uid)
         return uid
+
+    def _keep(self, entries: OrderedDict[Any, Any], limit: int, key: tuple[int, int],
+              hms: int, value: Any) -> None:
+        """Remember ``value`` as of ``hms`` unless a newer one is kept (a thread with a
+        newer view may have been first); the least recently used beyond ``limit`` go."""
+        with self._lock:
+            old = entries.get(key)
+            if old is None or old[0] <= hms:
+                entries[key] = (hms, value)
+                entries.move_to_end(key)
+            while len(entries) > limit:
+                entries.popitem(last=False)
 
     def _current(self, view: ReadView, m: int, rec: dict[str, Any]) -> list[tuple[int, int]]:
         """The pairs as of ``view``: the entry itself where current (never changed in
@@ -151,13 +157,7 @@ class UnseenSets:
         else:
             self.hits += 1
         if int(rec["counts"]["msgs"]) >= self.min_size:
-            with self._lock:
-                old = self._sets.get(key)
-                if old is None or old[0] <= hms:  # (a thread with a newer view may have been first)
-                    self._sets[key] = (hms, got)
-                    self._sets.move_to_end(key)
-                while len(self._sets) > self.max_mailboxes:
-                    self._sets.popitem(last=False)
+            self._keep(self._sets, self.max_mailboxes, key, hms, got)
         return got
 
     def _update(self, view: ReadView, m: int, seen: int,
