@@ -28,10 +28,10 @@ from __future__ import annotations
 import sys
 from array import array
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ..store import keys as K
-from ..store.kv import KVRead, prefix_end
+from ..store.kv import KVRead, Scan, prefix_end, scan_complete
 from ..model.terms import email_terms, unpack_terms
 from .collate import MAX_TOKEN, query_runs
 
@@ -229,34 +229,68 @@ def _postings_b(kv: KVRead, account: int, tb: bytes) -> set[int]:
     return out
 
 
-def _gram_terms(kv: KVRead, account: int, run: str) -> list[bytes]:
+def _postings_of(kv: KVRead, account: int, terms: Sequence[bytes]) -> set[int]:
+    """The union of the postings of ``terms``: their first chunks in one look."""
+    out: set[int] = set()
+    reqs = []
+    for tb in terms:
+        p = K.fts(account, tb)
+        reqs.append(("fts", p, prefix_end(p)))
+    for rows in scan_complete(kv, reqs, _POSTINGS_PAGE):
+        for _k, v in rows:
+            out.update(_unpack(v))
+    return out
+
+
+_POSTINGS_PAGE = 4  # chunks of a term's postings read in the first look (CHUNK each)
+
+
+_GRAM_PAGE = 64  # terms of a gram read in the first, batched look
+
+
+def _gram_terms(kv: KVRead, account: int, run: str,
+                also: Sequence[Scan] = ()) -> tuple[list[bytes], list[list[tuple[bytes, bytes]]]]:
     """A superset of the terms holding ``run`` (len >= GRAM): the terms of its rarest
-    gram.  Each gram's
-    list is read only up to the length of the shortest list read so far, so the cost is
-    about (number of grams) x (terms of the rarest gram)."""
+    gram; and the results of the scans ``also``, read with the first look.  The first
+    look reads up to ``_GRAM_PAGE`` terms of each of the three rarest-looking grams in one
+    ``scan_many``; after it, each gram's list is read only up to the length of the
+    shortest complete list so far, so the cost is about (number of grams) x (terms of the
+    rarest gram)."""
     grams = sorted({run[i:i + GRAM] for i in range(len(run) - GRAM + 1)},
                    key=lambda g: -sum(_COMMON.get(c, 26) for c in g))
+    prefixes = [K.ftsgram(account, g.encode("utf-8", "surrogatepass")) for g in grams]
+    first = prefixes[:3]
+    got = kv.scan_many([("ftsgram", p, prefix_end(p), _GRAM_PAGE) for p in first] + list(also))
     best: list[bytes] | None = None
-    for g in grams:
-        p = K.ftsgram(account, g.encode("utf-8", "surrogatepass"))
-        got: list[bytes] = []
-        for k, _v in kv.range("ftsgram", p, prefix_end(p)):
-            if best is not None and len(got) >= len(best):
-                break
-            got.append(bytes(k[len(p):]))
+    rest: list[bytes] = []
+    for p, rows in zip(first, got):
+        if len(rows) < _GRAM_PAGE:  # the whole list
+            if best is None or len(rows) < len(best):
+                best = [bytes(k[len(p):]) for k, _v in rows]
         else:
-            best = got
-            if len(best) <= 1:
+            rest.append(p)
+    rest += prefixes[3:]
+    for p in rest:
+        if best is not None and len(best) <= 1:
+            break
+        terms: list[bytes] = []
+        for k, _v in kv.range("ftsgram", p, prefix_end(p)):
+            if best is not None and len(terms) >= len(best):
                 break
-    return best or []
+            terms.append(bytes(k[len(p):]))
+        else:
+            best = terms
+    return best or [], got[len(first):]
 
 
-def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | None = None) -> set[int]:
+def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | None = None,
+                also: Sequence[Scan] = (), also_out: list[Any] | None = None) -> set[int]:
     """Postings of every term with ``run`` as prefix ("prefix"), suffix ("suffix") or
     inside it ("infix").  Terms cut to MAX_TOKEN may have lost the matching part, so for
     suffix/infix every cut term is included too (verification sorts it out).  Suffix and
     infix runs of 3 characters or more find their terms in the gram dictionary
-    (``ftsgram``) once it is complete; shorter ones scan the term dictionary."""
+    (``ftsgram``) once it is complete (the scans ``also`` then go with its first look, their
+    results appended to ``also_out``); shorter ones scan the term dictionary."""
     rb = run.encode("utf-8", "surrogatepass")
     out: set[int] = set()
     if mode == "prefix":
@@ -265,11 +299,18 @@ def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | Non
             out.update(_unpack(v))
         return out
     if len(run) >= GRAM and (grams_ready(kv, account) if ready is None else ready):
+        # the grams, the cut terms (and the caller's ``also``) in one look; then the
+        # postings of every term found in another
         cut = K.ftsgram(account, b"")
-        terms = {t for t in _gram_terms(kv, account, run) if (t.endswith(rb) if mode == "suffix" else rb in t)}
-        terms.update(bytes(k[len(cut):]) for k, _v in kv.range("ftsgram", cut, prefix_end(cut)))
-        for tb in terms:
-            out |= _postings_b(kv, account, tb)
+        found, extra = _gram_terms(kv, account, run, [("ftsgram", cut, prefix_end(cut), _GRAM_PAGE), *also])
+        cut_rows = extra[0]
+        if len(cut_rows) >= _GRAM_PAGE:
+            cut_rows.extend(kv.range("ftsgram", cut_rows[-1][0] + b"\x00", prefix_end(cut)))
+        terms = {t for t in found if (t.endswith(rb) if mode == "suffix" else rb in t)}
+        terms.update(bytes(k[len(cut):]) for k, _v in cut_rows)
+        out.update(_postings_of(kv, account, sorted(terms)))
+        if also_out is not None:
+            also_out.extend(extra[1:])
         return out
     p = K.acct(account)
     for k, v in kv.range("fts", p, prefix_end(p)):
@@ -303,8 +344,11 @@ class _Match:
             return True
         return any(len(t) >= MAX_TOKEN for t in joined.split("\n"))  # a cut term
 
-    def postings(self, kv: KVRead, account: int, ready: bool | None = None) -> set[int]:
-        """``ready``: ``grams_ready``, if the caller has read it."""
+    def postings(self, kv: KVRead, account: int, ready: bool | None = None,
+                 also: Sequence[Scan] = (), also_out: list[Any] | None = None) -> set[int]:
+        """``ready``: ``grams_ready``, if the caller has read it; ``also``: scans to read
+        with the first look where there is a batched one (their results appended to
+        ``also_out``; nothing appended: the caller reads them itself)."""
         if self.exact:
             found: set[int] | None = None
             for r in sorted(self.exact, key=len, reverse=True):
@@ -315,7 +359,7 @@ class _Match:
             return found or set()
         if self.mode == "term":
             return _postings(kv, account, self.run)
-        return _scan_terms(kv, account, self.run, self.mode, ready)
+        return _scan_terms(kv, account, self.run, self.mode, ready, also, also_out)
 
 
 def _match(folded_query: str, scan_terms: int) -> _Match | None:
@@ -336,18 +380,31 @@ def _match(folded_query: str, scan_terms: int) -> _Match | None:
     return _Match([], first, "suffix" if right else "infix")
 
 
-def _tail(kv: KVRead, account: int, wm: int, match: _Match) -> set[int]:
+def _tail_scan(account: int, wm: int) -> tuple[str, bytes, bytes | None]:
+    """The Emails above the watermark, as a scan."""
+    return ("email", K.email(account, wm + 1), prefix_end(K.acct(account)))
+
+
+def _tail(kv: KVRead, account: int, wm: int, match: _Match,
+          rows: list[tuple[bytes, bytes]] | None = None) -> set[int]:
     """The Emails above the watermark that may match: by their term records (made at
     ingest), so catching up never means reading their text; an Email without one (stored
-    before term records existed) is a candidate."""
+    before term records existed) is a candidate.  ``rows``: the first ``_TAIL_PAGE`` of
+    the tail scan, if the caller has read them."""
     out: set[int] = set()
-    stop = prefix_end(K.acct(account))
-    for k, _v in kv.range("email", K.email(account, wm + 1), stop):
-        e = K.un64(k, 4)
-        raw = kv.get("ftstok", k)
+    t, start, stop = _tail_scan(account, wm)
+    if rows is None:
+        rows = kv.scan_many([(t, start, stop, _TAIL_PAGE)])[0]
+    if len(rows) >= _TAIL_PAGE:
+        rows = rows + list(kv.range(t, rows[-1][0] + b"\x00", stop))
+    keys = [k for k, _v in rows]
+    for k, raw in zip(keys, kv.get_many("ftstok", keys)):
         if raw is None or match.terms_match(unpack_terms(raw)):
-            out.add(e)
+            out.add(K.un64(k, 4))
     return out
+
+
+_TAIL_PAGE = 64  # Emails above the watermark read in the first look
 
 
 def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int = 1) -> set[int] | None:
@@ -363,6 +420,8 @@ def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int =
     # the watermark and grams_ready in one read (one round trip on PostgreSQL)
     mark, ready = kv.get_many("ftsmeta", [K.acct(account), K.acct(account) + _GRAMS_READY])
     wm = K.un64(mark) if mark else 0
-    found = match.postings(kv, account, ready is not None) if wm else set()
-    found |= _tail(kv, account, wm, match)
+    tail: list[Any] = []
+    found = match.postings(kv, account, ready is not None, [(*_tail_scan(account, wm), _TAIL_PAGE)],
+                           tail) if wm else set()
+    found |= _tail(kv, account, wm, match, tail[0] if tail else None)
     return found

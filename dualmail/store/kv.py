@@ -34,6 +34,12 @@ The one widening for shared engines (``kv_pg``, several nodes on one database):
   read view costs two (``BEGIN`` with the statement, ``COMMIT``): the per-request
   credential and token checks, and the per-command "did the selected mailbox change?"
   check of an IMAP session, which opens a read view only when it did.
+- ``scan_many(reqs)``: several bounded ascending scans, each ``(table, start, stop,
+  limit)``, in one call: up to ``limit`` pairs of each.  An embedded engine loops over
+  ``range``; a networked one sends them together (PostgreSQL: one pipelined round trip).
+  A search looks up independent things at once this way (a word's grams, the index's
+  tail, the postings of its terms: three round trips, not one per list).
+  ``scan_complete(kv, reqs)`` reads on where a scan filled its limit.
 - An engine whose server is temporarily unreachable raises
   ``model.errors.UnavailableError`` with nothing applied.
 """
@@ -41,9 +47,13 @@ The one widening for shared engines (``kv_pg``, several nodes on one database):
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from itertools import islice
 from typing import Callable, Iterator, Protocol, Sequence, TypeVar
 
 T = TypeVar("T")
+
+#: one bounded ascending scan of ``scan_many``: (table, start, stop, limit)
+Scan = tuple[str, bytes, bytes | None, int]
 
 
 class KVRead(Protocol):
@@ -62,6 +72,11 @@ class KVRead(Protocol):
         ``expect``: about how many rows the caller will read (a hint; None: unknown, maybe
         few).  An engine that reads scans in pages makes its first page that size (plus one),
         smaller or larger than its default."""
+        ...
+
+    def scan_many(self, reqs: Sequence[Scan]) -> list[list[tuple[bytes, bytes]]]:
+        """For each ``(table, start, stop, limit)``: up to ``limit`` pairs with ``start <= key
+        < stop`` (stop None: to the end), ascending; in one round trip where the engine can."""
         ...
 
 
@@ -109,3 +124,19 @@ def prefix_end(prefix: bytes) -> bytes | None:
             return bytes(p)
         p.pop()
     return None
+
+
+def scan_each(kv: KVRead, reqs: Sequence[Scan]) -> list[list[tuple[bytes, bytes]]]:
+    """``scan_many`` by one ``range`` per scan (an engine where a scan costs no round trip)."""
+    return [list(islice(kv.range(t, start, stop, expect=limit), limit)) for t, start, stop, limit in reqs]
+
+
+def scan_complete(kv: KVRead, reqs: Sequence[tuple[str, bytes, bytes | None]],
+                  page: int = 64) -> list[list[tuple[bytes, bytes]]]:
+    """Every pair of each scan ``(table, start, stop)``: the first ``page`` of all of them in
+    one ``scan_many``, then the rest of any that filled its page by ``range``."""
+    got = kv.scan_many([(t, start, stop, page) for t, start, stop in reqs])
+    for (t, _start, stop), rows in zip(reqs, got):
+        if len(rows) >= page:  # more may follow: from just above the last key read
+            rows.extend(kv.range(t, rows[-1][0] + b"\x00", stop))
+    return got

@@ -18,6 +18,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import lmdb
 
 from ..model.errors import StoreLockedError
+from .kv import Scan, scan_each
 
 T = TypeVar("T")
 
@@ -72,6 +73,9 @@ class _Txn:
             yield k, cur.value()
             if not cur.prev():
                 return
+
+    def scan_many(self, reqs: Sequence[Scan]) -> list[list[tuple[bytes, bytes]]]:
+        return scan_each(self, reqs)
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._dbs[table])

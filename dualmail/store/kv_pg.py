@@ -52,6 +52,7 @@ from psycopg import generators, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..model import errors
+from .kv import Scan, scan_each
 
 T = TypeVar("T")
 
@@ -114,9 +115,20 @@ class _Txn:
         cur = self._cur
         if cur is not None:
             return cur.execute(query, params, binary=True)
-        return self._first(query, params)
+        return self._first([(query, params)])[0]
 
-    def _first(self, query: Any, params: Sequence[Any]) -> psycopg.Cursor:
+    def _execute_many(self, stmts: list[tuple[Any, Sequence[Any]]]) -> list[psycopg.Cursor]:
+        """Several statements in one pipelined round trip, a cursor each."""
+        conn = self._conn
+        if conn is None:
+            return self._first(stmts)
+        curs = [conn.cursor() for _ in stmts]
+        with conn.pipeline():
+            for cur, (query, params) in zip(curs, stmts):
+                cur.execute(query, params, binary=True)
+        return curs
+
+    def _first(self, stmts: list[tuple[Any, Sequence[Any]]]) -> list[psycopg.Cursor]:
         pool = self._kv._pool
         begin = _BEGIN_WRITE if self._write else _BEGIN_READ
         pause = _RETRY_PAUSE
@@ -125,11 +137,13 @@ class _Txn:
             try:
                 conn = self._kv._getconn()
                 cur = conn.cursor()
+                curs = [cur] + [conn.cursor() for _ in stmts[1:]]
                 with conn.pipeline():
                     cur.execute(begin)
                     if self._write and self._account is not None:
                         cur.execute(_ACCOUNT_LOCK, (_LOCK_NS_ACCOUNT, _signed32(self._account)))
-                    cur.execute(query, params, binary=True)
+                    for c, (query, params) in zip(curs, stmts):
+                        c.execute(query, params, binary=True)
             except _TEMPORARY as e:
                 if conn is not None:
                     _rollback(conn)
@@ -146,7 +160,7 @@ class _Txn:
                     pool.putconn(conn)
                 raise
             self._conn, self._cur = conn, cur
-            return cur
+            return curs
         raise AssertionError("unreachable")
 
     def get(self, table: str, key: bytes) -> bytes | None:
@@ -188,6 +202,16 @@ class _Txn:
             else:
                 hi = rows[-1][0]
             page = min(page * 4, _MAX_PAGE)
+
+    def scan_many(self, reqs: Sequence[Scan]) -> list[list[tuple[bytes, bytes]]]:
+        if len(reqs) <= 1:
+            return scan_each(self, reqs)
+        stmts: list[tuple[Any, Sequence[Any]]] = []
+        for table, start, stop, limit in reqs:
+            q = self._table(table)
+            stmts.append((q["fwd_ge"], (start, limit)) if stop is None
+                         else (q["fwd_ge_lt"], (start, stop, limit)))
+        return [cur.fetchall() for cur in self._execute_many(stmts)]
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         self._execute(self._table(table)["put"], (key, bytes(value)))

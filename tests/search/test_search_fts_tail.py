@@ -48,6 +48,10 @@ class Counting:
             self.ranged[table] = self.ranged.get(table, 0) + 1
             yield item
 
+    def scan_many(self, reqs):
+        from dualmail.store.kv import scan_each
+        return scan_each(self, reqs)  # each row counted by ``range``
+
     def __getattr__(self, name):
         return getattr(self.kv, name)
 

@@ -56,3 +56,26 @@ def test_get_many_past_one_statement_and_inside_a_write(kv):
         w.put("uid", _key(n + 1), b"new")
         assert w.delete("uid", _key(0)) is True
         assert w.get_many("uid", [_key(0), _key(n + 1), _key(1)]) == [None, b"new", (1).to_bytes(4, "big")]
+
+
+def test_scan_many_is_range_per_scan_cut_to_its_limit(kv):
+    """``scan_many``: each (table, start, stop, limit) as ``range`` would give it, at most
+    ``limit`` pairs; ``scan_complete`` reads on where a scan filled its page."""
+    from dualmail.store.kv import scan_complete
+
+    with kv.write(1) as w:
+        for i in range(0, 300, 3):
+            w.put("email", _key(i), b"e%d" % i)
+            w.put("uid", _key(i), b"u%d" % i)
+    reqs = [("email", _key(0), _key(30), 5), ("uid", _key(10), None, 1000), ("email", _key(31), _key(32), 3),
+            ("uid", _key(299), _key(1000), 2), ("email", _key(290), _key(10), 4)]  # empty, and an inverted window
+    for view in (kv.read, lambda: kv.write(1)):
+        with view() as r:
+            got = r.scan_many(reqs)
+            want = [list(r.range(t, a, b))[:n] for t, a, b, n in reqs]
+            assert got == want
+            assert [len(x) for x in got] == [5, 96, 0, 0, 0]
+            assert r.scan_many([]) == []
+            full = scan_complete(r, [(t, a, b) for t, a, b, _n in reqs], page=4)
+            assert full == [list(r.range(t, a, b)) for t, a, b, _n in reqs]
+            assert r.get("email", _key(3)) == b"e3"  # the view goes on after the batch

@@ -383,3 +383,20 @@ def test_a_read_views_commit_is_read_by_the_next_user_and_ends_its_snapshot(url,
     with kv.read() as r:
         assert r.get("account", b"k") == b"2"
     assert kv.get_latest("account", b"k") == b"2"
+
+
+def test_scan_many_sends_every_scan_in_one_round_trip(kv, monkeypatch):
+    """A search's independent lookups (grams, the index's tail, postings) cost one round
+    trip together, also as a read view's first statements (with its BEGIN)."""
+    with kv.write(1) as w:
+        for i in range(50):
+            w.put("uid", i.to_bytes(4, "big"), b"v%d" % i)
+    stats = _Statements(monkeypatch)
+    reqs = [("uid", (i * 10).to_bytes(4, "big"), ((i + 1) * 10).to_bytes(4, "big"), 3) for i in range(5)]
+    with kv.read() as r:
+        got = r.scan_many(reqs)
+        assert stats.trips == 1 and stats.sent[0].startswith("BEGIN")
+        assert got == [[((i * 10 + j).to_bytes(4, "big"), b"v%d" % (i * 10 + j)) for j in range(3)]
+                       for i in range(5)]
+        stats.reset()
+        assert r.scan_many(reqs[:2]) == got[:2] and stats.trips == 1
