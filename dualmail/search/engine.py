@@ -29,7 +29,7 @@ Imports no twisted.
 from __future__ import annotations
 
 import bisect
-from itertools import islice
+from itertools import islice, repeat
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Union
 
@@ -102,6 +102,7 @@ class _Engine:
         self.mk = str(self.m) if self.m is not None else None
         self.ctx = context or _NO_CONTEXT
         self._thread_kw: dict[int, list[list[str]]] = {}
+        self.want_srch = False  # a predicate reads search records: read them with the Emails
 
     # -- lazily loaded data --------------------------------------------------------
 
@@ -131,9 +132,17 @@ class _Engine:
         it = iter(items)
         while part := list(islice(it, _CHUNK)):
             chunk: list[_Doc] = []
-            for (e, u), rec in zip(part, self.v.emails([e for e, _u in part])):
+            es = [e for e, _u in part]
+            if self.want_srch:
+                recs, srchs = self.v.emails_with(es, "srch")
+            else:
+                recs, srchs = self.v.emails(es), repeat(None)
+            for (e, u), rec, raw in zip(part, recs, srchs):
                 if rec is not None:
-                    chunk.append(_Doc(e, u, rec, chunk))
+                    d = _Doc(e, u, rec, chunk)
+                    if raw is not None:
+                        d.srch = codec.loads(raw)
+                    chunk.append(d)
             yield from chunk
 
     def folded(self, d: _Doc, part: str) -> str:
@@ -226,6 +235,7 @@ class _Engine:
             return saved
         if isinstance(c, SentDay):
             lo, hi = _bounds(c.lo, c.hi)
+            self.want_srch = True
 
             def sent_day(d: _Doc) -> bool:
                 return lo <= _sent_day(self.srch(d), d.rec) < hi
@@ -254,6 +264,7 @@ class _Engine:
             return lambda d: int(d.rec["thread"]) == t
         if isinstance(c, HasAttachment):
             want = bool(c.value)
+            self.want_srch = True
             return lambda d: bool(self.srch(d).get("att")) == want
         if isinstance(c, ThreadKeyword):
             k, mode = c.keyword.lower(), c.mode
@@ -273,6 +284,7 @@ class _Engine:
             if name in SEARCH_FIELDS:
                 # the search record holds these fields' lines as the text does (one line
                 # per instance, the same split): no read of the whole header text
+                self.want_srch = True
 
                 def header_field(d: _Doc) -> bool:
                     v = self.srch(d)["h"].get(name)
@@ -290,6 +302,8 @@ class _Engine:
     def _contains(self, field: str, q: str) -> Pred:
         if not q:
             return lambda d: True
+        if field in ("from", "to", "cc", "bcc", "subject", "jmaptext"):
+            self.want_srch = True
         if field in ("from", "to", "cc", "bcc"):
             return lambda d: q in self.folded(d, field) or q in self.folded(d, "addr:" + field)
         if field in ("subject", "body"):

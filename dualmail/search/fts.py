@@ -245,31 +245,44 @@ def _postings_of(kv: KVRead, account: int, terms: Sequence[bytes]) -> set[int]:
 _POSTINGS_PAGE = 4  # chunks of a term's postings read in the first look (CHUNK each)
 
 
-_GRAM_PAGE = 64  # terms of a gram read in the first, batched look
+_GRAM_PAGE = 64  # terms of a gram (and cut terms) read in the first, batched look
+_FIRST_GRAMS = 3  # grams read in the first look
+
+
+def _grams(run: str) -> list[str]:
+    """The grams of ``run``, the rarest-looking first."""
+    return sorted({run[i:i + GRAM] for i in range(len(run) - GRAM + 1)},
+                  key=lambda g: -sum(_COMMON.get(c, 26) for c in g))
+
+
+def _gram_prefix(account: int, g: str) -> bytes:
+    return K.ftsgram(account, g.encode("utf-8", "surrogatepass"))
+
+
+def _gram_scans(account: int, run: str) -> list[Scan]:
+    """The first look of a suffix/infix run: up to ``_GRAM_PAGE`` terms of each of its
+    ``_FIRST_GRAMS`` rarest-looking grams, and of the cut terms."""
+    ps = [_gram_prefix(account, g) for g in _grams(run)[:_FIRST_GRAMS]] + [K.ftsgram(account, b"")]
+    return [("ftsgram", p, prefix_end(p), _GRAM_PAGE) for p in ps]
 
 
 def _gram_terms(kv: KVRead, account: int, run: str,
-                also: Sequence[Scan] = ()) -> tuple[list[bytes], list[list[tuple[bytes, bytes]]]]:
+                first: list[list[tuple[bytes, bytes]]]) -> list[bytes]:
     """A superset of the terms holding ``run`` (len >= GRAM): the terms of its rarest
-    gram; and the results of the scans ``also``, read with the first look.  The first
-    look reads up to ``_GRAM_PAGE`` terms of each of the three rarest-looking grams in one
-    ``scan_many``; after it, each gram's list is read only up to the length of the
-    shortest complete list so far, so the cost is about (number of grams) x (terms of the
-    rarest gram)."""
-    grams = sorted({run[i:i + GRAM] for i in range(len(run) - GRAM + 1)},
-                   key=lambda g: -sum(_COMMON.get(c, 26) for c in g))
-    prefixes = [K.ftsgram(account, g.encode("utf-8", "surrogatepass")) for g in grams]
-    first = prefixes[:3]
-    got = kv.scan_many([("ftsgram", p, prefix_end(p), _GRAM_PAGE) for p in first] + list(also))
+    gram.  ``first``: the rows of the first look's gram scans (``_gram_scans``, without
+    the cut terms).  After it, each gram's list is read only up to the length of the
+    shortest complete list so far, so the cost is about (number of grams) x (terms of
+    the rarest gram)."""
+    prefixes = [_gram_prefix(account, g) for g in _grams(run)]
     best: list[bytes] | None = None
     rest: list[bytes] = []
-    for p, rows in zip(first, got):
+    for p, rows in zip(prefixes, first):
         if len(rows) < _GRAM_PAGE:  # the whole list
             if best is None or len(rows) < len(best):
                 best = [bytes(k[len(p):]) for k, _v in rows]
         else:
             rest.append(p)
-    rest += prefixes[3:]
+    rest += prefixes[len(first):]
     for p in rest:
         if best is not None and len(best) <= 1:
             break
@@ -280,17 +293,17 @@ def _gram_terms(kv: KVRead, account: int, run: str,
             terms.append(bytes(k[len(p):]))
         else:
             best = terms
-    return best or [], got[len(first):]
+    return best or []
 
 
 def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | None = None,
-                also: Sequence[Scan] = (), also_out: list[Any] | None = None) -> set[int]:
+                first: list[list[tuple[bytes, bytes]]] | None = None) -> set[int]:
     """Postings of every term with ``run`` as prefix ("prefix"), suffix ("suffix") or
     inside it ("infix").  Terms cut to MAX_TOKEN may have lost the matching part, so for
     suffix/infix every cut term is included too (verification sorts it out).  Suffix and
     infix runs of 3 characters or more find their terms in the gram dictionary
-    (``ftsgram``) once it is complete (the scans ``also`` then go with its first look, their
-    results appended to ``also_out``); shorter ones scan the term dictionary."""
+    (``ftsgram``) once it is complete (``first``: the rows of ``_gram_scans``, if the
+    caller has read them); shorter ones scan the term dictionary."""
     rb = run.encode("utf-8", "surrogatepass")
     out: set[int] = set()
     if mode == "prefix":
@@ -299,18 +312,17 @@ def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | Non
             out.update(_unpack(v))
         return out
     if len(run) >= GRAM and (grams_ready(kv, account) if ready is None else ready):
-        # the grams, the cut terms (and the caller's ``also``) in one look; then the
-        # postings of every term found in another
+        # the grams and the cut terms in one look; the postings of every term found in another
+        if first is None:
+            first = kv.scan_many(_gram_scans(account, run))
         cut = K.ftsgram(account, b"")
-        found, extra = _gram_terms(kv, account, run, [("ftsgram", cut, prefix_end(cut), _GRAM_PAGE), *also])
-        cut_rows = extra[0]
+        cut_rows = first[-1]
         if len(cut_rows) >= _GRAM_PAGE:
-            cut_rows.extend(kv.range("ftsgram", cut_rows[-1][0] + b"\x00", prefix_end(cut)))
-        terms = {t for t in found if (t.endswith(rb) if mode == "suffix" else rb in t)}
+            cut_rows = cut_rows + list(kv.range("ftsgram", cut_rows[-1][0] + b"\x00", prefix_end(cut)))
+        terms = {t for t in _gram_terms(kv, account, run, first[:-1])
+                 if (t.endswith(rb) if mode == "suffix" else rb in t)}
         terms.update(bytes(k[len(cut):]) for k, _v in cut_rows)
         out.update(_postings_of(kv, account, sorted(terms)))
-        if also_out is not None:
-            also_out.extend(extra[1:])
         return out
     p = K.acct(account)
     for k, v in kv.range("fts", p, prefix_end(p)):
@@ -344,11 +356,17 @@ class _Match:
             return True
         return any(len(t) >= MAX_TOKEN for t in joined.split("\n"))  # a cut term
 
+    def first_scans(self, account: int) -> list[Scan]:
+        """What ``postings`` reads first, to be read with the caller's own first look
+        (``scan_many``): the grams of a suffix/infix run; nothing for the other kinds."""
+        if not self.exact and self.mode in ("suffix", "infix") and len(self.run) >= GRAM:
+            return _gram_scans(account, self.run)
+        return []
+
     def postings(self, kv: KVRead, account: int, ready: bool | None = None,
-                 also: Sequence[Scan] = (), also_out: list[Any] | None = None) -> set[int]:
-        """``ready``: ``grams_ready``, if the caller has read it; ``also``: scans to read
-        with the first look where there is a batched one (their results appended to
-        ``also_out``; nothing appended: the caller reads them itself)."""
+                 first: list[list[tuple[bytes, bytes]]] | None = None) -> set[int]:
+        """``ready``: ``grams_ready``, if the caller has read it; ``first``: the rows of
+        ``first_scans`` (read with ``grams_ready`` true), if the caller has read them."""
         if self.exact:
             found: set[int] | None = None
             for r in sorted(self.exact, key=len, reverse=True):
@@ -359,7 +377,7 @@ class _Match:
             return found or set()
         if self.mode == "term":
             return _postings(kv, account, self.run)
-        return _scan_terms(kv, account, self.run, self.mode, ready, also, also_out)
+        return _scan_terms(kv, account, self.run, self.mode, ready, first or None)
 
 
 def _match(folded_query: str, scan_terms: int) -> _Match | None:
@@ -380,24 +398,24 @@ def _match(folded_query: str, scan_terms: int) -> _Match | None:
     return _Match([], first, "suffix" if right else "infix")
 
 
-def _tail_scan(account: int, wm: int) -> tuple[str, bytes, bytes | None]:
-    """The Emails above the watermark, as a scan."""
-    return ("email", K.email(account, wm + 1), prefix_end(K.acct(account)))
+def _tail_scan(account: int, wm: int) -> Scan:
+    """The Emails above ``wm``, first page, as a scan."""
+    return ("email", K.email(account, wm + 1), prefix_end(K.acct(account)), _TAIL_PAGE)
 
 
 def _tail(kv: KVRead, account: int, wm: int, match: _Match,
           rows: list[tuple[bytes, bytes]] | None = None) -> set[int]:
     """The Emails above the watermark that may match: by their term records (made at
     ingest), so catching up never means reading their text; an Email without one (stored
-    before term records existed) is a candidate.  ``rows``: the first ``_TAIL_PAGE`` of
-    the tail scan, if the caller has read them."""
+    before term records existed) is a candidate.  ``rows``: the first page of a tail
+    scan from at or below ``wm + 1``, if the caller has read it."""
     out: set[int] = set()
-    t, start, stop = _tail_scan(account, wm)
+    t, start, stop, limit = _tail_scan(account, wm)
     if rows is None:
-        rows = kv.scan_many([(t, start, stop, _TAIL_PAGE)])[0]
-    if len(rows) >= _TAIL_PAGE:
+        rows = kv.scan_many([(t, start, stop, limit)])[0]
+    if len(rows) >= limit:
         rows = rows + list(kv.range(t, rows[-1][0] + b"\x00", stop))
-    keys = [k for k, _v in rows]
+    keys = [k for k, _v in rows if k >= start]
     for k, raw in zip(keys, kv.get_many("ftstok", keys)):
         if raw is None or match.terms_match(unpack_terms(raw)):
             out.add(K.un64(k, 4))
@@ -405,6 +423,9 @@ def _tail(kv: KVRead, account: int, wm: int, match: _Match,
 
 
 _TAIL_PAGE = 64  # Emails above the watermark read in the first look
+# account -> its watermark when last read: where the first look's tail scan starts.  A
+# stale hint only costs rows (below: filtered out) or a second read (above: re-read).
+_WM_HINT: dict[int, int] = {}
 
 
 def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int = 1) -> set[int] | None:
@@ -417,11 +438,20 @@ def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int =
     match = _match(folded_query, scan_terms)
     if match is None:
         return None
-    # the watermark and grams_ready in one read (one round trip on PostgreSQL)
-    mark, ready = kv.get_many("ftsmeta", [K.acct(account), K.acct(account) + _GRAMS_READY])
+    # One look (one round trip on PostgreSQL): the watermark and grams_ready, the Emails
+    # above the watermark as last seen, and what the match reads first (a run's grams).
+    acct = K.acct(account)
+    hint = _WM_HINT.get(account, 0)
+    first = match.first_scans(account)
+    got = kv.scan_many([("ftsmeta", acct, acct + b"h", 3), _tail_scan(account, hint), *first])
+    meta = dict(got[0])
+    mark, ready = meta.get(acct), acct + _GRAMS_READY in meta
     wm = K.un64(mark) if mark else 0
-    tail: list[Any] = []
-    found = match.postings(kv, account, ready is not None, [(*_tail_scan(account, wm), _TAIL_PAGE)],
-                           tail) if wm else set()
-    found |= _tail(kv, account, wm, match, tail[0] if tail else None)
+    if len(_WM_HINT) > 100_000:
+        _WM_HINT.clear()
+    _WM_HINT[account] = wm
+    found = match.postings(kv, account, ready, got[2:] if ready else None) if wm else set()
+    # (a hint below the watermark whose page filled: read again from the watermark, not on)
+    tail = got[1] if hint == wm or (hint < wm and len(got[1]) < _TAIL_PAGE) else None
+    found |= _tail(kv, account, wm, match, tail)
     return found

@@ -40,6 +40,9 @@ The one widening for shared engines (``kv_pg``, several nodes on one database):
   A search looks up independent things at once this way (a word's grams, the index's
   tail, the postings of its terms: three round trips, not one per list).
   ``scan_complete(kv, reqs)`` reads on where a scan filled its limit.
+- ``get_many_each(reqs)``: several ``get_many``, each ``(table, keys)``, in one call (one
+  round trip on PostgreSQL): a search reads its candidates' Email and search records
+  together.
 - An engine whose server is temporarily unreachable raises
   ``model.errors.UnavailableError`` with nothing applied.
 """
@@ -72,6 +75,11 @@ class KVRead(Protocol):
         ``expect``: about how many rows the caller will read (a hint; None: unknown, maybe
         few).  An engine that reads scans in pages makes its first page that size (plus one),
         smaller or larger than its default."""
+        ...
+
+    def get_many_each(self, reqs: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        """``[get_many(table, keys) for table, keys in reqs]``, in one round trip where the
+        engine can."""
         ...
 
     def scan_many(self, reqs: Sequence[Scan]) -> list[list[tuple[bytes, bytes]]]:
@@ -124,6 +132,11 @@ def prefix_end(prefix: bytes) -> bytes | None:
             return bytes(p)
         p.pop()
     return None
+
+
+def get_each(kv: KVRead, reqs: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+    """``get_many_each`` by one ``get_many`` per table (an engine with no round trips)."""
+    return [kv.get_many(t, keys) for t, keys in reqs]
 
 
 def scan_each(kv: KVRead, reqs: Sequence[Scan]) -> list[list[tuple[bytes, bytes]]]:

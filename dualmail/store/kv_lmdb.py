@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import lmdb
 
 from ..model.errors import StoreLockedError
-from .kv import Scan, scan_each
+from .kv import Scan, get_each, scan_each
 
 T = TypeVar("T")
 
@@ -76,6 +76,9 @@ class _Txn:
 
     def scan_many(self, reqs: Sequence[Scan]) -> list[list[tuple[bytes, bytes]]]:
         return scan_each(self, reqs)
+
+    def get_many_each(self, reqs: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        return get_each(self, reqs)
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._dbs[table])

@@ -52,7 +52,7 @@ from psycopg import generators, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..model import errors
-from .kv import Scan, scan_each
+from .kv import Scan, get_each, scan_each
 
 T = TypeVar("T")
 
@@ -202,6 +202,23 @@ class _Txn:
             else:
                 hi = rows[-1][0]
             page = min(page * 4, _MAX_PAGE)
+
+    def get_many_each(self, reqs: Sequence[tuple[str, Sequence[bytes]]]) -> list[list[bytes | None]]:
+        asked = [(t, [bytes(k) for k in keys]) for t, keys in reqs]
+        stmts: list[tuple[Any, Sequence[Any]]] = []
+        for t, keys in asked:
+            q = self._table(t)["get_many"]
+            stmts += [(q, (keys[i:i + _MAX_PAGE],)) for i in range(0, len(keys), _MAX_PAGE)]
+        if len(stmts) <= 1:
+            return get_each(self, reqs)
+        curs = iter(self._execute_many(stmts))
+        out: list[list[bytes | None]] = []
+        for _t, keys in asked:
+            found: dict[bytes, bytes] = {}
+            for _i in range(0, len(keys), _MAX_PAGE):
+                found.update(next(curs).fetchall())
+            out.append([found.get(k) for k in keys])
+        return out
 
     def scan_many(self, reqs: Sequence[Scan]) -> list[list[tuple[bytes, bytes]]]:
         if len(reqs) <= 1:

@@ -268,6 +268,13 @@ class ReadView:
         it = iter(raws)
         return [None if e is None or (raw := next(it)) is None else codec.loads(raw) for e in es]
 
+    def emails_with(self, es: Sequence[int], table: str) -> tuple[list[dict[str, Any] | None], list[bytes | None]]:
+        """``emails(es)`` and the raw ``table`` rows of the same Emails (key A E), in one KV
+        ``get_many_each`` (one round trip on PostgreSQL)."""
+        keys = [K.email(self.a, e) for e in es]
+        raws, other = self.kv.get_many_each([("email", keys), (table, keys)])
+        return [None if raw is None else codec.loads(raw) for raw in raws], other
+
     def summaries(self, es: Sequence[int]) -> list[dict[str, Any] | None]:
         """``summary(e)`` for each of ``es``, in one KV ``get_many``."""
         raws = self.kv.get_many("summary", [K.email(self.a, e) for e in es])

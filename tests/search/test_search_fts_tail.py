@@ -6,6 +6,8 @@ lookup does not scan the term dictionary (docs/search.md, "Full-text index")."""
 from __future__ import annotations
 
 import string
+
+import pytest
 import tempfile
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -183,3 +185,28 @@ def test_old_index_is_upgraded_in_slices_and_answers_stay_the_same(store, accoun
         assert r.kv.get("ftsmeta", K.acct(account) + b"G") is None
     assert answers() == before
     assert fts.upgrade_grams(store, account) == 0
+
+
+@pytest.mark.parametrize("hint", ["none", "below", "equal", "above"])
+def test_the_watermark_hint_never_changes_answers_and_a_stale_one_reads_little(store, account, hint):
+    """The first look scans the Emails above the watermark as last seen (``_WM_HINT``),
+    with the watermark itself: a hint below it (more mail indexed since) or above it (an
+    index rebuilt, another store) still gives exactly the tail, and never makes the query
+    read the mailbox's Email records."""
+    with store.write(account) as tx:
+        for i in range(300):
+            word = "quetzalcoatlus" if i in (7, 299) else f"ordinary{i}"
+            store_prepared(tx, prepare(msg(f"From: a@b\nSubject: n{i}", f"a {word} day\n"), (), 1), [INBOX])
+    fts.index_pending(store, account, 290)  # the last 10 above the watermark
+    with store.read(account) as r:
+        wm = fts.watermark(r.kv, account)
+    assert wm > 200
+    fts._WM_HINT.pop(account, None)
+    if hint != "none":
+        fts._WM_HINT[account] = {"below": 1, "equal": wm, "above": wm + 5}[hint]
+    with store.read(account) as r:
+        r.kv = counting = Counting(r.kv)
+        got = search(r, JMAP, Contains("body", "etzalcoat"))
+        assert len(got) == 2
+        assert counting.ranged.get("email", 0) <= fts._TAIL_PAGE + 10
+    assert fts._WM_HINT[account] == wm

@@ -79,3 +79,18 @@ def test_scan_many_is_range_per_scan_cut_to_its_limit(kv):
             full = scan_complete(r, [(t, a, b) for t, a, b, _n in reqs], page=4)
             assert full == [list(r.range(t, a, b)) for t, a, b, _n in reqs]
             assert r.get("email", _key(3)) == b"e3"  # the view goes on after the batch
+
+
+def test_get_many_each_is_get_many_per_table(kv):
+    """``get_many_each``: one ``get_many`` per (table, keys), also past one statement's
+    ``_MAX_PAGE`` keys on PostgreSQL."""
+    with kv.write(1) as w:
+        for i in range(0, 1200, 2):
+            w.put("email", _key(i), b"e%d" % i)
+            w.put("srch", _key(i + 1), b"s%d" % i)
+    many = [_key(i) for i in range(1100, -1, -1)]
+    reqs = [("email", [_key(4), _key(5), _key(4)]), ("srch", [_key(5), _key(4)]), ("email", []), ("srch", many)]
+    with kv.read() as r:
+        assert r.get_many_each(reqs) == [r.get_many(t, keys) for t, keys in reqs]
+        assert r.get_many_each(reqs)[:2] == [[b"e4", None, b"e4"], [b"s4", None]]
+        assert r.get_many_each([]) == []

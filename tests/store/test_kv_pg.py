@@ -400,3 +400,14 @@ def test_scan_many_sends_every_scan_in_one_round_trip(kv, monkeypatch):
                        for i in range(5)]
         stats.reset()
         assert r.scan_many(reqs[:2]) == got[:2] and stats.trips == 1
+
+
+def test_get_many_each_is_one_round_trip(kv, monkeypatch):
+    with kv.write(1) as w:
+        for i in range(10):
+            w.put("email", b"%d" % i, b"e")
+            w.put("srch", b"%d" % i, b"s")
+    stats = _Statements(monkeypatch)
+    with kv.read() as r:
+        got = r.get_many_each([("email", [b"%d" % i for i in range(10)]), ("srch", [b"1", b"x"])])
+    assert got == [[b"e"] * 10, [b"s", None]] and stats.trips == 1
