@@ -116,10 +116,11 @@ Handler = Callable[["Session", Any], Generator[Any, None, "r.Tagged | None"]]
 
 # Commands during which EXPUNGE must not be sent (RFC 9051 §7.5.1); their UID forms allow it.
 _NO_EXPUNGE = (c.Fetch, c.Store, c.Search, c.Sort, c.Thread)
-# Commands that never write: the mailbox was checked for changes just before them
-# (``_absorb``), and what changed while they ran is told after the next command, so the
-# updates after them are what that check found, with no second read (RFC 9051 §7: the
-# server sends untagged updates when it chooses; a session's own writes need a re-read).
+# Commands that never write: the mailbox is not checked for changes before them, but
+# after, from the record their own read view holds (``view_record``: no read of its
+# own); they answer among the messages the session knows (``search._known``), and what
+# their view showed arrived is told after them.  Dovecot, too, syncs the mailbox at the
+# end of a command.  RFC 9051 §7: the server sends untagged updates when it chooses.
 _READ_ONLY = (c.Search, c.Sort, c.Thread)
 
 
@@ -156,6 +157,9 @@ class Session:
         self.account_full: Callable[[int], bool] | None = None
         self.token: str | None = None  # the app token this session logged in with (revocation)
         self._claimed: int | None = None  # the last \Recent claim's answer (idle_updates)
+        # the selected mailbox's record as a read-only command's own view read it (the
+        # check after that command: ``_updates``); None: read it then
+        self.view_record: dict[str, Any] | None = None
         self.saved: ResolvedSet | None = None  # SEARCHRES result, as UIDs (RFC 5182)
         self.client_id: tuple[tuple[str, str | None], ...] | None = None
         self.notify: NotifyState | None = None  # RFC 5465 NOTIFY SET registration
@@ -393,7 +397,7 @@ class Session:
         try:
             # (SELECT and EXAMINE close the selected mailbox without telling its changes,
             # RFC 9051 §6.3.2: nothing to read first)
-            if self.selected is not None and not isinstance(cmd, (c.Select, c.Examine)):
+            if self.selected is not None and not isinstance(cmd, (c.Select, c.Examine, *_READ_ONLY)):
                 self._absorb()
         except MailboxGoneError:
             yield from self._mailbox_gone()
@@ -403,9 +407,9 @@ class Session:
                 yield self.encode(self._unavailable(cmd.tag, e))
                 return
         allow = not (isinstance(cmd, _NO_EXPUNGE) and not getattr(cmd, "uid", False))
+        self.view_record = None
         yield from self._drive_tagged(handler(self, cmd), cmd.tag, allow_expunge=allow,
-                                      updates=not isinstance(cmd, c.Logout),
-                                      recheck=not isinstance(cmd, _READ_ONLY))
+                                      updates=not isinstance(cmd, c.Logout))
 
     def _token_live(self) -> bool:
         """The app token of this session is still valid (one read per command): a revoked
@@ -434,8 +438,7 @@ class Session:
                         r.code("UNAVAILABLE"))
 
     def _drive_tagged(self, gen: Generator[Any, None, r.Tagged | None], tag: str, *,
-                      allow_expunge: bool = True, updates: bool = True,
-                      recheck: bool = True) -> Iterator[Output]:
+                      allow_expunge: bool = True, updates: bool = True) -> Iterator[Output]:
         tagged: r.Tagged | None
         before = self.selected
         try:
@@ -471,7 +474,7 @@ class Session:
         # absorbed since: its updates wait for the next command (one read view less)
         if updates and self.selected is not None and self.selected is before and tagged.status != "BAD":
             try:
-                yield from self._updates(allow_expunge, recheck)
+                yield from self._updates(allow_expunge)
             except MailboxGoneError:
                 yield from self._mailbox_gone()
                 return
@@ -498,11 +501,13 @@ class Session:
         with self.store.read(self.account) as view:
             self.selected.absorb(view)
 
-    def _unchanged(self, sel: SelectedMailbox) -> bool:
-        """Nothing for ``sel.absorb`` to read: the mailbox's latest record has neither a
-        higher modseq nor a higher UIDNEXT than the session has seen (one key read, no
-        read view: one round trip on PostgreSQL where a view costs two)."""
-        rec = self.store.mailbox_record(self.account, sel.mailbox)
+    def _unchanged(self, sel: SelectedMailbox, rec: dict[str, Any] | None = None) -> bool:
+        """Nothing for ``sel.absorb`` to read: the mailbox's latest record (or ``rec``, a
+        command's view of it) has neither a higher modseq nor a higher UIDNEXT than the
+        session has seen (one key read, no read view: one round trip on PostgreSQL where
+        a view costs two)."""
+        if rec is None:
+            rec = self.store.mailbox_record(self.account, sel.mailbox)
         return rec is not None and int(rec["hms"]) <= sel.seen and int(rec["uidnext"]) <= sel.last_uid + 1
 
     def _claim_recent(self) -> int | None:
@@ -521,10 +526,11 @@ class Session:
         with self.store.write(account) as tx:
             return int(tx.claim_recent(mailbox, upto))
 
-    def _updates(self, allow_expunge: bool, recheck: bool = True) -> Iterator[bytes]:
+    def _updates(self, allow_expunge: bool) -> Iterator[bytes]:
         sel = self.selected
         assert sel is not None and self.account is not None
-        if recheck and not self._unchanged(sel):
+        rec, self.view_record = self.view_record, None
+        if not self._unchanged(sel, rec):
             with self.store.read(self.account) as view:
                 sel.absorb(view)
         if not sel.has_pending() and not sel.touched:

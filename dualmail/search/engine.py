@@ -103,6 +103,7 @@ class _Engine:
         self.ctx = context or _NO_CONTEXT
         self._thread_kw: dict[int, list[list[str]]] = {}
         self.want_srch = False  # a predicate reads search records: read them with the Emails
+        self._took_mailbox = False  # the mailbox record went with a full-text first look
 
     # -- lazily loaded data --------------------------------------------------------
 
@@ -354,10 +355,24 @@ class _Engine:
         if isinstance(c, Contains):
             q = fold(c.value)
             cheap = c.field in ("from", "to", "cc", "bcc", "subject")
-            return fts.candidates(self.v.kv, self.a, q, scan_terms=3 if cheap else 1) if q else None
+            return self._candidates(q, 3 if cheap else 1) if q else None
         if isinstance(c, Header) and c.value:
-            return fts.candidates(self.v.kv, self.a, fold(c.value))
+            return self._candidates(fold(c.value), 1)
         return None
+
+    def _candidates(self, q: str, scan_terms: int) -> set[int] | None:
+        """``fts.candidates``; in a mailbox scope, the mailbox's record (which running the
+        search reads) is read in the same round trip."""
+        m = self.m
+        if m is None or self._took_mailbox:
+            return fts.candidates(self.v.kv, self.a, q, scan_terms=scan_terms)
+        self._took_mailbox = True
+        rows: list[Any] = []
+        got = fts.candidates(self.v.kv, self.a, q, scan_terms=scan_terms,
+                             also=[self.v.mailbox_scan(m)], also_out=rows)
+        if rows:
+            self.v.took_mailbox(m, rows[0])
+        return got
 
     # -- running -------------------------------------------------------------------------
 

@@ -428,13 +428,16 @@ _TAIL_PAGE = 64  # Emails above the watermark read in the first look
 _WM_HINT: dict[int, int] = {}
 
 
-def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int = 1) -> set[int] | None:
+def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int = 1,
+               also: Sequence[Scan] = (), also_out: list[Any] | None = None) -> set[int] | None:
     """A superset of the Emails whose folded text contains ``folded_query`` (postings at
     or below the watermark, plus the Emails above it whose term records allow it); None
     when the query has no word run to look up (the caller then scans).  A suffix/infix
     run shorter than ``scan_terms`` characters gives None rather than a scan of the
     whole term dictionary that would match most terms anyway -- the caller passes 3 when
-    checking each Email is cheap (From/To/Subject read only the small search record)."""
+    checking each Email is cheap (From/To/Subject read only the small search record).
+    ``also``: the caller's own scans, read with the first look, their rows appended to
+    ``also_out`` (nothing appended when there is no look: the caller reads them)."""
     match = _match(folded_query, scan_terms)
     if match is None:
         return None
@@ -443,7 +446,11 @@ def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int =
     acct = K.acct(account)
     hint = _WM_HINT.get(account, 0)
     first = match.first_scans(account)
-    got = kv.scan_many([("ftsmeta", acct, acct + b"h", 3), _tail_scan(account, hint), *first])
+    got = kv.scan_many([("ftsmeta", acct, acct + b"h", 3), _tail_scan(account, hint), *first, *also])
+    if also:
+        if also_out is not None:
+            also_out.extend(got[len(got) - len(also):])
+        got = got[:len(got) - len(also)]
     meta = dict(got[0])
     mark, ready = meta.get(acct), acct + _GRAMS_READY in meta
     wm = K.un64(mark) if mark else 0

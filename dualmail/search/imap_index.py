@@ -44,17 +44,20 @@ def is_unseen(cond: Cond) -> bool:
 def search(view: Any, m: int, cond: Cond, context: Context | None = None) -> list[tuple[int, int]] | None:
     """(uid, email) pairs of mailbox ``m`` matching ``cond``, ascending UID; None: use the
     engine."""
+    c = _unwrap(cond)
+    pred = None
+    if c != _UNSEEN and c != ALL:
+        # (before the mailbox is read: a condition the index cannot answer costs no read)
+        pred = _compile(c, context.recent if context is not None else frozenset())
+        if pred is None:
+            return None
     if not imapidx.ready(view.mailbox(m)):
         return None
-    c = _unwrap(cond)
     if c == _UNSEEN:
         return imapidx.unseen(view.kv, view.a, m)
     if c == ALL:
         return list(view.uid_items(m))
-    recent = context.recent if context is not None else frozenset()
-    pred = _compile(c, recent)
-    if pred is None:
-        return None
+    assert pred is not None
     ranges = _uid_ranges(c)
     spans = ranges if ranges is not None else ((1, 0xFFFFFFFF),)
     unpack = imapidx.ROW.unpack_from

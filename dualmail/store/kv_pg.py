@@ -27,8 +27,10 @@ memcmp order the interface promises, so a range scan is an index range scan.
   transaction, so PostgreSQL delivers it after the commit and only if it committed;
   ``listen`` turns those into calls of a callback, reconnecting (and calling it once, so
   the caller catches up from the commit log) after a lost connection.
-- ``get_many`` is one ``k = ANY(%s)`` query per ``_MAX_PAGE`` keys (an index lookup
-  per key, one round trip), the values put back in the order asked.
+- ``get_many`` is one ``k = ANY(...)`` query per ``_MAX_PAGE`` keys (an index lookup
+  per key, one round trip), the values put back in the order asked.  Keys of one length
+  (the usual case: an Email's key is 12 bytes) travel as one concatenated ``bytea`` that
+  the server cuts up: psycopg dumps a Python list of 50 keys in about 100 µs more.
 - Range scans stream in keyset pages (16 rows first, growing to 1,000; the caller's
   ``expect`` + 1 first where it gives one), so a scan that stops early reads little and a
   100k-row scan never holds everything.
@@ -167,15 +169,28 @@ class _Txn:
         row = self._execute(self._table(table)["get"], (key,)).fetchone()
         return None if row is None else row[0]
 
+    def _get_many_statements(self, table: str, keys: list[bytes]) -> list[tuple[Any, Sequence[Any]]]:
+        """The statements of one ``get_many``: a key list per ``_MAX_PAGE`` keys, or where
+        every key has one length, the keys concatenated (no per-key dump in psycopg)."""
+        q = self._table(table)
+        out: list[tuple[Any, Sequence[Any]]] = []
+        for i in range(0, len(keys), _MAX_PAGE):
+            chunk = keys[i:i + _MAX_PAGE]
+            n = len(chunk[0])
+            if n and all(len(k) == n for k in chunk):
+                out.append((q["get_packed"], (b"".join(chunk), n, n, len(chunk))))
+            else:
+                out.append((q["get_many"], (chunk,)))
+        return out
+
     def get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         if len(keys) <= 1:
             return [self.get(table, k) for k in keys]
-        q = self._table(table)["get_many"]
+        asked = [bytes(k) for k in keys]
         found: dict[bytes, bytes] = {}
-        for i in range(0, len(keys), _MAX_PAGE):
-            chunk = [bytes(k) for k in keys[i:i + _MAX_PAGE]]
-            found.update(self._execute(q, (chunk,)).fetchall())
-        return [found.get(bytes(k)) for k in keys]
+        for query, params in self._get_many_statements(table, asked):
+            found.update(self._execute(query, params).fetchall())
+        return [found.get(k) for k in asked]
 
     def range(
         self, table: str, start: bytes, stop: bytes | None = None, *, reverse: bool = False,
@@ -207,8 +222,7 @@ class _Txn:
         asked = [(t, [bytes(k) for k in keys]) for t, keys in reqs]
         stmts: list[tuple[Any, Sequence[Any]]] = []
         for t, keys in asked:
-            q = self._table(t)["get_many"]
-            stmts += [(q, (keys[i:i + _MAX_PAGE],)) for i in range(0, len(keys), _MAX_PAGE)]
+            stmts += self._get_many_statements(t, keys)
         if len(stmts) <= 1:
             return get_each(self, reqs)
         curs = iter(self._execute_many(stmts))
@@ -289,6 +303,9 @@ def _statements(table: str) -> dict[str, Any]:
     return {
         "get": s("SELECT v FROM {t} WHERE k = %s"),
         "get_many": s("SELECT k, v FROM {t} WHERE k = ANY(%s)"),
+        # keys of one length, concatenated: (bytes, length, length, count)
+        "get_packed": s("SELECT k, v FROM {t} WHERE k = ANY(ARRAY("
+                        "SELECT substr(%s::bytea, i * %s + 1, %s) FROM generate_series(0, %s - 1) AS i))"),
         "put": s("INSERT INTO {t} (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"),
         "delete": s("DELETE FROM {t} WHERE k = %s"),
         "fwd_ge": s("SELECT k, v FROM {t} WHERE k >= %s ORDER BY k LIMIT %s"),

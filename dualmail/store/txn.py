@@ -194,6 +194,16 @@ class ReadView:
             self._mbx_raw[m] = raw
         return codec.loads(raw)
 
+    def mailbox_scan(self, m: int) -> tuple[str, bytes, bytes, int]:
+        """Mailbox ``m``'s record as a ``scan_many`` scan, for a caller that reads other
+        things in the same round trip; ``took_mailbox`` keeps what it read."""
+        key = K.mailbox(self.a, m)
+        return ("mailbox", key, key + b"\x00", 1)
+
+    def took_mailbox(self, m: int, rows: list[tuple[bytes, bytes]]) -> None:
+        if rows and rows[0][0] == K.mailbox(self.a, m):
+            self._mbx_raw.setdefault(m, bytes(rows[0][1]))
+
     def require_mailbox(self, m: int) -> dict[str, Any]:
         rec = self.mailbox(m)
         if rec is None:

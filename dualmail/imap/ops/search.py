@@ -57,7 +57,15 @@ def _matches(s: Session, view: Any, keys: c.SearchKey, charset: str | None) -> t
         found = imap_index.search(view, sel.mailbox, cond, context)  # the IMAP indexes, if they can
     if found is None:
         found = engine.search(view, engine.MailboxScope(sel.mailbox), cond, context=context)
+    _note_record(s, view)
     return _known(sel, found), cond
+
+
+def _note_record(s: Session, view: Any) -> None:
+    """The selected mailbox's record as this view has it (usually read already): the
+    session's check for changes after the command (``Session._updates``)."""
+    assert s.selected is not None
+    s.view_record = view.mailbox(s.selected.mailbox)
 
 
 def _condition(s: Session, keys: c.SearchKey, charset: str | None) -> Any:
@@ -304,6 +312,7 @@ def sort(s: Session, cmd: c.Sort) -> Gen:
             if whole is not None:
                 top, gone = (sel.uids[-1] if sel.uids else 0), sel.gone
                 found = ordered = [x for x in whole if x[0] <= top and x[0] not in gone]
+                _note_record(s, view)
             else:
                 found, cond = _matches(s, view, cmd.keys, cmd.charset)
                 ordered = imap_index.sort(view, sel.mailbox, found, keys)
