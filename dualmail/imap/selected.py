@@ -68,6 +68,8 @@ class SelectedMailbox:
         self.qresync = False  # VANISHED instead of EXPUNGE (RFC 7162 §3.2.10.2)
         # RFC 9586: UIDFETCH instead of FETCH, VANISHED instead of EXPUNGE (§3.3, §3.4)
         self.uidonly = False
+        # the mailbox's IMAP index is complete (``imapidx.ready``; once so, always so)
+        self.index_ready = False
         self.reported = seen  # the HIGHESTMODSEQ the client may hold
         self.hms_told = seen  # the last HIGHESTMODSEQ sent
         self.held_from: int | None = None  # ``seen`` before the first held-back expunge

@@ -91,3 +91,30 @@ def test_select_of_an_unchanged_mailbox_does_not_read_its_first_unseen_again(sto
     other.ok("b1 SELECT INBOX")
     other.ok("b2 STORE 1 +FLAGS.SILENT (\\Seen)")
     assert "[UNSEEN 2]" in c.ok("a4 SELECT INBOX") and len(calls) == n + 1
+
+
+def test_search_checks_the_mailbox_after_from_its_own_view(store, account, monkeypatch):
+    """SEARCH opens one read view and reads nothing else: the check for changes is made
+    after it, from the mailbox record that view holds.  It answers among the messages the
+    session knows (RFC 9051 §7.1: a UID the client was never told of is not in the result)
+    and tells what arrived after the result, in the same response, as Dovecot does."""
+    deliver(store, account)
+    a, b = Client(store), Client(store)
+    for c in (a, b):
+        c.login()
+        c.ok("s SELECT INBOX")
+    latest = []
+    real = store.mailbox_record
+    monkeypatch.setattr(store, "mailbox_record", lambda *x: latest.append(x) or real(*x))
+    views = _Views(store, monkeypatch)
+    assert "* SEARCH 1\r\n" in a.ok("a1 UID SEARCH ALL")
+    assert views.opened == 1 and latest == []
+    deliver(store, account)
+    out = a.ok("a2 UID SEARCH ALL")
+    assert out.index("* SEARCH 1\r\n") < out.index("* 2 EXISTS")
+    assert "* SEARCH 1 2\r\n" in a.ok("a3 UID SEARCH ALL")
+    b.ok("b2 STORE 1 +FLAGS.SILENT (\\Seen)")
+    latest.clear()  # (b's own checks)
+    out = a.ok("a4 SEARCH SEEN")
+    assert "* SEARCH 1\r\n" in out and "* 1 FETCH (UID 1 FLAGS (\\Seen" in out
+    assert latest == []  # never a separate "did it change?" read around SEARCH

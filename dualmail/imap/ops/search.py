@@ -244,8 +244,10 @@ def _quick(s: Session, cmd: c.Search | c.Sort, sort_keys: Any = None) -> bool:
     except (ImapNo, ImapBad):
         return True  # the error is the answer: no worker needed
     assert s.account is not None
-    with s.store.read(s.account) as view:  # before its index is built: the engine's scan
-        return imapidx.ready(view.mailbox(sel.mailbox))
+    if not sel.index_ready:  # before its index is built: the engine's scan
+        with s.store.read(s.account) as view:
+            sel.index_ready = imapidx.ready(view.mailbox(sel.mailbox))
+    return sel.index_ready
 
 
 def _run(s: Session, cmd: c.Search | c.Sort, work: Any, quick: bool = False) -> Generator[Any, None, Any]:

@@ -106,6 +106,7 @@ def _build(s: Session, cmd: c.Select | c.Examine, view: Any, m: int, rec: dict[s
     sel.condstore = s.condstore
     sel.qresync = s.qresync
     sel.uidonly = s.uidonly
+    sel.index_ready = imapidx.ready(rec)
     sel.spell = Spellings(_spellings_loader(s))
     resync: list[r.Response] = []
     q = cmd.qresync
