@@ -120,11 +120,11 @@ def single_node(n: int, appends: int, store: str | None, data: str) -> dict[str,
     try:
         c = client(node.port)
         c.select("INBOX")
-        select = statistics.median(timed(lambda: c.select("INBOX")) for _ in range(15))
+        select = statistics.median(timed(lambda: c.select("INBOX")) for _ in range(41))
         fetch = statistics.median(
             timed(lambda: c.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)"))
             for _ in range(3))
-        search = statistics.median(timed(lambda: c.uid("SEARCH", "HEADER", "Subject", "quarterly")) for _ in range(5))
+        search = statistics.median(timed(lambda: c.uid("SEARCH", "HEADER", "Subject", "quarterly")) for _ in range(21))
         jmap = jmap_rate(node, 100)
         c.create("Bench")
         ta = timed(lambda: [c.append("Bench", None, None, MSG) for _ in range(appends)])
