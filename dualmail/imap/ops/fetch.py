@@ -233,7 +233,9 @@ def _listing(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]],
     for i in range(0, len(msgs), batch):
         part = msgs[i:i + batch]
         with s.store.read(s.account) as view:
-            if imapidx.ready(view.mailbox(m)):
+            if not sel.index_ready:  # (once built, an index stays built: no read per batch)
+                sel.index_ready = imapidx.ready(view.mailbox(m))
+            if sel.index_ready:
                 out, gone = _listing_indexed(s, sel, view, part, names, flag_cache, want_flags, hdrs, atts)
             elif hdrs:  # (a store from before the IMAP index: until ``check --upgrade``)
                 out, gone = _render_batch(s, sel, view, part, _emails_of(view, sel, part), atts, want_flags)
