@@ -261,9 +261,12 @@ def _gram_prefix(account: int, g: str) -> bytes:
 
 def _gram_scans(account: int, run: str) -> list[Scan]:
     """The first look of a suffix/infix run: up to ``_GRAM_PAGE`` terms of each of its
-    ``_FIRST_GRAMS`` rarest-looking grams, and of the cut terms."""
+    ``_FIRST_GRAMS`` rarest-looking grams and of the cut terms, and the first postings of
+    the run as a whole term (usually the only term holding it: then the look is all)."""
     ps = [_gram_prefix(account, g) for g in _grams(run)[:_FIRST_GRAMS]] + [K.ftsgram(account, b"")]
-    return [("ftsgram", p, prefix_end(p), _GRAM_PAGE) for p in ps]
+    whole = K.fts(account, run.encode("utf-8", "surrogatepass"))
+    return [("ftsgram", p, prefix_end(p), _GRAM_PAGE) for p in ps] + [
+        ("fts", whole, prefix_end(whole), _POSTINGS_PAGE)]
 
 
 def _gram_terms(kv: KVRead, account: int, run: str,
@@ -316,13 +319,21 @@ def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | Non
         if first is None:
             first = kv.scan_many(_gram_scans(account, run))
         cut = K.ftsgram(account, b"")
-        cut_rows = first[-1]
+        cut_rows, whole_rows = first[-2], first[-1]
         if len(cut_rows) >= _GRAM_PAGE:
             cut_rows = cut_rows + list(kv.range("ftsgram", cut_rows[-1][0] + b"\x00", prefix_end(cut)))
-        terms = {t for t in _gram_terms(kv, account, run, first[:-1])
+        terms = {t for t in _gram_terms(kv, account, run, first[:-2])
                  if (t.endswith(rb) if mode == "suffix" else rb in t)}
         terms.update(bytes(k[len(cut):]) for k, _v in cut_rows)
-        out.update(_postings_of(kv, account, sorted(terms)))
+        if rb in terms:  # its postings came with the first look
+            terms.discard(rb)
+            whole = K.fts(account, rb)
+            if len(whole_rows) >= _POSTINGS_PAGE:
+                whole_rows = whole_rows + list(kv.range("fts", whole_rows[-1][0] + b"\x00", prefix_end(whole)))
+            for _k, v in whole_rows:
+                out.update(_unpack(v))
+        if terms:
+            out.update(_postings_of(kv, account, sorted(terms)))
         return out
     p = K.acct(account)
     for k, v in kv.range("fts", p, prefix_end(p)):

@@ -210,3 +210,42 @@ def test_the_watermark_hint_never_changes_answers_and_a_stale_one_reads_little(s
         assert len(got) == 2
         assert counting.ranged.get("email", 0) <= fts._TAIL_PAGE + 10
     assert fts._WM_HINT[account] == wm
+
+
+class Looks(Counting):
+    """Counting, and the batched reads (one round trip each on PostgreSQL)."""
+
+    def __init__(self, kv):
+        super().__init__(kv)
+        self.looks = 0
+
+    def scan_many(self, reqs):
+        self.looks += 1
+        return super().scan_many(reqs)
+
+    def get_many_each(self, reqs):
+        self.looks += 1
+        from dualmail.store.kv import get_each
+        return get_each(self, reqs)
+
+
+def test_a_word_search_is_two_looks_when_the_word_is_its_only_term(store, account):
+    """The first look holds the word's postings as a whole term: a search for a word
+    found only as itself is that look and the candidates' records; a run inside other
+    terms adds one look for their postings."""
+    from dualmail.search import MailboxScope
+    from dualmail.search.query import Header
+    with store.write(account) as tx:
+        for i in range(40):
+            subject = "quetzalcoatlus" if i % 10 == 3 else f"plain{i}"
+            store_prepared(tx, prepare(msg(f"From: a@b\nSubject: {subject}", "a day\n"), (), 1), [INBOX])
+        store_prepared(tx, prepare(msg("From: a@b\nSubject: quetzalcoatlusbones", "x\n"), (), 1), [INBOX])
+    fts.index_all(store, account)
+    with store.read(account) as r:  # the watermark as last seen (``_WM_HINT``) is this one's
+        search(r, MailboxScope(INBOX), Header("Subject", "warm"))
+    for q, looks, hits in (("quetzalcoatlusbones", 2, 1), ("quetzalcoatlus", 3, 5), ("tzalcoatl", 3, 5)):
+        with store.read(account) as r:
+            r.kv = counting = Looks(r.kv)
+            got = search(r, MailboxScope(INBOX), Header("Subject", q))
+            assert len(got) == hits, q
+            assert counting.looks == looks, q
