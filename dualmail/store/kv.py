@@ -37,8 +37,9 @@ The one widening for shared engines (``kv_pg``, several nodes on one database):
 - ``scan_many(reqs)``: several bounded ascending scans, each ``(table, start, stop,
   limit)``, in one call: up to ``limit`` pairs of each.  An embedded engine loops over
   ``range``; a networked one sends them together (PostgreSQL: one pipelined round trip).
-  A search looks up independent things at once this way (a word's grams, the index's
-  tail, the postings of its terms: three round trips, not one per list).
+  A search looks up independent things at once this way (the mailbox record, the
+  index's watermark and tail, a word's grams and postings: one round trip, not one per
+  list).
   ``scan_complete(kv, reqs)`` reads on where a scan filled its limit.
 - ``get_many_each(reqs)``: several ``get_many``, each ``(table, keys)``, in one call (one
   round trip on PostgreSQL): a search reads its candidates' Email and search records
