@@ -78,6 +78,18 @@ def prepare_parsed(store: Store, raw: bytes, flags: Iterable[str] = (), received
     return prepare(raw, flags, received, summary=fields, encoded=encoded, digest=digest)
 
 
+def prepare_parsed_many(store: Store, items: Sequence[tuple[bytes, Iterable[str], int | None]]) -> list[Prepared]:
+    """``prepare_parsed`` of each (raw, flags, received) of ``items``, the parses spread
+    over the parser processes at once (``Parsers.parse_many``: a MULTIAPPEND).  Blocking,
+    as ``prepare_parsed``."""
+    parsers = store.parsers
+    if parsers is None or len(items) <= 1:
+        return [prepare_parsed(store, raw, flags, received) for raw, flags, received in items]
+    parsed = parsers.parse_many([raw for raw, _f, _r in items])
+    return [prepare(raw, flags, received, summary=fields, encoded=encoded, digest=digest)
+            for (raw, flags, received), (fields, encoded, digest) in zip(items, parsed)]
+
+
 def stage(store: Store, account: int, p: Prepared) -> Prepared:
     """Before the write transaction: hash the message and, with S3 blobs, upload it
     (``Store.stage_blob``), so the transaction only references it.  Blocking (network):

@@ -71,9 +71,15 @@ class _Child:
         self.r: IO[bytes] = self.proc.stdout
 
     def parse(self, raw: bytes) -> Parsed | str:
+        self.send(raw)
+        return self.receive()
+
+    def send(self, raw: bytes) -> None:
         self.w.write(_LEN.pack(len(raw)))
         self.w.write(raw)
         self.w.flush()
+
+    def receive(self) -> Parsed | str:
         head = self.r.read(_LEN.size)
         if len(head) != _LEN.size:
             raise EOFError("parser ended")
@@ -172,6 +178,57 @@ class Parsers:
         if isinstance(result, str):  # the parser raised in the child: raise it here
             return parse_for_store(raw)
         return result
+
+    def parse_many(self, raws: list[bytes]) -> list[Parsed]:
+        """``parse`` of each of ``raws``, in order, spread over the children at once (the
+        messages of one MULTIAPPEND): each free child (at least one, waited for) takes
+        one message, the answers are read in turn, then the next round.  A child holds
+        one message at a time, so neither side can block the other on a full pipe.  A
+        child that fails is dropped and its message parsed here, after the round (so
+        no child is left with an answer unread); raises what the parser raises."""
+        if self.n == 0 or self._closed or len(raws) <= 1:
+            return [self.parse(raw) for raw in raws]
+        if not self._started:
+            self._start_all()
+        with self._lock:
+            self._busy += 1
+        try:
+            held = [self._idle.get()]
+            while len(held) < min(self.n, len(raws)):
+                try:
+                    held.append(self._idle.get_nowait())
+                except queue.Empty:
+                    break
+            got: list[Parsed | str | None] = [None] * len(raws)
+            for start in range(0, len(raws), len(held) or 1):
+                if not held:  # every child failed: the rest here
+                    break
+                turn = list(zip(held, range(start, min(start + len(held), len(raws)))))
+                failed: list[_Child] = []
+                for child, i in turn:
+                    try:
+                        child.send(raws[i])
+                    except (OSError, ValueError):
+                        failed.append(child)
+                for child, i in turn:
+                    if child in failed:
+                        continue
+                    try:
+                        got[i] = child.receive()
+                    except (OSError, EOFError, ValueError, pickle.UnpicklingError):
+                        failed.append(child)
+                for child in failed:
+                    held.remove(child)
+                    self._drop(child)
+            for child in held:
+                self._idle.put(child)
+            with self._lock:
+                self.in_children += sum(1 for g in got if g is not None)
+            # what no child parsed, or a child's parser raised on: here (raises alike)
+            return [g if isinstance(g, tuple) else parse_for_store(raw) for g, raw in zip(got, raws)]
+        finally:
+            with self._lock:
+                self._busy -= 1
 
     def pids(self) -> list[int]:
         with self._lock:

@@ -85,6 +85,40 @@ def test_a_killed_child_is_replaced_and_its_message_parsed_here() -> None:
         pool.close()
 
 
+def test_parse_many_spreads_one_multiappend_over_the_children() -> None:
+    """RFC 3502 MULTIAPPEND: one command's messages are parsed by every free child at once,
+    answered in order, each exactly ``parse_for_store``'s."""
+    pool = P.Parsers(2)
+    msgs = _messages()
+    try:
+        assert pool.parse_many(msgs) == [P.parse_for_store(raw) for raw in msgs]
+        assert pool.in_children == len(msgs) and len(pool.pids()) == 2
+        assert pool.parse_many(msgs[:3]) == [P.parse_for_store(raw) for raw in msgs[:3]]
+        assert pool.in_children == len(msgs) + 3
+    finally:
+        pool.close()
+
+
+def test_parse_many_with_a_killed_child_parses_its_messages_here() -> None:
+    pool = P.Parsers(2)
+    msgs = _messages()
+    try:
+        assert pool.parse_many(msgs[:2]) == [P.parse_for_store(raw) for raw in msgs[:2]]
+        dead = pool.pids()[0]
+        os.kill(dead, signal.SIGKILL)
+        os.waitpid(dead, 0)
+        assert pool.parse_many(msgs) == [P.parse_for_store(raw) for raw in msgs]
+        assert dead not in pool.pids() and len(pool.pids()) == 2  # replaced
+        assert pool.parse_many(msgs[:4]) == [P.parse_for_store(raw) for raw in msgs[:4]]
+    finally:
+        pool.close()
+
+
+def test_parse_many_without_children_parses_in_place() -> None:
+    msgs = _messages()[:3]
+    assert P.Parsers(0).parse_many(msgs) == [P.parse_for_store(raw) for raw in msgs]
+
+
 def test_no_children_and_a_closed_pool_parse_in_place() -> None:
     raw = _messages()[0]
     none = P.Parsers(0)
@@ -187,6 +221,38 @@ async def test_concurrent_appends_parsed_in_children_store_what_in_process_parsi
         here = await deferToThread(_view, srv.imap_port, len(msgs))
     assert kids == here
     assert {k: v for k, v in extra.items() if b"again@" not in k} == here
+
+
+def _multiappend(port: int, msgs: list[bytes]) -> None:
+    """One APPEND command carrying every message (RFC 3502), over a raw socket."""
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f'a LOGIN "{USER}" "{PASSWORD}"\r\n'.encode())
+    while not f.readline().startswith(b"a "):
+        pass
+    parts = [b"b APPEND INBOX"] + [b" (\\Seen) {%d+}\r\n" % len(raw) + raw for raw in msgs]
+    sock.sendall(b"".join(parts) + b"\r\n")
+    while not (line := f.readline()).startswith(b"b "):
+        pass
+    assert line.startswith(b"b OK [APPENDUID "), line
+    sock.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_multiappend_is_parsed_in_children_and_stores_what_in_process_parsing_stores(
+        tmp_path) -> None:
+    msgs = _messages()
+    async with running(tmp_path / "kids", "--parsers", "2") as srv:
+        await deferToThread(_multiappend, srv.imap_port, msgs)
+        assert srv.store.parsers.in_children == len(msgs)
+        kids = await deferToThread(_view, srv.imap_port, len(msgs))
+    async with running(tmp_path / "here", "--parsers", "0") as srv:
+        await deferToThread(_multiappend, srv.imap_port, msgs)
+        here = await deferToThread(_view, srv.imap_port, len(msgs))
+    assert kids == here
 
 
 def test_parsers_option() -> None:

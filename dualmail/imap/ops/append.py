@@ -22,7 +22,7 @@ from dualmail.imap.wire import commands as c
 from dualmail.imap.wire import responses as r
 from dualmail.imap.wire import urls
 from dualmail.imap.wire.sequence import SequenceSet
-from dualmail.mail.ops import Prepared, prepare, prepare_parsed, stage, store_prepared
+from dualmail.mail.ops import Prepared, prepare, prepare_parsed_many, stage, store_prepared
 from dualmail.mime import imap_body, summarize
 
 from dualmail.imap.session import Offload
@@ -62,7 +62,8 @@ def append(s: Session, cmd: c.Append) -> Gen:
     def run() -> tuple[int, list[int]]:
         # parsed (in the parser processes, see mail.parsers), hashed and (S3 blobs) uploaded
         # here, on the worker thread, outside the write lock
-        prepared[:] = [stage(s.store, account, _parsed(s.store, *m)) for m in messages]
+        items = [(_nul_safe(raw), flags, received) for raw, flags, received in messages]
+        prepared[:] = [stage(s.store, account, p) for p in prepare_parsed_many(s.store, items)]
         return s.store.write_grouped(account, write)
 
     job = Offload(run)
@@ -152,12 +153,6 @@ def _nul_safe(message: bytes) -> bytes:
         # BODY[...] can be sent at all (no NUL in a <literal>).
         return imap_body.nul_parts_to_base64(message, summarize(message)["structure"])
     return message
-
-
-def _parsed(store: Any, message: bytes, flags: list[str], received: int) -> Prepared:
-    """Parse one message for its write, in the parser processes (``mail.parsers``):
-    blocking, so on the worker thread that writes."""
-    return prepare_parsed(store, _nul_safe(message), flags, received)
 
 
 def _prepare(s: Session, msg: c.AppendMessage) -> Prepared:
