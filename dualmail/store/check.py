@@ -117,6 +117,12 @@ def _imap_index(view: ReadView, emails: dict[int, dict[str, Any]], boxes: dict[i
     for k, _v in view.kv.range("imaph", p, prefix_end(p)):
         if K.un64(k, 4) not in emails:
             out.append(f"stored header fields of missing email {K.un64(k, 4)}")
+    for k, v in view.kv.range("imapb", p, prefix_end(p)):
+        e = K.un64(k, 4)
+        if e not in emails:
+            out.append(f"stored BODYSTRUCTURE of missing email {e}")
+        elif v != listing.bodystructure_of_record(view.kv.get("imapw", k) or b""):
+            out.append(f"stored BODYSTRUCTURE of email {e} is not its listing record's")
     return out
 
 
@@ -133,6 +139,9 @@ def upgrade(store: Any, a: int) -> list[str]:
     n = store.transact(a, lambda tx: tx.upgrade_header_fields())
     if n:
         done.append(f"{n} emails: header fields stored")
+    n = store.transact(a, lambda tx: tx.upgrade_bodystructures())
+    if n:
+        done.append(f"{n} emails: BODYSTRUCTURE stored")
     return done
 
 

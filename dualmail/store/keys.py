@@ -321,9 +321,14 @@ def pushdue(due: int | None = None, a: int = 0, p: int = 0) -> bytes:
 # imaph          A E                                    the header fields clients ask for in
 #                                                       HEADER.FIELDS, cut out at ingest
 #                                                       (``store.listing.header_record``), write-once
+# imapb          A E                                    the BODYSTRUCTURE in wire form alone (the
+#                                                       same bytes as in ``imapw``), write-once: a
+#                                                       FETCH of BODYSTRUCTURE without ENVELOPE reads
+#                                                       ~180 bytes a message, not the ~800 of imapw
 # =============  =====================================  ===========================================
 #
 # Written in the membership's (the Email's) transaction; a mailbox record with "ix": 1 has
-# complete imapm/unseen/imaps rows (older ones: ``dualmail check --upgrade``).
+# complete imapm/unseen/imaps rows (older ones: ``dualmail check --upgrade``, which also
+# gives older Emails their imaph and imapb rows).
 
-TABLES = TABLES + ("imapm", "unseen", "imaps", "imaph")
+TABLES = TABLES + ("imapm", "unseen", "imaps", "imaph", "imapb")

@@ -70,6 +70,21 @@ def static_parts(summary: dict[str, Any]) -> bytes:
     return _STATIC.pack(len(env), len(bs)) + env + bs + body
 
 
+def bodystructure_of(static: bytes) -> bytes:
+    """The BODYSTRUCTURE of ``static_parts`` bytes (the ``imapb`` value)."""
+    le, lb = _STATIC.unpack_from(static)
+    return static[_STATIC.size + le:_STATIC.size + le + lb]
+
+
+def bodystructure_of_record(value: bytes) -> bytes | None:
+    """The BODYSTRUCTURE of an ``imapw`` value (None: not of this version)."""
+    if not value or value[0] != VERSION:
+        return None
+    _v, _recv, li, le, lb = _HEAD.unpack_from(value)
+    c = _HEAD.size + li + le
+    return value[c:c + lb]
+
+
 def record(recv: int, static: bytes) -> bytes:
     """The stored value for an Email received at ``recv`` with ``static_parts``."""
     idate = b'"' + internal_date(recv).encode("ascii") + b'"'

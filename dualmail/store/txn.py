@@ -1277,6 +1277,7 @@ class MailTxn(ReadView):
         self.w.put("srch", K.email(self.a, e), enc.search)  # dualmail.search (keys.py "srch")
         if enc.listing:
             self.w.put("imapw", K.email(self.a, e), listing.record(int(received), enc.listing))
+            self.w.put("imapb", K.email(self.a, e), listing.bodystructure_of(enc.listing))
         self._imaph_put(e, raw)
         if enc.terms:
             self.w.put("ftstok", K.email(self.a, e), enc.terms)  # dualmail.search.fts
@@ -1409,6 +1410,7 @@ class MailTxn(ReadView):
         self.w.delete("jmapw", K.email(self.a, e))  # its JMAP listing record
         self.w.delete("imapw", K.email(self.a, e))
         self.w.delete("imaph", K.email(self.a, e))
+        self.w.delete("imapb", K.email(self.a, e))
         for mid in _ref_ids(summary):
             self.w.delete("msgref", K.msgref(self.a, mid, e))
         self.unref_blob(rec["blob"])
@@ -1508,6 +1510,22 @@ class MailTxn(ReadView):
             value = listing.header_record(raw) if raw is not None else b""
             if value:
                 self.w.put("imaph", k, value)
+                done += 1
+        return done
+
+    def upgrade_bodystructures(self) -> int:
+        """Give the Emails stored before ``imapb`` existed their BODYSTRUCTURE row, cut from
+        their ``imapw`` record (``dualmail check --upgrade``); how many were written.  An
+        Email without a readable ``imapw`` record keeps none: FETCH renders it.  No modseq."""
+        p = K.acct(self.a)
+        have = {k for k, _v in self.w.range("imapb", p, prefix_end(p))}
+        done = 0
+        for k, v in list(self.w.range("imapw", p, prefix_end(p))):
+            if k in have:
+                continue
+            bs = listing.bodystructure_of_record(v)
+            if bs is not None:
+                self.w.put("imapb", k, bs)
                 done += 1
         return done
 
@@ -1688,7 +1706,7 @@ class MailTxn(ReadView):
             val = self.w.get("msgref", K.msgref(self.a, mid, e))
             if val is not None:
                 self.w.put("msgref", K.msgref(self.a, mid, e2), val)
-        for table in ("summary", "text", "srch", "imapw", "imaph", "ftstok", "jmapw"):
+        for table in ("summary", "text", "srch", "imapw", "imaph", "imapb", "ftstok", "jmapw"):
             raw_t = self.w.get(table, K.email(self.a, e))
             if raw_t is not None:
                 self.w.put(table, K.email(self.a, e2), raw_t)

@@ -1,11 +1,13 @@
-"""The stored IMAP listing record (``store.listing``, table ``imapw``) and the listing
-FETCH fast path (``ops.fetch._listing``).
+"""The stored IMAP listing record (``store.listing``, tables ``imapw`` and ``imapb``) and
+the listing FETCH fast path (``ops.fetch._listing``).
 
 A FETCH of UID, FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY and
 MODSEQ (RFC 9051 §6.4.5, §7.5.2; RFC 7162 §3.1.4) joins bytes rendered at ingest.  The
 answer must be byte-identical to what the general renderer makes from the parsed summary,
 and a store written before the table existed (no ``imapw`` rows: the old record form)
-must be answered byte-identically too.
+must be answered byte-identically too; so must one written before ``imapb`` (the
+BODYSTRUCTURE alone, read by a FETCH of BODYSTRUCTURE without the other listing parts),
+which ``dualmail check --upgrade`` then completes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import mailgen  # noqa: E402
 COMMANDS = [
     "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)",
     "FETCH 1:* (BODYSTRUCTURE)",
+    "UID FETCH 1:* (BODYSTRUCTURE)",
+    "UID FETCH 3:20 (BODYSTRUCTURE FLAGS)",
     "FETCH 1,3,7:9,40 (FLAGS BODY UID)",
     "UID FETCH 2:12 (FLAGS MODSEQ)",
     "FETCH 2:* (ENVELOPE INTERNALDATE RFC822.SIZE FLAGS)",
@@ -61,13 +65,13 @@ def _answers(store: Any) -> list[str]:
     return out
 
 
-def _drop_listing_rows(store: Any, account: int) -> int:
+def _drop_listing_rows(store: Any, account: int, table: str = "imapw") -> int:
     p = K.acct(account)
 
     def run(w: Any) -> int:
-        keys = [k for k, _v in w.range("imapw", p, prefix_end(p))]
+        keys = [k for k, _v in w.range(table, p, prefix_end(p))]
         for k in keys:
-            w.delete("imapw", k)
+            w.delete(table, k)
         return len(keys)
 
     return store.kv.run_write(run, account)
@@ -82,6 +86,7 @@ def test_ingest_writes_the_listing_record(store: Any, account: int) -> None:
             raw = v.kv.get("imapw", K.email(account, e))
             assert raw is not None and raw[0] == listing.VERSION
             assert listing.parse(raw) == listing.render(v.summary(e), int(rec["recv"]))
+            assert v.kv.get("imapb", K.email(account, e)) == listing.parse(raw).bodystructure
 
 
 def _twin(tmp_path: Any) -> tuple[Any, int]:
@@ -118,6 +123,44 @@ def test_old_records_are_served_byte_identically(store: Any, account: int, tmp_p
         twin.close()
 
 
+def _structures(store: Any) -> list[str]:
+    c = Client(store)
+    c.login()
+    c.ok("b1 SELECT INBOX")
+    return [c.ok("b2 UID FETCH 1:* (BODYSTRUCTURE)"), c.ok("b3 FETCH 1:* (BODYSTRUCTURE)")]
+
+
+def test_older_bodystructure_rows_are_served_byte_identically_and_upgraded(
+        store: Any, account: int, tmp_path: Any) -> None:
+    """A store written before ``imapb`` existed (imapw rows only): the BODYSTRUCTURE-only
+    FETCH reads imapw as before, byte-identically; ``check --upgrade`` writes the rows,
+    which ``verify`` checks against imapw."""
+    from dualmail.store.check import upgrade
+
+    _fill(store, account)
+    twin, a2 = _twin(tmp_path)
+    try:
+        assert _drop_listing_rows(twin, a2, "imapb") == 40
+        expect = _answers(store)
+        assert _answers(twin) == expect
+        with twin.read(a2) as v:
+            assert verify(v) == []
+        assert upgrade(twin, a2) == ["40 emails: BODYSTRUCTURE stored"]
+        assert upgrade(twin, a2) == []
+        p = K.acct(a2)
+        with twin.kv.read() as r:
+            assert len(list(r.range("imapb", p, prefix_end(p)))) == 40
+        assert _structures(twin) == _structures(store)
+        with twin.read(a2) as v:
+            assert verify(v) == []
+            e = next(iter(v.uid_items(v.mailbox_by_path(["INBOX"]))))[1]
+        twin.kv.run_write(lambda w: w.put("imapb", K.email(a2, e), b"NIL"), a2)
+        with twin.read(a2) as v:
+            assert verify(v) == [f"stored BODYSTRUCTURE of email {e} is not its listing record's"]
+    finally:
+        twin.close()
+
+
 def test_copy_and_expunge_keep_the_table_consistent(store: Any, account: int) -> None:
     _fill(store, account)
     c = Client(store)
@@ -138,6 +181,7 @@ def test_copy_and_expunge_keep_the_table_consistent(store: Any, account: int) ->
     p = K.acct(account)
     with store.kv.read() as r:
         assert list(r.range("imapw", p, prefix_end(p))) == []
+        assert list(r.range("imapb", p, prefix_end(p))) == []
 
 
 def _out_of_step(store: Any) -> list[str]:
@@ -167,6 +211,10 @@ def _out_of_step(store: Any) -> list[str]:
     for box in ("Swapped", "Spread"):
         c.ok(f"i1 SELECT {box}")
         out.append(c.ok("i2 FETCH 1:* (UID ENVELOPE BODYSTRUCTURE)"))
+    for box in ("Swapped", "Spread"):  # BODYSTRUCTURE alone: the imapb rows
+        c.ok(f"j1 SELECT {box}")
+        out.append(c.ok("j2 FETCH 1:* (UID BODYSTRUCTURE)"))
+        out.append(c.ok("j3 UID FETCH 1:* (BODYSTRUCTURE)"))
     return out
 
 
@@ -179,7 +227,9 @@ def test_out_of_step_listing_is_byte_identical_to_the_renderer(
         by_email = fetch_op._by_email
         monkeypatch.setattr(fetch_op, "_by_email", lambda items: looked_up.append(len(items)) or by_email(items))
         fast = _out_of_step(store)
-        assert looked_up == [4, 3]  # Swapped (out of step), Spread (rows of other mailboxes)
+        # Swapped (out of step), Spread (rows of other mailboxes); then BODYSTRUCTURE alone:
+        # Swapped's imapb rows out of step, Spread's more than the mailbox (imapw then)
+        assert looked_up == [4, 3, 4, 4, 3, 3]
         monkeypatch.setattr(fetch_op, "_LISTING", frozenset())
         assert _out_of_step(twin) == fast
     finally:
@@ -187,8 +237,9 @@ def test_out_of_step_listing_is_byte_identical_to_the_renderer(
     assert "* 4 EXPUNGE" not in fast[0] and fast[0].count(" FETCH (") == 15
     assert "[EXPUNGEISSUED]" in fast[0]
     assert fast[1].count(" FETCH (") == 15 and "* 4 EXPUNGE" in fast[1]
-    assert fast[-3].count(" FETCH (") == 9
-    assert fast[-2].count(" FETCH (") == 4 and fast[-1].count(" FETCH (") == 2
+    assert fast[-7].count(" FETCH (") == 9
+    assert fast[-6].count(" FETCH (") == 4 and fast[-5].count(" FETCH (") == 2
+    assert [a.count(" FETCH (") for a in fast[-4:]] == [4, 4, 2, 2]
 
 
 @settings(max_examples=60, deadline=None)

@@ -379,16 +379,30 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
     got: list[tuple[bytes, bytes]] = []
     stored: dict[bytes, bytes] | None = None  # by the Email's u64
     acct = K.acct(a)
+    want_env, want_bs, want_body, want_idate = ("ENVELOPE" in names, "BODYSTRUCTURE" in names,
+                                                "BODY" in names, "INTERNALDATE" in names)
+    # BODYSTRUCTURE without the other listing parts: the ``imapb`` rows, the BODYSTRUCTURE
+    # alone (a quarter of the bytes of ``imapw``); a batch of Emails stored before that
+    # table (fewer rows than messages) reads ``imapw`` as before
+    bs_only = want_bs and not (want_env or want_body or want_idate) and not hdrs
     if need_listing and found:
         first, last = K.un64(found[0][2]), K.un64(found[-1][2])
-        if 0 <= last - first < 2 * len(found):  # one range read
-            got = list(kv.range("imapw", acct + K.u64(first), acct + K.u64(last + 1),
-                                expect=len(found)))
-        if len(got) != len(found):
-            stored = _by_email(got) if got else dict(zip(
-                [v[:8] for _q, _u, v in found],
-                kv.get_many("imapw", [acct + v[:8] for _q, _u, v in found])))
-            got = []
+        dense = 0 <= last - first < 2 * len(found)
+        if bs_only:
+            if dense:
+                got = list(kv.range("imapb", acct + K.u64(first), acct + K.u64(last + 1),
+                                    expect=len(found)))
+            if len(got) != len(found) or K.un64(got[0][0], 4) != first or K.un64(got[-1][0], 4) != last:
+                bs_only, got = False, []
+        if not bs_only:
+            if dense:  # one range read
+                got = list(kv.range("imapw", acct + K.u64(first), acct + K.u64(last + 1),
+                                    expect=len(found)))
+            if len(got) != len(found):
+                stored = _by_email(got) if got else dict(zip(
+                    [v[:8] for _q, _u, v in found],
+                    kv.get_many("imapw", [acct + v[:8] for _q, _u, v in found])))
+                got = []
     line = _LINE_UIDONLY if uidonly else _LINE
     hdrs = hdrs or {}
     hkeys = list(hdrs)
@@ -404,9 +418,11 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
                    if 0 <= present[-1] - present[0] < 2 * len(present) and present == sorted(present)
                    else kv.get_many("imaph", hks))
     hwant = [hdrs[k] for k in hkeys]
+    if bs_only and got and names in (["UID", "BODYSTRUCTURE"], ["BODYSTRUCTURE"]):
+        lines = _bodystructure_lines(found, got, fmt, uidonly, len(names) == 2)
+        if lines is not None:
+            return lines, missing
     header_fields, body_value = wire.header_fields, _body_value
-    want_env, want_bs, want_body, want_idate = ("ENVELOPE" in names, "BODYSTRUCTURE" in names,
-                                                "BODY" in names, "INTERNALDATE" in names)
     flags = b""
     for (seq, uid, v), (wk, lv), hv in zip(found, got or repeat((b"", None)), hvs):
         e, modseq, size, recv, _date, deleted = row_unpack(v)
@@ -425,7 +441,20 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
                 missing = missing or gone
                 continue
         idate = env = bs = body = b""
-        if need_listing:
+        if bs_only:
+            if wk[4:] == v[:8]:  # in step
+                bs = lv
+            else:  # not in step: this Email's row of the batch's, or rendered
+                if stored is None:
+                    stored = _by_email(got)
+                bs = stored.get(v[:8])
+                if bs is None:
+                    lst = view.listing(e, {"recv": recv})
+                    if lst is None:
+                        missing = True
+                        continue
+                    bs = lst.bodystructure
+        elif need_listing:
             if wk[4:] != v[:8]:  # not in step (or no range read): by Email
                 if stored is None:
                     stored = _by_email(got)
@@ -467,6 +496,23 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
                 sel.pending_flags.discard(uid)  # the client has just been told
         out.append(fmt % pick((uid if uidonly else seq, uid, flags, size, idate, env, bs, body, modseq, *hfs)))
     return out, missing
+
+
+def _bodystructure_lines(found: list[tuple[int, int, bytes]], got: list[tuple[bytes, bytes]],
+                         fmt: bytes, uidonly: bool, with_uid: bool) -> list[bytes] | None:
+    """``UID FETCH ... (BODYSTRUCTURE)`` (what clients that read structure first send for
+    a whole mailbox): each line straight from the batch's ``imapb`` rows, in step with its
+    ``imapm`` rows.  None when a row is out of step: the general loop then answers."""
+    out: list[bytes] = []
+    ap = out.append
+    for (seq, uid, v), (wk, bs) in zip(found, got):
+        if wk[4:] != v[:8]:
+            return None
+        if with_uid:
+            ap(fmt % (uid if uidonly else seq, uid, bs))
+        else:
+            ap(fmt % (uid if uidonly else seq, bs))
+    return out
 
 
 def _by_email(items: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
