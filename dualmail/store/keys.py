@@ -90,7 +90,11 @@ TABLES = (
     "srch", "fts", "ftsmeta", "imapw", "ftstok", "ftsgram", "jmapw",
 )
 
-FORMAT_VERSION = 1
+# 1: the first; 2 (2026-12-07): ``imaph`` values of version 2 (``store.listing``), which a
+# dualmail of format 1 cannot read.  A store of format 1 is marked 2 when this version
+# opens it (``Store._check_format``): an older dualmail then refuses it plainly instead of
+# answering HEADER.FIELDS with NO.
+FORMAT_VERSION = 2
 
 # Change-log kinds (one byte each).
 KIND_MAILBOX = b"M"

@@ -23,6 +23,7 @@ Emails and the IMAP FETCH load).  Imports nothing from twisted or lmdb.
 
 from __future__ import annotations
 
+import re
 import struct
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple
@@ -126,9 +127,16 @@ def render(summary: dict[str, Any], recv: int) -> Listing:
 # when the message ends inside it), with the blank line that ends the block; a
 # HEADER.FIELDS whose names are all in the set is then a join of stored bytes.
 #
-# Value layout: 0x01 | len(blank) u8 (0xFF: no blank line) | blank | entries, each
-# id u8 (index in ``HEADER_FIELDS``) | len u32 | the field's bytes.  ``HEADER_FIELDS`` is
-# append-only: stored ids name its entries.
+# Value layout, version 2 (written since 2026-12-07): 0x02 | entries, each 0x00 | id + 1
+# (u8, never 0; id: index in ``HEADER_FIELDS``) | the field's bytes | 0x00 0x00 | the
+# blank line (nothing when there is none).  The fields a HEADER.FIELDS asks for are then
+# found by one compiled regular expression per set of ids, in C, not by a Python loop
+# over the entries (~0.2 ms less per 500 messages).  A message whose fields or blank line
+# hold a NUL byte (which would read as a marker) is stored as version 1: 0x01 |
+# len(blank) u8 (0xFF: no blank line) | blank | entries, each id u8 | len u32 | the
+# field's bytes.  Both are read; ``dualmail check --upgrade`` rewrites version 1 values
+# as version 2 where it can.  ``HEADER_FIELDS`` is append-only: stored ids name its
+# entries.
 
 HEADER_FIELDS = (
     "from", "to", "cc", "bcc", "subject", "date", "message-id", "references", "in-reply-to",
@@ -159,12 +167,48 @@ def header_record(raw: bytes) -> bytes:
         fields, blank = _splitter(raw)
     except Exception:
         return b""
+    entries = [(i, chunk) for name, chunk in fields if (i := HEADER_IDS.get(name)) is not None]
+    return _record(entries, blank)
+
+
+def _record(entries: list[tuple[int, bytes]], blank: bytes | None) -> bytes:
+    """The ``imaph`` value of ``entries`` (id, field bytes) and ``blank``: version 2, or
+    version 1 when a NUL byte would read as a marker."""
+    if b"\x00" in (blank or b"") or any(b"\x00" in chunk for _i, chunk in entries):
+        return record_v1(entries, blank)
+    return b"".join([b"\x02", *[b"\x00" + bytes([i + 1]) + chunk for i, chunk in entries],
+                     b"\x00\x00", blank or b""])
+
+
+def record_v1(entries: list[tuple[int, bytes]], blank: bytes | None) -> bytes:
+    """The version 1 ``imaph`` value (stores written before 2026-12-07, and NUL bytes)."""
     out = [b"\x01", b"\xff" if blank is None else bytes([len(blank)]) + blank]
-    for name, chunk in fields:
-        i = HEADER_IDS.get(name)
-        if i is not None:
-            out.append(_ENTRY.pack(i, len(chunk)) + chunk)
+    out += [_ENTRY.pack(i, len(chunk)) + chunk for i, chunk in entries]
     return b"".join(out)
+
+
+def _entries_v1(value: bytes) -> tuple[list[tuple[int, bytes]], bytes | None]:
+    n = value[1]
+    blank, pos = (None, 2) if n == 0xFF else (value[2:2 + n], 2 + n)
+    out = []
+    while pos < len(value):
+        i, ln = _ENTRY.unpack_from(value, pos)
+        out.append((i, value[pos + 5:pos + 5 + ln]))
+        pos += 5 + ln
+    return out, blank
+
+
+def upgraded(value: bytes) -> bytes | None:
+    """A version 1 ``imaph`` value as version 2, or None: already version 2, unreadable,
+    or it holds a NUL byte (``dualmail check --upgrade``)."""
+    if not value or value[0] != 1:
+        return None
+    try:
+        entries, blank = _entries_v1(value)
+    except struct.error:
+        return None
+    new = _record(entries, blank)
+    return new if new[0] == 2 else None
 
 
 def header_ids(names: Any) -> frozenset[int] | None:
@@ -178,9 +222,31 @@ def header_ids(names: Any) -> frozenset[int] | None:
     return frozenset(out)
 
 
+_FIND: dict[frozenset[int], Callable[..., list[bytes]]] = {}
+
+
+def _finder(ids: frozenset[int]) -> Callable[..., list[bytes]]:
+    """``findall`` of the version 2 entries of ``ids`` (their bytes), compiled once per set
+    (clients ask for few different sets; the cache is emptied past 256)."""
+    f = _FIND.get(ids)
+    if f is None:
+        if len(_FIND) >= 256:
+            _FIND.clear()
+        cls = b"".join(re.escape(bytes([i + 1])) for i in sorted(ids)) or b"\x00"
+        f = _FIND[ids] = re.compile(b"\\x00[" + cls + b"]([^\\x00]*)").findall
+    return f
+
+
 def header_fields(value: bytes, ids: frozenset[int]) -> bytes | None:
     """``HEADER.FIELDS`` of the fields ``ids`` from an ``imaph`` value (None: unreadable)."""
-    if not value or value[0] != 1:
+    if not value:
+        return None
+    if value[0] == 2:
+        end = value.rfind(b"\x00\x00")
+        if end < 0:
+            return None
+        return b"".join(_finder(ids)(value, 1, end)) + value[end + 2:]
+    if value[0] != 1:
         return None
     n = value[1]
     if n == 0xFF:

@@ -111,6 +111,10 @@ class Store:
             raise errors.StoreFormatError(
                 f"the store was written by a newer dualmail (format {version}; this version reads "
                 f"up to {K.FORMAT_VERSION}): upgrade dualmail")
+        if version < K.FORMAT_VERSION:  # every older format is read as it is: mark it ours
+            with self.kv.write() as w:
+                if int(w.get("meta", b"format") or b"0") < K.FORMAT_VERSION:
+                    w.put("meta", b"format", str(K.FORMAT_VERSION).encode())
 
     def close(self) -> None:
         self.kv.close()

@@ -1499,12 +1499,18 @@ class MailTxn(ReadView):
         return True
 
     def upgrade_header_fields(self) -> int:
-        """Give the Emails stored before ``imaph`` existed their header-fields row
-        (``dualmail check --upgrade``); how many were written.  No modseq."""
+        """Give the Emails stored before ``imaph`` existed their header-fields row, and
+        rewrite version 1 rows as version 2 (``store.listing``; ``dualmail check
+        --upgrade``); how many were written.  No modseq."""
         p = K.acct(self.a)
         done = 0
         for k, v in list(self.w.range("email", p, prefix_end(p))):
-            if self.w.get("imaph", k) is not None:
+            cur = self.w.get("imaph", k)
+            if cur is not None:
+                new = listing.upgraded(cur)
+                if new is not None:
+                    self.w.put("imaph", k, new)
+                    done += 1
                 continue
             raw = self.blob(codec.loads(v)["blob"])
             value = listing.header_record(raw) if raw is not None else b""

@@ -144,11 +144,39 @@ def test_stored_header_fields_equal_section_bytes(fields: list[tuple[str, str, s
     raw = "".join(f"{n}: {v}{e}" for n, v, e in fields).encode() + tail.encode()
     structure = summarize(raw)["structure"]
     value = listing.header_record(raw)
-    for names in (["From", "To", "Subject", "Date", "Message-ID", "References"], ["subject"], ["to", "TO"]):
+    # version 1, as older stores hold it, and its rewrite by ``check --upgrade``
+    old = listing.record_v1(*listing._entries_v1(listing.record_v1(*_v2_entries(value))))
+    assert value[0] == 2 and old[0] == 1 and listing.upgraded(old) == value
+    for names in (["From", "To", "Subject", "Date", "Message-ID", "References"], ["subject"], ["to", "TO"],
+                  ["X-B"]):
         want = imap_body.section_bytes(raw, structure, ["HEADER.FIELDS", names])
-        ids = listing.header_ids(names)
-        assert ids is not None
+        ids = listing.header_ids(names) or frozenset()
         assert listing.header_fields(value, ids) == want
+        assert listing.header_fields(old, ids) == want
+
+
+def _v2_entries(value: bytes) -> tuple[list[tuple[int, bytes]], bytes | None]:
+    """(id, bytes) entries and blank line of a version 2 ``imaph`` value, parsed by hand."""
+    end = value.rfind(b"\x00\x00")
+    parts = value[1:end].split(b"\x00")[1:]
+    blank = value[end + 2:]
+    return [(p[0] - 1, p[1:]) for p in parts], (blank or None)
+
+
+def test_header_fields_with_a_nul_byte_are_stored_as_version_1() -> None:
+    """A NUL in a field would read as a version 2 marker: such a message keeps version 1,
+    answered the same, and ``check --upgrade`` leaves it (RFC 9051 §6.4.5 HEADER.FIELDS)."""
+    from dualmail.mail import listing as ml  # noqa: F401  (registers the splitter)
+    from dualmail.mime import imap_body
+    from dualmail.mime.parse import summarize
+    from dualmail.store import listing
+
+    for raw in (b"From: a\x00b@x\r\nSubject: s\r\n\r\nbody", b"Subject: s\r\nTo: a\r\n \x00b\r\n\r\n"):
+        value = listing.header_record(raw)
+        assert value[0] == 1 and listing.upgraded(value) is None
+        names = ["From", "Subject", "To"]
+        want = imap_body.section_bytes(raw, summarize(raw)["structure"], ["HEADER.FIELDS", names])
+        assert listing.header_fields(value, listing.header_ids(names)) == want
 
 
 def test_listing_with_header_fields_equals_the_renderer(store: Any, account: int,

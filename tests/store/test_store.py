@@ -294,6 +294,29 @@ def test_newer_format_is_refused(tmp_path, engine, request):
         open_store(path)
 
 
+def test_older_format_is_read_and_marked_current(tmp_path, engine, request):
+    """A store of format 1 (before version 2 ``imaph`` values) opens and is marked 2, so a
+    dualmail of format 1 refuses it afterwards rather than misread it."""
+    from dualmail.store import keys as K
+    from dualmail.store.store import open_store
+    from tests.conftest import store_target
+
+    path = store_target(engine, tmp_path, request)
+    s = open_store(path)
+    a = s.create_account("old@x", "pw")
+    with s.kv.write() as w:
+        w.put("meta", b"format", b"1")
+    s.close()
+    s = open_store(path)
+    try:
+        with s.kv.read() as r:
+            assert r.get("meta", b"format") == str(K.FORMAT_VERSION).encode() == b"2"
+        with s.read(a) as v:
+            assert v.mailbox_by_path(["INBOX"]) is not None
+    finally:
+        s.close()
+
+
 def test_external_commits_are_published(tmp_path, engine, request):
     """A second Store on the same directory or database (another process, e.g. the CLI)
     is noticed."""

@@ -129,7 +129,7 @@ def fetch(s: Session, cmd: c.Fetch) -> Gen:
     want_flags = any(a.name == "FLAGS" for a in atts)
     batch = max(1, s.config.fetch_batch)
     hdr_ids = _stored_headers(atts)
-    if not flagged_now and hdr_ids is not None:
+    if not flagged_now and hdr_ids is not None and not sel.index_ready:
         missing = yield from _headers(s, sel, msgs, atts, hdr_ids, batch, keep_uid, cmd.tag)
         if missing:
             return r.Tagged(cmd.tag, "NO", "Some of the requested messages no longer exist",
@@ -411,13 +411,14 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
     slots = {**_SLOT, **{k: len(_SLOT) + 1 + j for j, k in enumerate(hkeys)}}
     pick = itemgetter(0, *[slots[n] for n in names])  # names is never empty
     hvs: Any = repeat(None)
-    if hkeys and found:
-        present = [K.un64(v) for _q, _u, v in found]
-        hks = [acct + v[:8] for _q, _u, v in found]
-        hvs = iter(_get_ascending(kv, "imaph", hks)
-                   if 0 <= present[-1] - present[0] < 2 * len(present) and present == sorted(present)
-                   else kv.get_many("imaph", hks))
     hwant = [hdrs[k] for k in hkeys]
+    if hkeys and found:
+        hvals = _by_email_rows(kv, "imaph", acct, found)
+        if names in (["UID", "H0"], ["H0"]) and hwant[0][2] is None:
+            lines = _header_lines(found, hvals, fmt, hwant[0][1], uidonly, len(names) == 2)
+            if lines is not None:
+                return lines, missing
+        hvs = iter(hvals)
     if bs_only and got and names in (["UID", "BODYSTRUCTURE"], ["BODYSTRUCTURE"]):
         lines = _bodystructure_lines(found, got, fmt, uidonly, len(names) == 2)
         if lines is not None:
@@ -513,6 +514,48 @@ def _bodystructure_lines(found: list[tuple[int, int, bytes]], got: list[tuple[by
         else:
             ap(fmt % (uid if uidonly else seq, bs))
     return out
+
+
+def _header_lines(found: list[tuple[int, int, bytes]], hvals: list[bytes | None], fmt: bytes,
+                  ids: frozenset[int], uidonly: bool, with_uid: bool) -> list[bytes] | None:
+    """``UID FETCH ... (BODY.PEEK[HEADER.FIELDS (...)])`` of stored fields (what mail
+    clients send for new mail): each line from the message's ``imaph`` row.  None when a
+    row is missing (an Email stored before the table): the general loop then answers."""
+    header_fields, body_value = wire.header_fields, _body_value
+    out: list[bytes] = []
+    ap = out.append
+    for (seq, uid, _v), hv in zip(found, hvals):
+        data = header_fields(hv, ids) if hv else None
+        if data is None:
+            return None
+        # (fields and the blank line end in CRLF: a literal, as ``_body_value`` makes)
+        value = b"{%d}\r\n%b" % (len(data), data) if data else body_value(data)
+        if with_uid:
+            ap(fmt % (uid if uidonly else seq, uid, value))
+        else:
+            ap(fmt % (uid if uidonly else seq, value))
+    return out
+
+
+def _by_email_rows(kv: Any, table: str, acct: bytes, found: list[tuple[int, int, bytes]]) -> list[bytes | None]:
+    """The ``table`` row (key A E) of each Email of ``found`` (its ``imapm`` rows), None
+    where there is none: Emails stored one after another are one range read, zipped in
+    step with ``found`` (each checked); out of step, by Email; far apart, one get each."""
+    n = len(found)
+    first, last = K.un64(found[0][2]), K.un64(found[-1][2])
+    if 0 <= last - first < 2 * n:
+        rows = list(kv.range(table, acct + K.u64(first), acct + K.u64(last + 1), expect=n))
+        if len(rows) == n:
+            vals = [hv if hk[4:] == v[:8] else None for (hk, hv), (_q, _u, v) in zip(rows, found)]
+            if None not in vals:
+                return vals
+        by = _by_email(rows)
+        vals = [by.get(v[:8]) for _q, _u, v in found]
+        lost = [i for i, hv in enumerate(vals) if hv is None]  # (outside the range read)
+        for i, hv in zip(lost, kv.get_many(table, [acct + found[i][2][:8] for i in lost])):
+            vals[i] = hv
+        return vals
+    return kv.get_many(table, [acct + v[:8] for _q, _u, v in found])
 
 
 def _by_email(items: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
