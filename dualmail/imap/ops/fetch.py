@@ -425,22 +425,29 @@ def _listing_indexed(s: Session, sel: SelectedMailbox, view: Any, part: list[tup
             return lines, missing
     header_fields, body_value = wire.header_fields, _body_value
     flags = b""
+    # one HEADER.FIELDS, whole (Thunderbird's new-mail FETCH): its value made in place
+    one_ids = hwant[0][1] if len(hwant) == 1 and hwant[0][2] is None else None
+    hfs: Any
     for (seq, uid, v), (wk, lv), hv in zip(found, got or repeat((b"", None)), hvs):
         e, modseq, size, recv, _date, deleted = row_unpack(v)
-        hfs: list[bytes] = []
-        if hkeys:
+        hfs = ()
+        data: bytes | None = b""
+        if one_ids is not None:
+            data = header_fields(hv, one_ids) if hv else None
+            if data is not None:  # (fields and the blank line end in CRLF: a literal)
+                hfs = (b"{%d}\r\n%b" % (len(data), data) if data else body_value(data),)
+        elif hkeys:
+            hfs = []
             for _name, ids_, partial in hwant:
                 data = header_fields(hv, ids_) if hv else None
                 if data is None:
                     break
                 hfs.append(body_value(data if partial is None else _partial(data, partial)))
-            else:
-                data = b""
-            if data is None:  # stored before ``imaph``
-                more, gone = _render_batch(s, sel, view, [(seq, uid)], [e], atts or [], want_flags)
-                out += more
-                missing = missing or gone
-                continue
+        if data is None:  # stored before ``imaph``
+            more, gone = _render_batch(s, sel, view, [(seq, uid)], [e], atts or [], want_flags)
+            out += more
+            missing = missing or gone
+            continue
         idate = env = bs = body = b""
         if bs_only:
             if wk[4:] == v[:8]:  # in step
