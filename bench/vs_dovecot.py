@@ -33,10 +33,12 @@ messages over single APPENDs, so 100k would take hours to load.
 The clock runs from writing the command to reading its tagged reply (TCP_NODELAY): while
 it runs, the client only tests whether the last line read is the tagged one; the reply is
 framed (literals skipped, the tagged line checked to be its end) and checked after the
-clock stops.
-Figures are medians of the rounds; ratio = dualmail speed / Dovecot speed (> 1: dualmail
-faster).  Resident memory of each server (Dovecot: all its processes) is printed after
-the load.  Dualmail is timed once its full-text index has caught up.
+clock stops.  Each timed command starts once neither server has run for 5 ms (``quiet``:
+what a server does after its tagged reply must not fall on the other's next command), and
+which server goes first alternates from round to round.  Figures are medians of the
+rounds; ratio = dualmail speed / Dovecot speed (> 1: dualmail faster).  Resident memory
+of each server (Dovecot: all its processes) is printed after the load.  Dualmail is timed
+once its full-text index has caught up.
 """
 
 from __future__ import annotations
@@ -237,9 +239,8 @@ class Client:
 # -- the servers -----------------------------------------------------------------------------
 
 
-def _tree_rss_kb(pid: int, field: str = "VmRSS:") -> int:
-    """Resident memory of ``pid`` and all its descendants (``field``: "RssAnon:" leaves out
-    mapped files, e.g. LMDB's pages, which the page cache holds for Dovecot's mail too)."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -249,10 +250,19 @@ def _tree_rss_kb(pid: int, field: str = "VmRSS:") -> int:
                 children.setdefault(ppid, []).append(int(d))
             except OSError:
                 pass
-    total, todo = 0, [pid]
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
         todo.extend(children.get(p, []))
+    return out
+
+
+def _tree_rss_kb(pid: int, field: str = "VmRSS:") -> int:
+    """Resident memory of ``pid`` and all its descendants (``field``: "RssAnon:" leaves out
+    mapped files, e.g. LMDB's pages, which the page cache holds for Dovecot's mail too)."""
+    total = 0
+    for p in _tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -261,6 +271,44 @@ def _tree_rss_kb(pid: int, field: str = "VmRSS:") -> int:
         except OSError:
             pass
     return total
+
+
+def _run_ns(pids: list[int]) -> int:
+    """CPU time the threads of ``pids`` have run, in ns (``/proc/.../schedstat``)."""
+    total = 0
+    for p in pids:
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
+def quiet(servers: list[Any], window: float = 0.005, limit: float = 0.5) -> None:
+    """Wait (up to ``limit``) until no process of any server has run more than 2 % of a
+    ``window``: work a server goes on with after its tagged reply (Dovecot's index and
+    cache writes, dualmail's indexer) then cannot fall on the other server's next command
+    on this 2-core machine.  Not timed."""
+    pids = [p for srv in servers for p in _tree(srv.pid)]
+    deadline = time.monotonic() + limit
+    last = _run_ns(pids)
+    QUIET[0] += 1
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = _run_ns(pids)
+        if now - last < window * 1e9 * 0.02:
+            return
+        last = now
+    QUIET[1] += 1
+
+
+QUIET = [0, 0]  # waits, and waits that reached their limit
 
 
 class DualmailServer:
@@ -278,6 +326,7 @@ class DualmailServer:
         self.srv = Server(data, wait_index=False)
         self.port = self.srv.port
         self.proc = self.srv.proc
+        self.pid = self.proc.pid
 
     def settle(self, n: int) -> None:
         """Let the full-text index catch up with the load.  The indexer runs 50 ms after
@@ -302,6 +351,8 @@ class DovecotServer:
 
         self.dc = Dovecot(root, {USER: PASSWORD}, special_use=False, fsync="optimized")
         self.port = self.dc.port
+        assert self.dc.proc is not None
+        self.pid = self.dc.proc.pid
 
     def settle(self, n: int) -> None:
         pass
@@ -491,13 +542,16 @@ def per_size(n: int, rounds: int, appends: int, out: Any,
         times: dict[tuple[str, str], list[float]] = {}
         for _r in range(rounds):
             for op in ops:
-                for srv in servers:
+                for srv in (servers if _r % 2 == 0 else servers[::-1]):  # who goes first alternates
+                    quiet(servers)
                     dt, _reply = op[2](srv, state[srv.name])
                     times.setdefault((op[0], srv.name), []).append(dt)
         for name, unit, _f, _chk in ops:
             d = statistics.median(times[(name, "dovecot")])
             m = statistics.median(times[(name, "dualmail")])
             rows.append((name, unit, d, m))
+        if QUIET[1]:
+            out.write(f"  note: {QUIET[1]} of {QUIET[0]} waits for both servers to be idle timed out\n")
         hd, hm = state["dovecot"].get("hits", {}), state["dualmail"].get("hits", {})
         if hd != hm:
             out.write(f"  note: hit counts differ: dovecot {hd}, dualmail {hm}\n")
