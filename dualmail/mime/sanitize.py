@@ -165,7 +165,11 @@ def truncate_html(html: str, max_bytes: int) -> tuple[str, bool]:
     if lt >= 0 and value.find(">", lt) < 0:
         value = value[:lt]
     value = _PARTIAL_REF.sub("", value)
-    style = value.lower().rfind("<style")
-    if style >= 0 and value.lower().find("</style>", style) < 0:
+    # an unclosed <style> block: the first "<style" after the last "</style>" opens it
+    # (one further in is the block's own CSS text, which may hold "<style" too)
+    low = value.lower()
+    close = low.rfind("</style>")
+    style = low.find("<style", close + 8 if close >= 0 else 0)
+    if style >= 0:
         value = value[:style]
     return value, True

@@ -226,6 +226,16 @@ def test_truncate_keeps_budget_and_safety(html, budget):
         assert not re.search(r"&#?[A-Za-z0-9]*$", value), "ends inside a character reference"
 
 
+def test_truncate_drops_an_unclosed_style_block_whose_text_holds_style():
+    """The CSS text of a <style> may hold "<style": the block to drop starts at the first
+    "<style" after the last "</style>", not the last one (found by hypothesis)."""
+    clean = sanitize_html("<style><script href=<style>>hihihi</style>hi")
+    assert clean == "<style><script href=<style>>hihihi</style>hi"
+    assert truncate_html(clean, 27) == ("", True)
+    assert truncate_html("<p>a</p>" + clean, 35) == ("<p>a</p>", True)
+    assert truncate_html(clean, len(clean) - 2) == ("<style><script href=<style>>hihihi</style>", True)
+
+
 def test_truncate_utf8_boundary():
     clean = sanitize_html("<p>" + "é" * 100 + "</p>")
     value, cut = truncate_html(clean, 10)
