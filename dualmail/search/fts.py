@@ -25,6 +25,7 @@ Imports no twisted; speaks to the store only through its KV interface.
 
 from __future__ import annotations
 
+import re
 import sys
 from array import array
 import time
@@ -344,6 +345,11 @@ def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | Non
     return out
 
 
+# A term of MAX_TOKEN characters or more in ``unpack_terms`` form ("\n"-delimited): one
+# compiled search, not a Python pass over every term of every Email checked.
+_CUT_TERM = re.compile("\n[^\n]{%d,}\n" % MAX_TOKEN)
+
+
 class _Match:
     """What ``candidates`` looks up, also applied to one Email's term record."""
 
@@ -365,7 +371,7 @@ class _Match:
             return "\n" + r in joined
         if (r + "\n" if mode == "suffix" else r) in joined:
             return True
-        return any(len(t) >= MAX_TOKEN for t in joined.split("\n"))  # a cut term
+        return _CUT_TERM.search(joined) is not None  # a cut term (may hold the run past its cut)
 
     def first_scans(self, account: int) -> list[Scan]:
         """What ``postings`` reads first, to be read with the caller's own first look

@@ -249,3 +249,15 @@ def test_a_word_search_is_two_looks_when_the_word_is_its_only_term(store, accoun
             got = search(r, MailboxScope(INBOX), Header("Subject", q))
             assert len(got) == hits, q
             assert counting.looks == looks, q
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab\u00e9", min_size=1, max_size=MAX_TOKEN + 3), max_size=6),
+       st.sampled_from(["infix", "suffix"]))
+def test_a_cut_term_is_found_as_a_python_pass_finds_it(terms, mode):
+    """``terms_match`` of an infix/suffix run finds a term cut to MAX_TOKEN (which may hold
+    the run past its cut) with one compiled search: the same answer as a pass over the
+    terms (``unpack_terms`` form: "\\n"-delimited)."""
+    joined = "\n" + "\n".join(terms) + "\n"
+    match = fts._Match([], "zz", mode)  # a run no term holds: only a cut term can match
+    assert match.terms_match(joined) == any(len(t) >= MAX_TOKEN for t in terms)
