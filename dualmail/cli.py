@@ -154,12 +154,13 @@ def _duration(text: str) -> int:
 
 def upgrade_account(store: Any, a: int, batch: int = 1000) -> tuple[int, int]:
     """Bring derived records of an older store up to date: the full-text index's gram
-    dictionary (``search.fts.upgrade_grams``) and the JMAP listing record of every Email
+    dictionary (``search.fts.upgrade_grams``), its subject postings (``upgrade_subjects``)
+    and the JMAP listing record of every Email
     stored without one (``mime.jmap_listing``, from its summary).  Each step is its own
     write transaction of ``batch`` Emails; no modseq changes (nothing a client sees).
     Returns (fts keys given grams, listing records written)."""
     from .mime.jmap_listing import record
-    from .search.fts import upgrade_grams
+    from .search.fts import upgrade_grams, upgrade_subjects
     from .store import keys as K
     from .store.kv import prefix_end
 
@@ -169,6 +170,8 @@ def upgrade_account(store: Any, a: int, batch: int = 1000) -> tuple[int, int]:
         if not n:
             break
         grams += n
+    while upgrade_subjects(store, a):
+        pass
     written = 0
     after = 0
     while True:

@@ -12,8 +12,8 @@ indexing cost more than the APPENDs, 2026-12-05).  New mail is in the index well
 a second.  Slices hold at most ``SLICE`` Emails and ``SLICE_SECONDS`` of reading, each
 its own short transaction on the reactor's thread pool (never on the reactor), one at a
 time, one account after another.  When an account has caught up, an index made before
-the gram dictionary is upgraded
-(``upgrade_grams``), a slice at a time too.
+the gram dictionary is upgraded (``upgrade_grams``), and one made before the subject
+postings is given them (``upgrade_subjects``), a slice at a time too.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .search.fts import index_slice, upgrade_grams
+from .search.fts import index_slice, upgrade_grams, upgrade_subjects
 from .store.store import Store
 from .store.txn import Commit
 
 SLICE = 512  # emails per slice at most (from term records: ~30 µs each, plus the postings)
 SLICE_SECONDS = 0.02  # reading stops after this long (old Emails without term records)
 UPGRADE_SLICE = 5000  # fts keys per slice of the gram upgrade
+SUBJECT_SLICE = 2000  # Emails per slice of the subject-postings upgrade (~10 µs each)
 LAG = 0.05  # seconds from a commit to indexing its mail (not reset by later commits)
 INTERVAL = 0.5  # at least this long between two slices of one account's new mail
 GAP = 0.005  # between slices of a catch-up, so requests are served in between
@@ -126,7 +127,8 @@ class SearchIndexer(Service):
     def _slice(self, account: int) -> tuple[int, bool]:
         """(Emails indexed, is more of the backlog left)."""
         n, complete = index_slice(self.store, account, SLICE, SLICE_SECONDS)
-        if complete and n == 0 and upgrade_grams(self.store, account, UPGRADE_SLICE):
+        if complete and n == 0 and (upgrade_grams(self.store, account, UPGRADE_SLICE)
+                                    or upgrade_subjects(self.store, account, SUBJECT_SLICE)):
             return 0, True
         return n, not complete
 

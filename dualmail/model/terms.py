@@ -16,7 +16,7 @@ import re
 import unicodedata
 import zlib
 
-__all__ = ["MAX_TOKEN", "WORD", "email_terms", "fold", "pack_terms", "tokens", "unpack_terms"]
+__all__ = ["MAX_TOKEN", "WORD", "email_terms", "fold", "pack_terms", "text_terms", "tokens", "unpack_terms"]
 
 #: Index terms are cut to this many characters (the LMDB key limit is 511 bytes).
 MAX_TOKEN = 64
@@ -79,6 +79,11 @@ def _fold_words(s: str) -> str:
         return s.lower()
     s = s.casefold()
     return s if unicodedata.is_normalized("NFKD", s) else unicodedata.normalize("NFKD", s)
+
+
+def text_terms(text: str) -> set[str]:
+    """The index terms of one decoded text (a header field's value): ``tokens(fold(text))``."""
+    return tokens(_fold_words(text))
 
 
 def email_terms(header_text: str, body_text: str) -> set[str]:

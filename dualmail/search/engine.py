@@ -355,21 +355,22 @@ class _Engine:
         if isinstance(c, Contains):
             q = fold(c.value)
             cheap = c.field in ("from", "to", "cc", "bcc", "subject")
-            return self._candidates(q, 3 if cheap else 1) if q else None
+            return self._candidates(q, 3 if cheap else 1, c.field == "subject") if q else None
         if isinstance(c, Header) and c.value:
             return self._candidates(fold(c.value), 1)
         return None
 
-    def _candidates(self, q: str, scan_terms: int) -> set[int] | None:
-        """``fts.candidates``; in a mailbox scope, the mailbox's record (which running the
-        search reads) is read in the same round trip."""
+    def _candidates(self, q: str, scan_terms: int, subject: bool = False) -> set[int] | None:
+        """``fts.candidates`` (``subject``: of the Subject's postings); in a mailbox scope,
+        the mailbox's record (which running the search reads) is read in the same round
+        trip."""
         m = self.m
         if m is None or self._took_mailbox:
-            return fts.candidates(self.v.kv, self.a, q, scan_terms=scan_terms)
+            return fts.candidates(self.v.kv, self.a, q, scan_terms=scan_terms, subject=subject)
         self._took_mailbox = True
         rows: list[Any] = []
         got = fts.candidates(self.v.kv, self.a, q, scan_terms=scan_terms,
-                             also=[self.v.mailbox_scan(m)], also_out=rows)
+                             also=[self.v.mailbox_scan(m)], also_out=rows, subject=subject)
         if rows:
             self.v.took_mailbox(m, rows[0])
         return got

@@ -31,13 +31,14 @@ from array import array
 import time
 from typing import Any, Iterable, Sequence
 
-from ..store import keys as K
+from ..store import codec, keys as K
 from ..store.kv import KVRead, Scan, prefix_end, scan_complete
-from ..model.terms import email_terms, unpack_terms
+from ..store.txn import search_record
+from ..model.terms import email_terms, text_terms, unpack_terms
 from .collate import MAX_TOKEN, query_runs
 
-__all__ = ["CHUNK", "candidates", "grams_ready", "index_all", "index_pending", "index_slice", "unindexed",
-           "upgrade_grams", "watermark"]
+__all__ = ["CHUNK", "SUBJECT", "candidates", "grams_ready", "index_all", "index_pending", "index_slice",
+           "subject_watermark", "unindexed", "upgrade_grams", "upgrade_subjects", "watermark"]
 
 #: Postings per LMDB value; a frequent term spans several chunks.
 CHUNK = 4096
@@ -73,11 +74,25 @@ def unindexed(kv: KVRead, account: int, wm: int | None = None) -> list[int]:
     return [K.un64(k, 4) for k, _v in kv.range("email", K.email(account, wm + 1), stop)]
 
 
+#: The table of subject postings: the terms of each Email's Subject alone, in ``fts``'s
+#: layout, so a SUBJECT search (IMAP, JMAP's ``subject`` filter) reads the few Emails
+#: whose subject holds the word, not every Email whose text does.
+SUBJECT = "ftss"
+_SUBJECTS = b"s"  # ftsmeta A + this: E(u64), every Email at or below it is in ftss
+
 _GRAMS_READY = b"g"  # ftsmeta A + this: ftsgram holds every term of fts
 _GRAMS_CURSOR = b"G"  # ftsmeta A + this: the upgrade's last term so far
 GRAM = 3  # characters per gram of the term dictionary
 # English letters by frequency: a gram of rare letters is tried first (a short list)
 _COMMON = {c: i for i, c in enumerate("etaoinshrdlcumwfgypbvkjxqz")}
+
+
+def subject_watermark(kv: KVRead, account: int) -> int:
+    """Every Email numbered at or below this has its subject terms in ``ftss`` (0:
+    none).  Equal to the watermark, the subject postings are complete and move with it;
+    below it (an index made before ``ftss``), ``upgrade_subjects`` fills them in."""
+    raw = kv.get("ftsmeta", K.acct(account) + _SUBJECTS)
+    return K.un64(raw) if raw else 0
 
 
 def grams_ready(kv: KVRead, account: int) -> bool:
@@ -108,6 +123,36 @@ def _terms_of(r: Any, account: int, e: int) -> Iterable[str]:
     return email_terms(h, b)
 
 
+def _subject_terms(r: Any, account: int, e: int) -> set[str]:
+    """The index terms of an Email's decoded Subject, from its search record (what a
+    SUBJECT search checks, ``search.engine``)."""
+    raw = r.kv.get("srch", K.email(account, e))
+    if raw is not None:
+        s = codec.loads(raw)
+    else:  # stored before search records: as the engine makes it
+        summary = dict(r.summary(e) or {})
+        summary["header_text"] = r.text(e)[0]
+        s = search_record(summary)
+    return text_terms(str(s["h"].get("subject", "")))
+
+
+def _append(w: Any, account: int, table: str, term: str, es: list[int]) -> None:
+    """Append ascending Email numbers to a term's postings in ``table`` (``fts`` or
+    ``ftss``); a term new to the table goes into the gram dictionary."""
+    tb = term.encode("utf-8", "surrogatepass")
+    p = K.fts(account, tb)
+    tail = next(iter(w.range(table, p, prefix_end(p), reverse=True)), None)
+    if tail is None:  # a new term: into the gram dictionary
+        _put_grams(w, account, term, tb)
+    elif len(tail[1]) // 8 < CHUNK:
+        room = CHUNK - len(tail[1]) // 8
+        w.put(table, tail[0], bytes(tail[1]) + _pack(es[:room]))
+        es = es[room:]
+    for i in range(0, len(es), CHUNK):
+        part = es[i : i + CHUNK]
+        w.put(table, p + K.u64(part[0]), _pack(part))
+
+
 def index_pending(store: Any, account: int, budget: int = 200, seconds: float | None = None) -> int:
     """Index up to ``budget`` Emails above the watermark (reading stops early once
     ``seconds`` have gone by); the number indexed (0: the index has caught up).  Call
@@ -123,11 +168,14 @@ def index_pending(store: Any, account: int, budget: int = 200, seconds: float | 
 
 def index_slice(store: Any, account: int, budget: int, seconds: float | None = None) -> tuple[int, bool]:
     """``index_pending``, and whether its reading reached the last Email (else it stopped
-    at ``budget`` or ``seconds``, or lost a race, and more may be left)."""
+    at ``budget`` or ``seconds``, or lost a race, and more may be left).  The subject
+    postings move with the index once they are complete (``subject_watermark``)."""
     adds: dict[str, list[int]] = {}
+    sadds: dict[str, list[int]] = {}
     t0 = time.monotonic()
     with store.read(account) as r:
         wm = watermark(r.kv, account)
+        subjects = subject_watermark(r.kv, account) == wm
         fresh = wm == 0 and not grams_ready(r.kv, account)
         stop = prefix_end(K.acct(account))
         last = wm
@@ -140,6 +188,9 @@ def index_slice(store: Any, account: int, budget: int, seconds: float | None = N
             e = K.un64(k, 4)
             for t in _terms_of(r, account, e):
                 adds.setdefault(t, []).append(e)
+            if subjects:
+                for t in _subject_terms(r, account, e):
+                    sadds.setdefault(t, []).append(e)
             last = e
             n += 1
     if n == 0:
@@ -149,25 +200,52 @@ def index_slice(store: Any, account: int, budget: int, seconds: float | None = N
         if watermark(w, account) != wm:
             return 0
         for term, es in adds.items():
-            tb = term.encode("utf-8", "surrogatepass")
-            p = K.fts(account, tb)
-            tail = next(iter(w.range("fts", p, prefix_end(p), reverse=True)), None)
-            if tail is None:  # a new term: into the gram dictionary
-                _put_grams(w, account, term, tb)
-            elif len(tail[1]) // 8 < CHUNK:
-                room = CHUNK - len(tail[1]) // 8
-                w.put("fts", tail[0], bytes(tail[1]) + _pack(es[:room]))
-                es = es[room:]
-            for i in range(0, len(es), CHUNK):
-                part = es[i : i + CHUNK]
-                w.put("fts", p + K.u64(part[0]), _pack(part))
+            _append(w, account, "fts", term, es)
         w.put("ftsmeta", K.acct(account), K.u64(last))
+        if subjects and subject_watermark(w, account) == wm:
+            for term, es in sadds.items():
+                _append(w, account, SUBJECT, term, es)
+            w.put("ftsmeta", K.acct(account) + _SUBJECTS, K.u64(last))
         if fresh:  # a new index has its grams from the start
             w.put("ftsmeta", K.acct(account) + _GRAMS_READY, b"1")
         return n
 
     done: int = store.kv.run_write(run, account)
     return done, complete and done == n
+
+
+def upgrade_subjects(store: Any, account: int, budget: int = 2000) -> int:
+    """Give the Emails of an index made before ``ftss`` their subject postings, up to
+    ``budget`` Emails per call (its own write transaction, from the subject watermark
+    up to the index's watermark); the number of Emails read (0: done, the subject
+    postings complete).  The indexer calls it when idle, ``dualmail check --upgrade``
+    until it returns 0."""
+    sadds: dict[str, list[int]] = {}
+    with store.read(account) as r:
+        wm = watermark(r.kv, account)
+        swm = subject_watermark(r.kv, account)
+        if swm >= wm:
+            return 0
+        last = wm  # every Email up to wm read, unless the budget stops it
+        n = 0
+        for k, _v in r.kv.range("email", K.email(account, swm + 1), K.email(account, wm + 1)):
+            if n >= budget:
+                last = K.un64(k, 4) - 1
+                break
+            for t in _subject_terms(r, account, K.un64(k, 4)):
+                sadds.setdefault(t, []).append(K.un64(k, 4))
+            n += 1
+
+    def run(w: Any) -> int:
+        if subject_watermark(w, account) != swm:
+            return 1  # another upgrade moved it: look again
+        for term, es in sadds.items():
+            _append(w, account, SUBJECT, term, es)
+        w.put("ftsmeta", K.acct(account) + _SUBJECTS, K.u64(last))
+        return max(n, 1)
+
+    result: int = store.kv.run_write(run, account)
+    return result
 
 
 def upgrade_grams(store: Any, account: int, budget: int = 20000) -> int:
@@ -210,6 +288,8 @@ def index_all(store: Any, account: int, budget: int = 500) -> int:
     """Index everything pending (tests, ``dualmail`` admin commands); the count."""
     while upgrade_grams(store, account):
         pass
+    while upgrade_subjects(store, account):
+        pass
     total = 0
     while True:
         n = index_pending(store, account, budget)
@@ -218,25 +298,21 @@ def index_all(store: Any, account: int, budget: int = 500) -> int:
         total += n
 
 
-def _postings(kv: KVRead, account: int, term: str) -> set[int]:
-    return _postings_b(kv, account, term.encode("utf-8", "surrogatepass"))
-
-
-def _postings_b(kv: KVRead, account: int, tb: bytes) -> set[int]:
-    p = K.fts(account, tb)
+def _postings(kv: KVRead, account: int, term: str, table: str = "fts") -> set[int]:
+    p = K.fts(account, term.encode("utf-8", "surrogatepass"))
     out: set[int] = set()
-    for _k, v in kv.range("fts", p, prefix_end(p)):
+    for _k, v in kv.range(table, p, prefix_end(p)):
         out.update(_unpack(v))
     return out
 
 
-def _postings_of(kv: KVRead, account: int, terms: Sequence[bytes]) -> set[int]:
+def _postings_of(kv: KVRead, account: int, terms: Sequence[bytes], table: str = "fts") -> set[int]:
     """The union of the postings of ``terms``: their first chunks in one look."""
     out: set[int] = set()
     reqs = []
     for tb in terms:
         p = K.fts(account, tb)
-        reqs.append(("fts", p, prefix_end(p)))
+        reqs.append((table, p, prefix_end(p)))
     for rows in scan_complete(kv, reqs, _POSTINGS_PAGE):
         for _k, v in rows:
             out.update(_unpack(v))
@@ -260,14 +336,14 @@ def _gram_prefix(account: int, g: str) -> bytes:
     return K.ftsgram(account, g.encode("utf-8", "surrogatepass"))
 
 
-def _gram_scans(account: int, run: str) -> list[Scan]:
+def _gram_scans(account: int, run: str, table: str = "fts") -> list[Scan]:
     """The first look of a suffix/infix run: up to ``_GRAM_PAGE`` terms of each of its
     ``_FIRST_GRAMS`` rarest-looking grams and of the cut terms, and the first postings of
     the run as a whole term (usually the only term holding it: then the look is all)."""
     ps = [_gram_prefix(account, g) for g in _grams(run)[:_FIRST_GRAMS]] + [K.ftsgram(account, b"")]
     whole = K.fts(account, run.encode("utf-8", "surrogatepass"))
     return [("ftsgram", p, prefix_end(p), _GRAM_PAGE) for p in ps] + [
-        ("fts", whole, prefix_end(whole), _POSTINGS_PAGE)]
+        (table, whole, prefix_end(whole), _POSTINGS_PAGE)]
 
 
 def _gram_terms(kv: KVRead, account: int, run: str,
@@ -301,24 +377,25 @@ def _gram_terms(kv: KVRead, account: int, run: str,
 
 
 def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | None = None,
-                first: list[list[tuple[bytes, bytes]]] | None = None) -> set[int]:
+                first: list[list[tuple[bytes, bytes]]] | None = None, table: str = "fts") -> set[int]:
     """Postings of every term with ``run`` as prefix ("prefix"), suffix ("suffix") or
     inside it ("infix").  Terms cut to MAX_TOKEN may have lost the matching part, so for
     suffix/infix every cut term is included too (verification sorts it out).  Suffix and
     infix runs of 3 characters or more find their terms in the gram dictionary
     (``ftsgram``) once it is complete (``first``: the rows of ``_gram_scans``, if the
-    caller has read them); shorter ones scan the term dictionary."""
+    caller has read them); shorter ones scan the term dictionary.  ``table``: ``fts``,
+    or ``ftss`` for the subject postings (every subject term is in the gram dictionary)."""
     rb = run.encode("utf-8", "surrogatepass")
     out: set[int] = set()
     if mode == "prefix":
         p = K.acct(account) + rb
-        for _k, v in kv.range("fts", p, prefix_end(p)):
+        for _k, v in kv.range(table, p, prefix_end(p)):
             out.update(_unpack(v))
         return out
     if len(run) >= GRAM and (grams_ready(kv, account) if ready is None else ready):
         # the grams and the cut terms in one look; the postings of every term found in another
         if first is None:
-            first = kv.scan_many(_gram_scans(account, run))
+            first = kv.scan_many(_gram_scans(account, run, table))
         cut = K.ftsgram(account, b"")
         cut_rows, whole_rows = first[-2], first[-1]
         if len(cut_rows) >= _GRAM_PAGE:
@@ -330,14 +407,14 @@ def _scan_terms(kv: KVRead, account: int, run: str, mode: str, ready: bool | Non
             terms.discard(rb)
             whole = K.fts(account, rb)
             if len(whole_rows) >= _POSTINGS_PAGE:
-                whole_rows = whole_rows + list(kv.range("fts", whole_rows[-1][0] + b"\x00", prefix_end(whole)))
+                whole_rows = whole_rows + list(kv.range(table, whole_rows[-1][0] + b"\x00", prefix_end(whole)))
             for _k, v in whole_rows:
                 out.update(_unpack(v))
         if terms:
-            out.update(_postings_of(kv, account, sorted(terms)))
+            out.update(_postings_of(kv, account, sorted(terms), table))
         return out
     p = K.acct(account)
-    for k, v in kv.range("fts", p, prefix_end(p)):
+    for k, v in kv.range(table, p, prefix_end(p)):
         term = k[4:-9]
         if (term.endswith(rb) if mode == "suffix" else rb in term) or (
                 len(term) >= MAX_TOKEN and len(term.decode("utf-8", "replace")) >= MAX_TOKEN):
@@ -373,28 +450,29 @@ class _Match:
             return True
         return _CUT_TERM.search(joined) is not None  # a cut term (may hold the run past its cut)
 
-    def first_scans(self, account: int) -> list[Scan]:
+    def first_scans(self, account: int, table: str = "fts") -> list[Scan]:
         """What ``postings`` reads first, to be read with the caller's own first look
         (``scan_many``): the grams of a suffix/infix run; nothing for the other kinds."""
         if not self.exact and self.mode in ("suffix", "infix") and len(self.run) >= GRAM:
-            return _gram_scans(account, self.run)
+            return _gram_scans(account, self.run, table)
         return []
 
     def postings(self, kv: KVRead, account: int, ready: bool | None = None,
-                 first: list[list[tuple[bytes, bytes]]] | None = None) -> set[int]:
+                 first: list[list[tuple[bytes, bytes]]] | None = None, table: str = "fts") -> set[int]:
         """``ready``: ``grams_ready``, if the caller has read it; ``first``: the rows of
-        ``first_scans`` (read with ``grams_ready`` true), if the caller has read them."""
+        ``first_scans`` (read with ``grams_ready`` true), if the caller has read them;
+        ``table``: ``fts`` or ``ftss`` (subject postings)."""
         if self.exact:
             found: set[int] | None = None
             for r in sorted(self.exact, key=len, reverse=True):
-                got = _postings(kv, account, r)
+                got = _postings(kv, account, r, table)
                 found = got if found is None else found & got
                 if not found:
                     break
             return found or set()
         if self.mode == "term":
-            return _postings(kv, account, self.run)
-        return _scan_terms(kv, account, self.run, self.mode, ready, first or None)
+            return _postings(kv, account, self.run, table)
+        return _scan_terms(kv, account, self.run, self.mode, ready, first or None, table)
 
 
 def _match(folded_query: str, scan_terms: int) -> _Match | None:
@@ -446,7 +524,8 @@ _WM_HINT: dict[int, int] = {}
 
 
 def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int = 1,
-               also: Sequence[Scan] = (), also_out: list[Any] | None = None) -> set[int] | None:
+               also: Sequence[Scan] = (), also_out: list[Any] | None = None,
+               subject: bool = False) -> set[int] | None:
     """A superset of the Emails whose folded text contains ``folded_query`` (postings at
     or below the watermark, plus the Emails above it whose term records allow it); None
     when the query has no word run to look up (the caller then scans).  A suffix/infix
@@ -454,7 +533,9 @@ def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int =
     whole term dictionary that would match most terms anyway -- the caller passes 3 when
     checking each Email is cheap (From/To/Subject read only the small search record).
     ``also``: the caller's own scans, read with the first look, their rows appended to
-    ``also_out`` (nothing appended when there is no look: the caller reads them)."""
+    ``also_out`` (nothing appended when there is no look: the caller reads them).
+    ``subject``: the query is of the Subject alone: the postings of subject terms
+    (``ftss``) are looked up once they are complete, else those of the whole text."""
     match = _match(folded_query, scan_terms)
     if match is None:
         return None
@@ -462,8 +543,9 @@ def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int =
     # above the watermark as last seen, and what the match reads first (a run's grams).
     acct = K.acct(account)
     hint = _WM_HINT.get(account, 0)
-    first = match.first_scans(account)
-    got = kv.scan_many([("ftsmeta", acct, acct + b"h", 3), _tail_scan(account, hint), *first, *also])
+    table = SUBJECT if subject else "fts"
+    first = match.first_scans(account, table)
+    got = kv.scan_many([("ftsmeta", acct, acct + b"t", 4), _tail_scan(account, hint), *first, *also])
     if also:
         if also_out is not None:
             also_out.extend(got[len(got) - len(also):])
@@ -474,7 +556,9 @@ def candidates(kv: KVRead, account: int, folded_query: str, *, scan_terms: int =
     if len(_WM_HINT) > 100_000:
         _WM_HINT.clear()
     _WM_HINT[account] = wm
-    found = match.postings(kv, account, ready, got[2:] if ready else None) if wm else set()
+    if subject and meta.get(acct + _SUBJECTS) != mark:  # an older index, not yet upgraded
+        table, got = "fts", got[:2]
+    found = match.postings(kv, account, ready, got[2:] if ready else None, table) if wm else set()
     # (a hint below the watermark whose page filled: read again from the watermark, not on)
     tail = got[1] if hint == wm or (hint < wm and len(got[1]) < _TAIL_PAGE) else None
     found |= _tail(kv, account, wm, match, tail)

@@ -55,6 +55,11 @@ fts            A token(utf-8) 0x00 E(first)           postings chunk: little-end
                                                       ascending (full-text index, dualmail.search.fts)
 ftsmeta        A                                      E(u64): full-text watermark, every email <= E
                                                       is indexed (or destroyed)
+ftss           A token(utf-8) 0x00 E(first)           postings chunk as in ``fts``, of the terms of the
+                                                      decoded Subject alone (SUBJECT searches)
+ftsmeta        A b"s"                                 E(u64): every email <= E is in ``ftss``; equal to
+                                                      the watermark once complete (older indexes:
+                                                      ``fts.upgrade_subjects``)
 ftsmeta        A b"g"                                 b"1": ``ftsgram`` holds every term of ``fts``
 ftsmeta        A b"G"                                 the last term given its grams so far (the
                                                       upgrade of an index older than ``ftsgram``)
@@ -87,7 +92,7 @@ TABLES = (
     "meta", "account", "login", "token", "mailbox", "mbxname", "email", "summary", "text", "uid", "deleted",
     "mbxmod", "expunged", "recv", "recvall", "thread", "mbxthread", "msgref", "blob",
     "blobref", "changelog", "chlast", "state", "commits", "dedup", "upload", "object",
-    "srch", "fts", "ftsmeta", "imapw", "ftstok", "ftsgram", "jmapw",
+    "srch", "fts", "ftsmeta", "imapw", "ftstok", "ftsgram", "jmapw", "ftss",
 )
 
 # 1: the first; 2 (2026-12-07): ``imaph`` values of version 2 (``store.listing``), which a

@@ -17,7 +17,7 @@ from dualmail.model.terms import WORD, _fold_words, email_terms, tokens
 from dualmail.search import JMAP, fts, search
 from dualmail.search.collate import MAX_TOKEN, fold
 from dualmail.search.query import Contains
-from dualmail.store import keys as K
+from dualmail.store import codec, keys as K
 from dualmail.store.kv import prefix_end
 from dualmail.store.store import open_store
 from tests.search.corpus import INBOX, msg
@@ -45,6 +45,9 @@ class Counting:
         self.gets[table] = self.gets.get(table, 0) + len(keys)
         return self.kv.get_many(table, keys)
 
+    def get_many_each(self, reqs):
+        return [self.get_many(table, keys) for table, keys in reqs]
+
     def range(self, table, start, stop=None, reverse=False, expect=None):
         for item in self.kv.range(table, start, stop, reverse=reverse, expect=expect):
             self.ranged[table] = self.ranged.get(table, 0) + 1
@@ -71,10 +74,11 @@ def test_fast_tokenizer_equals_the_word_pattern(s):
 
 
 def _legacy(store, account):
-    """Make the store look as before term records and grams: no ftstok, no ftsgram, no flag."""
+    """Make the store look as before term records, grams and subject postings: no ftstok,
+    no ftsgram, no ftss, no flag, no subject watermark."""
     def run(w):
         p = K.acct(account)
-        for table in ("ftstok", "ftsgram"):
+        for table in ("ftstok", "ftsgram", "ftss"):
             for k, _v in list(w.range(table, p, prefix_end(p))):
                 w.delete(table, k)
         for k, _v in list(w.range("ftsmeta", p, prefix_end(p))):
@@ -94,8 +98,11 @@ def _queries(corpus: list[tuple[str, str]], extra: list[str]) -> list[str]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(texts, texts), min_size=1, max_size=8), st.integers(0, 8),
-       st.sampled_from(["new", "legacy", "legacy-upgraded"]), st.lists(texts, max_size=4))
+       st.sampled_from(["new", "legacy", "legacy-upgraded", "legacy-subjects-partly"]), st.lists(texts, max_size=4))
 def test_index_answers_equal_a_brute_force_scan(corpus, indexed, state, extra):
+    """Text, body and subject searches equal a scan in every index state: new; older
+    than term records, grams and subject postings; upgraded; subject postings part-way
+    through their upgrade (RFC 3501 §6.4.4: SUBJECT is a substring of the field)."""
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(tmp + "/data", sync=False)
         try:
@@ -110,6 +117,10 @@ def test_index_answers_equal_a_brute_force_scan(corpus, indexed, state, extra):
                 if state == "legacy-upgraded":
                     while fts.upgrade_grams(store, a, 7):
                         pass
+                    while fts.upgrade_subjects(store, a, 2):
+                        pass
+                elif state == "legacy-subjects-partly":
+                    fts.upgrade_subjects(store, a, 1)
                 fts.index_pending(store, a, 2)
             with store.read(a) as r:
                 emails = [e for e in r.received_order(None, reverse=False)]
@@ -123,6 +134,8 @@ def test_index_answers_equal_a_brute_force_scan(corpus, indexed, state, extra):
                     got = search(r, JMAP, Contains("body", q))
                     assert got == sorted(e for e, (_h, b) in folded.items() if fq in b), (q, state)
                     assert search(r, JMAP, Contains("text", q)) == sorted(want), (q, state)
+                    subj = [e for e in emails if fq in fold(codec.loads(srch[e])["h"].get("subject", ""))]
+                    assert search(r, JMAP, Contains("subject", q)) == sorted(subj), (q, state)
                 assert all(srch.values())
         finally:
             store.close()
@@ -261,3 +274,69 @@ def test_a_cut_term_is_found_as_a_python_pass_finds_it(terms, mode):
     joined = "\n" + "\n".join(terms) + "\n"
     match = fts._Match([], "zz", mode)  # a run no term holds: only a cut term can match
     assert match.terms_match(joined) == any(len(t) >= MAX_TOKEN for t in terms)
+
+
+def _subject_mail(store, account, n, hits):
+    with store.write(account) as tx:
+        for i in range(n):
+            subject = f"the quarterly report {i}" if i in hits else f"note {i}"
+            store_prepared(tx, prepare(msg(f"From: a@b\nSubject: {subject}", "the quarterly figures\n"), (), 1),
+                           [INBOX])
+
+
+def test_a_subject_search_reads_only_the_emails_whose_subject_holds_the_word(store, account):
+    """The word is in every body and in 3 subjects: the subject postings (``ftss``) give
+    the 3 Emails, so 3 search records are read, not 200."""
+    _subject_mail(store, account, 200, {5, 77, 150})
+    fts.index_all(store, account)
+    with store.read(account) as r:
+        assert fts.subject_watermark(r.kv, account) == fts.watermark(r.kv, account) > 0
+        r.kv = counting = Counting(r.kv)
+        got = search(r, JMAP, Contains("subject", "quarterly"))
+        assert len(got) == 3
+        assert counting.gets.get("srch", 0) == 3
+        assert counting.gets.get("email", 0) == 3
+        counting.gets.clear()
+        assert len(search(r, JMAP, Contains("subject", "uarter"))) == 3  # infix: the grams
+        assert counting.gets.get("srch", 0) == 3
+        assert len(search(r, JMAP, Contains("body", "quarterly"))) == 200
+
+
+def test_subject_postings_of_an_older_index_are_filled_in_slices(store, account):
+    """An index made before ``ftss``: SUBJECT answers come from the whole-text postings
+    until the upgrade has caught up (no wrong answer part-way), the upgrade chases mail
+    indexed meanwhile, and afterwards the subject postings move with the index."""
+    _subject_mail(store, account, 50, {3, 30})
+    fts.index_all(store, account)
+    _legacy(store, account)
+
+    def answer():
+        with store.read(account) as r:
+            return search(r, JMAP, Contains("subject", "quarterly"))
+
+    want = answer()
+    assert len(want) == 2
+    assert fts.upgrade_subjects(store, account, 20) == 20
+    _subject_mail(store, account, 10, {4})  # new mail indexed while not complete:
+    assert fts.index_pending(store, account, 100) == 10  # no subject postings yet
+    with store.read(account) as r:
+        assert fts.subject_watermark(r.kv, account) == 20 < fts.watermark(r.kv, account) == 60
+        assert not list(r.kv.range("ftss", K.fts(account, b"quarterly"), prefix_end(K.fts(account, b"quarterly"))))[1:]
+    assert len(answer()) == 3
+    slices = 1
+    while fts.upgrade_subjects(store, account, 20):
+        slices += 1
+    assert slices == 3
+    with store.read(account) as r:
+        assert fts.subject_watermark(r.kv, account) == fts.watermark(r.kv, account) == 60
+        p = K.fts(account, b"quarterly")
+        posted = [e for _k, v in r.kv.range("ftss", p, prefix_end(p)) for e in fts._unpack(v)]
+        assert posted == sorted(posted) and len(posted) == 3  # ascending, each once
+    assert len(answer()) == 3
+    _subject_mail(store, account, 5, {2})
+    fts.index_all(store, account)
+    with store.read(account) as r:
+        assert fts.subject_watermark(r.kv, account) == fts.watermark(r.kv, account) == 65
+        r.kv = counting = Counting(r.kv)
+        assert len(search(r, JMAP, Contains("subject", "quarterly"))) == 4
+        assert counting.gets.get("srch", 0) == 4
