@@ -152,3 +152,40 @@ def test_stopping_waits_for_the_slice_in_flight(store, account):
     d.callback(fn(*args))
     assert stopped.called
     assert not clock.getDelayedCalls() and not pending_slices
+
+
+def test_an_index_older_than_the_subject_postings_is_given_them_when_idle(store, account, monkeypatch):
+    """An index made before ``ftss`` (no subject watermark): once caught up, the
+    indexer fills the subject postings in, ``SUBJECT_SLICE`` Emails a slice, then stops."""
+    import dualmail.indexing as indexing
+    from dualmail.search import fts
+    from dualmail.store import keys as K
+    from dualmail.store.kv import prefix_end
+
+    monkeypatch.setattr(indexing, "SUBJECT_SLICE", 40)
+    with store.write(account) as tx:
+        for i in range(100):
+            store_prepared(tx, prepare(f"Subject: m{i}\r\nMessage-ID: <{i}@x>\r\n\r\nbody {i}\r\n".encode()), [1])
+    fts.index_all(store, account)
+
+    def older(w):  # as an index made before ftss
+        p = K.acct(account)
+        for k, _v in list(w.range("ftss", p, prefix_end(p))):
+            w.delete("ftss", k)
+        w.delete("ftsmeta", p + b"s")
+    store.kv.run_write(older)
+    calls = []
+    real = indexing.upgrade_subjects
+    monkeypatch.setattr(indexing, "upgrade_subjects", lambda *a: calls.append(real(*a)) or calls[-1])
+    clock = MemoryReactorClock()
+    idx = SearchIndexer(store, clock)
+    idx.startService()
+    try:
+        for _ in range(20):
+            clock.advance(indexing.INTERVAL)
+        with store.read(account) as r:
+            assert fts.subject_watermark(r.kv, account) == fts.watermark(r.kv, account) > 0
+        assert calls[:4] == [40, 40, 20, 0]
+        assert not clock.getDelayedCalls()
+    finally:
+        idx.stopService()
