@@ -90,7 +90,7 @@ def _summarize(raw: bytes) -> Parsed | str:
         return TOO_LARGE
     try:
         summary = summarize(raw)
-        return ({k: summary.get(k) for k in THREADING_FIELDS}, encode(summary),
+        return ({k: summary.get(k) for k in THREADING_FIELDS}, encode(summary, raw),
                 hashlib.sha256(raw).digest())
     except Exception as e:  # one message must not stop the import
         return f"could not be parsed ({type(e).__name__})"

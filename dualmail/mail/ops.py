@@ -61,7 +61,7 @@ def prepare(raw: bytes, flags: Iterable[str] = (), received: int | None = None,
     if summary is None:
         summary = summarize(raw)
         if encoded is None:
-            encoded = encode(summary)
+            encoded = encode(summary, raw)
     return Prepared(raw, summary, kws,
                     int(time.time()) if received is None else int(received), deleted, encoded, digest,
                     spellings)

@@ -31,7 +31,8 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import IO, Any
+from contextlib import contextmanager
+from typing import IO, Any, Iterator
 
 from dualmail.mime.jmap_listing import encode
 from dualmail.mime.parse import summarize
@@ -44,7 +45,7 @@ Parsed = tuple[dict[str, Any], EncodedSummary, bytes]  # threading fields, store
 _LEN = struct.Struct("<Q")
 #: A parse that would run alone runs in the calling thread when the message is at most
 #: this large: the round trip to a child costs more than the GIL it would hold.
-LOCAL_MAX = 64 << 10
+LOCAL_MAX = 64 << 10  # (and when no other ``job`` is under way)
 
 
 def parse_for_store(raw: bytes) -> Parsed:
@@ -52,7 +53,7 @@ def parse_for_store(raw: bytes) -> Parsed:
     the summary ``MailTxn.create_email`` reads when the stored forms are given), its
     stored forms and the SHA-256 of its bytes.  Pure; raises what the parser raises."""
     summary = summarize(raw)
-    return ({k: summary.get(k) for k in THREADING_FIELDS}, encode(summary), hashlib.sha256(raw).digest())
+    return ({k: summary.get(k) for k in THREADING_FIELDS}, encode(summary, raw), hashlib.sha256(raw).digest())
 
 
 class _Child:
@@ -122,6 +123,7 @@ class Parsers:
         self._started = False
         self._closed = False
         self._busy = 0  # parses under way
+        self._jobs = 0  # callers between parse and durable write (``job``)
         self.in_children = 0  # parses a child answered (the figures of tests and benchmarks)
 
     def _start_all(self) -> None:
@@ -153,7 +155,7 @@ class Parsers:
         if self.n == 0 or self._closed:
             return parse_for_store(raw)
         with self._lock:
-            alone = self._busy == 0 and len(raw) <= LOCAL_MAX
+            alone = self._busy == 0 and self._jobs <= 1 and len(raw) <= LOCAL_MAX
             self._busy += 1
         try:
             if alone:  # nothing else parsing: here, without the round trip to a child
@@ -162,6 +164,19 @@ class Parsers:
         finally:
             with self._lock:
                 self._busy -= 1
+
+    @contextmanager
+    def job(self) -> Iterator[None]:
+        """Around a caller's parse *and* the write that follows (an APPEND): while other
+        callers are in theirs, a parse goes to a child even when no other parse is under
+        way, since their writes and the reactor want the GIL it would hold."""
+        with self._lock:
+            self._jobs += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._jobs -= 1
 
     def _in_child(self, raw: bytes) -> Parsed:
         if not self._started:

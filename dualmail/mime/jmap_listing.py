@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..store import codec
+from ..store.listing import header_record_ahead
 from ..store.txn import EncodedSummary, encode_summary
 from .jmap_body import format_date
 
@@ -89,6 +90,10 @@ def record(summary: Mapping[str, Any]) -> bytes:
     return codec.dumps(values(summary))
 
 
-def encode(summary: dict[str, Any]) -> EncodedSummary:
-    """``store.txn.encode_summary`` plus the listing record (``EncodedSummary.jmap``)."""
-    return replace(encode_summary(summary), jmap=record(summary))
+def encode(summary: dict[str, Any], raw: bytes | None = None) -> EncodedSummary:
+    """``store.txn.encode_summary`` plus the listing record (``EncodedSummary.jmap``) and,
+    given the message, its stored header fields (``EncodedSummary.headers``), so the
+    write transaction cuts nothing out of the message."""
+    if raw is None:
+        return replace(encode_summary(summary), jmap=record(summary))
+    return replace(encode_summary(summary), jmap=record(summary), headers=header_record_ahead(raw))

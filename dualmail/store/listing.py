@@ -171,6 +171,13 @@ def header_record(raw: bytes) -> bytes:
     return _record(entries, blank)
 
 
+def header_record_ahead(raw: bytes) -> bytes | None:
+    """``header_record`` made before the write transaction (in a parser process); None
+    where no splitter is registered (the process never imported ``dualmail.mail``), so
+    the transaction makes it, as without."""
+    return None if _splitter is None else header_record(raw)
+
+
 def _record(entries: list[tuple[int, bytes]], blank: bytes | None) -> bytes:
     """The ``imaph`` value of ``entries`` (id, field bytes) and ``blank``: version 2, or
     version 1 when a NUL byte would read as a marker."""

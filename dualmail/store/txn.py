@@ -1278,7 +1278,10 @@ class MailTxn(ReadView):
         if enc.listing:
             self.w.put("imapw", K.email(self.a, e), listing.record(int(received), enc.listing))
             self.w.put("imapb", K.email(self.a, e), listing.bodystructure_of(enc.listing))
-        self._imaph_put(e, raw)
+        if enc.headers is None:
+            self._imaph_put(e, raw)
+        elif enc.headers:
+            self.w.put("imaph", K.email(self.a, e), enc.headers)
         if enc.terms:
             self.w.put("ftstok", K.email(self.a, e), enc.terms)  # dualmail.search.fts
         if enc.jmap:
@@ -1882,6 +1885,7 @@ class EncodedSummary:
     listing: bytes = b""  # listing.static_parts: ENVELOPE, BODYSTRUCTURE, BODY in IMAP wire form
     terms: bytes = b""  # model.terms.pack_terms: the Email's full-text index terms (table ftstok)
     jmap: bytes = b""  # mime.jmap_listing.record: JMAP convenience properties (table jmapw)
+    headers: bytes | None = None  # listing.header_record of the message (table imaph); None: not made ahead
 
 
 THREADING_FIELDS = ("message_id", "in_reply_to", "references", "base_subject", "subject")

@@ -142,6 +142,55 @@ def test_a_parse_alone_runs_in_the_caller() -> None:
         pool.close()
 
 
+def test_a_parse_while_another_append_is_under_way_goes_to_a_child() -> None:
+    """Inside ``job``: alone (this caller's job only) it parses here; while another
+    caller is between its parse and its write, in a child (the GIL is theirs)."""
+    pool = P.Parsers(2)
+    try:
+        raw = _messages()[1]
+        with pool.job():
+            assert pool.parse(raw) == P.parse_for_store(raw)
+            assert pool.in_children == 0
+            other = threading.Event()
+            done = threading.Event()
+
+            def another() -> None:
+                with pool.job():
+                    other.set()
+                    done.wait(10)
+
+            t = threading.Thread(target=another)
+            t.start()
+            assert other.wait(10)
+            assert pool.parse(raw) == P.parse_for_store(raw)
+            assert pool.in_children == 1
+            done.set()
+            t.join()
+            assert pool.parse(raw) == P.parse_for_store(raw)
+            assert pool.in_children == 1
+    finally:
+        pool.close()
+
+
+def test_the_stored_header_fields_made_ahead_are_what_the_transaction_makes() -> None:
+    """``encode(summary, raw)`` (in a parser) carries the ``imaph`` value that
+    ``create_email`` would cut out itself; without a registered splitter, None (the
+    transaction then makes it)."""
+    from dualmail.mime import summarize
+    from dualmail.mime.jmap_listing import encode
+    from dualmail.store import listing
+
+    for raw in _messages() + [b"Subject: a\x00b\r\nFrom: x@y\r\n\r\nbody\r\n", b"no header at all"]:
+        assert encode(summarize(raw), raw).headers == listing.header_record(raw)
+        assert encode(summarize(raw)).headers is None
+    saved = listing._splitter
+    listing._splitter = None
+    try:
+        assert encode(summarize(raw), raw).headers is None
+    finally:
+        listing._splitter = saved
+
+
 # -- end to end ------------------------------------------------------------------------------
 
 FETCH = "(ENVELOPE BODYSTRUCTURE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT MESSAGE-ID)])"

@@ -13,6 +13,7 @@ user may read is NO [BADURL url] (RFC 4469 §3, §5), checked after the mailbox
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 from dualmail.imap.errors import ImapBad, ImapNo
@@ -62,9 +63,10 @@ def append(s: Session, cmd: c.Append) -> Gen:
     def run() -> tuple[int, list[int]]:
         # parsed (in the parser processes, see mail.parsers), hashed and (S3 blobs) uploaded
         # here, on the worker thread, outside the write lock
-        items = [(_nul_safe(raw), flags, received) for raw, flags, received in messages]
-        prepared[:] = [stage(s.store, account, p) for p in prepare_parsed_many(s.store, items)]
-        return s.store.write_grouped(account, write)
+        with s.store.parsers.job() if s.store.parsers is not None else nullcontext():
+            items = [(_nul_safe(raw), flags, received) for raw, flags, received in messages]
+            prepared[:] = [stage(s.store, account, p) for p in prepare_parsed_many(s.store, items)]
+            return s.store.write_grouped(account, write)
 
     job = Offload(run)
     yield job

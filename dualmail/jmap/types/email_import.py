@@ -111,7 +111,7 @@ def _prepare_import(store: Store, account_id: str, if_in_state: str | None, emai
             not_created[cid] = SetError("invalidEmail", "the blob is not a message").to_json()
             del ready[cid]
         else:  # with the JMAP listing record (jmapw), as APPEND and LMTP store it
-            ready[cid] = (obj, raw, summary, encode(summary), sha)
+            ready[cid] = (obj, raw, summary, encode(summary, raw), sha)
     return _ImportPlan(account_id, a, if_in_state, ready, not_created)
 
 
