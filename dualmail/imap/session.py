@@ -122,6 +122,8 @@ _NO_EXPUNGE = (c.Fetch, c.Store, c.Search, c.Sort, c.Thread)
 # their view showed arrived is told after them.  Dovecot, too, syncs the mailbox at the
 # end of a command.  RFC 9051 §7: the server sends untagged updates when it chooses.
 _READ_ONLY = (c.Search, c.Sort, c.Thread)
+# NOOP and CHECK only poll: the check after them (``_updates``) is the one read they need.
+_NO_CHECK_BEFORE = (*_READ_ONLY, c.Noop, c.Check)
 
 
 class Session:
@@ -397,7 +399,7 @@ class Session:
         try:
             # (SELECT and EXAMINE close the selected mailbox without telling its changes,
             # RFC 9051 §6.3.2: nothing to read first)
-            if self.selected is not None and not isinstance(cmd, (c.Select, c.Examine, *_READ_ONLY)):
+            if self.selected is not None and not isinstance(cmd, (c.Select, c.Examine, *_NO_CHECK_BEFORE)):
                 self._absorb()
         except MailboxGoneError:
             yield from self._mailbox_gone()

@@ -32,9 +32,13 @@ def test_a_command_on_an_unchanged_mailbox_opens_no_read_view_of_its_own(store, 
     c.login()
     c.ok("a1 SELECT INBOX")
     views = _Views(store, monkeypatch)
+    records = []
+    real = store.mailbox_record
+    monkeypatch.setattr(store, "mailbox_record", lambda *a: records.append(a) or real(*a))
     c.ok("a2 NOOP")
     c.ok("a3 CHECK")
-    assert views.opened == 0  # two "changed?" checks each, both answered by mailbox_record
+    assert views.opened == 0  # each "changed?" check answered by mailbox_record
+    assert len(records) == 2  # NOOP and CHECK only poll: one check each, after the command
 
 
 def test_what_another_session_changed_is_still_told_at_the_next_command(store, account, monkeypatch):
