@@ -319,7 +319,7 @@ class DualmailServer:
 
         from dualmail.store.store import open_store
 
-        data = os.path.join(root, "data")
+        self.data = data = os.path.join(root, "data")
         store = open_store(data)
         store.create_account(USER, PASSWORD)
         store.close()
@@ -328,13 +328,32 @@ class DualmailServer:
         self.proc = self.srv.proc
         self.pid = self.proc.pid
 
-    def settle(self, n: int) -> None:
-        """Let the full-text index catch up with the load.  The indexer runs 50 ms after
-        each commit, so during a load over APPEND it keeps up burst by burst and its
-        "caught up" line (logged only for a catch-up of >= 1,000 messages) may never come:
-        wait for it briefly, then for the last slices."""
-        self.srv.caught_up.wait(10 if n >= 1000 else 0)
-        time.sleep(2)  # the indexer's last slices; not a timing
+    def settle(self, n: int, limit: float = 900.0) -> None:
+        """Let the full-text index catch up with the load, so its slices do not run (and
+        hold the GIL) during the timed rounds: read the store beside the server (as the
+        ``dualmail`` commands do) until the index's watermark and the subject postings'
+        have reached the last Email; then the indexer's last commit.  Not a timing."""
+        from dualmail.search import fts
+        from dualmail.store import keys as K
+        from dualmail.store.kv import prefix_end
+        from dualmail.store.store import open_store
+
+        store = open_store(self.data)
+        try:
+            a = store.require_account(USER)
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                with store.read(a) as r:
+                    last = next(iter(r.kv.range("email", K.acct(a), prefix_end(K.acct(a)), reverse=True)), None)
+                    top = K.un64(last[0], 4) if last else 0
+                    if fts.watermark(r.kv, a) >= top and fts.subject_watermark(r.kv, a) >= top:
+                        break
+                time.sleep(0.5)
+            else:
+                print(f"  dualmail: the full-text index had not caught up after {limit:.0f} s", flush=True)
+        finally:
+            store.close()
+        time.sleep(1)  # the indexer's last commit published; not a timing
 
     def rss_kb(self, field: str = "VmRSS:") -> int:
         return _tree_rss_kb(self.proc.pid, field)
