@@ -25,6 +25,10 @@ T = TypeVar("T")
 _INITIAL_MAP = 256 << 20
 _MIN_HEADROOM = 256 << 20
 _GROW_WAIT = 5.0  # seconds a full map waits for other threads' transactions to end
+# Written (one byte, no sync) after every write commit of any process: the file the
+# server watches with inotify for other processes' commits.  Watching data.mdb itself
+# woke the reactor once per page a commit wrote (tens per APPEND).
+SIGNAL_FILE = "commit.signal"
 
 
 class _Txn:
@@ -127,6 +131,14 @@ class LmdbKV:
                         self._dbs[t] = self._env.open_db(t.encode(), txn=txn)
         except lmdb.Error as e:
             raise StoreLockedError(f"cannot open store at {path}: {e}") from e
+        self._signal_fd = -1
+        if not readonly:
+            try:
+                self._signal_fd = os.open(os.path.join(path, SIGNAL_FILE),
+                                          os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as e:
+                self._env.close()
+                raise StoreLockedError(f"cannot open store at {path}: {e.strerror}") from e
 
     # -- map size management -------------------------------------------------
 
@@ -184,6 +196,8 @@ class LmdbKV:
         try:
             if commit:
                 txn.commit()
+                if self._signal_fd >= 0:
+                    os.pwrite(self._signal_fd, b"\n", 0)  # inotify: IN_MODIFY, once per commit
             else:
                 txn.abort()
         finally:
@@ -236,7 +250,7 @@ class LmdbKV:
         raise StoreLockedError("the store could not grow to hold this write")
 
     def changed_path(self) -> str | None:
-        return os.path.join(self.path, "data.mdb")
+        return os.path.join(self.path, SIGNAL_FILE)
 
     def listen(self, on_change: Callable[[], None]) -> None:
         return None  # one writer per environment: other processes are seen via changed_path()
@@ -245,4 +259,7 @@ class LmdbKV:
         return os.path.getsize(os.path.join(self.path, "data.mdb"))
 
     def close(self) -> None:
+        if self._signal_fd >= 0:
+            os.close(self._signal_fd)
+            self._signal_fd = -1
         self._env.close()
