@@ -10,11 +10,12 @@ from dualmail.store import codec, imapidx, keys as K
 from dualmail.store.kv import prefix_end
 
 
-def make_old(store: Any, account: int) -> None:
+def make_old(store: Any, account: int, header_fields: bool = False) -> None:
+    """``header_fields``: keep the stored header fields (a store between the two)."""
     p = K.acct(account)
 
     def run(w: Any) -> None:
-        for table in (*imapidx.TABLES, "imaph"):
+        for table in (*imapidx.TABLES, *(() if header_fields else ("imaph",))):
             for k, _v in list(w.range(table, p, prefix_end(p))):
                 w.delete(table, k)
         for k, v in list(w.range("mailbox", p, prefix_end(p))):

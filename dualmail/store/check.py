@@ -114,9 +114,11 @@ def _imap_index(view: ReadView, emails: dict[int, dict[str, Any]], boxes: dict[i
     for table in imapidx.TABLES:
         for m in sorted({K.un32(k, 4) for k, _v in view.kv.range(table, p, prefix_end(p))} - set(boxes)):
             out.append(f"IMAP index {table} has rows of missing mailbox {m}")
-    for k, _v in view.kv.range("imaph", p, prefix_end(p)):
+    for k, v in view.kv.range("imaph", p, prefix_end(p)):
         if K.un64(k, 4) not in emails:
             out.append(f"stored header fields of missing email {K.un64(k, 4)}")
+        elif not listing.presets_agree(v):
+            out.append(f"stored header-field answers of email {K.un64(k, 4)} disagree with its fields")
     for k, v in view.kv.range("imapb", p, prefix_end(p)):
         e = K.un64(k, 4)
         if e not in emails:

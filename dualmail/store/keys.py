@@ -98,8 +98,9 @@ TABLES = (
 # 1: the first; 2 (2026-12-07): ``imaph`` values of version 2 (``store.listing``), which a
 # dualmail of format 1 cannot read.  A store of format 1 is marked 2 when this version
 # opens it (``Store._check_format``): an older dualmail then refuses it plainly instead of
-# answering HEADER.FIELDS with NO.
-FORMAT_VERSION = 2
+# answering HEADER.FIELDS with NO.  3 (2026-12-08): ``imaph`` values of version 3 (the
+# answers to the common HEADER.FIELDS sets stored ahead), marked the same way.
+FORMAT_VERSION = 3
 
 # Change-log kinds (one byte each).
 KIND_MAILBOX = b"M"
@@ -328,7 +329,8 @@ def pushdue(due: int | None = None, a: int = 0, p: int = 0) -> bytes:
 # imaps          A M kind(1) value(u64, +2**63) U       E (u64) -- SORT orders: D sent date,
 #                                                       A arrival, Z size
 # imaph          A E                                    the header fields clients ask for in
-#                                                       HEADER.FIELDS, cut out at ingest
+#                                                       HEADER.FIELDS, cut out at ingest, with the
+#                                                       answers to the common sets
 #                                                       (``store.listing.header_record``), write-once
 # imapb          A E                                    the BODYSTRUCTURE in wire form alone (the
 #                                                       same bytes as in ``imapw``), write-once: a

@@ -134,9 +134,18 @@ def render(summary: dict[str, Any], recv: int) -> Listing:
 # over the entries (~0.2 ms less per 500 messages).  A message whose fields or blank line
 # hold a NUL byte (which would read as a marker) is stored as version 1: 0x01 |
 # len(blank) u8 (0xFF: no blank line) | blank | entries, each id u8 | len u32 | the
-# field's bytes.  Both are read; ``dualmail check --upgrade`` rewrites version 1 values
-# as version 2 where it can.  ``HEADER_FIELDS`` is append-only: stored ids name its
-# entries.
+# field's bytes.
+#
+# Version 3 (written since 2026-12-08, store format 3): 0x03 | n u8 | n lengths u32 |
+# the answers to the first n sets of ``PRESETS``, each exactly what the version 2 value
+# gives for that set | the version 2 value.  The sets mail clients send for every new
+# message are then a slice (0.4 µs) instead of a regular-expression scan of the whole
+# value (4-5 µs: 2 ms of a 500-message FETCH); any other set is found in the version 2
+# part.  A message that keeps version 1 has no answers stored.
+#
+# All versions are read; ``dualmail check --upgrade`` rewrites older values as version 3
+# where it can.  ``HEADER_FIELDS`` and ``PRESETS`` are append-only: stored ids and
+# answer positions name their entries.
 
 HEADER_FIELDS = (
     "from", "to", "cc", "bcc", "subject", "date", "message-id", "references", "in-reply-to",
@@ -147,6 +156,23 @@ HEADER_FIELDS = (
 )
 HEADER_IDS = {name: i for i, name in enumerate(HEADER_FIELDS)}
 _ENTRY = struct.Struct(">BI")
+
+
+def _ids(names: str) -> frozenset[int]:
+    return frozenset(HEADER_IDS[n] for n in names.lower().split())
+
+
+# The sets of fields whose answers version 3 stores: what clients send for each new message.
+PRESETS = (
+    # the short set many clients send for a message list (and bench/vs_dovecot.py)
+    _ids("From To Subject Date Message-ID References"),
+    # Thunderbird's new-mail FETCH with its default headers (``mailnews.customDBHeaders``
+    # adds names, which makes another set: found in the version 2 part)
+    _ids("From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups "
+         "In-Reply-To Content-Type Reply-To"),
+)
+_PRESET_AT = {ids: k for k, ids in enumerate(PRESETS)}
+_LENS = [struct.Struct(">%dI" % n) for n in range(len(PRESETS) + 1)]
 
 # raw message -> ([(lowercase name, field bytes)...], blank line bytes or None); set by
 # dualmail.mail.listing
@@ -179,12 +205,24 @@ def header_record_ahead(raw: bytes) -> bytes | None:
 
 
 def _record(entries: list[tuple[int, bytes]], blank: bytes | None) -> bytes:
-    """The ``imaph`` value of ``entries`` (id, field bytes) and ``blank``: version 2, or
+    """The ``imaph`` value of ``entries`` (id, field bytes) and ``blank``: version 3, or
     version 1 when a NUL byte would read as a marker."""
     if b"\x00" in (blank or b"") or any(b"\x00" in chunk for _i, chunk in entries):
         return record_v1(entries, blank)
+    return _with_presets(record_v2(entries, blank))
+
+
+def record_v2(entries: list[tuple[int, bytes]], blank: bytes | None) -> bytes:
+    """The version 2 ``imaph`` value (stores of format 2; the tail of version 3)."""
     return b"".join([b"\x02", *[b"\x00" + bytes([i + 1]) + chunk for i, chunk in entries],
                      b"\x00\x00", blank or b""])
+
+
+def _with_presets(v2: bytes) -> bytes:
+    """Version 3: the answers to ``PRESETS`` from version 2 value ``v2``, then ``v2``."""
+    answers = [_fields_v2(v2, 1, ids) for ids in PRESETS]
+    return b"".join([b"\x03", bytes([len(answers)]), _LENS[len(answers)].pack(*map(len, answers)),
+                     *answers, v2])
 
 
 def record_v1(entries: list[tuple[int, bytes]], blank: bytes | None) -> bytes:
@@ -206,16 +244,45 @@ def _entries_v1(value: bytes) -> tuple[list[tuple[int, bytes]], bytes | None]:
 
 
 def upgraded(value: bytes) -> bytes | None:
-    """A version 1 ``imaph`` value as version 2, or None: already version 2, unreadable,
-    or it holds a NUL byte (``dualmail check --upgrade``)."""
-    if not value or value[0] != 1:
+    """An older ``imaph`` value as version 3, or None: already version 3 with every
+    preset, unreadable, or it holds a NUL byte (``dualmail check --upgrade``)."""
+    if not value:
         return None
+    if value[0] == 1:
+        try:
+            entries, blank = _entries_v1(value)
+        except struct.error:
+            return None
+        new = _record(entries, blank)
+        return new if new[0] == 3 else None
+    if value[0] == 2:
+        return _with_presets(value) if value.rfind(b"\x00\x00") > 0 else None
+    if value[0] == 3 and value[1] < len(PRESETS):  # written before a preset was added
+        tail = _tail(value)
+        return _with_presets(value[tail:]) if tail is not None else None
+    return None
+
+
+def presets_agree(value: bytes) -> bool:
+    """Whether the answers a version 3 ``imaph`` value stores are what its version 2 part
+    gives (``dualmail check``); True for the other versions, which store none."""
+    if not value or value[0] != 3:
+        return True
+    tail = _tail(value)
+    if tail is None:
+        return False
+    n = value[1]
+    return all(header_fields(value, ids) == _fields_v2(value, tail + 1, ids) for ids in PRESETS[:n])
+
+
+def _tail(value: bytes) -> int | None:
+    """Where the version 2 value inside version 3 ``value`` starts (None: unreadable)."""
+    n = value[1] if len(value) > 1 else 0
     try:
-        entries, blank = _entries_v1(value)
-    except struct.error:
+        at = 2 + _LENS[n].size + sum(_LENS[n].unpack_from(value, 2))
+    except (IndexError, struct.error):
         return None
-    new = _record(entries, blank)
-    return new if new[0] == 2 else None
+    return at if at < len(value) and value[at] == 2 else None
 
 
 def header_ids(names: Any) -> frozenset[int] | None:
@@ -244,15 +311,29 @@ def _finder(ids: frozenset[int]) -> Callable[..., list[bytes]]:
     return f
 
 
+def _fields_v2(value: bytes, start: int, ids: frozenset[int]) -> bytes | None:
+    """HEADER.FIELDS of ``ids`` from the version 2 entries at ``start`` of ``value``."""
+    end = value.rfind(b"\x00\x00")
+    if end < start - 1:
+        return None
+    return b"".join(_finder(ids)(value, start, end)) + value[end + 2:]
+
+
 def header_fields(value: bytes, ids: frozenset[int]) -> bytes | None:
     """``HEADER.FIELDS`` of the fields ``ids`` from an ``imaph`` value (None: unreadable)."""
     if not value:
         return None
+    if value[0] == 3:
+        k = _PRESET_AT.get(ids)
+        n = value[1]
+        if k is not None and k < n:
+            lens = _LENS[n].unpack_from(value, 2)
+            at = 2 + 4 * n + sum(lens[:k])
+            return value[at:at + lens[k]]
+        tail = _tail(value)
+        return None if tail is None else _fields_v2(value, tail + 1, ids)
     if value[0] == 2:
-        end = value.rfind(b"\x00\x00")
-        if end < 0:
-            return None
-        return b"".join(_finder(ids)(value, 1, end)) + value[end + 2:]
+        return _fields_v2(value, 1, ids)
     if value[0] != 1:
         return None
     n = value[1]

@@ -144,23 +144,88 @@ def test_stored_header_fields_equal_section_bytes(fields: list[tuple[str, str, s
     raw = "".join(f"{n}: {v}{e}" for n, v, e in fields).encode() + tail.encode()
     structure = summarize(raw)["structure"]
     value = listing.header_record(raw)
-    # version 1, as older stores hold it, and its rewrite by ``check --upgrade``
-    old = listing.record_v1(*listing._entries_v1(listing.record_v1(*_v2_entries(value))))
-    assert value[0] == 2 and old[0] == 1 and listing.upgraded(old) == value
-    for names in (["From", "To", "Subject", "Date", "Message-ID", "References"], ["subject"], ["to", "TO"],
-                  ["X-B"]):
+    # versions 1 and 2, as older stores hold them, and their rewrites by ``check --upgrade``
+    entries = _v2_entries(value)
+    v1, v2 = listing.record_v1(*entries), listing.record_v2(*entries)
+    assert (value[0], v1[0], v2[0]) == (3, 1, 2)
+    assert value.endswith(v2) and listing.upgraded(v1) == listing.upgraded(v2) == value
+    assert listing.upgraded(value) is None
+    # version 3 as a later dualmail with one more preset would read it: the same answers
+    fewer = b"\x03\x01" + value[2:6] + value[10:10 + int.from_bytes(value[2:6], "big")] + v2
+    assert listing.upgraded(fewer) == value
+    for names in (["From", "To", "Subject", "Date", "Message-ID", "References"],
+                  ["references", "message-id", "date", "subject", "to", "from", "FROM"],  # the preset, reordered
+                  TB[len("BODY.PEEK[HEADER.FIELDS ("):-2].split(),  # Thunderbird's: the other preset
+                  ["From", "To", "Subject", "Date", "Message-ID"],  # one short of a preset
+                  ["subject"], ["to", "TO"], ["X-B"]):
         want = imap_body.section_bytes(raw, structure, ["HEADER.FIELDS", names])
         ids = listing.header_ids(names) or frozenset()
-        assert listing.header_fields(value, ids) == want
-        assert listing.header_fields(old, ids) == want
+        for stored in (value, v1, v2, fewer):
+            assert listing.header_fields(stored, ids) == want
 
 
 def _v2_entries(value: bytes) -> tuple[list[tuple[int, bytes]], bytes | None]:
-    """(id, bytes) entries and blank line of a version 2 ``imaph`` value, parsed by hand."""
-    end = value.rfind(b"\x00\x00")
-    parts = value[1:end].split(b"\x00")[1:]
-    blank = value[end + 2:]
+    """(id, bytes) entries and blank line of a version 3 ``imaph`` value, parsed by hand:
+    its version 2 tail is what follows the preset answers."""
+    n = value[1]
+    lens = [int.from_bytes(value[2 + 4 * i:6 + 4 * i], "big") for i in range(n)]
+    v2 = value[2 + 4 * n + sum(lens):]
+    assert v2[0] == 2
+    end = v2.rfind(b"\x00\x00")
+    parts = v2[1:end].split(b"\x00")[1:]
+    blank = v2[end + 2:]
     return [(p[0] - 1, p[1:]) for p in parts], (blank or None)
+
+
+def test_older_and_unreadable_header_rows_answer_as_the_message(store: Any, account: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows as a store of format 2 holds them (version 2, no stored answers) give the same
+    bytes as version 3 rows; ``check --upgrade`` rewrites them as version 3; a row of a
+    layout this version does not read is answered from the message, not with NO; ``check``
+    names a row whose stored answers disagree with its fields (RFC 9051 §6.4.5)."""
+    from dualmail.store import keys as K, listing
+    from dualmail.store.txn import prefix_end
+
+    _fill(store, account)
+    with store.read(account) as v:
+        es = [e for _u, e in v.uid_items(v.mailbox_by_path(["INBOX"]))]
+    cmds = [f"UID FETCH 1:* ({HF})", f"UID FETCH 1:* (UID RFC822.SIZE FLAGS {TB})",
+            "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject From)])"]
+
+    def answers() -> list[str]:
+        c = Client(store)
+        c.login()
+        c.ok("s SELECT INBOX")
+        return [c.ok(f"h{i} {x}") for i, x in enumerate(cmds)]
+
+    def rows() -> dict[bytes, bytes]:
+        p = K.acct(account)
+        with store.kv.read() as r:
+            return dict(r.range("imaph", p, prefix_end(p)))
+
+    answers()  # the first session takes \\Recent (RFC 3501 §2.3.2): the others see none
+    new = answers()
+    v3 = rows()
+    assert {v[0] for v in v3.values()} == {3}
+    with store.kv.write() as w:  # as format 2 wrote them
+        for k, v in v3.items():
+            w.put("imaph", k, listing.record_v2(*_v2_entries(v)))
+    assert answers() == new
+    assert upgrade(store, account) == [f"{len(v3)} emails: header fields stored"]
+    assert rows() == v3 and upgrade(store, account) == []
+    with store.kv.write() as w:  # two rows of a layout from a later dualmail
+        for e in es[2:4]:
+            w.put("imaph", K.email(account, e), b"\x09future")
+    assert answers() == new
+    make_old(store, account, header_fields=True)  # the same without the IMAP indexes
+    assert answers() == new
+    k = K.email(account, es[5])
+    bad = v3[k].replace(b"Subject:", b"Subjekt:", 1)  # in the stored answer, not the fields
+    assert bad != v3[k] and listing.header_fields(bad, listing.PRESETS[0]) != listing.header_fields(v3[k], listing.PRESETS[0])
+    with store.kv.write() as w:
+        w.put("imaph", k, bad)
+    with store.read(account) as v:
+        assert verify(v) == [f"stored header-field answers of email {es[5]} disagree with its fields"]
 
 
 def test_header_fields_with_a_nul_byte_are_stored_as_version_1() -> None:

@@ -295,8 +295,8 @@ def test_newer_format_is_refused(tmp_path, engine, request):
 
 
 def test_older_format_is_read_and_marked_current(tmp_path, engine, request):
-    """A store of format 1 (before version 2 ``imaph`` values) opens and is marked 2, so a
-    dualmail of format 1 refuses it afterwards rather than misread it."""
+    """A store of format 1 (before version 2 ``imaph`` values) opens and is marked current
+    (3: version 3 values), so an older dualmail refuses it afterwards rather than misread it."""
     from dualmail.store import keys as K
     from dualmail.store.store import open_store
     from tests.conftest import store_target
@@ -310,7 +310,7 @@ def test_older_format_is_read_and_marked_current(tmp_path, engine, request):
     s = open_store(path)
     try:
         with s.kv.read() as r:
-            assert r.get("meta", b"format") == str(K.FORMAT_VERSION).encode() == b"2"
+            assert r.get("meta", b"format") == str(K.FORMAT_VERSION).encode() == b"3"
         with s.read(a) as v:
             assert v.mailbox_by_path(["INBOX"]) is not None
     finally:

@@ -641,7 +641,21 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
                     missing = True
                     continue
                 hv = next(hvs)
-                if hv is None:
+                items: list[bytes] | None = [] if hv is not None else None
+                for (att, want), name in zip(wants, names):
+                    if items is None:
+                        break
+                    if want is None:
+                        items.append(b"UID %d" % uid)
+                        continue
+                    data = header_fields(hv, want)
+                    if data is None:  # a layout this version does not read: as without
+                        items = None
+                        break
+                    if att.partial is not None:
+                        data = _partial(data, att.partial)
+                    items.append(name + b" " + body_value(data))
+                if items is None:  # stored before ``imaph``, or unreadable: from the message
                     rec = view.email(e)
                     if rec is None:
                         missing = True
@@ -649,17 +663,6 @@ def _headers(s: Session, sel: SelectedMailbox, msgs: list[tuple[int, int]], atts
                     rendered = _render(s, sel, view, e, rec, uid, atts)
                     out.extend(s.encode(x) for x in sel.fetch(seq, rendered, uid, True))
                     continue
-                items: list[bytes] = []
-                for (att, want), name in zip(wants, names):
-                    if want is None:
-                        items.append(b"UID %d" % uid)
-                        continue
-                    data = header_fields(hv, want)
-                    if data is None:
-                        raise ImapNo("Stored header fields are unreadable")
-                    if att.partial is not None:
-                        data = _partial(data, att.partial)
-                    items.append(name + b" " + body_value(data))
                 if uidonly:  # RFC 9586 §3.3
                     out.append(b"* %d UIDFETCH (" % uid + b" ".join(items) + b")\r\n")
                 else:
