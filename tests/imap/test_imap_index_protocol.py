@@ -65,6 +65,14 @@ def _answers(store: Any) -> list[str]:
     return out
 
 
+def _inbox_answers(store: Any, cmds: list[str]) -> list[str]:
+    """The answers to ``cmds`` in a new session with INBOX selected."""
+    c = Client(store)
+    c.login()
+    c.ok("s SELECT INBOX")
+    return [c.ok(f"h{i} {x}") for i, x in enumerate(cmds)]
+
+
 def _twin(tmp_path: Any, name: str) -> tuple[Any, int]:
     from dualmail.store.store import open_store
 
@@ -118,10 +126,7 @@ def test_header_fields_from_the_stored_fields_equal_the_message(store: Any, acco
             "FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject From)]<2.9>)"]
 
     def answers() -> list[str]:
-        c = Client(store)
-        c.login()
-        c.ok("s SELECT INBOX")
-        return [c.ok(f"h{i} {x}") for i, x in enumerate(cmds)]
+        return _inbox_answers(store, cmds)
 
     fast = answers()
     monkeypatch.setattr(fetch_op, "_stored_headers", lambda atts: None)  # through the message
@@ -193,10 +198,7 @@ def test_older_and_unreadable_header_rows_answer_as_the_message(store: Any, acco
             "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (Subject From)])"]
 
     def answers() -> list[str]:
-        c = Client(store)
-        c.login()
-        c.ok("s SELECT INBOX")
-        return [c.ok(f"h{i} {x}") for i, x in enumerate(cmds)]
+        return _inbox_answers(store, cmds)
 
     def rows() -> dict[bytes, bytes]:
         p = K.acct(account)
