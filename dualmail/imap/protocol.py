@@ -44,6 +44,24 @@ from dualmail.store.credentials import CredentialCache
 Authenticator = Callable[[str, str], "defer.Deferred[int | None]"]
 
 
+# Twisted's TCP transport hands the kernel at most SEND_LIMIT (128 KiB) per reactor turn,
+# and resumes a paused producer only once its buffer is empty: a 1 MB BODY[] or a
+# 5 MB listing FETCH took one turn per 128 KiB.  Larger sends cut those turns (the kernel
+# takes what its socket buffer holds; the rest waits for the next turn, as before).
+_SEND_LIMIT = 1024 * 1024
+
+
+def _large_sends(transport: Any) -> None:
+    """Raise the send limit of the socket under ``transport`` (and under TLS wrapping)."""
+    for _depth in range(4):
+        if hasattr(type(transport), "SEND_LIMIT"):  # (a TLS wrapper forwards getattr)
+            transport.SEND_LIMIT = _SEND_LIMIT
+            return
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return
+
+
 @implementer(interfaces.IPushProducer)
 class IMAPServerProtocol(Protocol):
     log = Logger()
@@ -100,6 +118,7 @@ class IMAPServerProtocol(Protocol):
                 set_nodelay(True)
             except OSError:
                 pass
+        _large_sends(self.transport)
         self.transport.registerProducer(self, True)
         f.connections.add(self)
         self.log.info("IMAP connection from {peer}", peer=self.peer)
