@@ -172,7 +172,9 @@ PRESETS = (
          "In-Reply-To Content-Type Reply-To"),
 )
 _PRESET_AT = {ids: k for k, ids in enumerate(PRESETS)}
-_LENS = [struct.Struct(">%dI" % n) for n in range(len(PRESETS) + 1)]
+# the answers' lengths of a version 3 value holding n of them (a later dualmail may store
+# more presets than this one knows: up to 255)
+_LENS = [struct.Struct(">%dI" % n) for n in range(256)]
 
 # raw message -> ([(lowercase name, field bytes)...], blank line bytes or None); set by
 # dualmail.mail.listing
@@ -257,7 +259,7 @@ def upgraded(value: bytes) -> bytes | None:
         return new if new[0] == 3 else None
     if value[0] == 2:
         return _with_presets(value) if value.rfind(b"\x00\x00") > 0 else None
-    if value[0] == 3 and value[1] < len(PRESETS):  # written before a preset was added
+    if value[0] == 3 and len(value) > 1 and value[1] < len(PRESETS):  # written before a preset was added
         tail = _tail(value)
         return _with_presets(value[tail:]) if tail is not None else None
     return None
@@ -271,16 +273,18 @@ def presets_agree(value: bytes) -> bool:
     tail = _tail(value)
     if tail is None:
         return False
-    n = value[1]
+    n = min(value[1], len(PRESETS))  # (presets a later dualmail added: not known here)
     return all(header_fields(value, ids) == _fields_v2(value, tail + 1, ids) for ids in PRESETS[:n])
 
 
 def _tail(value: bytes) -> int | None:
     """Where the version 2 value inside version 3 ``value`` starts (None: unreadable)."""
-    n = value[1] if len(value) > 1 else 0
+    if len(value) < 2:
+        return None
+    n = value[1]
     try:
         at = 2 + _LENS[n].size + sum(_LENS[n].unpack_from(value, 2))
-    except (IndexError, struct.error):
+    except struct.error:
         return None
     return at if at < len(value) and value[at] == 2 else None
 
@@ -325,9 +329,11 @@ def header_fields(value: bytes, ids: frozenset[int]) -> bytes | None:
         return None
     if value[0] == 3:
         k = _PRESET_AT.get(ids)
-        n = value[1]
-        if k is not None and k < n:
-            lens = _LENS[n].unpack_from(value, 2)
+        if k is not None and len(value) > 1 and k < (n := value[1]):
+            try:
+                lens = _LENS[n].unpack_from(value, 2)
+            except struct.error:  # cut short: unreadable
+                return None
             at = 2 + 4 * n + sum(lens[:k])
             return value[at:at + lens[k]]
         tail = _tail(value)

@@ -230,6 +230,32 @@ def test_older_and_unreadable_header_rows_answer_as_the_message(store: Any, acco
         assert verify(v) == [f"stored header-field answers of email {es[5]} disagree with its fields"]
 
 
+def test_version_3_rows_from_a_later_dualmail_and_cut_short() -> None:
+    """A version 3 row with more stored answers than this version knows (``PRESETS`` is
+    append-only) answers the known sets and any other from its fields; a row cut short is
+    unreadable (None: FETCH answers from the message), never an exception."""
+    from dualmail.mail import listing as ml  # noqa: F401  (registers the splitter)
+    from dualmail.mime import imap_body
+    from dualmail.mime.parse import summarize
+    from dualmail.store import listing
+
+    raw = b"From: a@x\r\nTo: b@y\r\nSubject: s\r\nX-Priority: 1\r\n\r\nbody"
+    value = listing.header_record(raw)
+    n = value[1]
+    lens = [int.from_bytes(value[2 + 4 * i:6 + 4 * i], "big") for i in range(n)]
+    answers, tail = value[2 + 4 * n:2 + 4 * n + sum(lens)], value[2 + 4 * n + sum(lens):]
+    later = b"\x03" + bytes([n + 1]) + value[2:2 + 4 * n] + (3).to_bytes(4, "big") + answers + b"new" + tail
+    for names in (["From", "To", "Subject", "Date", "Message-ID", "References"],
+                  TB[len("BODY.PEEK[HEADER.FIELDS ("):-2].split(), ["x-priority", "subject"]):
+        want = imap_body.section_bytes(raw, summarize(raw)["structure"], ["HEADER.FIELDS", names])
+        assert listing.header_fields(later, listing.header_ids(names)) == want
+    assert listing.presets_agree(later) and listing.upgraded(later) is None
+    for cut in (b"\x03", b"\x03\x02", b"\x03\x02\x00\x00", value[:7]):
+        for ids in (*listing.PRESETS, frozenset({4})):
+            assert listing.header_fields(cut, ids) is None
+        assert listing.upgraded(cut) is None and not listing.presets_agree(cut)
+
+
 def test_header_fields_with_a_nul_byte_are_stored_as_version_1() -> None:
     """A NUL in a field would read as a version 2 marker: such a message keeps version 1,
     answered the same, and ``check --upgrade`` leaves it (RFC 9051 §6.4.5 HEADER.FIELDS)."""
